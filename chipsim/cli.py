@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -15,6 +16,50 @@ err_console = Console(stderr=True)
 
 # Errors that mean "the user's input is wrong": printed as one sentence, exit code 2, no traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (WorkloadError,)
+
+
+@app.callback()
+def _root() -> None:
+    """chipsim: simulate a systolic-array AI accelerator running BERT NER."""
+    # A callback keeps `chipsim COMMAND ...` a command group even while only one command is registered.
+
+
+@app.command("workload")
+def workload_cmd(
+    name: str = typer.Argument(..., help="Model preset, e.g. bert-base or bert-ner-wnut."),
+    seq: int = typer.Option(128, "--seq", help="Sequence length in tokens."),
+    batch: int = typer.Option(1, "--batch", help="Number of sequences."),
+    csv_path: Path | None = typer.Option(None, "--csv", help="Write the full per-node table to this CSV file."),
+    show_all: bool = typer.Option(False, "--all", help="One row per node instead of one row per head-op kind."),
+) -> None:
+    """Print the operator graph of a BERT NER workload: per-op GEMM shapes, MACs, params and bytes."""
+    from rich.table import Table
+
+    from workloads.bert import preset
+    from workloads.graph import (
+        build_graph, encoder_macs, op_rows, param_count, total_bytes_read, total_bytes_written, total_macs,
+        write_csv,
+    )
+
+    cfg = preset(name)
+    g = build_graph(cfg, seq, batch)
+    table = Table(title=f"{cfg.name}: seq {seq}, batch {batch}, fp32")
+    for col in ("op", "kind", "count", "shape (m,k,n)", "MACs", "params", "bytes read", "bytes written"):
+        table.add_column(col, justify="left" if col in ("op", "kind") else "right")
+    for r in op_rows(g, group_heads=not show_all):
+        shape = "" if r.m is None else f"{r.m},{r.k},{r.n}" + (f" x{r.gemm_batch}" if r.gemm_batch != 1 else "")
+        table.add_row(r.name, r.kind.value, str(r.count), shape, f"{r.macs:,}", f"{r.weight_params:,}",
+                      f"{r.bytes_read:,}", f"{r.bytes_written:,}")
+    # Never truncate the figures: render at the table's natural width even on a narrow (or no) terminal.
+    natural_width = console.measure(table, options=console.options.update_width(10_000)).maximum
+    Console(file=console.file, width=max(console.width, natural_width)).print(table)
+    console.print(f"total MACs: {total_macs(g):,} ({total_macs(g) / 1e9:.3f} GMACs)", highlight=False)
+    console.print(f"encoder MACs: {encoder_macs(g):,} ({encoder_macs(g) / 1e9:.3f} GMACs)", highlight=False)
+    console.print(f"params: {param_count(g):,}", highlight=False)
+    console.print(f"bytes read: {total_bytes_read(g):,}; bytes written: {total_bytes_written(g):,}", highlight=False)
+    if csv_path is not None:
+        write_csv(g, csv_path)
+        console.print(f"wrote {g.number_of_nodes()} rows to {csv_path}", highlight=False)
 
 
 def main() -> None:

@@ -31,6 +31,10 @@ See `workloads/ops.py` for the GEMM-dims, batch and bytes conventions.
 
 from __future__ import annotations
 
+import csv
+from dataclasses import dataclass, replace
+from pathlib import Path
+
 import networkx as nx
 
 from workloads.bert import BertConfig
@@ -199,3 +203,68 @@ def total_bytes_written(g: nx.DiGraph) -> int:
 
 def gemm_ops(g: nx.DiGraph) -> list[OpNode]:
     return [op for op in ops(g) if op.kind in GEMM_KINDS]
+
+
+@dataclass(frozen=True, slots=True)
+class OpRow:
+    """One row of the per-op table: a single op, or the `count` per-head ops of one kind in one layer."""
+
+    name: str
+    kind: OpKind
+    count: int
+    m: int | None
+    k: int | None
+    n: int | None
+    gemm_batch: int | None
+    macs: int
+    weight_params: int
+    bytes_read: int
+    bytes_written: int
+
+
+def op_rows(g: nx.DiGraph, *, group_heads: bool = True) -> list[OpRow]:
+    """Per-op table rows in execution order; with `group_heads`, per-head ops of a layer become one row per kind
+    (named `li.h*.kind`, `count` = heads) placed where the first head's op stands."""
+    rows: list[OpRow] = []
+    index: dict[str, int] = {}
+    for op in ops(g):
+        if group_heads and op.head is not None:
+            key = f"l{op.layer}.h*.{op.name.rsplit('.', 1)[1]}"
+        else:
+            key = op.name
+        row = OpRow(op.name if key == op.name else key, op.kind, 1, op.m, op.k, op.n, op.gemm_batch, op.macs,
+                    op.weight_params, op.bytes_read, op.bytes_written)
+        if key in index:
+            old = rows[index[key]]
+            rows[index[key]] = replace(
+                old, count=old.count + 1, macs=old.macs + row.macs, weight_params=old.weight_params + row.weight_params,
+                bytes_read=old.bytes_read + row.bytes_read, bytes_written=old.bytes_written + row.bytes_written,
+            )
+        else:
+            index[key] = len(rows)
+            rows.append(row)
+    return rows
+
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "name", "kind", "layer", "head", "input_shapes", "output_shape", "dtype", "m", "k", "n", "gemm_batch",
+    "macs", "weight_params", "bytes_read", "bytes_written",
+)
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def write_csv(g: nx.DiGraph, path: Path) -> None:
+    """Write one row per node (all heads, execution order) with the columns of `CSV_COLUMNS`."""
+    with path.open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(CSV_COLUMNS)
+        for op in ops(g):
+            out.writerow((
+                op.name, op.kind.value, op.layer, "" if op.head is None else op.head,
+                " ".join(_shape_text(s) for s in op.input_shapes), _shape_text(op.output_shape), op.dtype.value,
+                *("" if d is None else d for d in (op.m, op.k, op.n, op.gemm_batch)),
+                op.macs, op.weight_params, op.bytes_read, op.bytes_written,
+            ))
