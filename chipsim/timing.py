@@ -1,0 +1,239 @@
+"""Closed-form cycle counts for one instruction on one unit: tensor core, DMA, NoC, vector, SRAM ports.
+
+Every function here is pure (integers in, integers out) and cached, so the executor can call it once per
+distinct instruction shape. The derivations are written out in the `## Timing` section of `isa/SPEC.md`.
+
+Conventions (the same in every function):
+- a cycle count is the number of clock cycles from the cycle in which the unit starts the instruction to the
+  cycle in which its last result is written, both included (so a one-cycle operation costs 1);
+- the systolic array is `rows x cols` PEs; its fill and drain traverse the whole physical array (operands
+  enter at the left/top edge and results leave at the bottom edge), as in SCALE-Sim;
+- shared resources (the DRAM channel, NoC links) are not modelled here; the executor adds their contention.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+from functools import cache
+
+
+class MatmulDataflow(enum.Enum):
+    """Which operand stays in the PEs (mirrors `chipsim.config.Dataflow`; timing keeps its own copy so it stays
+    a leaf module that the config, the mapper's cost model and the tests can all import)."""
+
+    WS = "ws"  # weights (B, k x n) stationary; A streams
+    OS = "os"  # outputs (C, m x n) stationary; A and B stream
+    IS = "is"  # inputs (A, transposed: k x m) stationary; B streams
+
+
+class ScaleSimConvention(enum.Enum):
+    """Which published SCALE-Sim count `scalesim_matmul_cycles` reproduces (see `## Timing` in isa/SPEC.md)."""
+
+    PAPER = "paper"  # Samajdar et al., ISPASS 2020, Table 1: every dataflow 2R + C + T - 2 per fold
+    CODE = "code"  # scalesim/compute/systolic_compute_*.py: os folds lack the final R-cycle drain
+
+
+@dataclass(frozen=True, slots=True)
+class MatmulTiming:
+    """One MATMUL on one tensor core, split into its terms; `total_cycles` is their sum."""
+
+    folds: int  # array-sized pieces the MATMUL is cut into
+    weight_load_cycles: int  # exposed stationary-operand loads (ws/is), summed over folds
+    stream_cycles: int  # cycles in which operand rows enter the array, summed over folds
+    skew_cycles: int  # wavefront fill + drain (rows + cols - 2 per fold), summed over folds
+    output_drain_cycles: int  # os only: shifting the stationary rows x cols outputs out (rows per fold)
+
+    @property
+    def total_cycles(self) -> int:
+        return self.weight_load_cycles + self.stream_cycles + self.skew_cycles + self.output_drain_cycles
+
+
+@dataclass(frozen=True, slots=True)
+class MatmulTraffic:
+    """Bytes one MATMUL moves through the SRAM ports (what the dataflow re-reads, not just operand sizes)."""
+
+    spad_read_bytes: int  # A and B operands, re-read once per fold that needs them
+    acc_read_bytes: int  # partial sums read back to accumulate (k folds, or accumulate=1)
+    acc_write_bytes: int  # partial or final sums written
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@cache
+def matmul_timing(
+    dataflow: MatmulDataflow,
+    array_rows: int,
+    array_cols: int,
+    m: int,
+    k: int,
+    n: int,
+    *,
+    weight_double_buffer: bool,
+    preloaded: bool = False,
+) -> MatmulTiming:
+    """Cycles of C[m,n] (+)= A[m,k] @ B[k,n] on an `array_rows x array_cols` systolic array, with folds.
+
+    ws: B is cut into ceil(k/R) * ceil(n/C) folds; each loads R rows of weights (R cycles), streams the m rows
+        of A (m cycles) and pays the wavefront skew R + C - 2. With `weight_double_buffer` the next fold's
+        load overlaps the current fold's stream (m + R + C - 2 >= R always), so only the first load shows.
+        `preloaded` (an earlier LDW put the single fold in the array) removes that first load as well.
+    is: the mirror of ws with A^T stationary: ceil(k/R) * ceil(m/C) folds, each streams the n columns of B.
+    os: C is cut into ceil(m/R) * ceil(n/C) folds; each streams k operand pairs with skew R + C - 2, then
+        shifts the R x C stationary outputs out of the array (R cycles).
+    """
+    r, c = array_rows, array_cols
+    if min(r, c, m, k, n) < 1:
+        raise ValueError(f"matmul dimensions must be >= 1, got array {r}x{c} and m={m}, k={k}, n={n}")
+    skew = r + c - 2
+    if dataflow is MatmulDataflow.OS:
+        folds = ceil_div(m, r) * ceil_div(n, c)
+        return MatmulTiming(folds, 0, folds * k, folds * skew, folds * r)
+    if dataflow is MatmulDataflow.WS:
+        folds, stream = ceil_div(k, r) * ceil_div(n, c), m
+    else:
+        folds, stream = ceil_div(k, r) * ceil_div(m, c), n
+    exposed_loads = 1 if weight_double_buffer else folds
+    if preloaded:
+        exposed_loads -= 1
+    return MatmulTiming(folds, exposed_loads * r, folds * stream, folds * skew, 0)
+
+
+@cache
+def matmul_traffic(
+    dataflow: MatmulDataflow,
+    array_rows: int,
+    array_cols: int,
+    m: int,
+    k: int,
+    n: int,
+    *,
+    in_itemsize: int,
+    acc_itemsize: int,
+    accumulate: bool,
+    preloaded: bool = False,
+) -> MatmulTraffic:
+    """SRAM bytes of one MATMUL under its dataflow (the stationary operand is read once, the streamed one once
+    per fold of the other dimension; outputs are written once per k fold and read back between k folds)."""
+    r, c = array_rows, array_cols
+    a_bytes, b_bytes, c_elems = m * k * in_itemsize, 0 if preloaded else k * n * in_itemsize, m * n
+    if dataflow is MatmulDataflow.OS:
+        spad = a_bytes * ceil_div(n, c) + b_bytes * ceil_div(m, r)
+        k_folds = 1
+    elif dataflow is MatmulDataflow.WS:
+        spad = a_bytes * ceil_div(n, c) + b_bytes
+        k_folds = ceil_div(k, r)
+    else:
+        spad = a_bytes + b_bytes * ceil_div(m, c)
+        k_folds = ceil_div(k, r)
+    reads = c_elems * (k_folds - 1 + int(accumulate)) * acc_itemsize
+    return MatmulTraffic(spad, reads, c_elems * k_folds * acc_itemsize)
+
+
+@cache
+def scalesim_matmul_cycles(
+    dataflow: MatmulDataflow, array_rows: int, array_cols: int, m: int, k: int, n: int, convention: ScaleSimConvention
+) -> int:
+    """SCALE-Sim's compute cycles for the same GEMM (no double buffering, every fold pays its full count).
+
+    SCALE-Sim names the streamed dimension T: ws T = m (ofmap pixels), os T = k (window), is T = n (filters).
+    Paper: 2R + C + T - 2 per fold for every dataflow. Code: ws and is the same; os R + C + T - 2 per fold.
+    Equal to `matmul_timing(..., weight_double_buffer=False).total_cycles` under PAPER.
+    """
+    r, c = array_rows, array_cols
+    if dataflow is MatmulDataflow.OS:
+        folds, t = ceil_div(m, r) * ceil_div(n, c), k
+        drain = r if convention is ScaleSimConvention.PAPER else 0
+        return folds * (drain + r + c + t - 2)
+    if dataflow is MatmulDataflow.WS:
+        folds, t = ceil_div(k, r) * ceil_div(n, c), m
+    else:
+        folds, t = ceil_div(k, r) * ceil_div(m, c), n
+    return folds * (2 * r + c + t - 2)
+
+
+def weight_load_cycles(array_rows: int) -> int:
+    """LDW: weights shift in from the top edge one array row per cycle, so R cycles whatever k is."""
+    return array_rows
+
+
+def sram_port_cycles(num_bytes: int, bytes_per_cycle: int) -> int:
+    """Lower bound on the time to move `num_bytes` through one SRAM's port(s) (`bytes_per_cycle` is the
+    config's aggregate over its banks; bank conflicts are not modelled)."""
+    return ceil_div(num_bytes, bytes_per_cycle) if num_bytes else 0
+
+
+def vector_cycles(elements: int, lanes: int, cycles_per_op: int) -> int:
+    """A vector op over `elements` values: ceil(elements / lanes) lane-groups, each `cycles_per_op` cycles
+    (the config's per-op figure is the issue interval; pipeline fill is taken as part of it)."""
+    return ceil_div(elements, lanes) * cycles_per_op
+
+
+def dram_bytes_per_cycle(bandwidth_gb_per_s: float, clock_mhz: float) -> float:
+    """DRAM bandwidth expressed in bytes per core-clock cycle (1 GB/s = 1e9 B/s; 1 MHz = 1e6 cycles/s)."""
+    return bandwidth_gb_per_s * 1e3 / clock_mhz
+
+
+def ns_to_cycles(latency_ns: float, clock_mhz: float) -> int:
+    """A latency in ns rounded up to whole cycles of the core clock."""
+    return math.ceil(latency_ns * clock_mhz / 1e3 - 1e-9)
+
+
+@cache
+def dma_transfer_cycles(num_bytes: int, dma_bytes_per_cycle: int, dram_bytes_per_cycle_: float) -> int:
+    """Uncontended transfer time of one DMA (latency excluded): bytes / min(DMA rate, DRAM rate).
+
+    Strided DRAM rows cost nothing beyond their bytes (no burst or row-buffer model): the DRAM side of a 2D
+    transfer is a sequence of row-sized bursts that the controller pipelines back to back.
+    """
+    rate = min(float(dma_bytes_per_cycle), dram_bytes_per_cycle_)
+    return math.ceil(num_bytes / rate - 1e-9) if num_bytes else 0
+
+
+def dram_channel_cycles(num_bytes: int, dram_bytes_per_cycle_: float) -> float:
+    """How long a transfer occupies the (single, chip-wide) DRAM channel; fractional so that many small
+    transfers from several cores share the channel without rounding each one up."""
+    return num_bytes / dram_bytes_per_cycle_
+
+
+def core_xy(core: int, mesh_cols: int) -> tuple[int, int]:
+    """(x, y) of a core numbered row-major over the mesh (core = y * mesh_cols + x)."""
+    return core % mesh_cols, core // mesh_cols
+
+
+@cache
+def xy_route(src_core: int, dst_core: int, mesh_cols: int) -> tuple[tuple[int, int], ...]:
+    """The directed links (from_core, to_core) a packet takes under XY routing: first along x, then y."""
+    x, y = core_xy(src_core, mesh_cols)
+    dx, dy = core_xy(dst_core, mesh_cols)
+    links: list[tuple[int, int]] = []
+    while x != dx:
+        nx = x + (1 if dx > x else -1)
+        links.append((y * mesh_cols + x, y * mesh_cols + nx))
+        x = nx
+    while y != dy:
+        ny = y + (1 if dy > y else -1)
+        links.append((y * mesh_cols + x, ny * mesh_cols + x))
+        y = ny
+    return tuple(links)
+
+
+def noc_hops(src_core: int, dst_core: int, mesh_cols: int) -> int:
+    """Manhattan distance on the mesh (XY routing is minimal)."""
+    x, y = core_xy(src_core, mesh_cols)
+    dx, dy = core_xy(dst_core, mesh_cols)
+    return abs(x - dx) + abs(y - dy)
+
+
+def noc_serialization_cycles(num_bytes: int, link_bytes_per_cycle: int) -> int:
+    """Cycles a transfer occupies each link it crosses (wormhole: the body follows the head flit)."""
+    return ceil_div(num_bytes, link_bytes_per_cycle) if num_bytes else 0
+
+
+@cache
+def noc_transfer_cycles(num_bytes: int, hops: int, hop_cycles: int, link_bytes_per_cycle: int) -> int:
+    """Uncontended NoC transfer: the head needs hops * hop_cycles, the body ceil(bytes / link rate) more."""
+    return hops * hop_cycles + noc_serialization_cycles(num_bytes, link_bytes_per_cycle)
