@@ -1,0 +1,550 @@
+"""The chip description: `ChipConfig`, parsed from YAML by pydantic into frozen models.
+
+An architect writes a chip as YAML (a file by itself, or the `chip:` section of a run file). `load_chip` and
+`chip_from_dict` validate it and raise one `ConfigError` that lists every problem, each as
+`dotted.path: what is wrong; what would be valid` (unknown keys get a did-you-mean suggestion).
+`apply_overrides` sets dotted paths (`core.tensor_core.rows=64`) on the raw mapping before validation, for
+`--set` and sweeps. Field names are a contract (users write them in files and override paths): keep them stable.
+
+Units are in the names. 1 KiB = 1024 B; 1 GB/s = 1e9 B/s; clock in MHz.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import enum
+import math
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Union
+
+import annotated_types
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from chipsim import technology
+
+CHIPS_DIR = Path(__file__).with_name("chips")
+
+
+class ConfigError(ValueError):
+    """A chip description is invalid. `problems` holds one line per problem; the message lists them all."""
+
+    def __init__(self, problems: Sequence[str], source: str | None = None) -> None:
+        self.problems: tuple[str, ...] = tuple(problems)
+        self.source = source
+        where = f" {source}" if source else ""
+        if len(self.problems) == 1:
+            message = f"invalid chip config{where}: {self.problems[0]}"
+        else:
+            lines = "\n".join(f"  {p}" for p in self.problems)
+            message = f"invalid chip config{where} ({len(self.problems)} problems):\n{lines}"
+        super().__init__(message)
+
+
+class Dataflow(enum.Enum):
+    WS = "ws"  # weight stationary
+    OS = "os"  # output stationary
+    IS = "is"  # input stationary
+
+
+class Precision(enum.Enum):
+    INT8 = "int8"  # int8 x int8 -> int32 accumulate
+    BF16 = "bf16"  # bf16 x bf16 -> fp32 accumulate
+
+
+class DramType(enum.Enum):
+    HBM2E = "hbm2e"
+    LPDDR5 = "lpddr5"
+    DDR4 = "ddr4"
+    DDR3 = "ddr3"
+
+
+class VectorOp(enum.Enum):
+    """Vector-unit operation kinds: the keys of `core.vector.cycles_per_op` and of the energy model."""
+
+    ADD = "add"
+    MUL = "mul"
+    MAX = "max"
+    EXP = "exp"
+    GELU = "gelu"
+    RSQRT = "rsqrt"
+    RECIP = "recip"
+    REDUCE = "reduce"
+    QUANT = "quant"
+    CONVERT = "convert"
+
+
+# Strict numbers: YAML gives real ints/floats/bools, and a quoted "64" or `true` where a count belongs is a
+# mistake worth reporting rather than coercing. Floats accept ints; inf/nan are rejected by the model config.
+SizeKiB = Annotated[int, Strict(), Field(ge=1, le=16 * 1024)]  # ISA: SPAD/ACC hold up to 16 MiB (24-bit addresses)
+BytesPerCycle = Annotated[int, Strict(), Field(ge=1, le=1 << 16)]
+Bool = Annotated[bool, Strict()]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, validate_default=False)
+
+
+class MeshConfig(_Model):
+    """The 2D mesh of cores; cores are numbered row-major (core = y * cols + x)."""
+
+    rows: Annotated[int, Strict(), Field(ge=1, le=64)]
+    cols: Annotated[int, Strict(), Field(ge=1, le=64)]
+
+
+class TensorCoreConfig(_Model):
+    """The systolic array: rows x cols PEs."""
+
+    rows: Annotated[int, Strict(), Field(ge=1, le=1024)]
+    cols: Annotated[int, Strict(), Field(ge=1, le=1024)]
+    dataflow: Dataflow = Dataflow.WS
+    precision: Precision = Precision.INT8
+    weight_double_buffer: Bool = True  # a shadow weight register per PE: LDW overlaps the running MATMUL
+
+
+class SramConfig(_Model):
+    """A per-core SRAM (scratchpad or accumulator). `bytes_per_cycle` is the aggregate over all banks."""
+
+    size_kib: SizeKiB
+    banks: Annotated[int, Strict(), Field(ge=1, le=1024)]
+    bytes_per_cycle: BytesPerCycle
+
+    @property
+    def size_bytes(self) -> int:
+        return self.size_kib * 1024
+
+    @property
+    def bank_kib(self) -> float:
+        return self.size_kib / self.banks
+
+    @model_validator(mode="after")
+    def _banks_divide_size(self) -> SramConfig:
+        if self.size_bytes % self.banks:
+            raise _rule(
+                "banks",
+                f"{self.banks} banks do not split {self.size_kib} KiB into equal banks",
+                f"must divide {self.size_bytes} bytes (e.g. a power of two)",
+            )
+        return self
+
+
+class VectorCyclesPerOpConfig(_Model):
+    """Issue interval of each vector op kind, in cycles per lane-group of elements. Defaults: one cycle for
+    simple fp32 ops; several for the iterative/polynomial ones (our choice, typical of pipelined SFUs)."""
+
+    add: Annotated[int, Strict(), Field(ge=1, le=1024)] = 1
+    mul: Annotated[int, Strict(), Field(ge=1, le=1024)] = 1
+    max: Annotated[int, Strict(), Field(ge=1, le=1024)] = 1
+    exp: Annotated[int, Strict(), Field(ge=1, le=1024)] = 4
+    gelu: Annotated[int, Strict(), Field(ge=1, le=1024)] = 8
+    rsqrt: Annotated[int, Strict(), Field(ge=1, le=1024)] = 4
+    recip: Annotated[int, Strict(), Field(ge=1, le=1024)] = 4
+    reduce: Annotated[int, Strict(), Field(ge=1, le=1024)] = 1
+    quant: Annotated[int, Strict(), Field(ge=1, le=1024)] = 1
+    convert: Annotated[int, Strict(), Field(ge=1, le=1024)] = 1
+
+    def cycles(self, op: VectorOp) -> int:
+        value: int = getattr(self, op.value)
+        return value
+
+
+class VectorConfig(_Model):
+    lanes: Annotated[int, Strict(), Field(ge=1, le=4096)]
+    cycles_per_op: VectorCyclesPerOpConfig = VectorCyclesPerOpConfig()
+
+
+class DmaConfig(_Model):
+    engines: Annotated[int, Strict(), Field(ge=1, le=64)]
+    bytes_per_cycle: BytesPerCycle
+
+
+class CoreConfig(_Model):
+    tensor_core: TensorCoreConfig
+    scratchpad: SramConfig
+    accumulator: SramConfig
+    vector: VectorConfig
+    dma: DmaConfig
+
+
+class GlobalBufferConfig(_Model):
+    """Optional shared SRAM between DRAM and the cores."""
+
+    size_kib: Annotated[int, Strict(), Field(ge=1, le=1 << 20)]
+    bytes_per_cycle: BytesPerCycle
+
+    @property
+    def size_bytes(self) -> int:
+        return self.size_kib * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class DramPreset:
+    """Defaults that `dram.type` fills in; explicit fields override them."""
+
+    bandwidth_gb_per_s: float
+    latency_ns: float
+    energy_pj_per_bit: float
+
+
+# Latency: DRAM core timing (tRCD + CL ~ 28-30 ns in the JEDEC speed bins) plus controller, PHY and queueing
+# gives the ~80-120 ns load-to-use latency typically measured; the figures below are representative, not
+# datasheet values. One "unit" of each type is what `area.py` counts as one PHY.
+DRAM_PRESETS: Mapping[DramType, DramPreset] = types.MappingProxyType(
+    {
+        # One HBM2E stack: 1024 pins x 3.6 Gb/s = 460.8 GB/s (JEDEC JESD235C; SK hynix HBM2E datasheet).
+        # 3.9 pJ/bit: HBM2 access energy (O'Connor et al., "Fine-Grained DRAM", MICRO 2017).
+        DramType.HBM2E: DramPreset(bandwidth_gb_per_s=460.8, latency_ns=100.0, energy_pj_per_bit=3.9),
+        # LPDDR5-6400, x64 (four x16 channels): 51.2 GB/s (JEDEC JESD209-5). 4.5 pJ/bit: middle of the
+        # ~4-5 pJ/bit device + I/O energy reported for LPDDR4X/LPDDR5 (vendor briefs; O'Connor et al. MICRO 2017
+        # compare LPDDR-class interfaces in the same range).
+        DramType.LPDDR5: DramPreset(bandwidth_gb_per_s=51.2, latency_ns=120.0, energy_pj_per_bit=4.5),
+        # DDR4-3200, one x64 channel: 25.6 GB/s (JEDEC JESD79-4). 15 pJ/bit: low end of the ~15-20 pJ/bit a
+        # loaded x64 channel gives in Micron's DDR4 system-power calculator (TN-40-07).
+        DramType.DDR4: DramPreset(bandwidth_gb_per_s=25.6, latency_ns=80.0, energy_pj_per_bit=15.0),
+        # DDR3-2133, one x64 channel: 17.06 GB/s (JEDEC JESD79-3). 20 pJ/bit: Micron DDR3 system-power
+        # calculator (TN-41-01) for a loaded x64 channel.
+        DramType.DDR3: DramPreset(bandwidth_gb_per_s=17.06, latency_ns=80.0, energy_pj_per_bit=20.0),
+    }
+)
+
+
+class DramConfig(_Model):
+    """Off-chip memory as one chip-wide channel. `type` fills bandwidth, latency and energy defaults."""
+
+    type: DramType
+    bandwidth_gb_per_s: Annotated[float, Strict(), Field(gt=0, le=100_000)]
+    latency_ns: Annotated[float, Strict(), Field(ge=0, le=100_000)]
+    energy_pj_per_bit: Annotated[float, Strict(), Field(gt=0, le=1000)]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_type(cls, data: object) -> object:
+        if not isinstance(data, Mapping):
+            return data
+        try:
+            preset = DRAM_PRESETS[DramType(data.get("type"))]
+        except (ValueError, TypeError):
+            return data  # the bad or missing type is reported by field validation
+        filled = dict(data)
+        filled.setdefault("bandwidth_gb_per_s", preset.bandwidth_gb_per_s)
+        filled.setdefault("latency_ns", preset.latency_ns)
+        filled.setdefault("energy_pj_per_bit", preset.energy_pj_per_bit)
+        return filled
+
+    @property
+    def preset(self) -> DramPreset:
+        return DRAM_PRESETS[self.type]
+
+
+class NocConfig(_Model):
+    link_bytes_per_cycle: BytesPerCycle
+    hop_cycles: Annotated[int, Strict(), Field(ge=1, le=1024)]
+    # Default 1.0 pJ/byte/hop: ~1 mm of on-chip wire at ~0.1 pJ/bit/mm (W. Dally, "Challenges for future
+    # computing systems", HiPEAC 2015 keynote: 256-bit bus across 1 mm = 26 pJ at 28 nm) plus a router
+    # traversal of similar cost; set it per chip for a real floor plan.
+    energy_pj_per_byte_hop: Annotated[float, Strict(), Field(ge=0, le=1000)] = 1.0
+
+
+class ChipConfig(_Model):
+    """One accelerator chip. See the module docstring for units; presets live in chipsim/chips/."""
+
+    name: Annotated[str, Strict(), Field(min_length=1, max_length=200)]
+    clock_mhz: Annotated[float, Strict(), Field(gt=0, le=10_000)]
+    technology_nm: Annotated[int, Strict(), Field(ge=technology.MIN_NODE_NM, le=technology.MAX_NODE_NM)]
+    mesh: MeshConfig
+    core: CoreConfig
+    global_buffer: GlobalBufferConfig | None = None
+    dram: DramConfig
+    noc: NocConfig
+
+    @property
+    def num_cores(self) -> int:
+        return self.mesh.rows * self.mesh.cols
+
+    @property
+    def pes_per_core(self) -> int:
+        return self.core.tensor_core.rows * self.core.tensor_core.cols
+
+    @property
+    def peak_macs_per_cycle(self) -> int:
+        return self.num_cores * self.pes_per_core
+
+    @property
+    def clock_hz(self) -> float:
+        return self.clock_mhz * 1e6
+
+    @property
+    def peak_tops(self) -> float:
+        """Peak tera-operations per second, counting a MAC as 2 operations (the usual convention)."""
+        return 2.0 * self.peak_macs_per_cycle * self.clock_hz / 1e12
+
+    @property
+    def dram_bytes_per_cycle(self) -> float:
+        """DRAM bandwidth in bytes per core-clock cycle (1 GB/s = 1e9 B/s)."""
+        return self.dram.bandwidth_gb_per_s * 1e9 / self.clock_hz
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Loading and error reporting
+
+
+def _rule(field: str, problem: str, valid: str) -> PydanticCustomError:
+    """A cross-field rule violation, reported against `field` of the model that raised it."""
+    return PydanticCustomError("chip_rule", "{problem}", {"field": field, "problem": problem, "valid": valid})
+
+
+def _unwrap(annotation: object) -> tuple[object, tuple[object, ...], bool]:
+    """(bare type, Annotated metadata, is_optional) of a field annotation."""
+    metadata: tuple[object, ...] = ()
+    optional = False
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(annotation))
+        annotation = args[0]
+    if typing.get_origin(annotation) is Annotated:
+        annotation, *meta = typing.get_args(annotation)
+        metadata = tuple(meta)
+    return annotation, metadata, optional
+
+
+def _model_at(path: Sequence[str | int]) -> type[_Model] | None:
+    """The model class that the (dotted) path leads into, or None if the path leaves the schema."""
+    model: type[_Model] = ChipConfig
+    for part in path:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        bare, _, _ = _unwrap(field.annotation)
+        if not (isinstance(bare, type) and issubclass(bare, _Model)):
+            return None
+        model = bare
+    return model
+
+
+def _describe(model: type[_Model], name: str) -> str:
+    """What a valid value of `model.name` looks like, in words."""
+    field = model.model_fields[name]
+    bare, _, optional = _unwrap(field.annotation)
+    bounds: list[str] = []
+    for meta in (*field.metadata,):
+        for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+            if isinstance(meta, getattr(annotated_types, attr.capitalize())):
+                bound = getattr(meta, attr)
+                bounds.append(f"{sym} {int(bound) if float(bound).is_integer() else bound}")
+    if isinstance(bare, type) and issubclass(bare, enum.Enum):
+        text = "one of " + ", ".join(str(m.value) for m in bare)
+    elif isinstance(bare, type) and issubclass(bare, _Model):
+        text = "a mapping with fields " + ", ".join(bare.model_fields)
+    elif bare is bool:
+        text = "true or false"
+    elif bare is int:
+        text = "an integer"
+    elif bare is float:
+        text = "a number"
+    elif bare is str:
+        text = "a non-empty string"
+    else:  # pragma: no cover (every schema type is listed above)
+        text = str(bare)
+    if bounds:
+        text += " " + " and ".join(bounds)
+    return f"null or {text}" if optional else text
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, float) and (math.isinf(value) or math.isnan(value)):
+        return str(value)
+    return f"{value!r}"
+
+
+def _dotted(path: Sequence[str | int]) -> str:
+    return ".".join(str(p) for p in path) if path else "(top level)"
+
+
+def unknown_field_problem(path: Sequence[str | int], valid_names: Sequence[str]) -> str:
+    """`a.b.rowz: unknown field; did you mean 'rows'?` (or the list of valid fields when nothing is close)."""
+    key = str(path[-1])
+    close = difflib.get_close_matches(key, list(valid_names), n=1, cutoff=0.6)
+    hint = f"did you mean '{close[0]}'?" if close else "valid fields are " + ", ".join(valid_names)
+    return f"{_dotted(path)}: unknown field; {hint}"
+
+
+def _problem(err: ErrorDetails) -> str:
+    loc = tuple(err["loc"])
+    kind = err["type"]
+    if kind == "chip_rule":
+        ctx = err.get("ctx", {})
+        return f"{_dotted((*loc, ctx['field']))}: {ctx['problem']}; {ctx['valid']}"
+    parent = _model_at(loc[:-1]) if loc else ChipConfig
+    if kind == "extra_forbidden" and parent is not None:
+        return unknown_field_problem(loc, list(parent.model_fields))
+    if parent is None or not loc or str(loc[-1]) not in parent.model_fields:
+        # The value at `loc` is itself a model given as something else (e.g. `mesh: 4`), or the top level.
+        model = _model_at(loc) or ChipConfig
+        return f"{_dotted(loc)}: got {_show(err['input'])}; must be a mapping with fields " + ", ".join(model.model_fields)
+    valid = _describe(parent, str(loc[-1]))
+    if kind == "missing":
+        return f"{_dotted(loc)}: required field is missing; must be {valid}"
+    return f"{_dotted(loc)}: got {_show(err['input'])}; must be {valid}"
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    errors = exc.errors(include_url=False)
+    # A bad `dram.type` cannot fill its defaults: do not also report the fields it would have filled.
+    bad_type_at = {tuple(e["loc"][:-1]) for e in errors if e["loc"][-1:] == ("type",) and e["loc"][:-1] == ("dram",)}
+    kept = [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"][:-1]) in bad_type_at)]
+    problems = [_problem(e) for e in kept]
+    # `rowz: unknown field; did you mean 'rows'?` already explains why `rows` is missing: do not say it twice.
+    suggested = {
+        (*e["loc"][:-1], p.rsplit("'", 2)[-2])
+        for e, p in zip(kept, problems)
+        if e["type"] == "extra_forbidden" and p.endswith("'?")
+    }
+    return [p for e, p in zip(kept, problems) if not (e["type"] == "missing" and tuple(e["loc"]) in suggested)]
+
+
+def chip_from_dict(data: Mapping[str, object], *, source: str | None = None) -> ChipConfig:
+    """Validate a chip mapping (as parsed from YAML). Raises `ConfigError` listing every problem."""
+    if not isinstance(data, Mapping):
+        raise ConfigError([f"(top level): got {_show(data)}; must be a mapping with fields " + ", ".join(ChipConfig.model_fields)], source)
+    try:
+        return ChipConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc), source) from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
+    seen: set[object] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", mark)
+        seen.add(key)
+    return dict(loader.construct_mapping(node, deep=deep))
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_yaml(text: str, source: str) -> object:
+    """Parse YAML text; a syntax error becomes a `ConfigError` naming `source:line:column`."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        what = exc.problem or exc.context or "syntax error"
+        raise ConfigError([f"{where}: invalid YAML: {what}; fix the syntax at that line"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{source}: invalid YAML: {exc}; fix the file's syntax"]) from None
+
+
+def preset_names() -> tuple[str, ...]:
+    """Names of the chip presets shipped in chipsim/chips/ (e.g. 'default', 'tpuv1', 'edge')."""
+    return tuple(sorted(p.stem for p in CHIPS_DIR.glob("*.yaml")))
+
+
+def preset_path(name: str) -> Path:
+    path = CHIPS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError([f"no chip preset named {name!r}; presets are " + ", ".join(preset_names())])
+    return path
+
+
+def load_chip(source: Path | str | Mapping[str, object]) -> ChipConfig:
+    """A chip from a YAML file path, a preset name (`"default"`), or an already-parsed mapping."""
+    if isinstance(source, Mapping):
+        return chip_from_dict(source)
+    path = Path(source)
+    if not path.exists() and isinstance(source, str) and source in preset_names():
+        path = preset_path(source)
+    if not path.is_file():
+        raise ConfigError(
+            [f"chip file {str(source)!r} not found; give a path to a YAML file or a preset name (" + ", ".join(preset_names()) + ")"]
+        )
+    data = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    if not isinstance(data, Mapping):
+        raise ConfigError([f"(top level): got {_show(data)}; must be a mapping with fields " + ", ".join(ChipConfig.model_fields)], str(path))
+    return chip_from_dict(data, source=str(path))
+
+
+def load_chip_dict(source: Path | str) -> dict[str, object]:
+    """The raw mapping of a chip file or preset (for `apply_overrides` before `chip_from_dict`)."""
+    path = Path(source)
+    if not path.exists() and isinstance(source, str) and source in preset_names():
+        path = preset_path(source)
+    if not path.is_file():
+        raise ConfigError([f"chip file {str(source)!r} not found; give a path to a YAML file or a preset name"])
+    data = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    if not isinstance(data, dict):
+        raise ConfigError([f"(top level): got {_show(data)}; must be a mapping"], str(path))
+    return data
+
+
+def apply_overrides(data: Mapping[str, object], overrides: Sequence[str]) -> dict[str, object]:
+    """A deep copy of `data` with each `dotted.path=value` set (value parsed as YAML: `64`, `bf16`, `null`).
+
+    Paths are checked against the schema, so a field missing from `data` but valid (e.g. `global_buffer`) can be
+    set; an unknown path is an error with a suggestion. All problems are reported at once as a `ConfigError`.
+    Values are validated later, by `chip_from_dict`.
+    """
+    result: dict[str, object] = copy.deepcopy(dict(data))
+    problems: list[str] = []
+    for item in overrides:
+        path_text, sep, value_text = item.partition("=")
+        path = [p.strip() for p in path_text.strip().split(".")]
+        if not sep or not all(path):
+            problems.append(f"override {item!r}: not of the form dotted.path=value; e.g. core.tensor_core.rows=64")
+            continue
+        model: type[_Model] = ChipConfig
+        bad = False
+        for i, part in enumerate(path):
+            if part not in model.model_fields:
+                problems.append(unknown_field_problem(path[: i + 1], list(model.model_fields)))
+                bad = True
+                break
+            if i < len(path) - 1:
+                bare, _, _ = _unwrap(model.model_fields[part].annotation)
+                if not (isinstance(bare, type) and issubclass(bare, _Model)):
+                    problems.append(f"{_dotted(path[: i + 1])}: is a value, not a section; cannot set {_dotted(path)}")
+                    bad = True
+                    break
+                model = bare
+        if bad:
+            continue
+        try:
+            value = yaml.safe_load(value_text) if value_text.strip() else ""
+        except yaml.YAMLError:
+            problems.append(f"override {item!r}: value {value_text!r} is not valid YAML; quote strings or fix it")
+            continue
+        node: dict[str, object] = result
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[path[-1]] = value
+    if problems:
+        raise ConfigError(problems, "overrides")
+    return result
