@@ -1,0 +1,158 @@
+"""Instruction objects: one immutable tuple class per opcode, generated from the table in isa/opcodes.py.
+
+`Matmul(a_addr=0x100, b_addr=0x4000, c_addr=0, m=128, k=128, n=128, precision=DType.INT8, accumulate=True,
+preloaded=False)` validates every field (IsaError on a bad one) and reads back as `instr.m`; `instr.op` is
+the Opcode (element 0 of the tuple, so instructions of different opcodes never compare equal).
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import math
+import struct
+from typing import ClassVar
+
+from isa.errors import IsaError
+from isa.opcodes import OPCODES, Field, FieldKind, OpSpec
+from isa.types import Opcode, Unit
+
+FieldValue = int | float | bool | enum.IntEnum
+
+_F32 = struct.Struct("<f")
+
+
+def f32_round(value: float) -> float:
+    """`value` rounded to the nearest float32 (an fp32 immediate holds exactly this)."""
+    return float(_F32.unpack(_F32.pack(value))[0])
+
+
+def _check_field(spec: OpSpec, f: Field, v: object) -> FieldValue:
+    where = f"{spec.opcode.name} field {f.name}"
+    if f.kind is FieldKind.UINT:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise IsaError(f"{where} must be an integer in {f.min_value}..{f.max_value}, got {v!r}.")
+        if not f.min_value <= v <= f.max_value:
+            raise IsaError(f"{where} is {v}, outside the {f.bits}-bit range {f.min_value}..{f.max_value}.")
+        return int(v)
+    if f.kind is FieldKind.ENUM:
+        assert f.enum is not None
+        valid = f.valid_enum_values()
+        if isinstance(v, enum.Enum) and not isinstance(v, f.enum) or isinstance(v, bool) or not isinstance(v, int) or int(v) not in valid:
+            names = ", ".join(f.enum(x).name.lower() for x in valid)
+            shown = v.name.lower() if isinstance(v, enum.Enum) else repr(v)
+            raise IsaError(f"{where} is {shown}; valid values are {names}.")
+        return f.enum(v)
+    if f.kind is FieldKind.BOOL:
+        if v not in (0, 1) or not isinstance(v, int):
+            raise IsaError(f"{where} must be 0 or 1, got {v!r}.")
+        return bool(v)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise IsaError(f"{where} must be a finite float32 number, got {v!r}.")
+    try:
+        r = f32_round(float(v))
+    except OverflowError:
+        r = math.inf
+    if not math.isfinite(r):
+        raise IsaError(f"{where} must be a finite float32 number, got {v!r}.")
+    return r
+
+
+class Instr(tuple):  # type: ignore[type-arg]
+    """Base of every instruction class; an instruction is the tuple (op, *fields)."""
+
+    __slots__ = ()
+    spec: ClassVar[OpSpec]
+    OPCODE: ClassVar[Opcode]
+
+    def __new__(cls, *args: FieldValue, **kwargs: FieldValue) -> Instr:
+        spec = cls.spec
+        fields = spec.fields
+        if len(args) > len(fields):
+            raise IsaError(f"{spec.opcode.name} takes {len(fields)} fields, got {len(args)} positional values.")
+        values: list[FieldValue] = []
+        for idx, f in enumerate(fields):
+            if idx < len(args):
+                if f.name in kwargs:
+                    raise IsaError(f"{spec.opcode.name} field {f.name} is given twice.")
+                v: object = args[idx]
+            elif f.name in kwargs:
+                v = kwargs[f.name]
+            else:
+                raise IsaError(f"{spec.opcode.name} is missing field {f.name}; its fields are {', '.join(x.name for x in fields)}.")
+            values.append(_check_field(spec, f, v))
+        if len(kwargs) + len(args) > len(fields):
+            names = {f.name for f in fields}
+            extra = sorted(k for k in kwargs if k not in names)
+            raise IsaError(f"{spec.opcode.name} has no field {extra[0]}; its fields are {', '.join(f.name for f in fields)}.")
+        self = tuple.__new__(cls, (spec.opcode, *values))
+        if spec.check is not None:
+            problem = spec.check(self)
+            if problem is not None:
+                raise IsaError(problem + ".")
+        return self
+
+    def __getnewargs__(self) -> tuple[FieldValue, ...]:  # pickling re-validates through __new__
+        return tuple(self[1:])
+
+    def _replace(self, **kwargs: FieldValue) -> Instr:
+        current = {f.name: v for f, v in zip(self.spec.fields, self[1:])}
+        current.update(kwargs)
+        return type(self)(**current)
+
+    @property
+    def values(self) -> tuple[FieldValue, ...]:
+        """The field values in table order (without the opcode)."""
+        return tuple(self[1:])
+
+    def __repr__(self) -> str:
+        return f"{self.spec.class_name}({', '.join(f'{f.name}={v!r}' for f, v in zip(self.spec.fields, self[1:]))})"
+
+    def __str__(self) -> str:
+        from isa.asm import format_instr
+
+        return format_instr(self)
+
+
+def _make_class(spec: OpSpec) -> type[Instr]:
+    base = collections.namedtuple(f"_{spec.class_name}Tuple", ("op", *(f.name for f in spec.fields)))  # type: ignore[misc]
+    ns = {"__slots__": (), "spec": spec, "OPCODE": spec.opcode, "__doc__": f"{spec.opcode.name}: {spec.doc}"}
+    for name in ("__new__", "__getnewargs__", "_replace", "__repr__", "__str__"):
+        ns[name] = Instr.__dict__[name]
+    return type(spec.class_name, (base, Instr), ns)
+
+
+CLASSES: dict[Opcode, type[Instr]] = {op: _make_class(spec) for op, spec in OPCODES.items()}
+
+DmaLd = CLASSES[Opcode.DMA_LD]
+DmaSt = CLASSES[Opcode.DMA_ST]
+NocSend = CLASSES[Opcode.NOC_SEND]
+NocRecv = CLASSES[Opcode.NOC_RECV]
+Ldw = CLASSES[Opcode.LDW]
+Matmul = CLASSES[Opcode.MATMUL]
+Vadd = CLASSES[Opcode.VADD]
+Vsub = CLASSES[Opcode.VSUB]
+Vmul = CLASSES[Opcode.VMUL]
+Vmax = CLASSES[Opcode.VMAX]
+Vexp = CLASSES[Opcode.VEXP]
+Vgelu = CLASSES[Opcode.VGELU]
+Vrsqrt = CLASSES[Opcode.VRSQRT]
+Vrecip = CLASSES[Opcode.VRECIP]
+Vscale = CLASSES[Opcode.VSCALE]
+Vrsum = CLASSES[Opcode.VRSUM]
+Vrmax = CLASSES[Opcode.VRMAX]
+Vquant = CLASSES[Opcode.VQUANT]
+Vreq = CLASSES[Opcode.VREQ]
+Vcvt = CLASSES[Opcode.VCVT]
+Signal = CLASSES[Opcode.SIGNAL]
+Wait = CLASSES[Opcode.WAIT]
+Barrier = CLASSES[Opcode.BARRIER]
+Halt = CLASSES[Opcode.HALT]
+
+
+def queue_of(instr: Instr) -> Unit:
+    """The unit whose queue the front-end dispatches `instr` to (SIGNAL/WAIT: the unit they name)."""
+    op = instr[0]
+    if op is Opcode.SIGNAL or op is Opcode.WAIT:
+        return instr[1]  # type: ignore[no-any-return]
+    return instr.spec.unit

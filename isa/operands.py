@@ -1,0 +1,149 @@
+"""What each instruction touches: the SRAM tiles it reads and writes and the DRAM bytes it spans.
+
+The verifier checks these against the chip's memories; the executor and the energy model use them for
+hazards and byte counts. Every tile is dense row-major (row pitch = cols * itemsize).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from isa.types import Bcast, DType, Mem
+
+if TYPE_CHECKING:
+    from isa.instr import Instr
+
+
+@dataclass(frozen=True, slots=True)
+class Operand:
+    """One SRAM tile an instruction reads or writes."""
+
+    name: str
+    mem: Mem
+    addr: int
+    rows: int
+    cols: int
+    dtype: DType
+    write: bool
+
+    @property
+    def nbytes(self) -> int:
+        return self.rows * self.cols * self.dtype.itemsize
+
+
+def _rd(name: str, mem: Mem, addr: int, rows: int, cols: int, dtype: DType) -> Operand:
+    return Operand(name, mem, addr, rows, cols, dtype, False)
+
+
+def _wr(name: str, mem: Mem, addr: int, rows: int, cols: int, dtype: DType) -> Operand:
+    return Operand(name, mem, addr, rows, cols, dtype, True)
+
+
+def none(i: Instr) -> tuple[Operand, ...]:
+    return ()
+
+
+def dma_load(i: Instr) -> tuple[Operand, ...]:
+    return (_wr("sram", i.mem, i.sram_addr, i.rows, i.cols, i.dtype),)
+
+
+def dma_store(i: Instr) -> tuple[Operand, ...]:
+    return (_rd("sram", i.mem, i.sram_addr, i.rows, i.cols, i.dtype),)
+
+
+def noc_send(i: Instr) -> tuple[Operand, ...]:
+    return (_rd("addr", i.mem, i.addr, 1, i.bytes, DType.INT8),)
+
+
+def noc_recv(i: Instr) -> tuple[Operand, ...]:
+    return (_wr("addr", i.mem, i.addr, 1, i.bytes, DType.INT8),)
+
+
+def ldw(i: Instr) -> tuple[Operand, ...]:
+    return (_rd("w", Mem.SPAD, i.w_addr, i.k, i.n, i.dtype),)
+
+
+def matmul_out_dtype(precision: DType) -> DType:
+    """The accumulator dtype of a MATMUL: int32 for int8 operands, fp32 for bf16 operands."""
+    return DType.INT32 if precision == DType.INT8 else DType.FP32
+
+
+def matmul(i: Instr) -> tuple[Operand, ...]:
+    out = matmul_out_dtype(i.precision)
+    ops = [_rd("a", Mem.SPAD, i.a_addr, i.m, i.k, i.precision)]
+    if not i.preloaded:
+        ops.append(_rd("b", Mem.SPAD, i.b_addr, i.k, i.n, i.precision))
+    if i.accumulate:
+        ops.append(_rd("c", Mem.ACC, i.c_addr, i.m, i.n, out))
+    ops.append(_wr("c", Mem.ACC, i.c_addr, i.m, i.n, out))
+    return tuple(ops)
+
+
+def bcast_shape(bcast: Bcast, rows: int, cols: int) -> tuple[int, int]:
+    """The shape of src2 of a binary vector op under `bcast`."""
+    if bcast == Bcast.ROW:
+        return 1, cols
+    if bcast == Bcast.COL:
+        return rows, 1
+    return rows, cols
+
+
+def vbinary(i: Instr) -> tuple[Operand, ...]:
+    r2, c2 = bcast_shape(i.bcast, i.rows, i.cols)
+    return (
+        _rd("src1", i.src1_mem, i.src1_addr, i.rows, i.cols, DType.FP32),
+        _rd("src2", i.src2_mem, i.src2_addr, r2, c2, DType.FP32),
+        _wr("dst", i.dst_mem, i.dst_addr, i.rows, i.cols, DType.FP32),
+    )
+
+
+def vunary(i: Instr) -> tuple[Operand, ...]:
+    return (
+        _rd("src", i.src_mem, i.src_addr, i.rows, i.cols, DType.FP32),
+        _wr("dst", i.dst_mem, i.dst_addr, i.rows, i.cols, DType.FP32),
+    )
+
+
+def vscale(i: Instr) -> tuple[Operand, ...]:
+    return (
+        _rd("dst", i.dst_mem, i.dst_addr, i.rows, i.cols, DType.FP32),
+        _wr("dst", i.dst_mem, i.dst_addr, i.rows, i.cols, DType.FP32),
+    )
+
+
+def vreduce(i: Instr) -> tuple[Operand, ...]:
+    return (
+        _rd("src", i.src_mem, i.src_addr, i.rows, i.cols, DType.FP32),
+        _wr("dst", i.dst_mem, i.dst_addr, i.rows, 1, DType.FP32),
+    )
+
+
+def vquant(i: Instr) -> tuple[Operand, ...]:
+    return (
+        _rd("src", i.src_mem, i.src_addr, i.rows, i.cols, DType.FP32),
+        _wr("dst", i.dst_mem, i.dst_addr, i.rows, i.cols, DType.INT8),
+    )
+
+
+def vreq(i: Instr) -> tuple[Operand, ...]:
+    return (
+        _rd("src", i.src_mem, i.src_addr, i.rows, i.cols, DType.INT32),
+        _rd("scale", i.scale_mem, i.scale_addr, 1, i.cols, DType.FP32),
+        _wr("dst", i.dst_mem, i.dst_addr, i.rows, i.cols, DType.INT8),
+    )
+
+
+def vcvt(i: Instr) -> tuple[Operand, ...]:
+    return (
+        _rd("src", i.src_mem, i.src_addr, i.rows, i.cols, i.from_dtype),
+        _wr("dst", i.dst_mem, i.dst_addr, i.rows, i.cols, i.to_dtype),
+    )
+
+
+def dram_extent(i: Instr) -> tuple[int, int] | None:
+    """The DRAM byte range [start, end) a DMA instruction touches, or None for other instructions."""
+    if not hasattr(i, "dram_addr"):
+        return None
+    start: int = i.dram_addr
+    return start, start + (i.rows - 1) * i.dram_stride_bytes + i.cols * i.dtype.itemsize
