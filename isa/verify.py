@@ -1,0 +1,156 @@
+"""Static checks of a Program against a chip's memories and array: every problem, each with its location.
+
+Checks: SRAM operands inside their memory and aligned to their dtype; DMA DRAM ranges inside DRAM and
+aligned; overlapping DMA_ST rows; LDW no larger than the array; MATMUL preloaded=1 matching the core's last
+LDW; SRAM tiles read as a dtype other than the one last written there (in program order); NoC peers inside
+the mesh and not the sender itself; every NOC_RECV matched by a NOC_SEND with the same (src, dst, tag,
+bytes) and vice versa; per core and semaphore, no more WAITs than SIGNALs; HALT last and only last;
+the same number of BARRIERs on every core.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import numpy as np
+
+from isa.errors import IsaError
+from isa.instr import Instr
+from isa.operands import dram_extent
+from isa.program import Program
+from isa.types import DType, Mem, Opcode
+
+MAX_LISTED_PROBLEMS = 50
+
+
+class VerifyError(IsaError):
+    """A Program failed verification; `problems` lists each one as `core C instr I (OP): what`."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = tuple(problems)
+        shown = "; ".join(problems[:MAX_LISTED_PROBLEMS])
+        more = f"; and {len(problems) - MAX_LISTED_PROBLEMS} more" if len(problems) > MAX_LISTED_PROBLEMS else ""
+        super().__init__(f"program failed verification with {len(problems)} problem(s): {shown}{more}.")
+
+
+def _at(c: int, idx: int, instr: Instr) -> str:
+    return f"core {c} instr {idx} ({instr.op.name})"
+
+
+class _TypeMap:
+    """The dtype last written to each SRAM byte of one core (0 = untyped or never written)."""
+
+    def __init__(self, spad_bytes: int, acc_bytes: int) -> None:
+        self.codes = {Mem.SPAD: np.zeros(spad_bytes, np.uint8), Mem.ACC: np.zeros(acc_bytes, np.uint8)}
+
+    def write(self, mem: Mem, start: int, end: int, dtype: DType | None) -> None:
+        self.codes[mem][start:end] = 0 if dtype is None else int(dtype) + 1
+
+    def conflict(self, mem: Mem, start: int, end: int, dtype: DType) -> DType | None:
+        seg = self.codes[mem][start:end]
+        bad = seg[(seg != 0) & (seg != int(dtype) + 1)]
+        return DType(int(bad[0]) - 1) if bad.size else None
+
+
+def verify(program: Program, *, spad_bytes: int, acc_bytes: int, dram_bytes: int, array_rows: int, array_cols: int) -> None:
+    """Raise VerifyError (an IsaError) listing every problem of `program` on this chip; return None if clean."""
+    problems: list[str] = []
+    sizes = {Mem.SPAD: spad_bytes, Mem.ACC: acc_bytes}
+    ncores = program.num_cores
+    sends: dict[tuple[int, int, int, int], list[str]] = defaultdict(list)
+    recvs: dict[tuple[int, int, int, int], list[str]] = defaultdict(list)
+    barriers: list[int] = []
+    for c, instrs in enumerate(program.cores):
+        types = _TypeMap(spad_bytes, acc_bytes)
+        last_ldw: Instr | None = None
+        signals: Counter[int] = Counter(i.sem for i in instrs if i.op == Opcode.SIGNAL)
+        waits: Counter[int] = Counter()
+        nbarrier = 0
+        for idx, instr in enumerate(instrs):
+            op = instr.op
+            at = _at(c, idx, instr)
+            untyped = op in (Opcode.NOC_SEND, Opcode.NOC_RECV)
+            seen: set[tuple[str, bool]] = set()
+            for o in instr.spec.operands(instr):
+                end = o.addr + o.nbytes
+                size = sizes[o.mem]
+                mem = o.mem.name.lower()
+                if (o.name, False) not in seen and (o.name, True) not in seen:
+                    if o.addr % o.dtype.itemsize:
+                        problems.append(f"{at}: {o.name} address {mem}:0x{o.addr:x} is not aligned to the {o.dtype.itemsize}-byte {o.dtype.name}")
+                    if o.addr >= size:
+                        problems.append(f"{at}: {o.name} address {mem}:0x{o.addr:x} is outside the {size}-byte {o.mem.name}")
+                    elif end > size:
+                        problems.append(
+                            f"{at}: {o.name} tile {mem}:0x{o.addr:x} of {o.rows}x{o.cols} {o.dtype.name} ({o.nbytes} bytes) "
+                            f"overruns the {size}-byte {o.mem.name} (ends at 0x{end:x})"
+                        )
+                seen.add((o.name, o.write))
+                if end > size:
+                    continue
+                if o.write:
+                    types.write(o.mem, o.addr, end, None if untyped else o.dtype)
+                elif not untyped:
+                    held = types.conflict(o.mem, o.addr, end, o.dtype)
+                    if held is not None:
+                        problems.append(f"{at}: {o.name} reads {mem}:0x{o.addr:x} as {o.dtype.name} but it holds {held.name}")
+            if op in (Opcode.DMA_LD, Opcode.DMA_ST):
+                ext = dram_extent(instr)
+                assert ext is not None
+                item = instr.dtype.itemsize
+                if ext[1] > dram_bytes:
+                    problems.append(f"{at}: DRAM range 0x{ext[0]:x}..0x{ext[1]:x} overruns the {dram_bytes}-byte DRAM")
+                if instr.dram_addr % item or instr.dram_stride_bytes % item:
+                    problems.append(
+                        f"{at}: DRAM address 0x{instr.dram_addr:x} and stride {instr.dram_stride_bytes} must be multiples of the {item}-byte {instr.dtype.name}"
+                    )
+                if op == Opcode.DMA_ST and instr.rows > 1 and instr.dram_stride_bytes < instr.cols * item:
+                    problems.append(f"{at}: DRAM rows overlap (stride {instr.dram_stride_bytes} < row of {instr.cols * item} bytes)")
+            elif op == Opcode.LDW:
+                if instr.k > array_rows or instr.n > array_cols:
+                    problems.append(f"{at}: weight tile {instr.k}x{instr.n} is larger than the {array_rows}x{array_cols} array")
+                last_ldw = instr
+            elif op == Opcode.MATMUL and instr.preloaded:
+                if last_ldw is None:
+                    problems.append(f"{at}: preloaded=1 but no LDW comes before it on this core")
+                elif (last_ldw.k, last_ldw.n, last_ldw.dtype) != (instr.k, instr.n, instr.precision):
+                    problems.append(
+                        f"{at}: preloaded=1 needs a {instr.k}x{instr.n} {instr.precision.name} weight tile but the last LDW "
+                        f"loads {last_ldw.k}x{last_ldw.n} {last_ldw.dtype.name}"
+                    )
+            elif op in (Opcode.NOC_SEND, Opcode.NOC_RECV):
+                peer = instr.dst_core if op == Opcode.NOC_SEND else instr.src_core
+                if peer >= ncores:
+                    problems.append(f"{at}: core {peer} is outside the {program.mesh_rows}x{program.mesh_cols} mesh (cores 0..{ncores - 1})")
+                elif peer == c:
+                    problems.append(f"{at}: a core cannot {'send to' if op == Opcode.NOC_SEND else 'receive from'} itself")
+                else:
+                    key = (c, peer, instr.tag, instr.bytes) if op == Opcode.NOC_SEND else (peer, c, instr.tag, instr.bytes)
+                    (sends if op == Opcode.NOC_SEND else recvs)[key].append(at)
+            elif op == Opcode.WAIT:
+                waits[instr.sem] += 1
+                if waits[instr.sem] == signals[instr.sem] + 1:
+                    problems.append(
+                        f"{at}: semaphore {instr.sem} is waited on more often than it is signalled on this core, "
+                        "so this WAIT can never complete"
+                    )
+            elif op == Opcode.BARRIER:
+                nbarrier += 1
+            elif op == Opcode.HALT and idx != len(instrs) - 1:
+                problems.append(f"{at}: HALT must be the last instruction, but {len(instrs) - 1 - idx} follow it")
+        if not instrs or instrs[-1].op != Opcode.HALT:
+            problems.append(f"core {c} instr {len(instrs)}: the program does not end with HALT")
+        barriers.append(nbarrier)
+    for key in sorted(set(sends) | set(recvs)):
+        src, dst, tag, nbytes = key
+        s, r = sends.get(key, []), recvs.get(key, [])
+        for at in r[len(s):]:
+            problems.append(f"{at}: no NOC_SEND on core {src} matches this receive (dst {dst}, tag {tag}, {nbytes} bytes)")
+        for at in s[len(r):]:
+            problems.append(f"{at}: no NOC_RECV on core {dst} matches this send (src {src}, tag {tag}, {nbytes} bytes)")
+    if len(set(barriers)) > 1:
+        counts = ", ".join(f"core {c} has {n}" for c, n in enumerate(barriers))
+        problems.append(f"BARRIER counts differ between cores ({counts}); every core must reach each barrier")
+    if problems:
+        raise VerifyError(problems)
+
