@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from chipsim.config import ConfigError
 from workloads.errors import WorkloadError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="chipsim: simulate a systolic-array AI accelerator running BERT NER.")
@@ -15,7 +16,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 # Errors that mean "the user's input is wrong": printed as one sentence, exit code 2, no traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (WorkloadError,)
+USER_ERRORS: tuple[type[Exception], ...] = (WorkloadError, ConfigError)
 
 
 @app.callback()
@@ -61,6 +62,46 @@ def workload_cmd(
         write_csv(g, csv_path)
         console.print(f"wrote {g.number_of_nodes()} rows to {csv_path}", highlight=False)
 
+
+@app.command("chip")
+def chip_cmd(
+    source: str = typer.Argument(..., help="A chip YAML file, or a preset name: default, tpuv1, edge."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a field, e.g. --set core.tensor_core.rows=64 (repeatable)."),
+) -> None:
+    """Validate a chip and print its area breakdown, peak TOPS and per-event energies."""
+    from rich.table import Table
+
+    from chipsim.area import area_breakdown
+    from chipsim.config import apply_overrides, chip_from_dict, load_chip_dict
+    from chipsim.energy import EnergyModel
+
+    chip = chip_from_dict(apply_overrides(load_chip_dict(source), overrides), source=source)
+    tc = chip.core.tensor_core
+    console.print(
+        f"chip {chip.name!r}: valid. {chip.mesh.rows}x{chip.mesh.cols} cores of {tc.rows}x{tc.cols} "
+        f"{tc.precision.value} {tc.dataflow.value} arrays, {chip.clock_mhz:g} MHz, {chip.technology_nm} nm",
+        highlight=False,
+    )
+    console.print(
+        f"peak {chip.peak_tops:.2f} TOPS ({chip.peak_macs_per_cycle} MACs/cycle); DRAM {chip.dram.type.value} "
+        f"{chip.dram.bandwidth_gb_per_s:g} GB/s = {chip.dram_bytes_per_cycle:.1f} B/cycle",
+        highlight=False,
+    )
+    area = Table("component", "area mm^2", "share", title="area")
+    parts = area_breakdown(chip)
+    for name, mm2 in parts.items():
+        area.add_row(name, f"{mm2:.3f}", f"{100 * mm2 / parts['total']:.1f}%")
+    console.print(area)
+    model = EnergyModel.of(chip)
+    energy = Table("event", "energy pJ", title=f"energy per event at {chip.technology_nm} nm")
+    for event, pj in model.event_pj.items():
+        if pj or chip.global_buffer is not None:
+            energy.add_row(event.value, f"{pj:.4g}")
+    console.print(energy)
+    console.print(
+        f"leakage {model.leakage_w * 1e3:.1f} mW (SRAM {model.sram_leakage_w * 1e3:.1f} mW, logic {model.logic_leakage_w * 1e3:.1f} mW)",
+        highlight=False,
+    )
 
 def main() -> None:
     try:

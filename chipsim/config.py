@@ -38,7 +38,7 @@ class ConfigError(ValueError):
     def __init__(self, problems: Sequence[str], source: str | None = None) -> None:
         self.problems: tuple[str, ...] = tuple(problems)
         self.source = source
-        where = f" {source}" if source else ""
+        where = f" in {source}" if source else ""
         if len(self.problems) == 1:
             message = f"invalid chip config{where}: {self.problems[0]}"
         else:
@@ -454,7 +454,8 @@ def parse_yaml(text: str, source: str) -> object:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         what = exc.problem or exc.context or "syntax error"
-        raise ConfigError([f"{where}: invalid YAML: {what}; fix the syntax at that line"]) from None
+        fix = "keep only one of them" if what.startswith("duplicate key") else "fix the syntax at that line"
+        raise ConfigError([f"{where}: invalid YAML: {what}; {fix}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"{source}: invalid YAML: {exc}; fix the file's syntax"]) from None
 
@@ -471,34 +472,30 @@ def preset_path(name: str) -> Path:
     return path
 
 
-def load_chip(source: Path | str | Mapping[str, object]) -> ChipConfig:
-    """A chip from a YAML file path, a preset name (`"default"`), or an already-parsed mapping."""
-    if isinstance(source, Mapping):
-        return chip_from_dict(source)
+def _chip_file(source: Path | str) -> Path:
     path = Path(source)
     if not path.exists() and isinstance(source, str) and source in preset_names():
-        path = preset_path(source)
+        return preset_path(source)
     if not path.is_file():
-        raise ConfigError(
-            [f"chip file {str(source)!r} not found; give a path to a YAML file or a preset name (" + ", ".join(preset_names()) + ")"]
-        )
-    data = parse_yaml(path.read_text(encoding="utf-8"), str(path))
-    if not isinstance(data, Mapping):
-        raise ConfigError([f"(top level): got {_show(data)}; must be a mapping with fields " + ", ".join(ChipConfig.model_fields)], str(path))
-    return chip_from_dict(data, source=str(path))
+        presets = ", ".join(preset_names())
+        raise ConfigError([f"chip file {str(source)!r} not found; give a path to a YAML file or a preset name ({presets})"])
+    return path
 
 
 def load_chip_dict(source: Path | str) -> dict[str, object]:
     """The raw mapping of a chip file or preset (for `apply_overrides` before `chip_from_dict`)."""
-    path = Path(source)
-    if not path.exists() and isinstance(source, str) and source in preset_names():
-        path = preset_path(source)
-    if not path.is_file():
-        raise ConfigError([f"chip file {str(source)!r} not found; give a path to a YAML file or a preset name"])
+    path = _chip_file(source)
     data = parse_yaml(path.read_text(encoding="utf-8"), str(path))
     if not isinstance(data, dict):
-        raise ConfigError([f"(top level): got {_show(data)}; must be a mapping"], str(path))
+        raise ConfigError([f"(top level): got {_show(data)}; must be a mapping with fields " + ", ".join(ChipConfig.model_fields)], str(path))
     return data
+
+
+def load_chip(source: Path | str | Mapping[str, object]) -> ChipConfig:
+    """A chip from a YAML file path, a preset name (`"default"`), or an already-parsed mapping."""
+    if isinstance(source, Mapping):
+        return chip_from_dict(source)
+    return chip_from_dict(load_chip_dict(source), source=str(_chip_file(source)))
 
 
 def apply_overrides(data: Mapping[str, object], overrides: Sequence[str]) -> dict[str, object]:
