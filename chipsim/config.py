@@ -15,6 +15,7 @@ import copy
 import difflib
 import enum
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -444,6 +445,12 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# YAML 1.1 (PyYAML) reads `1e9` and `1.5e3` as strings; read them as numbers, as YAML 1.2 does.
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def parse_yaml(text: str, source: str) -> object:
@@ -530,7 +537,7 @@ def apply_overrides(data: Mapping[str, object], overrides: Sequence[str]) -> dic
         if bad:
             continue
         try:
-            value = yaml.safe_load(value_text) if value_text.strip() else ""
+            value = yaml.load(value_text, Loader=_UniqueKeyLoader) if value_text.strip() else ""  # noqa: S506
         except yaml.YAMLError:
             problems.append(f"override {item!r}: value {value_text!r} is not valid YAML; quote strings or fix it")
             continue

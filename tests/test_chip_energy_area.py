@@ -1,0 +1,277 @@
+"""Energy and area models: published anchors, monotonicity, sums of parts, preset sanity, TPUv1 check."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chipsim import technology
+from chipsim.area import AreaComponent, area_breakdown, pe_um2_45nm, sram_mm2
+from chipsim.config import ChipConfig, Precision, VectorOp, apply_overrides, chip_from_dict, load_chip, load_chip_dict, preset_names
+from chipsim.energy import (
+    Component,
+    EnergyModel,
+    Event,
+    energy_breakdown,
+    mac_event,
+    sram_pj_per_byte,
+    vector_event,
+    vector_lane_op_pj,
+)
+
+NODES = (90, 65, 45, 32, 28, 22, 20, 16, 14, 12, 10, 7, 5)
+
+
+def chip_with(*overrides: str, preset: str = "default") -> ChipConfig:
+    return chip_from_dict(apply_overrides(load_chip_dict(preset), list(overrides)))
+
+
+# ---- technology scaling ------------------------------------------------------------------------------------
+
+
+def test_scaling_is_one_at_45nm_and_monotone_in_node() -> None:
+    assert technology.energy_scale(45) == 1.0 and technology.logic_area_scale(45) == 1.0
+    for big, small in zip(NODES, NODES[1:]):
+        assert technology.energy_scale(small) < technology.energy_scale(big)
+        assert technology.logic_area_scale(small) < technology.logic_area_scale(big)
+        assert technology.sram_bitcell_um2(small) < technology.sram_bitcell_um2(big)
+
+
+def test_scaling_reproduces_the_tables() -> None:
+    # Stillmaker & Baas area table (45 nm row) and the published bitcells, at tabulated nodes.
+    assert technology.logic_area_scale(7) == pytest.approx(0.059)
+    assert technology.logic_area_scale(65) == pytest.approx(1.5)
+    assert technology.sram_bitcell_um2(7) == pytest.approx(0.027)
+    assert technology.sram_bitcell_um2(28) == pytest.approx(0.127)
+    # Energy 45 -> 7 nm at nominal supplies: ~21x lower (a factor between the 45->7 nm area gain of ~17x and
+    # the ~30x that ideal C V^2 scaling would give).
+    assert 0.03 < technology.energy_scale(7) < 0.07
+
+
+def test_nodes_outside_the_tables_are_rejected() -> None:
+    with pytest.raises(ValueError, match="technology node 3 nm is outside the modelled range; use 5..90 nm"):
+        technology.energy_scale(3)
+
+
+# ---- energy: published anchors -----------------------------------------------------------------------------
+
+
+def test_energy_anchors_at_45nm() -> None:
+    # Horowitz ISSCC 2014, 45 nm: 64-bit SRAM reads of 10 / 20 / 100 pJ at 8 KB / 32 KB / 1 MB.
+    assert sram_pj_per_byte(8, 45) * 8 == pytest.approx(10.0)
+    assert sram_pj_per_byte(32, 45) * 8 == pytest.approx(20.0)
+    assert sram_pj_per_byte(1024, 45) * 8 == pytest.approx(100.0)
+    chip45 = chip_with("technology_nm=45")
+    model = EnergyModel.of(chip45)
+    assert model.mac_int8_pj == pytest.approx(0.2 + 0.1)  # 8-bit mult + 32-bit add
+    assert model.mac_bf16_pj == pytest.approx(1.1 + 0.9)  # 16-bit fp mult + 32-bit fp add
+    assert model.pj(Event.VEC_ADD_LANE_OPS) == pytest.approx(0.9)
+    assert model.pj(Event.VEC_MUL_LANE_OPS) == pytest.approx(3.7)
+    assert model.pj(Event.DRAM_READ_BYTES) == pytest.approx(8 * 3.9)  # HBM2E 3.9 pJ/bit, not node-scaled
+
+
+def test_sram_energy_grows_like_sqrt_of_size() -> None:
+    sizes = [0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 16384]
+    energies = [sram_pj_per_byte(s, 7) for s in sizes]
+    assert all(a < b for a, b in zip(energies, energies[1:]))
+    for small, big in zip(sizes, sizes[1:]):
+        exponent = math.log(sram_pj_per_byte(big, 7) / sram_pj_per_byte(small, 7)) / math.log(big / small)
+        assert 0.45 <= exponent <= 0.55  # energy ~ size^0.5
+
+
+def test_more_banks_means_cheaper_accesses() -> None:
+    few = EnergyModel.of(chip_with("core.scratchpad.banks=2"))
+    many = EnergyModel.of(chip_with("core.scratchpad.banks=64"))
+    assert many.pj(Event.SPAD_READ_BYTES) < few.pj(Event.SPAD_READ_BYTES)
+
+
+@pytest.mark.parametrize("event", [Event.MAC_INT8, Event.MAC_BF16, Event.SPAD_READ_BYTES, Event.ACC_WRITE_BYTES, Event.VEC_EXP_LANE_OPS])
+def test_dynamic_energy_falls_with_the_node(event: Event) -> None:
+    energies = [EnergyModel.of(chip_with(f"technology_nm={n}")).pj(event) for n in NODES]
+    assert all(a > b for a, b in zip(energies, energies[1:]))
+
+
+def test_energy_hierarchy_on_every_preset() -> None:
+    # DRAM byte >> SRAM byte > int8 MAC; bf16 MAC > int8 MAC; transcendental lane-ops > add.
+    for name in preset_names():
+        m = EnergyModel.of(load_chip(name))
+        assert m.pj(Event.DRAM_READ_BYTES) > 10 * m.pj(Event.SPAD_READ_BYTES) > 10 * m.mac_int8_pj
+        assert m.mac_bf16_pj > m.mac_int8_pj
+        for op in (VectorOp.EXP, VectorOp.GELU, VectorOp.RSQRT, VectorOp.RECIP):
+            assert m.pj(vector_event(op)) > m.pj(Event.VEC_MUL_LANE_OPS) > m.pj(Event.VEC_ADD_LANE_OPS)
+
+
+def test_every_event_has_an_energy_and_a_component() -> None:
+    m = EnergyModel.of(load_chip("tpuv1"))  # has a global buffer, so every event applies
+    assert set(m.event_pj) == set(Event)
+    assert {vector_event(op) for op in VectorOp} <= set(Event)
+    assert mac_event(Precision.INT8) is Event.MAC_INT8 and mac_event(Precision.BF16) is Event.MAC_BF16
+    assert vector_lane_op_pj(VectorOp.GELU, 28) == m.pj(Event.VEC_GELU_LANE_OPS)
+    for event in Event:
+        parts = energy_breakdown({event: 1.0}, 0, load_chip("tpuv1"))
+        assert parts["total"] == pytest.approx(m.pj(event) * 1e-12)
+        assert sum(1 for k, v in parts.items() if v and k != "total") == 1
+
+
+def test_every_preset_is_finite_and_positive() -> None:
+    for name in preset_names():
+        chip = load_chip(name)
+        m = EnergyModel.of(chip)
+        for event, pj in m.event_pj.items():
+            if chip.global_buffer is None and event in (Event.GBUF_READ_BYTES, Event.GBUF_WRITE_BYTES):
+                assert pj == 0.0
+            else:
+                assert math.isfinite(pj) and pj > 0, (name, event)
+        assert math.isfinite(m.leakage_w) and m.sram_leakage_w > 0 and m.logic_leakage_w > 0
+        area = area_breakdown(chip)
+        assert all(math.isfinite(v) and v >= 0 for v in area.values())
+        assert area["total"] > 0 and area["pe"] > 0 and area["sram"] > 0 and area["dram_phy"] > 0
+        assert (area["noc"] > 0) == (chip.num_cores > 1)
+        assert math.isfinite(chip.peak_tops) and chip.peak_tops > 0
+
+
+# ---- energy_breakdown --------------------------------------------------------------------------------------
+
+
+counts = st.floats(0, 1e12, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    events=st.dictionaries(st.sampled_from(list(Event)), counts, max_size=len(Event)),
+    cycles=st.floats(0, 1e10, allow_nan=False, allow_infinity=False),
+    preset=st.sampled_from(["default", "tpuv1", "edge"]),
+)
+def test_energy_total_is_exactly_the_sum_of_parts(events: dict[Event, float], cycles: float, preset: str) -> None:
+    chip = load_chip(preset)
+    if chip.global_buffer is None:
+        events = {e: c for e, c in events.items() if e not in (Event.GBUF_READ_BYTES, Event.GBUF_WRITE_BYTES)}
+    parts = energy_breakdown(events, cycles, chip)
+    assert list(parts) == [c.value for c in Component]
+    total = 0.0
+    for key, value in parts.items():
+        if key != "total":
+            total += value
+            assert value >= 0
+    assert parts["total"] == total
+
+
+def test_energy_breakdown_by_hand() -> None:
+    chip = load_chip("default")
+    m = EnergyModel.of(chip)
+    parts = energy_breakdown({"mac_int8": 1e9, Event.DRAM_READ_BYTES: 1e6, "noc_byte_hops": 10.0}, 2_000_000, chip)
+    assert parts["mac"] == pytest.approx(1e9 * m.mac_int8_pj * 1e-12)
+    assert parts["dram"] == pytest.approx(1e6 * 8 * 3.9 * 1e-12)
+    assert parts["noc"] == pytest.approx(10 * 1.0 * 1e-12)
+    assert parts["leakage"] == pytest.approx(m.leakage_w * 2e-3)  # 2e6 cycles at 1 GHz = 2 ms
+    assert parts["sram"] == parts["vector"] == 0.0
+
+
+def test_energy_breakdown_rejects_bad_input() -> None:
+    chip = load_chip("default")
+    with pytest.raises(ValueError, match="unknown energy event 'mac_int4'; valid events are mac_int8, mac_bf16, "):
+        energy_breakdown({"mac_int4": 1}, 0, chip)
+    with pytest.raises(ValueError, match="event 'mac_int8' has count -1; counts must be finite and >= 0"):
+        energy_breakdown({"mac_int8": -1}, 0, chip)
+    with pytest.raises(ValueError, match="cycles must be a finite number >= 0"):
+        energy_breakdown({}, -5, chip)
+    with pytest.raises(ValueError, match="event 'gbuf_read_bytes' counted on chip 'default', which has no global buffer"):
+        energy_breakdown({"gbuf_read_bytes": 64}, 0, chip)
+
+
+def test_leakage_grows_with_sram_and_array() -> None:
+    base = EnergyModel.of(load_chip("default"))
+    assert EnergyModel.of(chip_with("core.scratchpad.size_kib=8192")).sram_leakage_w > base.sram_leakage_w
+    assert EnergyModel.of(chip_with("core.tensor_core.rows=256")).logic_leakage_w > base.logic_leakage_w
+
+
+# ---- area --------------------------------------------------------------------------------------------------
+
+
+def test_area_total_is_exactly_the_sum_of_parts() -> None:
+    for name in preset_names():
+        parts = area_breakdown(load_chip(name))
+        assert list(parts) == [c.value for c in AreaComponent]
+        total = 0.0
+        for key, value in parts.items():
+            if key != "total":
+                total += value
+        assert parts["total"] == total
+
+
+@pytest.mark.parametrize(
+    ("path", "small", "big", "component"),
+    [
+        ("core.tensor_core.rows", 64, 256, "pe"),
+        ("mesh.cols", 1, 4, "pe"),
+        ("core.scratchpad.size_kib", 512, 8192, "sram"),
+        ("core.vector.lanes", 32, 256, "vector"),
+        ("noc.link_bytes_per_cycle", 16, 128, "noc"),
+        ("dram.bandwidth_gb_per_s", 460.8, 921.6, "dram_phy"),
+    ],
+)
+def test_area_grows_with_size(path: str, small: object, big: object, component: str) -> None:
+    a = area_breakdown(chip_with(f"{path}={small}"))
+    b = area_breakdown(chip_with(f"{path}={big}"))
+    assert b[component] > a[component]
+    assert b["total"] > a["total"]
+
+
+def test_area_shrinks_with_the_node() -> None:
+    areas = [area_breakdown(chip_with(f"technology_nm={n}")) for n in NODES]
+    for big, small in zip(areas, areas[1:]):
+        for component in ("pe", "sram", "vector", "noc"):
+            assert small[component] < big[component]
+        assert small["dram_phy"] == big["dram_phy"]  # PHYs are I/O-bound: not node-scaled
+
+
+def test_bf16_and_weight_double_buffering_cost_area() -> None:
+    assert pe_um2_45nm(Precision.BF16, True) > 5 * pe_um2_45nm(Precision.INT8, True)
+    assert pe_um2_45nm(Precision.INT8, True) > pe_um2_45nm(Precision.INT8, False)
+    assert area_breakdown(chip_with("core.tensor_core.precision=bf16"))["pe"] > area_breakdown(load_chip("default"))["pe"]
+
+
+def test_sram_density_at_7nm() -> None:
+    # 0.027 um^2 bitcell / 0.65 array efficiency = ~24 Mbit/mm^2 of macro, in line with N7 SRAM macros.
+    mbit_per_mm2 = 8 * 1024 * 1024 / 1e6 / sram_mm2(1024, 7)
+    assert 20 < mbit_per_mm2 < 30
+
+
+def test_default_chip_area_is_plausible() -> None:
+    # Default chip (7 nm, 4 x 128x128 int8 PEs, 10 MiB SRAM, one HBM2E PHY): ~20.4 mm^2 = PEs 3.7 + SRAM 3.5 +
+    # vector 0.5 + NoC 0.7 + HBM PHY 12. A 131-TOPS int8 block of this kind is a small die; the cell count
+    # omits control, clocking and whitespace, so a real die would be ~1.5-3x larger.
+    parts = area_breakdown(load_chip("default"))
+    assert 15 < parts["total"] < 30
+    assert 2 < parts["pe"] < 6 and 2 < parts["sram"] < 6
+
+
+# ---- TPUv1 sanity (Jouppi et al., ISCA 2017) -----------------------------------------------------------------
+
+
+def test_tpuv1_mac_energy_is_within_a_documented_factor_of_the_chip() -> None:
+    # TPUv1 measured 40 W busy at 92 TOPS peak = 46e12 MAC/s: 0.87 pJ per peak MAC for the whole chip (MACs,
+    # buffers, DDR3, I/O, control, idle power). Our 28 nm int8 MAC alone (0.12 pJ) must be below that and,
+    # being the arithmetic core of it, within 10x of it.
+    chip = load_chip("tpuv1")
+    chip_level_pj_per_mac = 40.0 / (chip.peak_tops * 1e12 / 2) * 1e12
+    assert chip_level_pj_per_mac == pytest.approx(0.87, abs=0.01)
+    mac_pj = EnergyModel.of(chip).mac_int8_pj
+    assert chip_level_pj_per_mac / 10 < mac_pj < chip_level_pj_per_mac
+    # Peak MAC power alone: 65536 MACs x 0.7 GHz x 0.12 pJ = 5.5 W, well inside the 40 W busy figure.
+    assert chip.peak_macs_per_cycle * chip.clock_hz * mac_pj * 1e-12 < 40.0
+
+
+def test_tpuv1_area_is_within_a_documented_factor_of_the_floor_plan() -> None:
+    # Floor plan of the < 331 mm^2 die: Matrix Multiply Unit 24%, Unified Buffer 29%, accumulators 6%. Our cell
+    # count omits wiring, pipelining and control, so it must come in under those areas but within 4x.
+    parts = area_breakdown(load_chip("tpuv1"))
+    die_mm2 = 331.0
+    mxu_ratio = parts["pe"] / (0.24 * die_mm2)
+    sram_ratio = parts["sram"] / ((0.29 + 0.06) * die_mm2)
+    assert 0.25 < mxu_ratio < 1.0
+    assert 0.25 < sram_ratio < 1.0
+    assert parts["total"] < die_mm2
