@@ -9,6 +9,9 @@ Conventions (the same in every function):
 - the systolic array is `rows x cols` PEs; its fill and drain traverse the whole physical array (operands
   enter at the left/top edge and results leave at the bottom edge), as in SCALE-Sim;
 - shared resources (the DRAM channel, NoC links) are not modelled here; the executor adds their contention.
+
+Dataflows (`chipsim.config.Dataflow`): ws keeps the weights B (k x n) in the PEs and streams A; os keeps the
+outputs C (m x n) and streams A and B; is keeps the inputs A (as k x m) and streams B.
 """
 
 from __future__ import annotations
@@ -18,14 +21,7 @@ import math
 from dataclasses import dataclass
 from functools import cache
 
-
-class MatmulDataflow(enum.Enum):
-    """Which operand stays in the PEs (mirrors `chipsim.config.Dataflow`; timing keeps its own copy so it stays
-    a leaf module that the config, the mapper's cost model and the tests can all import)."""
-
-    WS = "ws"  # weights (B, k x n) stationary; A streams
-    OS = "os"  # outputs (C, m x n) stationary; A and B stream
-    IS = "is"  # inputs (A, transposed: k x m) stationary; B streams
+from chipsim.config import Dataflow
 
 
 class ScaleSimConvention(enum.Enum):
@@ -65,7 +61,7 @@ def ceil_div(a: int, b: int) -> int:
 
 @cache
 def matmul_timing(
-    dataflow: MatmulDataflow,
+    dataflow: Dataflow,
     array_rows: int,
     array_cols: int,
     m: int,
@@ -89,10 +85,10 @@ def matmul_timing(
     if min(r, c, m, k, n) < 1:
         raise ValueError(f"matmul dimensions must be >= 1, got array {r}x{c} and m={m}, k={k}, n={n}")
     skew = r + c - 2
-    if dataflow is MatmulDataflow.OS:
+    if dataflow is Dataflow.OS:
         folds = ceil_div(m, r) * ceil_div(n, c)
         return MatmulTiming(folds, 0, folds * k, folds * skew, folds * r)
-    if dataflow is MatmulDataflow.WS:
+    if dataflow is Dataflow.WS:
         folds, stream = ceil_div(k, r) * ceil_div(n, c), m
     else:
         folds, stream = ceil_div(k, r) * ceil_div(m, c), n
@@ -104,7 +100,7 @@ def matmul_timing(
 
 @cache
 def matmul_traffic(
-    dataflow: MatmulDataflow,
+    dataflow: Dataflow,
     array_rows: int,
     array_cols: int,
     m: int,
@@ -120,10 +116,10 @@ def matmul_traffic(
     per fold of the other dimension; outputs are written once per k fold and read back between k folds)."""
     r, c = array_rows, array_cols
     a_bytes, b_bytes, c_elems = m * k * in_itemsize, 0 if preloaded else k * n * in_itemsize, m * n
-    if dataflow is MatmulDataflow.OS:
+    if dataflow is Dataflow.OS:
         spad = a_bytes * ceil_div(n, c) + b_bytes * ceil_div(m, r)
         k_folds = 1
-    elif dataflow is MatmulDataflow.WS:
+    elif dataflow is Dataflow.WS:
         spad = a_bytes * ceil_div(n, c) + b_bytes
         k_folds = ceil_div(k, r)
     else:
@@ -135,7 +131,7 @@ def matmul_traffic(
 
 @cache
 def scalesim_matmul_cycles(
-    dataflow: MatmulDataflow, array_rows: int, array_cols: int, m: int, k: int, n: int, convention: ScaleSimConvention
+    dataflow: Dataflow, array_rows: int, array_cols: int, m: int, k: int, n: int, convention: ScaleSimConvention
 ) -> int:
     """SCALE-Sim's compute cycles for the same GEMM (no double buffering, every fold pays its full count).
 
@@ -144,11 +140,11 @@ def scalesim_matmul_cycles(
     Equal to `matmul_timing(..., weight_double_buffer=False).total_cycles` under PAPER.
     """
     r, c = array_rows, array_cols
-    if dataflow is MatmulDataflow.OS:
+    if dataflow is Dataflow.OS:
         folds, t = ceil_div(m, r) * ceil_div(n, c), k
         drain = r if convention is ScaleSimConvention.PAPER else 0
         return folds * (drain + r + c + t - 2)
-    if dataflow is MatmulDataflow.WS:
+    if dataflow is Dataflow.WS:
         folds, t = ceil_div(k, r) * ceil_div(n, c), m
     else:
         folds, t = ceil_div(k, r) * ceil_div(m, c), n

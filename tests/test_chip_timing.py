@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chipsim.config import Dataflow
 from chipsim.timing import (
-    MatmulDataflow,
     ScaleSimConvention,
     dma_transfer_cycles,
     dram_bytes_per_cycle,
@@ -22,10 +22,10 @@ from chipsim.timing import (
     xy_route,
 )
 
-WS, OS, IS = MatmulDataflow.WS, MatmulDataflow.OS, MatmulDataflow.IS
+WS, OS, IS = Dataflow.WS, Dataflow.OS, Dataflow.IS
 
 
-def total(df: MatmulDataflow, r: int, c: int, m: int, k: int, n: int, *, db: bool = False, pre: bool = False) -> int:
+def total(df: Dataflow, r: int, c: int, m: int, k: int, n: int, *, db: bool = False, pre: bool = False) -> int:
     return matmul_timing(df, r, c, m, k, n, weight_double_buffer=db, preloaded=pre).total_cycles
 
 
@@ -134,7 +134,7 @@ def test_scalesim_conventions() -> None:
     st.sampled_from([WS, OS, IS]),
     st.integers(1, 8), st.integers(1, 8), st.integers(1, 40), st.integers(1, 40), st.integers(1, 40),
 )
-def test_matches_scalesim_paper_without_double_buffering(df: MatmulDataflow, r: int, c: int, m: int, k: int, n: int) -> None:
+def test_matches_scalesim_paper_without_double_buffering(df: Dataflow, r: int, c: int, m: int, k: int, n: int) -> None:
     assert total(df, r, c, m, k, n) == scalesim_matmul_cycles(df, r, c, m, k, n, ScaleSimConvention.PAPER)
 
 
@@ -146,7 +146,7 @@ def test_matches_scalesim_paper_without_double_buffering(df: MatmulDataflow, r: 
     st.sampled_from(["m", "k", "n"]),
 )
 def test_matmul_monotone_and_above_peak(
-    df: MatmulDataflow, db: bool, r: int, c: int, m: int, k: int, n: int, grow: str
+    df: Dataflow, db: bool, r: int, c: int, m: int, k: int, n: int, grow: str
 ) -> None:
     cycles = total(df, r, c, m, k, n, db=db)
     assert cycles * r * c >= m * k * n  # never faster than every PE busy every cycle

@@ -1,0 +1,447 @@
+"""The executor: runs a Program on a ChipConfig, event-driven across all cores, in timing-only or functional mode.
+
+Model (the `## Timing` section of isa/SPEC.md has the full statement):
+- The front-end of each core dispatches its instructions in order, instantly, to four unit queues (DMA, MXU,
+  VEC, NOC); SIGNAL/WAIT go to the unit they name, BARRIER is placed in all four, HALT ends them all.
+- Each unit runs its queue in program order. MXU, VEC and NOC run one instruction at a time. The DMA unit
+  issues in order onto `core.dma.engines` engines, each holding one transfer (latency included), so
+  transfers overlap; a SIGNAL in its queue fires when every earlier transfer has completed.
+- An instruction starts at max(its unit is free, its condition: semaphore > 0, the matching SEND's bytes have
+  arrived, every unit of every core has reached the barrier, a DMA engine is free); its length is the closed
+  form of chipsim.timing, stretched by the shared resources: one chip-wide DRAM channel that serialises the
+  bytes of all cores' transfers (first come, first served) and NoC links that each carry one transfer at a
+  time (XY routing; a transfer reserves every link on its path).
+- Events are processed in time order from a heap keyed by (cycle, sequence number), so ties break
+  deterministically. MXU/VEC work that touches nothing shared runs ahead without the heap.
+- Functional mode performs each instruction's effect with isa.semantics when the executor processes it; a
+  program whose units are ordered by SIGNAL/WAIT (what isa.verify and the mapper guarantee) computes the same
+  values as the plain in-order interpreter. Timing-only mode runs the identical schedule without arithmetic.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import types
+from collections import deque
+
+import numpy as np
+
+from chipsim.area import area_breakdown
+from chipsim.config import ChipConfig
+from chipsim.decode import (
+    BARRIER,
+    DMA,
+    HALT,
+    LOCAL,
+    NUM_UNITS,
+    RECV,
+    SEND,
+    SIGNAL,
+    WAIT,
+    DecodedCore,
+    ExecutionError,
+    decode_program,
+    where,
+)
+from chipsim.energy import energy_breakdown
+from chipsim.stats import CoreStats, Roofline, RunResult, TraceEvent, UnitStats
+from isa import CoreState, Instr, IsaError, Program, Unit, apply, read_bytes, verify, write_bytes
+from isa.semantics import NUM_SEMAPHORES
+
+__all__ = ["DeadlockError", "ExecutionError", "execute"]
+
+_EPS = 1e-9
+
+
+class DeadlockError(ExecutionError):
+    """Every unit that has work left is blocked on something that can never happen."""
+
+
+def execute(
+    program: Program,
+    chip: ChipConfig,
+    *,
+    functional: bool,
+    dram: np.ndarray | None = None,
+    trace: bool = False,
+    check: bool = False,
+) -> RunResult:
+    """Run `program` on `chip` and measure it.
+
+    functional: compute real values on per-core SRAM byte arrays and `dram` (a 1-D np.uint8 array, mutated in
+        place; required in functional mode). Timing-only mode (`functional=False`) gives identical figures.
+    trace: keep one TraceEvent per executed instruction (see chipsim.trace).
+    check: run isa.verify against this chip's memories first (VerifyError lists every problem).
+    """
+    if functional and (dram is None or dram.dtype != np.uint8 or dram.ndim != 1):
+        raise ExecutionError("functional execution needs dram= a 1-D np.uint8 array holding the DRAM contents")
+    if check:
+        core = chip.core
+        verify(
+            program, spad_bytes=core.scratchpad.size_bytes, acc_bytes=core.accumulator.size_bytes,
+            dram_bytes=int(dram.size) if dram is not None else 1 << 40,
+            array_rows=core.tensor_core.rows, array_cols=core.tensor_core.cols,
+        )
+    decoded = decode_program(program, chip)
+    run = _Run(program, chip, decoded, dram if functional else None, trace)
+    run.simulate()
+    return run.result()
+
+
+class _Run:
+    """The mutable state of one simulation; flat lists indexed by g = core * NUM_UNITS + unit."""
+
+    def __init__(self, program: Program, chip: ChipConfig, decoded: tuple[DecodedCore, ...], dram: np.ndarray | None, trace: bool) -> None:
+        self.program, self.chip, self.decoded, self.dram = program, chip, decoded, dram
+        ncores = len(decoded)
+        g_count = ncores * NUM_UNITS
+        self.ncores = ncores
+        self.queues = [q for d in decoded for q in d.queues]
+        self.ptr = [0] * g_count
+        self.avail = [0] * g_count  # cycle at which the head instruction's unit became free for it
+        self.done = [0] * g_count  # completion of everything the unit has issued
+        self.finished = [False] * g_count
+        self.busy = [0] * g_count
+        self.covered = [0] * g_count  # DMA: busy time is the union of transfer intervals
+        self.st_dram = [0] * g_count
+        self.st_noc = [0] * g_count
+        self.st_dep = [0] * g_count
+        self.st_struct = [0] * g_count
+        self.count = [0] * g_count
+        self.engines = [[0] * chip.core.dma.engines for _ in range(ncores)]
+        self.sems = [[0] * NUM_SEMAPHORES for _ in range(ncores)]
+        self.sem_waiters: dict[tuple[int, int], deque[int]] = {}
+        self.messages: dict[tuple[int, int, int], deque[tuple[int, int, int, np.ndarray | None]]] = {}
+        self.recv_waiter: dict[tuple[int, int, int], int] = {}
+        nbar = max((d.barriers for d in decoded), default=0)
+        self.bar_count = [0] * nbar
+        self.bar_time = [0] * nbar
+        self.bar_waiting: list[list[tuple[int, int]]] = [[] for _ in range(nbar)]
+        self.link_free: dict[tuple[int, int], int] = {}
+        self.dram_free = 0.0
+        self.heap: list[tuple[int, int, int, int]] = []
+        self.seq = 0
+        self.starts = [[-1] * len(instrs) for instrs in program.cores]
+        self.ends = [[-1] * len(instrs) for instrs in program.cores]
+        self.events: list[tuple[int, int, int, int, int]] | None = [] if trace else None
+        self.states = (
+            [CoreState.create(chip.core.scratchpad.size_bytes, chip.core.accumulator.size_bytes) for _ in range(ncores)]
+            if dram is not None else []
+        )
+
+    # -- scheduling helpers -------------------------------------------------------------------------------------
+    def _push(self, time: int, g: int, sem: int = -1) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (time, self.seq, g, sem))
+
+    def _fire_signal(self, core: int, sem: int, now: int) -> None:
+        self.sems[core][sem] += 1
+        waiters = self.sem_waiters.get((core, sem))
+        if waiters:
+            self._push(now, waiters.popleft())
+
+    def _fail(self, core: int, idx: int, exc: IsaError) -> ExecutionError:
+        instr = self.program.cores[core][idx]
+        return ExecutionError(f"{where(core, idx, instr)}: {exc}".rstrip(".") + ".")
+
+    def simulate(self) -> None:
+        for g, q in enumerate(self.queues):
+            if q:
+                self._push(0, g)
+        heap = self.heap
+        pop = heapq.heappop
+        while heap:
+            now, _, g, sem = pop(heap)
+            if sem >= 0:
+                self._fire_signal(g // NUM_UNITS, sem, now)
+            else:
+                self._step(g, now)
+        if not all(self.finished):
+            raise self._deadlock()
+
+    def _step(self, g: int, now: int) -> None:
+        """Advance unit g at cycle `now` until it must wait for a later cycle or a condition."""
+        core, unit = divmod(g, NUM_UNITS)
+        q = self.queues[g]
+        p = self.ptr[g]
+        t = self.avail[g]
+        starts, ends = self.starts[core], self.ends[core]
+        events = self.events
+        state = self.states[core] if self.states else None
+        dram = self.dram
+        while True:
+            op = q[p]
+            kind = op[0]
+            if kind == LOCAL:  # run ahead: MXU/VEC work depends only on its own unit being free
+                busy = struct = 0
+                n = 0
+                while kind == LOCAL:
+                    idx = op[1]
+                    end = t + op[2]
+                    starts[idx] = t
+                    ends[idx] = end
+                    busy += op[2]
+                    struct += op[3]
+                    if state is not None:
+                        try:
+                            apply(op[4], state, dram)  # type: ignore[arg-type]
+                        except IsaError as exc:
+                            raise self._fail(core, idx, exc) from None
+                    if events is not None:
+                        events.append((core, unit, idx, t, end))
+                    t = end
+                    n += 1
+                    p += 1
+                    op = q[p]
+                    kind = op[0]
+                self.busy[g] += busy
+                self.st_struct[g] += struct
+                self.count[g] += n
+                self.done[g] = t
+                continue
+            if kind == HALT:
+                self.finished[g] = True
+                self.ptr[g], self.avail[g] = p, t
+                return
+            if t > now:
+                self.ptr[g], self.avail[g] = p, t
+                self._push(t, g)
+                return
+            idx = op[1]
+            if kind == DMA:
+                engines = self.engines[core]
+                free_at = min(engines)
+                if free_at > now:  # every engine holds a transfer: retry when one frees
+                    self.ptr[g], self.avail[g] = p, t
+                    self._push(free_at, g)
+                    return
+                engine_cycles, channel, latency = op[2], op[3], op[4]
+                channel_start = self.dram_free if self.dram_free > now else float(now)
+                self.dram_free = channel_start + channel
+                own_end = now + engine_cycles
+                xfer_end = max(own_end, math.ceil(self.dram_free - _EPS))
+                end = xfer_end + latency
+                engines[engines.index(free_at)] = end
+                self.st_dram[g] += xfer_end - own_end
+                self.st_struct[g] += now - t
+                cov = self.covered[g]
+                self.busy[g] += end - (now if now > cov else cov) if end > cov else 0
+                if end > cov:
+                    self.covered[g] = end
+                if end > self.done[g]:
+                    self.done[g] = end
+                if state is not None:
+                    try:
+                        apply(op[5], state, dram)  # type: ignore[arg-type]
+                    except IsaError as exc:
+                        raise self._fail(core, idx, exc) from None
+                starts[idx], ends[idx] = now, end
+                t = now
+            elif kind == SEND:
+                dst, tag, nbytes, links, ser, hop = op[2], op[3], op[4], op[5], op[6], op[7]
+                link_free = self.link_free
+                head = now
+                for i, link in enumerate(links):
+                    ready = link_free.get(link, 0) - i * hop
+                    if ready > head:
+                        head = ready
+                for i, link in enumerate(links):
+                    link_free[link] = head + i * hop + ser
+                arrive = head + len(links) * hop + ser
+                end = head + ser
+                payload = None
+                if state is not None:
+                    instr: Instr = op[8]  # type: ignore[assignment]
+                    try:
+                        payload = read_bytes(state, instr.mem, instr.addr, nbytes)  # type: ignore[arg-type]
+                    except IsaError as exc:
+                        raise self._fail(core, idx, exc) from None
+                key = (core, dst, tag)
+                self.messages.setdefault(key, deque()).append((head, arrive, nbytes, payload))  # type: ignore[arg-type]
+                waiter = self.recv_waiter.pop(key, None)
+                if waiter is not None:
+                    self._push(arrive, waiter)
+                self.st_noc[g] += head - now
+                self.busy[g] += end - now
+                self.done[g] = end
+                starts[idx], ends[idx] = now, end
+                t = end
+                if events is not None:
+                    events.append((core, unit, idx, now, end))
+                self.count[g] += 1
+                p += 1
+                continue
+            elif kind == RECV:
+                key = (op[2], core, op[3])
+                pending = self.messages.get(key)
+                if not pending:
+                    self.recv_waiter[key] = g
+                    self.ptr[g], self.avail[g] = p, t
+                    return
+                head, arrive, nbytes, payload = pending[0]
+                if arrive > now:
+                    self.ptr[g], self.avail[g] = p, t
+                    self._push(arrive, g)
+                    return
+                pending.popleft()
+                if nbytes != op[4]:
+                    raise ExecutionError(
+                        f"{where(core, idx, op[5])}: the matching NOC_SEND from core {op[2]} carries {nbytes} bytes, "  # type: ignore[arg-type]
+                        f"not {op[4]}; make the SEND and RECV sizes equal."
+                    )
+                if state is not None and payload is not None:
+                    instr = op[5]  # type: ignore[assignment]
+                    try:
+                        write_bytes(state, instr.mem, instr.addr, payload)
+                    except IsaError as exc:
+                        raise self._fail(core, idx, exc) from None
+                began = head if head > t else t
+                self.st_dep[g] += began - t
+                self.st_noc[g] += now - began
+                self.busy[g] += now - began
+                self.done[g] = now
+                starts[idx], ends[idx] = t, now
+                t = now
+            elif kind == WAIT:
+                sems = self.sems[core]
+                sem = op[2]
+                if sems[sem] <= 0:
+                    self.sem_waiters.setdefault((core, sem), deque()).append(g)
+                    self.ptr[g], self.avail[g] = p, t
+                    return
+                sems[sem] -= 1
+                self.st_dep[g] += now - t
+                if now > self.done[g]:
+                    self.done[g] = now
+                starts[idx], ends[idx] = t, now
+                t = now
+            elif kind == SIGNAL:
+                fire = self.done[g]
+                if fire > now:  # DMA transfers still in flight: the increment happens when they complete
+                    self._push(fire, g, op[2])  # type: ignore[arg-type]
+                else:
+                    fire = now
+                    self._fire_signal(core, op[2], now)  # type: ignore[arg-type]
+                starts[idx], ends[idx] = now, fire
+                t = now
+            else:  # BARRIER
+                if self.done[g] > now:  # arrive once everything issued before the barrier has completed
+                    self.ptr[g], self.avail[g] = p, t
+                    self._push(self.done[g], g)
+                    return
+                self.ptr[g], self.avail[g] = p, t
+                self._arrive(g, op[2], now)  # type: ignore[arg-type]
+                return
+            if events is not None:
+                events.append((core, unit, idx, starts[idx], ends[idx]))
+            self.count[g] += 1
+            p += 1
+
+    def _arrive(self, g: int, barrier: int, now: int) -> None:
+        self.bar_count[barrier] += 1
+        if now > self.bar_time[barrier]:
+            self.bar_time[barrier] = now
+        waiting = self.bar_waiting[barrier]
+        waiting.append((g, now))
+        if self.bar_count[barrier] < len(self.queues):
+            return
+        release = self.bar_time[barrier]
+        arrival = [-1] * self.ncores
+        for w, at in waiting:
+            arrival[w // NUM_UNITS] = max(arrival[w // NUM_UNITS], at)
+        for w, at in waiting:
+            core, unit = divmod(w, NUM_UNITS)
+            p = self.ptr[w]
+            idx = self.queues[w][p][1]
+            self.st_dep[w] += release - at
+            self.count[w] += 1
+            self.ptr[w] = p + 1
+            self.avail[w] = release
+            if release > self.done[w]:
+                self.done[w] = release
+            self.starts[core][idx], self.ends[core][idx] = arrival[core], release  # type: ignore[index]
+            if self.events is not None:
+                self.events.append((core, unit, idx, at, release))  # type: ignore[arg-type]
+            self._push(release, w)
+
+    # -- deadlock ---------------------------------------------------------------------------------------------
+    def _deadlock(self) -> DeadlockError:
+        blocked = [g for g in range(len(self.queues)) if not self.finished[g]]
+        # Report a unit stuck on a semaphore or a message first: a barrier wait is usually its consequence.
+        blocked.sort(key=lambda g: (self.queues[g][self.ptr[g]][0] == BARRIER, g))
+        g = blocked[0]
+        core, unit = divmod(g, NUM_UNITS)
+        op = self.queues[g][self.ptr[g]]
+        idx = op[1]
+        instr = self.program.cores[core][idx]  # type: ignore[index]
+        if op[0] == WAIT:
+            why = f"semaphore {op[2]} is never signalled"
+        elif op[0] == RECV:
+            why = f"no NOC_SEND from core {op[2]} with tag {op[3]} ever reaches it"
+        else:
+            barrier: int = op[2]  # type: ignore[assignment]
+            arrived = [0] * self.ncores
+            for w, _ in self.bar_waiting[barrier]:
+                arrived[w // NUM_UNITS] += 1
+            late = [c for c in range(self.ncores) if arrived[c] < NUM_UNITS]
+            why = f"barrier {barrier} is never reached by every unit of core {late[0]}"
+        return DeadlockError(f"core {core} {Unit(unit).name} blocked forever at instruction {idx} ({instr}): {why}")
+
+    # -- results ----------------------------------------------------------------------------------------------
+    def result(self) -> RunResult:
+        chip = self.chip
+        ncores = self.ncores
+        cycles = max(self.done, default=0)
+        cores: list[CoreStats] = []
+        for c, d in enumerate(self.decoded):
+            units = tuple(
+                UnitStats(
+                    Unit(u), self.count[g], self.busy[g], self.st_dram[g], self.st_noc[g], self.st_dep[g], self.st_struct[g]
+                )
+                for u in range(NUM_UNITS)
+                for g in (c * NUM_UNITS + u,)
+            )
+            finish = max(self.done[c * NUM_UNITS : (c + 1) * NUM_UNITS])
+            halt_idx = d.queues[0][-1][1]
+            if isinstance(halt_idx, int) and halt_idx >= 0:
+                self.starts[c][halt_idx] = self.ends[c][halt_idx] = finish
+            cores.append(CoreStats(c, finish, d.macs, units))
+        events: dict[str, int] = {}
+        for d in self.decoded:
+            for ev, n in d.events.items():
+                events[ev.value] = events.get(ev.value, 0) + n
+        useful = sum(d.macs for d in self.decoded)
+        peak = chip.peak_macs_per_cycle
+        dram_bytes = events.get("dram_read_bytes", 0) + events.get("dram_write_bytes", 0)
+        links = 2 * (chip.mesh.rows * (chip.mesh.cols - 1) + chip.mesh.cols * (chip.mesh.rows - 1))
+        byte_hops = events.get("noc_byte_hops", 0)
+        roofline = Roofline(
+            compute_cycles=useful / peak,
+            dram_cycles=dram_bytes / chip.dram_bytes_per_cycle,
+            noc_cycles=byte_hops / (links * chip.noc.link_bytes_per_cycle) if links else 0.0,
+        )
+        trace = None
+        if self.events is not None:
+            names = [[i.op.name.lower() for i in instrs] for instrs in self.program.cores]
+            trace = tuple(
+                TraceEvent(c, Unit(u), idx, names[c][idx], s, e) for c, u, idx, s, e in sorted(self.events, key=lambda ev: (ev[3], ev[0], ev[1]))
+            )
+        return RunResult(
+            chip_name=chip.name,
+            functional=self.dram is not None,
+            cycles=cycles,
+            clock_mhz=chip.clock_mhz,
+            instructions=sum(d.executed for d in self.decoded),
+            cores=tuple(cores),
+            useful_macs=useful,
+            peak_macs_per_cycle=peak,
+            utilization=useful / (peak * cycles) if cycles else 0.0,
+            events=types.MappingProxyType(events),
+            energy_j=types.MappingProxyType(energy_breakdown(events, float(cycles), chip)),
+            area_mm2=types.MappingProxyType(area_breakdown(chip)),
+            roofline=roofline,
+            instr_start=tuple(np.array(s, dtype=np.int64) for s in self.starts),
+            instr_end=tuple(np.array(e, dtype=np.int64) for e in self.ends),
+            trace=trace,
+        )
