@@ -6,7 +6,8 @@ Definitions (the executor fills these; tests pin them):
 - A unit is *busy* from the start to the end of each of its instructions (a DMA unit with several engines:
   while at least one transfer is in flight). Its *stall* cycles by cause count the time it could not make
   progress at its own rate, either waiting before an instruction could start or inside a stretched one:
-  `dram` (a transfer stretched by other cores' use of the DRAM channel), `noc` (a SEND waiting for busy links,
+  `dram` (a transfer stretched beyond its DMA engine's own rate by the DRAM channel: its bandwidth, and
+  other cores' bytes queued ahead), `noc` (a SEND waiting for busy links,
   a RECV waiting for bytes in flight), `dependency` (WAIT on a semaphore, RECV before its SEND was issued,
   BARRIER), `structural` (an SRAM port slower than the array or lanes; a DMA waiting for a free engine).
 - `utilization` = useful MACs / (PEs per core x cores x cycles): over all cores of the chip, idle ones included.

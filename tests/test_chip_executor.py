@@ -1,0 +1,279 @@
+"""Executor: golden programs with hand-derived cycles, NoC contention, barriers, deadlock and error messages."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from chipsim.config import ChipConfig, chip_from_dict
+from chipsim.executor import DeadlockError, ExecutionError, execute
+from chipsim.stats import StallCause
+from isa import Unit, parse
+
+# 1 GHz; DRAM 16 GB/s = 16 B/cycle, 10 ns = 10 cycles; one DMA engine of 8 B/cycle; 4x4 ws array.
+BASE: dict[str, object] = {
+    "name": "tiny",
+    "clock_mhz": 1000.0,
+    "technology_nm": 28,
+    "mesh": {"rows": 1, "cols": 1},
+    "core": {
+        "tensor_core": {"rows": 4, "cols": 4, "dataflow": "ws", "precision": "int8", "weight_double_buffer": False},
+        "scratchpad": {"size_kib": 64, "banks": 4, "bytes_per_cycle": 64},
+        "accumulator": {"size_kib": 16, "banks": 2, "bytes_per_cycle": 64},
+        "vector": {"lanes": 4},
+        "dma": {"engines": 1, "bytes_per_cycle": 8},
+    },
+    "dram": {"type": "ddr4", "bandwidth_gb_per_s": 16.0, "latency_ns": 10.0, "energy_pj_per_bit": 10.0},
+    "noc": {"link_bytes_per_cycle": 8, "hop_cycles": 2},
+}
+
+
+def make_chip(**changes: object) -> ChipConfig:
+    """BASE with dotted-path changes, e.g. make_chip(**{"mesh.cols": 3})."""
+    data = copy.deepcopy(BASE)
+    for path, value in changes.items():
+        node = data
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node[part]  # type: ignore[assignment,index]
+        node[leaf] = value  # type: ignore[index]
+    return chip_from_dict(data)
+
+
+GEMM = """
+.core 0
+    dma_ld sram=spad:0x0 dram=0x0 rows=4 cols=8 stride=8 dtype=int8
+    dma_ld sram=spad:0x20 dram=0x20 rows=8 cols=4 stride=4 dtype=int8
+    signal unit=dma sem=0
+    wait unit=mxu sem=0
+    matmul a=spad:0x0 b=spad:0x20 c=acc:0x0 m=4 k=8 n=4 prec=int8 acc=0 pre=0
+    signal unit=mxu sem=1
+    wait unit=dma sem=1
+    dma_st sram=acc:0x0 dram=0x100 rows=4 cols=4 stride=16 dtype=int32
+    halt
+"""
+
+
+def gemm_dram(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    a = rng.integers(-128, 128, (4, 8)).astype(np.int8)
+    b = rng.integers(-128, 128, (8, 4)).astype(np.int8)
+    dram = np.zeros(0x200, np.uint8)
+    dram[:0x20] = a.view(np.uint8).ravel()
+    dram[0x20:0x40] = b.view(np.uint8).ravel()
+    return dram, a, b
+
+
+# Hand derivation of GEMM on the tiny chip (one DMA engine, so the two loads serialise):
+#   0 dma_ld A 32 B: engine 32/8 = 4 cycles, DRAM channel 32/16 = 2 -> transfer ends 4, + latency 10 = 14.
+#   1 dma_ld B 32 B: waits for the engine until 14; ends 14 + 4 + 10 = 28 (14 structural stall cycles).
+#   2 signal dma: fires when both loads are done, at 28.
+#   3 wait mxu: blocked 0..28.
+#   4 matmul 4x8x4 on 4x4 ws without double buffering: ceil(8/4) * ceil(4/4) = 2 folds of
+#     R (load 4) + m (4) + R + C - 2 (6) = 14 -> 28 cycles, 28..56. SRAM ports: spad 64 B / 64 = 1,
+#     acc (2 x 64 B written + 64 B read back) / 64 = 3, both below 28.
+#   5 signal mxu at 56;  6 wait dma: 28..56.
+#   7 dma_st 64 B int32: engine 64/8 = 8, channel 4 -> 56 + 8 + 10 = 74.
+GEMM_CYCLES = 74
+
+
+def test_golden_gemm_cycles_and_result() -> None:
+    chip = make_chip()
+    dram, a, b = gemm_dram(np.random.default_rng(1))
+    r = execute(parse(GEMM), chip, functional=True, dram=dram)
+    assert r.cycles == GEMM_CYCLES
+    np.testing.assert_array_equal(r.instr_start[0], [0, 14, 14, 0, 28, 56, 14, 56, 74])
+    np.testing.assert_array_equal(r.instr_end[0], [14, 28, 28, 28, 56, 56, 56, 74, 74])
+    out = dram[0x100:0x140].view(np.int32).reshape(4, 4)
+    np.testing.assert_array_equal(out, a.astype(np.int32) @ b.astype(np.int32))
+    assert r.useful_macs == 4 * 8 * 4
+    assert r.utilization == pytest.approx(128 / (16 * 74))
+    dma, mxu = r.unit_stats(0, Unit.DMA), r.unit_stats(0, Unit.MXU)
+    assert (dma.busy_cycles, dma.stall_structural_cycles, dma.stall_dependency_cycles) == (28 + 18, 14, 42)
+    assert (mxu.busy_cycles, mxu.stall_dependency_cycles) == (28, 28)
+    assert r.events["dram_read_bytes"] == 64 and r.events["dram_write_bytes"] == 64
+    assert r.events["mac_int8"] == 128
+
+
+def test_double_buffered_weights_and_two_dma_engines_shorten_the_gemm() -> None:
+    # Two engines: both loads end at 14. Double-buffered weights: 4 + 2 * 10 = 24 matmul cycles, 14..38.
+    # Store 38 + 8 + 10 = 56.
+    chip = make_chip(**{"core.dma.engines": 2, "core.tensor_core.weight_double_buffer": True})
+    dram, _, _ = gemm_dram(np.random.default_rng(2))
+    assert execute(parse(GEMM), chip, functional=True, dram=dram).cycles == 56
+
+
+def test_timing_only_matches_functional_exactly() -> None:
+    chip = make_chip()
+    dram, _, _ = gemm_dram(np.random.default_rng(3))
+    f = execute(parse(GEMM), chip, functional=True, dram=dram, trace=True)
+    t = execute(parse(GEMM), chip, functional=False, trace=True)
+    assert (f.cycles, f.utilization, dict(f.energy_j), dict(f.events)) == (t.cycles, t.utilization, dict(t.energy_j), dict(t.events))
+    assert f.cores == t.cores and f.trace == t.trace
+    for a, b in zip(f.instr_start + f.instr_end, t.instr_start + t.instr_end):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_shared_dram_channel_slows_two_cores() -> None:
+    # Each core loads 256 B with a 64 B/cycle engine: alone 256/64 = 4 cycles... but DRAM gives 16 B/cycle,
+    # so one transfer occupies the channel 16 cycles: 16 + 10 = 26. Two cores at once: the second core's bytes
+    # queue behind the first's: channel busy until 32 -> 32 + 10 = 42.
+    one = """
+.mesh 1 2
+.core 0
+    dma_ld sram=spad:0x0 dram=0x0 rows=1 cols=256 stride=256 dtype=int8
+    halt
+.core 1
+    halt
+"""
+    both = one.replace(".core 1\n    halt", ".core 1\n    dma_ld sram=spad:0x0 dram=0x100 rows=1 cols=256 stride=256 dtype=int8\n    halt")
+    chip = make_chip(**{"mesh.cols": 2, "core.dma.bytes_per_cycle": 64})
+    r1 = execute(parse(one), chip, functional=False)
+    r2 = execute(parse(both), chip, functional=False)
+    assert (r1.cycles, r2.cycles) == (26, 42)
+    # DRAM stall = transfer time beyond the engine's own 4 cycles: 16 - 4 alone, 32 - 4 behind core 0.
+    assert r1.unit_stats(0, Unit.DMA).stall_cycles(StallCause.DRAM) == 12
+    assert r2.unit_stats(1, Unit.DMA).stall_cycles(StallCause.DRAM) == 28
+
+
+NOC = """
+.mesh 1 3
+.core 0
+    noc_send dst_core=2 addr=spad:0x0 bytes=64 tag=0
+    halt
+.core 1
+    noc_send dst_core=2 addr=spad:0x0 bytes=64 tag=1
+    halt
+.core 2
+    noc_recv src_core=0 addr=spad:0x0 bytes=64 tag=0
+    noc_recv src_core=1 addr=spad:0x40 bytes=64 tag=1
+    halt
+"""
+
+
+def test_noc_contention_on_a_shared_link() -> None:
+    # Links of 8 B/cycle, 2 cycles per hop, 64 B = 8 serialisation cycles.
+    # Core 1 -> 2 alone: 1 hop: 2 + 8 = 10.
+    # Core 0 -> 2 (2 hops) goes first: link 0->1 busy 0..8, link 1->2 busy 2..10, arrives 2*2 + 8 = 12.
+    # Core 1 -> 2 then waits for link 1->2 until 10 and arrives at 10 + 2 + 8 = 20.
+    chip = make_chip(**{"mesh.cols": 3})
+    alone = NOC.replace("noc_send dst_core=2 addr=spad:0x0 bytes=64 tag=0", "").replace(
+        "noc_recv src_core=0 addr=spad:0x0 bytes=64 tag=0", ""
+    )
+    r_alone = execute(parse(alone), chip, functional=False)
+    r_both = execute(parse(NOC), chip, functional=False)
+    assert r_alone.cycles == 10
+    assert r_both.cycles == 20
+    np.testing.assert_array_equal(r_both.instr_end[2], [12, 20, 20])
+    assert r_both.unit_stats(1, Unit.NOC).stall_noc_cycles == 10
+    assert r_both.events["noc_byte_hops"] == 64 * 2 + 64
+
+
+def test_noc_moves_bytes_between_cores() -> None:
+    src = """
+.mesh 1 2
+.core 0
+    dma_ld sram=spad:0x0 dram=0x0 rows=1 cols=16 stride=16 dtype=int8
+    signal unit=dma sem=0
+    wait unit=noc sem=0
+    noc_send dst_core=1 addr=spad:0x0 bytes=16 tag=7
+    halt
+.core 1
+    noc_recv src_core=0 addr=spad:0x100 bytes=16 tag=7
+    signal unit=noc sem=0
+    wait unit=dma sem=0
+    dma_st sram=spad:0x100 dram=0x40 rows=1 cols=16 stride=16 dtype=int8
+    halt
+"""
+    dram = np.zeros(0x80, np.uint8)
+    dram[:16] = np.arange(16, dtype=np.uint8) + 1
+    execute(parse(src), make_chip(**{"mesh.cols": 2}), functional=True, dram=dram)
+    np.testing.assert_array_equal(dram[0x40:0x50], np.arange(16) + 1)
+
+
+def test_barrier_holds_every_unit_of_every_core() -> None:
+    # Core 0's VEXP on 16 fp32 elements: 4 lanes, 4 cycles per exp -> 4 * 4 = 16 cycles; everything after the
+    # barrier starts at 16, so core 1's VEXP runs 16..32.
+    src = """
+.mesh 1 2
+.core 0
+    vexp dst=acc:0x0 src=acc:0x0 rows=4 cols=4
+    barrier
+    halt
+.core 1
+    barrier
+    vexp dst=acc:0x0 src=acc:0x0 rows=4 cols=4
+    halt
+"""
+    r = execute(parse(src), make_chip(**{"mesh.cols": 2}), functional=False)
+    assert r.cycles == 32
+    np.testing.assert_array_equal(r.instr_start[1], [0, 16, 32])
+    assert r.unit_stats(1, Unit.VEC).stall_dependency_cycles == 16
+
+
+def test_deadlock_on_a_semaphore_is_reported() -> None:
+    src = """
+.core 0
+    vexp dst=acc:0x0 src=acc:0x0 rows=1 cols=4
+    wait unit=vec sem=3
+    vexp dst=acc:0x0 src=acc:0x0 rows=1 cols=4
+    halt
+"""
+    with pytest.raises(DeadlockError) as info:
+        execute(parse(src), make_chip(), functional=False)
+    assert str(info.value) == "core 0 VEC blocked forever at instruction 1 (wait unit=vec sem=3): semaphore 3 is never signalled"
+    assert isinstance(info.value, ValueError)
+
+
+def test_deadlock_on_a_receive_is_reported() -> None:
+    src = """
+.mesh 1 2
+.core 0
+    halt
+.core 1
+    noc_recv src_core=0 addr=spad:0x0 bytes=8 tag=5
+    halt
+"""
+    with pytest.raises(DeadlockError, match=r"^core 1 NOC blocked forever at instruction 0 \(noc_recv src_core=0 "
+                       r"addr=spad:0x0 bytes=8 tag=5\): no NOC_SEND from core 0 with tag 5 ever reaches it$"):
+        execute(parse(src), make_chip(**{"mesh.cols": 2}), functional=False)
+
+
+def test_deadlock_on_a_barrier_names_the_missing_core() -> None:
+    src = """
+.mesh 1 2
+.core 0
+    barrier
+    halt
+.core 1
+    halt
+"""
+    with pytest.raises(DeadlockError, match=r"^core 0 DMA blocked forever at instruction 0 \(barrier\): barrier 0 is never "
+                       r"reached by every unit of core 1$"):
+        execute(parse(src), make_chip(**{"mesh.cols": 2}), functional=False)
+
+
+def test_mesh_mismatch_and_precision_mismatch_are_user_errors() -> None:
+    with pytest.raises(ExecutionError, match=r"^the program is for a 1x1 mesh but chip 'tiny' has a 1x2 mesh"):
+        execute(parse(".core 0\n halt\n"), make_chip(**{"mesh.cols": 2}), functional=False)
+    src = ".core 0\n matmul a=spad:0x0 b=spad:0x0 c=acc:0x0 m=2 k=2 n=2 prec=bf16 acc=0 pre=0\n halt\n"
+    with pytest.raises(ExecutionError, match=r"^core 0 instruction 0 \(matmul .*\): MATMUL precision bf16 needs a bf16 "
+                       r"tensor core, but this chip's tensor core is int8; use prec=int8 or set core.tensor_core.precision=bf16\.$"):
+        execute(parse(src), make_chip(), functional=False)
+
+
+def test_functional_needs_dram_and_reports_bad_addresses_with_location() -> None:
+    with pytest.raises(ExecutionError, match="functional execution needs dram="):
+        execute(parse(GEMM), make_chip(), functional=True)
+    src = ".core 0\n dma_ld sram=spad:0x0 dram=0x1000 rows=1 cols=8 stride=8 dtype=int8\n halt\n"
+    with pytest.raises(ExecutionError, match=r"^core 0 instruction 0 \(dma_ld .*\): DMA DRAM range"):
+        execute(parse(src), make_chip(), functional=True, dram=np.zeros(16, np.uint8))
+
+
+def test_dataflows_give_their_closed_form_on_the_gemm() -> None:
+    # os: ceil(4/4) * ceil(4/4) = 1 fold: k (8) + R + C - 2 (6) + drain 4 = 18 -> matmul 28..46, store 46 + 18 = 64.
+    # is: ceil(8/4) * ceil(4/4) = 2 folds of 4 + n (4) + 6 = 14 -> 28, same as ws here: 74.
+    dram, _, _ = gemm_dram(np.random.default_rng(4))
+    assert execute(parse(GEMM), make_chip(**{"core.tensor_core.dataflow": "os"}), functional=True, dram=dram).cycles == 64
+    assert execute(parse(GEMM), make_chip(**{"core.tensor_core.dataflow": "is"}), functional=False).cycles == 74
