@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from chipsim.config import ConfigError
+from chipsim.decode import ExecutionError  # DeadlockError is a subclass
 from workloads.errors import WorkloadError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="chipsim: simulate a systolic-array AI accelerator running BERT NER.")
@@ -16,7 +17,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 # Errors that mean "the user's input is wrong": printed as one sentence, exit code 2, no traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (WorkloadError, ConfigError)
+USER_ERRORS: tuple[type[Exception], ...] = (WorkloadError, ConfigError, ExecutionError)
 
 
 @app.callback()
