@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from chipsim.config import ChipConfig, chip_from_dict
 from chipsim.executor import DeadlockError, ExecutionError, execute
 from chipsim.stats import StallCause
+from chipsim.trace import write_trace
 from isa import Unit, parse
 
 # 1 GHz; DRAM 16 GB/s = 16 B/cycle, 10 ns = 10 cycles; one DMA engine of 8 B/cycle; 4x4 ws array.
@@ -277,3 +280,18 @@ def test_dataflows_give_their_closed_form_on_the_gemm() -> None:
     dram, _, _ = gemm_dram(np.random.default_rng(4))
     assert execute(parse(GEMM), make_chip(**{"core.tensor_core.dataflow": "os"}), functional=True, dram=dram).cycles == 64
     assert execute(parse(GEMM), make_chip(**{"core.tensor_core.dataflow": "is"}), functional=False).cycles == 74
+
+
+def test_trace_has_one_track_per_core_and_unit(tmp_path: Path) -> None:
+    chip = make_chip()
+    r = execute(parse(GEMM), chip, functional=False, trace=True)
+    assert r.trace is not None and len(r.trace) == 8  # every instruction but HALT
+    path = write_trace(r, tmp_path / "gemm.json")
+    doc = json.loads(path.read_text())
+    spans = [e for e in doc["traceEvents"] if e["ph"] == "X"]
+    matmul = next(e for e in spans if e["name"] == "matmul")
+    assert (matmul["pid"], matmul["tid"], matmul["ts"], matmul["dur"]) == (0, int(Unit.MXU), 0.028, 0.028)
+    names = {(e["pid"], e["tid"]): e["args"]["name"] for e in doc["traceEvents"] if e["name"] == "thread_name"}
+    assert names == {(0, 0): "DMA", (0, 1): "MXU", (0, 2): "VEC", (0, 3): "NOC"}
+    with pytest.raises(ValueError, match="trace=True"):
+        write_trace(execute(parse(GEMM), chip, functional=False), tmp_path / "none.json")
