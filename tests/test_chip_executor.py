@@ -13,7 +13,7 @@ from chipsim.config import ChipConfig, chip_from_dict
 from chipsim.executor import DeadlockError, ExecutionError, execute
 from chipsim.stats import StallCause
 from chipsim.trace import write_trace
-from isa import Unit, parse
+from isa import Unit, VerifyError, parse
 
 # 1 GHz; DRAM 16 GB/s = 16 B/cycle, 10 ns = 10 cycles; one DMA engine of 8 B/cycle; 4x4 ws array.
 BASE: dict[str, object] = {
@@ -295,3 +295,10 @@ def test_trace_has_one_track_per_core_and_unit(tmp_path: Path) -> None:
     assert names == {(0, 0): "DMA", (0, 1): "MXU", (0, 2): "VEC", (0, 3): "NOC"}
     with pytest.raises(ValueError, match="trace=True"):
         write_trace(execute(parse(GEMM), chip, functional=False), tmp_path / "none.json")
+
+
+def test_check_runs_the_verifier_against_this_chip() -> None:
+    src = ".core 0\n matmul a=spad:0x0 b=spad:0x0 c=acc:0x4000 m=2 k=2 n=2 prec=int8 acc=0 pre=0\n halt\n"
+    with pytest.raises(VerifyError, match="is outside the 16384-byte ACC"):
+        execute(parse(src), make_chip(), functional=False, check=True)
+    assert execute(parse(GEMM), make_chip(), functional=False, check=True).cycles == GEMM_CYCLES
