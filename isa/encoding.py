@@ -111,11 +111,20 @@ def decode(data: bytes) -> Program:
     if any(data[pad_start:head]):
         raise IsaError(f"header padding at byte offset {pad_start}..{head - 1} must be zero.")
     expected = head + WORD_BYTES * sum(counts)
-    if len(data) != expected:
-        state = "truncated" if len(data) < expected else "has trailing bytes"
+    if len(data) > expected:
         raise IsaError(
-            f"binary {state} at byte offset {min(len(data), expected)}: the header's instruction counts "
+            f"binary has trailing bytes at byte offset {expected}: the header's instruction counts "
             f"need {expected} bytes, the binary has {len(data)}."
+        )
+    if len(data) < expected:
+        word = (len(data) - head) // WORD_BYTES
+        core, before = 0, 0
+        while before + counts[core] <= word:
+            before += counts[core]
+            core += 1
+        raise IsaError(
+            f"binary truncated at byte offset {len(data)} in word {word} (core {core} instruction {word - before}): "
+            f"the header's instruction counts need {expected} bytes, the binary has {len(data)}."
         )
     out: list[tuple[Instr, ...]] = []
     offset = head

@@ -40,7 +40,8 @@ def _check_field(spec: OpSpec, f: Field, v: object) -> FieldValue:
         valid = f.valid_enum_values()
         if isinstance(v, enum.Enum) and not isinstance(v, f.enum) or isinstance(v, bool) or not isinstance(v, int) or int(v) not in valid:
             names = ", ".join(f.enum(x).name.lower() for x in valid)
-            shown = v.name.lower() if isinstance(v, enum.Enum) else repr(v)
+            members = {int(m): m.name.lower() for m in f.enum}
+            shown = v.name.lower() if isinstance(v, enum.Enum) else members.get(v, repr(v)) if isinstance(v, int) else repr(v)
             raise IsaError(f"{where} is {shown}; valid values are {names}.")
         return f.enum(v)
     if f.kind is FieldKind.BOOL:

@@ -1,0 +1,54 @@
+"""Hypothesis strategies for valid instructions and programs (every opcode, random valid fields)."""
+
+from __future__ import annotations
+
+import enum
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from isa import CLASSES, OPCODES, FieldKind, Instr, Opcode, Program
+from isa.instr import f32_round
+
+_F32_MAX = 3.4028234663852886e38
+
+
+def _field_strategy(f) -> st.SearchStrategy[object]:  # type: ignore[no-untyped-def]
+    if f.kind is FieldKind.UINT:
+        return st.one_of(st.just(f.min_value), st.just(f.max_value), st.integers(f.min_value, f.max_value))
+    if f.kind is FieldKind.ENUM:
+        return st.sampled_from([f.enum(v) for v in f.valid_enum_values()])
+    if f.kind is FieldKind.BOOL:
+        return st.booleans()
+    return st.floats(-_F32_MAX, _F32_MAX, allow_nan=False, allow_infinity=False, width=32)
+
+
+def instr_of(op: Opcode) -> st.SearchStrategy[Instr]:
+    spec = OPCODES[op]
+    fields = st.fixed_dictionaries({f.name: _field_strategy(f) for f in spec.fields})
+    if spec.check is not None:
+        fields = fields.filter(lambda kw: spec.check(tuple.__new__(CLASSES[op], (op, *(kw[f.name] for f in spec.fields)))) is None)  # type: ignore[misc]
+    return fields.map(lambda kw: CLASSES[op](**kw))
+
+
+instrs: st.SearchStrategy[Instr] = st.sampled_from(list(Opcode)).flatmap(instr_of)
+
+
+@st.composite
+def programs(draw: st.DrawFn, max_cores: int = 4, max_len: int = 6) -> Program:
+    rows = draw(st.integers(1, 2))
+    cols = draw(st.integers(1, max_cores // rows))
+    cores = tuple(tuple(draw(st.lists(instrs, max_size=max_len))) for _ in range(rows * cols))
+    return Program(cores, rows, cols)
+
+
+@given(st.data())
+def test_every_opcode_has_a_strategy(data: st.DataObject) -> None:
+    for op in Opcode:
+        i = data.draw(instr_of(op))
+        assert i.op is op and isinstance(i, CLASSES[op])
+        for f, v in zip(i.spec.fields, i.values):
+            if f.kind is FieldKind.F32:
+                assert v == f32_round(v)
+            if f.kind is FieldKind.ENUM:
+                assert isinstance(v, enum.IntEnum)
