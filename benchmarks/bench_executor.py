@@ -69,13 +69,20 @@ def build(tiles: int) -> Program:
     return Program(tuple(core_program(c, n, tiles) for c in range(n)), chip.mesh.rows, chip.mesh.cols)
 
 
-def rate(program: Program, functional: bool) -> tuple[float, int]:
+def rate(program: Program, functional: bool, repeats: int = 3) -> tuple[float, float, int]:
+    """Best-of-`repeats` instructions per second, by wall clock and by this process's CPU time."""
     chip = load_chip("default")
-    dram = np.zeros(DRAM_BYTES, np.uint8) if functional else None
-    t0 = time.perf_counter()
-    result = execute(program, chip, functional=functional, dram=dram)
-    elapsed = time.perf_counter() - t0
-    return result.instructions / elapsed, result.cycles
+    best_wall = best_cpu = float("inf")
+    cycles = 0
+    for _ in range(repeats):
+        dram = np.zeros(DRAM_BYTES, np.uint8) if functional else None
+        w0, c0 = time.perf_counter(), time.process_time()
+        result = execute(program, chip, functional=functional, dram=dram)
+        best_wall = min(best_wall, time.perf_counter() - w0)
+        best_cpu = min(best_cpu, time.process_time() - c0)
+        cycles = result.cycles
+    n = program.num_instructions
+    return n / best_wall, n / best_cpu, cycles
 
 
 def main() -> None:
@@ -94,9 +101,9 @@ def main() -> None:
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(12)
     for functional in (False, True):
-        per_s, cycles = rate(program, functional)
+        wall, cpu, cycles = rate(program, functional)
         mode = "functional " if functional else "timing-only"
-        print(f"{mode}: {per_s / 1e3:8.1f} k instructions/s  ({cycles} cycles)")
+        print(f"{mode}: {wall / 1e3:8.1f} k instructions/s wall clock, {cpu / 1e3:8.1f} k/s CPU time  ({cycles} cycles)")
 
 
 if __name__ == "__main__":

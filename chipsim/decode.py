@@ -15,12 +15,13 @@ Queue entry layouts (element 0 is the kind, element 1 the instruction index in t
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from operator import itemgetter
 
 from chipsim import timing
-from chipsim.config import ChipConfig, Precision, VectorOp
+from chipsim.config import ChipConfig, Dataflow, Precision, VectorOp
 from chipsim.energy import Event, mac_event, vector_event
 from isa import OPCODES, Instr, IsaError, Mem, Opcode, Program, Unit, format_instr
 from isa.operands import matmul_out_dtype
@@ -29,8 +30,10 @@ from isa.types import DType
 LOCAL, DMA, SEND, RECV, SIGNAL, WAIT, BARRIER, HALT = range(8)
 NUM_UNITS = 4  # DMA, MXU, VEC, NOC: the queues of one core (CTRL instructions are replicated or handled)
 
-QueueEntry = tuple[int | float | Instr | tuple[tuple[int, int], ...], ...]
+Info = tuple[int | float | tuple[tuple[int, int], ...], ...]
+QueueEntry = tuple[int, int, Info | int | None, Instr | None]
 EventCounts = tuple[tuple[Event, int], ...]
+Decoded = tuple[int, Info, EventCounts]
 
 _PRECISION_OF: dict[DType, Precision] = {DType.INT8: Precision.INT8, DType.BF16: Precision.BF16}
 _READ_EVENT = {Mem.SPAD: Event.SPAD_READ_BYTES, Mem.ACC: Event.ACC_READ_BYTES}
@@ -53,6 +56,13 @@ def _shape_key_getter(op: Opcode) -> Callable[[Instr], tuple[object, ...]]:
 
 
 _SHAPE_KEY: dict[Opcode, Callable[[Instr], tuple[object, ...]]] = {op: _shape_key_getter(op) for op in Opcode}
+_SHAPED, _SYNC, _NOC, _BARRIER, _HALT = range(5)
+_CATEGORY: dict[Opcode, int] = {
+    op: _SYNC if op in (Opcode.SIGNAL, Opcode.WAIT) else _NOC if op in (Opcode.NOC_SEND, Opcode.NOC_RECV)
+    else _BARRIER if op is Opcode.BARRIER else _HALT if op is Opcode.HALT else _SHAPED
+    for op in Opcode
+}
+_UNIT_OF: dict[Opcode, Unit] = {op: spec.unit for op, spec in OPCODES.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,14 +94,13 @@ class Decoder:
         self.mesh_cols = chip.mesh.cols
         self.link_bpc = chip.noc.link_bytes_per_cycle
         self.hop_cycles = chip.noc.hop_cycles
-        # shape key -> (entry without idx/instr, events)
-        self._cache: dict[tuple[object, ...], tuple[tuple[int | float, ...], EventCounts]] = {}
+        self._cache: dict[tuple[object, ...], Decoded] = {}  # shape key -> (kind, info, events)
 
     # -- per-shape work (cache misses only) -------------------------------------------------------------------
     def _port_cycles(self, reads: dict[Mem, int], writes: dict[Mem, int]) -> int:
         return max(timing.sram_port_cycles(reads.get(m, 0) + writes.get(m, 0), bpc) for m, bpc in self.port_bpc.items())
 
-    def _matmul(self, i: Instr) -> tuple[tuple[int | float, ...], EventCounts]:
+    def _matmul(self, i: Instr) -> Decoded:
         prec = _PRECISION_OF[i.precision]
         if prec is not self.precision:
             raise ExecutionError(
@@ -101,7 +110,7 @@ class Decoder:
         preloaded = bool(i.preloaded)
         t = timing.matmul_timing(
             self.dataflow, self.rows, self.cols, i.m, i.k, i.n,
-            weight_double_buffer=self.double_buffer, preloaded=preloaded and self.dataflow.value == "ws",
+            weight_double_buffer=self.double_buffer, preloaded=preloaded and self.dataflow is Dataflow.WS,
         )
         traffic = timing.matmul_traffic(
             self.dataflow, self.rows, self.cols, i.m, i.k, i.n,
@@ -117,15 +126,15 @@ class Decoder:
             (Event.ACC_READ_BYTES, traffic.acc_read_bytes),
             (Event.ACC_WRITE_BYTES, traffic.acc_write_bytes),
         )
-        return (LOCAL, cycles, cycles - array), events
+        return LOCAL, (cycles, cycles - array), events
 
-    def _ldw(self, i: Instr) -> tuple[tuple[int | float, ...], EventCounts]:
+    def _ldw(self, i: Instr) -> Decoded:
         nbytes = i.k * i.n * i.dtype.itemsize
         shift = timing.weight_load_cycles(self.rows)
         cycles = max(shift, timing.sram_port_cycles(nbytes, self.port_bpc[Mem.SPAD]))
-        return (LOCAL, cycles, cycles - shift), ((Event.SPAD_READ_BYTES, nbytes),)
+        return LOCAL, (cycles, cycles - shift), ((Event.SPAD_READ_BYTES, nbytes),)
 
-    def _vector(self, i: Instr) -> tuple[tuple[int | float, ...], EventCounts]:
+    def _vector(self, i: Instr) -> Decoded:
         spec = i.spec
         elements = i.rows * i.cols
         ops = [VectorOp(v.value) for v in spec.vec_ops]
@@ -138,9 +147,9 @@ class Decoder:
         cycles = max(compute, self._port_cycles(reads, writes))
         events = [(vector_event(op), elements) for op in ops]
         events += [(_READ_EVENT[m], b) for m, b in reads.items()] + [(_WRITE_EVENT[m], b) for m, b in writes.items()]
-        return (LOCAL, cycles, cycles - compute), tuple(events)
+        return LOCAL, (cycles, cycles - compute), tuple(events)
 
-    def _dma(self, i: Instr) -> tuple[tuple[int | float, ...], EventCounts]:
+    def _dma(self, i: Instr) -> Decoded:
         nbytes = i.rows * i.cols * i.dtype.itemsize
         engine = max(timing.ceil_div(nbytes, self.dma_bpc), timing.sram_port_cycles(nbytes, self.port_bpc[i.mem]))
         channel = timing.dram_channel_cycles(nbytes, self.dram_bpc)
@@ -148,17 +157,20 @@ class Decoder:
             events: EventCounts = ((Event.DRAM_READ_BYTES, nbytes), (_WRITE_EVENT[i.mem], nbytes))
         else:
             events = ((Event.DRAM_WRITE_BYTES, nbytes), (_READ_EVENT[i.mem], nbytes))
-        return (DMA, engine, channel, self.dram_latency), events
+        return DMA, (engine, channel, self.dram_latency), events
 
-    def _noc(self, i: Instr, core: int) -> tuple[tuple[int | float | tuple[tuple[int, int], ...], ...], EventCounts]:
+    def _noc(self, i: Instr, core: int, num_cores: int) -> Decoded:
+        peer = i.dst_core if i.op is Opcode.NOC_SEND else i.src_core
+        if peer >= num_cores:
+            raise ExecutionError(f"core {peer} is outside the mesh of {num_cores} cores (0..{num_cores - 1})")
         if i.op is Opcode.NOC_RECV:
-            return (RECV, i.src_core, i.tag, i.bytes), ((_WRITE_EVENT[i.mem], i.bytes),)
+            return RECV, (i.src_core, i.tag, i.bytes), ((_WRITE_EVENT[i.mem], i.bytes),)
         links = timing.xy_route(core, i.dst_core, self.mesh_cols)
         ser = timing.noc_serialization_cycles(i.bytes, self.link_bpc)
         events = ((_READ_EVENT[i.mem], i.bytes), (Event.NOC_BYTE_HOPS, i.bytes * len(links)))
-        return (SEND, i.dst_core, i.tag, i.bytes, links, ser, self.hop_cycles), events
+        return SEND, (i.dst_core, i.tag, i.bytes, links, ser, self.hop_cycles), events
 
-    def _miss(self, i: Instr, key: tuple[object, ...], core: int) -> tuple[tuple[int | float, ...], EventCounts]:
+    def _miss(self, i: Instr, key: tuple[object, ...]) -> Decoded:
         op = i.op
         if op is Opcode.MATMUL:
             found = self._matmul(i)
@@ -174,52 +186,47 @@ class Decoder:
     # -- whole program ----------------------------------------------------------------------------------------
     def decode_core(self, core: int, instrs: tuple[Instr, ...], num_cores: int) -> DecodedCore:
         queues: list[list[QueueEntry]] = [[] for _ in range(NUM_UNITS)]
-        counts: dict[tuple[object, ...], int] = {}
-        noc_events: dict[Event, int] = {}
-        cache = self._cache
+        keys: list[tuple[object, ...]] = []
+        events: dict[Event, int] = {}
+        cache, shape_key, category, unit_of = self._cache, _SHAPE_KEY, _CATEGORY, _UNIT_OF
         barriers = 0
         executed = len(instrs)
         halt_idx = -1
-        for idx, instr in enumerate(instrs):
-            op = instr[0]
-            try:
-                if op is Opcode.SIGNAL or op is Opcode.WAIT:
+        idx = 0
+        try:
+            for idx, instr in enumerate(instrs):
+                op = instr[0]
+                cat = category[op]
+                if cat == _SHAPED:
+                    key = shape_key[op](instr)
+                    found = cache.get(key)
+                    if found is None:
+                        found = self._miss(instr, key)
+                    keys.append(key)
+                    queues[unit_of[op]].append((found[0], idx, found[1], instr))
+                elif cat == _SYNC:
                     unit = instr[1]  # the unit field (isa.queue_of)
                     if unit is Unit.CTRL:
                         raise ExecutionError(f"{op.name} names the ctrl unit, which has no queue; name dma, mxu, vec or noc")
-                    queues[unit].append((SIGNAL if op is Opcode.SIGNAL else WAIT, idx, instr.sem))
-                    continue
-                if op is Opcode.BARRIER:
+                    queues[unit].append((SIGNAL if op is Opcode.SIGNAL else WAIT, idx, instr[2], instr))
+                elif cat == _NOC:
+                    kind, info, noc_events = self._noc(instr, core, num_cores)
+                    for ev, n in noc_events:
+                        events[ev] = events.get(ev, 0) + n
+                    queues[Unit.NOC].append((kind, idx, info, instr))
+                elif cat == _BARRIER:
                     for q in queues:
-                        q.append((BARRIER, idx, barriers))
+                        q.append((BARRIER, idx, barriers, instr))
                     barriers += 1
-                    continue
-                if op is Opcode.HALT:
+                else:
                     executed, halt_idx = idx + 1, idx
                     break
-                if op is Opcode.NOC_SEND or op is Opcode.NOC_RECV:
-                    peer = instr.dst_core if op is Opcode.NOC_SEND else instr.src_core
-                    if peer >= num_cores:
-                        raise ExecutionError(f"core {peer} is outside the mesh of {num_cores} cores (0..{num_cores - 1})")
-                    entry, events = self._noc(instr, core)
-                    for ev, n in events:
-                        noc_events[ev] = noc_events.get(ev, 0) + n
-                    queues[Unit.NOC].append((entry[0], idx, *entry[1:], instr))
-                    continue
-                key = _SHAPE_KEY[op](instr)
-                found = cache.get(key)
-                if found is None:
-                    found = self._miss(instr, key, core)
-                counts[key] = counts.get(key, 0) + 1
-                entry = found[0]
-                queues[instr.spec.unit].append((entry[0], idx, *entry[1:], instr))
-            except (ExecutionError, IsaError) as exc:
-                raise ExecutionError(f"{where(core, idx, instr)}: {exc}".rstrip(".") + ".") from None
+        except (ExecutionError, IsaError) as exc:
+            raise ExecutionError(f"{where(core, idx, instrs[idx])}: {exc}".rstrip(".") + ".") from None
         for q in queues:
-            q.append((HALT, halt_idx))
-        events = dict(noc_events)
-        for key, n in counts.items():
-            for ev, per in cache[key][1]:
+            q.append((HALT, halt_idx, None, None))
+        for key, n in Counter(keys).items():
+            for ev, per in cache[key][2]:
                 events[ev] = events.get(ev, 0) + n * per
         macs = events.get(Event.MAC_INT8, 0) + events.get(Event.MAC_BF16, 0)
         return DecodedCore(tuple(tuple(q) for q in queues), executed, barriers, events, macs)

@@ -20,6 +20,7 @@ Model (the `## Timing` section of isa/SPEC.md has the full statement):
 
 from __future__ import annotations
 
+import gc
 import heapq
 import math
 import types
@@ -83,10 +84,18 @@ def execute(
             dram_bytes=int(dram.size) if dram is not None else 1 << 40,
             array_rows=core.tensor_core.rows, array_cols=core.tensor_core.cols,
         )
-    decoded = decode_program(program, chip)
-    run = _Run(program, chip, decoded, dram if functional else None, trace)
-    run.simulate()
-    return run.result()
+    # Decoding and scheduling allocate many small acyclic tuples; the cyclic garbage collector's scans of them
+    # would double the run time (measured in benchmarks/bench_executor.py), so it is paused during the run.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        decoded = decode_program(program, chip)
+        run = _Run(program, chip, decoded, dram if functional else None, trace)
+        run.simulate()
+        return run.result()
+    finally:
+        if collecting:
+            gc.enable()
 
 
 class _Run:
@@ -178,14 +187,15 @@ class _Run:
                 n = 0
                 while kind == LOCAL:
                     idx = op[1]
-                    end = t + op[2]
+                    cycles, stretched = op[2]  # type: ignore[misc]
+                    end = t + cycles
                     starts[idx] = t
                     ends[idx] = end
-                    busy += op[2]
-                    struct += op[3]
+                    busy += cycles
+                    struct += stretched
                     if state is not None:
                         try:
-                            apply(op[4], state, dram)  # type: ignore[arg-type]
+                            apply(op[3], state, dram)  # type: ignore[arg-type]
                         except IsaError as exc:
                             raise self._fail(core, idx, exc) from None
                     if events is not None:
@@ -216,7 +226,7 @@ class _Run:
                     self.ptr[g], self.avail[g] = p, t
                     self._push(free_at, g)
                     return
-                engine_cycles, channel, latency = op[2], op[3], op[4]
+                engine_cycles, channel, latency = op[2]  # type: ignore[misc]
                 channel_start = self.dram_free if self.dram_free > now else float(now)
                 self.dram_free = channel_start + channel
                 own_end = now + engine_cycles
@@ -233,13 +243,13 @@ class _Run:
                     self.done[g] = end
                 if state is not None:
                     try:
-                        apply(op[5], state, dram)  # type: ignore[arg-type]
+                        apply(op[3], state, dram)  # type: ignore[arg-type]
                     except IsaError as exc:
                         raise self._fail(core, idx, exc) from None
                 starts[idx], ends[idx] = now, end
                 t = now
             elif kind == SEND:
-                dst, tag, nbytes, links, ser, hop = op[2], op[3], op[4], op[5], op[6], op[7]
+                dst, tag, nbytes, links, ser, hop = op[2]  # type: ignore[misc]
                 link_free = self.link_free
                 head = now
                 for i, link in enumerate(links):
@@ -252,7 +262,7 @@ class _Run:
                 end = head + ser
                 payload = None
                 if state is not None:
-                    instr: Instr = op[8]  # type: ignore[assignment]
+                    instr: Instr = op[3]  # type: ignore[assignment]
                     try:
                         payload = read_bytes(state, instr.mem, instr.addr, nbytes)  # type: ignore[arg-type]
                     except IsaError as exc:
@@ -273,7 +283,8 @@ class _Run:
                 p += 1
                 continue
             elif kind == RECV:
-                key = (op[2], core, op[3])
+                src, tag, want = op[2]  # type: ignore[misc]
+                key = (src, core, tag)
                 pending = self.messages.get(key)
                 if not pending:
                     self.recv_waiter[key] = g
@@ -285,13 +296,13 @@ class _Run:
                     self._push(arrive, g)
                     return
                 pending.popleft()
-                if nbytes != op[4]:
+                if nbytes != want:
                     raise ExecutionError(
-                        f"{where(core, idx, op[5])}: the matching NOC_SEND from core {op[2]} carries {nbytes} bytes, "  # type: ignore[arg-type]
-                        f"not {op[4]}; make the SEND and RECV sizes equal."
+                        f"{where(core, idx, op[3])}: the matching NOC_SEND from core {src} carries {nbytes} bytes, "  # type: ignore[arg-type]
+                        f"not {want}; make the SEND and RECV sizes equal."
                     )
                 if state is not None and payload is not None:
-                    instr = op[5]  # type: ignore[assignment]
+                    instr = op[3]  # type: ignore[assignment]
                     try:
                         write_bytes(state, instr.mem, instr.addr, payload)
                     except IsaError as exc:
@@ -322,7 +333,11 @@ class _Run:
                     self._push(fire, g, op[2])  # type: ignore[arg-type]
                 else:
                     fire = now
-                    self._fire_signal(core, op[2], now)  # type: ignore[arg-type]
+                    sem = op[2]  # type: ignore[assignment]
+                    self.sems[core][sem] += 1
+                    waiters = self.sem_waiters.get((core, sem))
+                    if waiters:
+                        self._push(now, waiters.popleft())
                 starts[idx], ends[idx] = now, fire
                 t = now
             else:  # BARRIER
@@ -378,7 +393,7 @@ class _Run:
         if op[0] == WAIT:
             why = f"semaphore {op[2]} is never signalled"
         elif op[0] == RECV:
-            why = f"no NOC_SEND from core {op[2]} with tag {op[3]} ever reaches it"
+            why = f"no NOC_SEND from core {op[2][0]} with tag {op[2][1]} ever reaches it"
         else:
             barrier: int = op[2]  # type: ignore[assignment]
             arrived = [0] * self.ncores
