@@ -131,7 +131,7 @@ def _matmul_b(i: Instr, state: CoreState) -> np.ndarray:
         return tile(state, Mem.SPAD, i.b_addr, i.k, i.n, i.precision)
     w = state.weights
     if w is None or state.weights_dtype != i.precision or w.shape != (i.k, i.n):
-        held = "none" if w is None else f"{w.shape[0]}x{w.shape[1]} {state.weights_dtype.name if state.weights_dtype else ''}"
+        held = "none" if w is None or state.weights_dtype is None else f"{w.shape[0]}x{w.shape[1]} {state.weights_dtype.name}"
         raise IsaError(
             f"MATMUL preloaded=1 needs a {i.k}x{i.n} {i.precision.name} weight tile from LDW, but the array holds {held}."
         )

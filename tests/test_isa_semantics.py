@@ -1,0 +1,294 @@
+"""Functional semantics against plain NumPy on random data: matmul, every vector op, quantization edges,
+conversions and strided DMA."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.special
+
+from isa import (
+    Bcast,
+    CoreState,
+    DmaLd,
+    DmaSt,
+    DType,
+    IsaError,
+    Ldw,
+    Matmul,
+    Mem,
+    NocSend,
+    Signal,
+    Unit,
+    Vadd,
+    Vcvt,
+    Vexp,
+    Vgelu,
+    Vmax,
+    Vmul,
+    Vquant,
+    Vrecip,
+    Vreq,
+    Vrmax,
+    Vrsqrt,
+    Vrsum,
+    Vscale,
+    Vsub,
+    Wait,
+    apply,
+    read_bytes,
+    write_bytes,
+)
+from isa.semantics import bf16_to_f32, f32_to_bf16, tile
+
+RNG = np.random.default_rng(1234)
+DRAM = np.zeros(1 << 16, np.uint8)
+
+
+def _state() -> CoreState:
+    return CoreState.create(spad_bytes=1 << 16, acc_bytes=1 << 16)
+
+
+def _put(state: CoreState, mem: Mem, addr: int, array: np.ndarray) -> None:
+    write_bytes(state, mem, addr, np.ascontiguousarray(array).view(np.uint8).reshape(-1))
+
+
+def _get(state: CoreState, mem: Mem, addr: int, shape: tuple[int, int], dtype: DType) -> np.ndarray:
+    return tile(state, mem, addr, shape[0], shape[1], dtype).copy()
+
+
+@pytest.mark.parametrize(("m", "k", "n"), [(1, 1, 1), (7, 13, 5), (32, 64, 16), (3, 1100, 4)])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_matmul_int8_matches_numpy(m: int, k: int, n: int, accumulate: bool) -> None:
+    s = _state()
+    a = RNG.integers(-128, 128, (m, k), dtype=np.int8)
+    b = RNG.integers(-128, 128, (k, n), dtype=np.int8)
+    c0 = RNG.integers(-(1 << 20), 1 << 20, (m, n), dtype=np.int32)
+    _put(s, Mem.SPAD, 0, a)
+    _put(s, Mem.SPAD, 0x4000, b)
+    _put(s, Mem.ACC, 0x100, c0)
+    apply(Matmul(0, 0x4000, 0x100, m, k, n, DType.INT8, accumulate, False), s, DRAM)
+    expected = a.astype(np.int64) @ b.astype(np.int64) + (c0 if accumulate else 0)
+    np.testing.assert_array_equal(_get(s, Mem.ACC, 0x100, (m, n), DType.INT32), expected.astype(np.int32))
+
+
+def test_matmul_int32_accumulation_wraps() -> None:
+    s = _state()
+    _put(s, Mem.SPAD, 0, np.array([[127]], np.int8))
+    _put(s, Mem.SPAD, 16, np.array([[127]], np.int8))
+    _put(s, Mem.ACC, 0, np.array([[2**31 - 1]], np.int32))
+    apply(Matmul(0, 16, 0, 1, 1, 1, DType.INT8, True, False), s, DRAM)
+    assert _get(s, Mem.ACC, 0, (1, 1), DType.INT32)[0, 0] == np.int32(-(2**31) + 127 * 127 - 1)
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_matmul_bf16_matches_numpy(accumulate: bool) -> None:
+    s = _state()
+    m, k, n = 9, 40, 6
+    a = f32_to_bf16(RNG.standard_normal((m, k), dtype=np.float32))
+    b = f32_to_bf16(RNG.standard_normal((k, n), dtype=np.float32))
+    c0 = RNG.standard_normal((m, n), dtype=np.float32)
+    _put(s, Mem.SPAD, 0, a)
+    _put(s, Mem.SPAD, 0x2000, b)
+    _put(s, Mem.ACC, 0, c0)
+    apply(Matmul(0, 0x2000, 0, m, k, n, DType.BF16, accumulate, False), s, DRAM)
+    af, bf = bf16_to_f32(a), bf16_to_f32(b)
+    exact = (af.astype(np.float64) @ bf.astype(np.float64)).astype(np.float32)
+    expected = (c0 + exact) if accumulate else exact
+    got = _get(s, Mem.ACC, 0, (m, n), DType.FP32)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_allclose(got, (c0 if accumulate else 0) + af @ bf, rtol=1e-5, atol=1e-5)
+
+
+def test_ldw_then_preloaded_matmul_uses_the_loaded_tile() -> None:
+    s = _state()
+    a = RNG.integers(-128, 128, (4, 8), dtype=np.int8)
+    w = RNG.integers(-128, 128, (8, 3), dtype=np.int8)
+    _put(s, Mem.SPAD, 0, a)
+    _put(s, Mem.SPAD, 0x1000, w)
+    apply(Ldw(0x1000, 8, 3, DType.INT8), s, DRAM)
+    _put(s, Mem.SPAD, 0x1000, np.zeros_like(w))  # the array holds its own copy
+    apply(Matmul(0, 0x3000, 0, 4, 8, 3, DType.INT8, False, True), s, DRAM)
+    np.testing.assert_array_equal(_get(s, Mem.ACC, 0, (4, 3), DType.INT32), a.astype(np.int32) @ w.astype(np.int32))
+    with pytest.raises(IsaError, match=r"^MATMUL preloaded=1 needs a 4x3 INT8 weight tile from LDW, but the array holds 8x3 INT8\.$"):
+        apply(Matmul(0, 0, 0, 4, 4, 3, DType.INT8, False, True), s, DRAM)
+
+
+BINARY = [(Vadd, np.add), (Vsub, np.subtract), (Vmul, np.multiply), (Vmax, np.maximum)]
+
+
+@pytest.mark.parametrize(("cls", "ref"), BINARY)
+@pytest.mark.parametrize("bcast", list(Bcast))
+def test_binary_vector_ops_with_broadcasting(cls: type, ref: np.ufunc, bcast: Bcast) -> None:
+    s = _state()
+    rows, cols = 5, 7
+    x = RNG.standard_normal((rows, cols), dtype=np.float32)
+    shape2 = {Bcast.NONE: (rows, cols), Bcast.ROW: (1, cols), Bcast.COL: (rows, 1)}[bcast]
+    y = RNG.standard_normal(shape2, dtype=np.float32)
+    _put(s, Mem.SPAD, 0, x)
+    _put(s, Mem.ACC, 0x400, y)
+    apply(cls(Mem.ACC, 0x800, Mem.SPAD, 0, Mem.ACC, 0x400, rows, cols, bcast), s, DRAM)
+    np.testing.assert_array_equal(_get(s, Mem.ACC, 0x800, (rows, cols), DType.FP32), ref(x, y))
+
+
+def test_binary_in_place_on_its_own_source() -> None:
+    s = _state()
+    x = RNG.standard_normal((4, 4), dtype=np.float32)
+    _put(s, Mem.ACC, 0, x)
+    apply(Vadd(Mem.ACC, 0, Mem.ACC, 0, Mem.ACC, 0, 4, 4, Bcast.NONE), s, DRAM)
+    np.testing.assert_array_equal(_get(s, Mem.ACC, 0, (4, 4), DType.FP32), x + x)
+
+
+SPECIAL = np.array([[0.0, -0.0, 1.0, -1.0, 1e-30, 88.0, -104.0, np.inf, -np.inf, np.nan, 3.5, -7.25]], np.float32)
+
+
+def _gelu_ref(x: np.ndarray) -> np.ndarray:
+    t = scipy.special.erf(x * np.float32(0.7071067811865476))
+    return (x * np.float32(0.5)) * (np.float32(1) + t)
+
+
+@pytest.mark.parametrize(
+    ("cls", "ref"),
+    [
+        (Vexp, np.exp),
+        (Vgelu, _gelu_ref),
+        (Vrsqrt, lambda x: np.float32(1) / np.sqrt(x)),
+        (Vrecip, lambda x: np.float32(1) / x),
+    ],
+)
+def test_unary_vector_ops_exact(cls: type, ref: object) -> None:
+    s = _state()
+    x = np.concatenate([SPECIAL, RNG.standard_normal((3, SPECIAL.shape[1]), dtype=np.float32) * 4])
+    _put(s, Mem.SPAD, 0x40, x)
+    apply(cls(Mem.ACC, 0x80, Mem.SPAD, 0x40, *x.shape), s, DRAM)
+    with np.errstate(all="ignore"):
+        expected = ref(x)  # type: ignore[operator]
+    assert expected.dtype == np.float32
+    np.testing.assert_array_equal(_get(s, Mem.ACC, 0x80, x.shape, DType.FP32), expected)
+
+
+def test_vscale_in_place_rounds_each_step() -> None:
+    s = _state()
+    x = RNG.standard_normal((6, 10), dtype=np.float32)
+    _put(s, Mem.ACC, 0, x)
+    apply(Vscale(Mem.ACC, 0, 6, 10, 0.1, 1e-5), s, DRAM)
+    expected = (x * np.float32(0.1)) + np.float32(1e-5)
+    np.testing.assert_array_equal(_get(s, Mem.ACC, 0, (6, 10), DType.FP32), expected)
+
+
+def test_row_reductions() -> None:
+    s = _state()
+    x = RNG.standard_normal((9, 33), dtype=np.float32) * 100
+    _put(s, Mem.SPAD, 0, x)
+    apply(Vrsum(Mem.ACC, 0, Mem.SPAD, 0, 9, 33), s, DRAM)
+    apply(Vrmax(Mem.ACC, 0x100, Mem.SPAD, 0, 9, 33), s, DRAM)
+    np.testing.assert_array_equal(_get(s, Mem.ACC, 0, (9, 1), DType.FP32)[:, 0], np.sum(x, axis=1, dtype=np.float32))
+    np.testing.assert_array_equal(_get(s, Mem.ACC, 0x100, (9, 1), DType.FP32)[:, 0], np.max(x, axis=1))
+
+
+# (value after scaling, expected int8): halves round to even, saturation at +-127, NaN -> 0
+QUANT_EDGES = [
+    (0.5, 0), (1.5, 2), (2.5, 2), (-0.5, 0), (-1.5, -2), (126.5, 126), (126.51, 127), (127.0, 127), (127.5, 127),
+    (128.0, 127), (1e9, 127), (-127.0, -127), (-127.5, -127), (-128.0, -127), (-1e9, -127), (np.inf, 127),
+    (-np.inf, -127), (np.nan, 0),
+]
+
+
+def test_vquant_rounding_and_saturation() -> None:
+    s = _state()
+    x = np.array([[v for v, _ in QUANT_EDGES]], np.float32)
+    _put(s, Mem.ACC, 0, x * np.float32(4.0))
+    apply(Vquant(Mem.SPAD, 0x10, Mem.ACC, 0, 1, x.shape[1], 0.25), s, DRAM)
+    got = _get(s, Mem.SPAD, 0x10, x.shape, DType.INT8)[0]
+    np.testing.assert_array_equal(got, np.array([e for _, e in QUANT_EDGES], np.int8))
+
+
+def test_vquant_random_matches_numpy() -> None:
+    s = _state()
+    x = RNG.standard_normal((8, 16), dtype=np.float32) * 50
+    _put(s, Mem.ACC, 0, x)
+    apply(Vquant(Mem.SPAD, 0, Mem.ACC, 0, 8, 16, 1.7), s, DRAM)
+    expected = np.clip(np.rint(x * np.float32(1.7)), -127, 127).astype(np.int8)
+    np.testing.assert_array_equal(_get(s, Mem.SPAD, 0, (8, 16), DType.INT8), expected)
+
+
+def test_vreq_per_column_scale_and_edges() -> None:
+    s = _state()
+    src = np.array([[1, 3, 5, 253, 255, 10**9], [-1, -3, -5, -253, -255, -(10**9)]], np.int32)
+    scale = np.full((1, 6), 0.5, np.float32)
+    _put(s, Mem.ACC, 0, src)
+    _put(s, Mem.SPAD, 0x100, scale)
+    apply(Vreq(Mem.SPAD, 0x200, Mem.ACC, 0, Mem.SPAD, 0x100, 2, 6), s, DRAM)
+    expected = [[0, 2, 2, 126, 127, 127], [0, -2, -2, -126, -127, -127]]
+    np.testing.assert_array_equal(_get(s, Mem.SPAD, 0x200, (2, 6), DType.INT8), expected)
+    big = RNG.integers(-(1 << 24), 1 << 24, (5, 6), dtype=np.int32)
+    cols = RNG.uniform(1e-6, 1e-4, (1, 6)).astype(np.float32)
+    _put(s, Mem.ACC, 0, big)
+    _put(s, Mem.SPAD, 0x100, cols)
+    apply(Vreq(Mem.SPAD, 0x200, Mem.ACC, 0, Mem.SPAD, 0x100, 5, 6), s, DRAM)
+    ref = np.clip(np.rint(big.astype(np.float32) * cols), -127, 127).astype(np.int8)
+    np.testing.assert_array_equal(_get(s, Mem.SPAD, 0x200, (5, 6), DType.INT8), ref)
+
+
+def _cvt(src: np.ndarray, frm: DType, to: DType) -> np.ndarray:
+    s = _state()
+    _put(s, Mem.SPAD, 0, src.reshape(1, -1))
+    apply(Vcvt(Mem.ACC, 0, Mem.SPAD, 0, 1, src.size, frm, to), s, DRAM)
+    return _get(s, Mem.ACC, 0, (1, src.size), to)[0]
+
+
+def test_vcvt_each_conversion() -> None:
+    i32 = np.array([0, 1, -1, 2**24 + 1, -(2**31), 2**31 - 1], np.int32)
+    np.testing.assert_array_equal(_cvt(i32, DType.INT32, DType.FP32), i32.astype(np.float32))
+    i8 = np.array([-128, -1, 0, 127], np.int8)
+    np.testing.assert_array_equal(_cvt(i8, DType.INT8, DType.FP32), i8.astype(np.float32))
+    # fp32 -> bf16: round to nearest, ties to even; NaN stays a (quiet) NaN
+    bits = np.array([0x3F808000, 0x3F818000, 0x3F80C000, 0x3F807FFF, 0x7F800000, 0xFF800000, 0x7FC00001, 0x7F7FFFFF], np.uint32)
+    got = _cvt(bits.view(np.float32), DType.FP32, DType.BF16)
+    np.testing.assert_array_equal(got, np.array([0x3F80, 0x3F82, 0x3F81, 0x3F80, 0x7F80, 0xFF80, 0x7FC0, 0x7F80], np.uint16))
+    b16 = np.array([0x3F80, 0xC040, 0x0001, 0x7F80], np.uint16)
+    np.testing.assert_array_equal(_cvt(b16, DType.BF16, DType.FP32).view(np.uint32), b16.astype(np.uint32) << 16)
+    f = np.array([2.5, 3.5, -2.5, 3e9, -3e9, np.nan, np.inf, -np.inf, 1.4], np.float32)
+    expected = np.array([2, 4, -2, 2**31 - 1, -(2**31), 0, 2**31 - 1, -(2**31), 1], np.int32)
+    np.testing.assert_array_equal(_cvt(f, DType.FP32, DType.INT32), expected)
+
+
+def test_dma_strided_load_and_store() -> None:
+    s = _state()
+    dram = RNG.integers(0, 256, 4096, dtype=np.uint8)
+    matrix = dram[:2048].view(np.float32).reshape(16, 32)  # a 16 x 32 fp32 matrix, pitch 128 bytes
+    apply(DmaLd(Mem.SPAD, 0x40, 4 * (3 * 32 + 8), 5, 6, 128, DType.FP32), s, dram)  # rows 3..7, cols 8..13
+    np.testing.assert_array_equal(_get(s, Mem.SPAD, 0x40, (5, 6), DType.FP32).view(np.uint32), matrix[3:8, 8:14].view(np.uint32))
+    before = dram.copy()
+    tile_bytes = RNG.integers(0, 256, (4, 12), dtype=np.uint8)
+    _put(s, Mem.ACC, 0, tile_bytes)
+    apply(DmaSt(Mem.ACC, 0, 3000, 4, 6, 20, DType.BF16), s, dram)
+    expected = before.copy()
+    for r in range(4):
+        expected[3000 + 20 * r : 3000 + 20 * r + 12] = tile_bytes[r]
+    np.testing.assert_array_equal(dram, expected)
+    apply(DmaLd(Mem.SPAD, 0, 3000, 3, 12, 0, DType.INT8), s, dram)  # stride 0 repeats one DRAM row
+    np.testing.assert_array_equal(_get(s, Mem.SPAD, 0, (3, 12), DType.INT8).view(np.uint8), np.tile(tile_bytes[0], (3, 1)))
+    with pytest.raises(IsaError, match=r"^DMA DRAM range 0xff0\.\.0x1008 runs past the 4096-byte DRAM\.$"):
+        apply(DmaLd(Mem.SPAD, 0, 4080, 2, 8, 16, DType.INT8), s, dram)
+
+
+def test_tiles_are_zero_copy_views() -> None:
+    s = _state()
+    t = tile(s, Mem.ACC, 64, 4, 8, DType.FP32)
+    assert np.shares_memory(t, s.acc) and t.flags.c_contiguous and t.dtype == np.float32
+    with pytest.raises(IsaError, match=r"^ACC tile at 0xfff0 of 4x8 FP32 ends at byte 0x10070, past the 65536-byte memory\.$"):
+        tile(s, Mem.ACC, 0xFFF0, 4, 8, DType.FP32)
+
+
+def test_noc_bytes_semaphores_and_noc_apply() -> None:
+    s, t = _state(), _state()
+    _put(s, Mem.SPAD, 5, np.arange(10, dtype=np.uint8))
+    write_bytes(t, Mem.ACC, 100, read_bytes(s, Mem.SPAD, 5, 10))
+    np.testing.assert_array_equal(t.acc[100:110], np.arange(10))
+    apply(Signal(Unit.VEC, 3), s, DRAM)
+    apply(Wait(Unit.DMA, 3), s, DRAM)
+    with pytest.raises(IsaError, match=r"^WAIT on semaphore 3 would block"):
+        apply(Wait(Unit.DMA, 3), s, DRAM)
+    with pytest.raises(IsaError, match=r"^NOC_SEND moves data between cores; the executor performs it with read_bytes and write_bytes\.$"):
+        apply(NocSend(1, Mem.SPAD, 0, 4, 0), s, DRAM)
