@@ -302,3 +302,17 @@ def test_check_runs_the_verifier_against_this_chip() -> None:
     with pytest.raises(VerifyError, match="is outside the 16384-byte ACC"):
         execute(parse(src), make_chip(), functional=False, check=True)
     assert execute(parse(GEMM), make_chip(), functional=False, check=True).cycles == GEMM_CYCLES
+
+
+def test_ldw_then_preloaded_matmul_skips_the_weight_load() -> None:
+    # LDW: R = 4 cycles (16 B over a 64 B/cycle port is 1). MATMUL pre=1 on 4x4 ws: the one fold's weights are
+    # already in the array, so only m + R + C - 2 = 4 + 6 = 10 cycles: 4..14. Without pre: 4 + 10 = 14 -> 18.
+    pre = """
+.core 0
+    ldw w=spad:0x0 k=4 n=4 dtype=int8
+    matmul a=spad:0x40 b=spad:0x0 c=acc:0x0 m=4 k=4 n=4 prec=int8 acc=0 pre=1
+    halt
+"""
+    r = execute(parse(pre), make_chip(), functional=True, dram=np.zeros(16, np.uint8))
+    np.testing.assert_array_equal(r.instr_end[0], [4, 14, 14])
+    assert execute(parse(pre.replace("pre=1", "pre=0")), make_chip(), functional=False).cycles == 18
