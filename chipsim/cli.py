@@ -10,6 +10,7 @@ from rich.console import Console
 
 from chipsim.config import ConfigError
 from chipsim.decode import ExecutionError  # DeadlockError is a subclass
+from isa.errors import IsaError
 from workloads.errors import WorkloadError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="chipsim: simulate a systolic-array AI accelerator running BERT NER.")
@@ -17,7 +18,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 # Errors that mean "the user's input is wrong": printed as one sentence, exit code 2, no traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (WorkloadError, ConfigError, ExecutionError)
+USER_ERRORS: tuple[type[Exception], ...] = (WorkloadError, ConfigError, ExecutionError, IsaError)
 
 
 @app.callback()
@@ -103,6 +104,39 @@ def chip_cmd(
         f"leakage {model.leakage_w * 1e3:.1f} mW (SRAM {model.sram_leakage_w * 1e3:.1f} mW, logic {model.logic_leakage_w * 1e3:.1f} mW)",
         highlight=False,
     )
+
+
+@app.command("asm")
+def asm_cmd(
+    source: Path = typer.Argument(..., exists=True, dir_okay=False, help="Assembly text, e.g. prog.s."),
+    output: Path = typer.Option(..., "-o", "--output", help="Binary to write, e.g. prog.bin."),
+) -> None:
+    """Assemble a text program (isa/SPEC.md syntax) into the 128-bit binary format."""
+    from isa import encode, parse
+
+    try:
+        program = parse(source.read_text())
+    except IsaError as exc:
+        raise IsaError(f"{source}: {exc}") from None
+    data = encode(program)
+    output.write_bytes(data)
+    console.print(
+        f"wrote {program.num_instructions} instructions for {program.num_cores} cores ({len(data)} bytes) to {output}",
+        highlight=False,
+    )
+
+
+@app.command("disasm")
+def disasm_cmd(binary: Path = typer.Argument(..., exists=True, dir_okay=False, help="Binary program, e.g. prog.bin.")) -> None:
+    """Print a binary program as assembly text (which `chipsim asm` reads back)."""
+    from isa import decode, format_program
+
+    try:
+        program = decode(binary.read_bytes())
+    except IsaError as exc:
+        raise IsaError(f"{binary}: {exc}") from None
+    typer.echo(format_program(program), nl=False)
+
 
 def main() -> None:
     try:
