@@ -121,8 +121,8 @@ class _Run:
         self.engines = [[0] * chip.core.dma.engines for _ in range(ncores)]
         self.sems = [[0] * NUM_SEMAPHORES for _ in range(ncores)]
         self.sem_waiters: dict[tuple[int, int], deque[int]] = {}
-        self.messages: dict[tuple[int, int, int], deque[tuple[int, int, int, np.ndarray | None]]] = {}
-        self.recv_waiter: dict[tuple[int, int, int], int] = {}
+        self.messages: dict[tuple[int, int, int, int], deque[tuple[int, int, int, np.ndarray | None]]] = {}
+        self.recv_waiter: dict[tuple[int, int, int, int], int] = {}
         nbar = max((d.barriers for d in decoded), default=0)
         self.bar_count = [0] * nbar
         self.bar_time = [0] * nbar
@@ -267,7 +267,7 @@ class _Run:
                         payload = read_bytes(state, instr.mem, instr.addr, nbytes)  # type: ignore[arg-type]
                     except IsaError as exc:
                         raise self._fail(core, idx, exc) from None
-                key = (core, dst, tag)
+                key = (core, dst, tag, nbytes)
                 self.messages.setdefault(key, deque()).append((head, arrive, nbytes, payload))  # type: ignore[arg-type]
                 waiter = self.recv_waiter.pop(key, None)
                 if waiter is not None:
@@ -284,7 +284,7 @@ class _Run:
                 continue
             elif kind == RECV:
                 src, tag, want = op[2]  # type: ignore[misc]
-                key = (src, core, tag)
+                key = (src, core, tag, want)
                 pending = self.messages.get(key)
                 if not pending:
                     self.recv_waiter[key] = g
@@ -296,11 +296,6 @@ class _Run:
                     self._push(arrive, g)
                     return
                 pending.popleft()
-                if nbytes != want:
-                    raise ExecutionError(
-                        f"{where(core, idx, op[3])}: the matching NOC_SEND from core {src} carries {nbytes} bytes, "  # type: ignore[arg-type]
-                        f"not {want}; make the SEND and RECV sizes equal."
-                    )
                 if state is not None and payload is not None:
                     instr = op[3]  # type: ignore[assignment]
                     try:
@@ -393,7 +388,7 @@ class _Run:
         if op[0] == WAIT:
             why = f"semaphore {op[2]} is never signalled"
         elif op[0] == RECV:
-            why = f"no NOC_SEND from core {op[2][0]} with tag {op[2][1]} ever reaches it"
+            why = f"no NOC_SEND from core {op[2][0]} with tag {op[2][1]} and {op[2][2]} bytes ever reaches it"
         else:
             barrier: int = op[2]  # type: ignore[assignment]
             arrived = [0] * self.ncores

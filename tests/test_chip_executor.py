@@ -239,7 +239,7 @@ def test_deadlock_on_a_receive_is_reported() -> None:
     halt
 """
     with pytest.raises(DeadlockError, match=r"^core 1 NOC blocked forever at instruction 0 \(noc_recv src_core=0 "
-                       r"addr=spad:0x0 bytes=8 tag=5\): no NOC_SEND from core 0 with tag 5 ever reaches it$"):
+                       r"addr=spad:0x0 bytes=8 tag=5\): no NOC_SEND from core 0 with tag 5 and 8 bytes ever reaches it$"):
         execute(parse(src), make_chip(**{"mesh.cols": 2}), functional=False)
 
 
