@@ -237,3 +237,14 @@ def test_program_validation() -> None:
 
 def test_opcode_table_is_complete() -> None:
     assert set(OPCODES) == set(Opcode)
+
+
+def test_spec_md_field_tables_match_the_opcode_table() -> None:
+    from pathlib import Path
+
+    from isa.docs import field_table, summary_table
+
+    spec_md = (Path(__file__).parent.parent / "isa" / "SPEC.md").read_text()
+    assert summary_table() in spec_md
+    for op, spec in OPCODES.items():
+        assert f"### {op.name}\n" in spec_md and field_table(spec) in spec_md, f"isa/SPEC.md is out of date for {op.name}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from isa import CLASSES, OPCODES, FieldKind, Instr, Opcode, Program
@@ -42,6 +42,7 @@ def programs(draw: st.DrawFn, max_cores: int = 4, max_len: int = 6) -> Program:
     return Program(cores, rows, cols)
 
 
+@settings(max_examples=20, deadline=None)
 @given(st.data())
 def test_every_opcode_has_a_strategy(data: st.DataObject) -> None:
     for op in Opcode:
