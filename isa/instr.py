@@ -10,8 +10,11 @@ from __future__ import annotations
 import collections
 import enum
 import math
+import numbers
 import struct
 from typing import ClassVar
+
+import numpy as np
 
 from isa.errors import IsaError
 from isa.opcodes import OPCODES, Field, FieldKind, OpSpec
@@ -30,11 +33,12 @@ def f32_round(value: float) -> float:
 def _check_field(spec: OpSpec, f: Field, v: object) -> FieldValue:
     where = f"{spec.opcode.name} field {f.name}"
     if f.kind is FieldKind.UINT:
-        if isinstance(v, bool) or not isinstance(v, int):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
             raise IsaError(f"{where} must be an integer in {f.min_value}..{f.max_value}, got {v!r}.")
-        if not f.min_value <= v <= f.max_value:
-            raise IsaError(f"{where} is {v}, outside the {f.bits}-bit range {f.min_value}..{f.max_value}.")
-        return int(v)
+        n = int(v)
+        if not f.min_value <= n <= f.max_value:
+            raise IsaError(f"{where} is {n}, outside the {f.bits}-bit range {f.min_value}..{f.max_value}.")
+        return n
     if f.kind is FieldKind.ENUM:
         assert f.enum is not None
         valid = f.valid_enum_values()
@@ -48,7 +52,7 @@ def _check_field(spec: OpSpec, f: Field, v: object) -> FieldValue:
         if v not in (0, 1) or not isinstance(v, int):
             raise IsaError(f"{where} must be 0 or 1, got {v!r}.")
         return bool(v)
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
         raise IsaError(f"{where} must be a finite float32 number, got {v!r}.")
     try:
         r = f32_round(float(v))

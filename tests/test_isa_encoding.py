@@ -248,3 +248,14 @@ def test_spec_md_field_tables_match_the_opcode_table() -> None:
     assert summary_table() in spec_md
     for op, spec in OPCODES.items():
         assert f"### {op.name}\n" in spec_md and field_table(spec) in spec_md, f"isa/SPEC.md is out of date for {op.name}"
+
+
+def test_numpy_scalars_are_accepted_and_normalized() -> None:
+    import numpy as np
+
+    i = _mm(m=np.int64(64), a_addr=np.uint32(16))
+    assert i == _mm(m=64, a_addr=16) and type(i.m) is int
+    v = Vscale(Mem.SPAD, 0, 1, 1, np.float32(0.5), np.float64(2.0))
+    assert v.a == 0.5 and type(v.a) is float
+    with pytest.raises(IsaError, match=r"^MATMUL field m must be an integer in 1\.\.16383, got np\.True_\.$"):
+        _mm(m=np.bool_(True))
