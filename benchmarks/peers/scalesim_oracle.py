@@ -95,7 +95,8 @@ class ScaleSimResult:
     dataflow: str
     total_cycles: int  # COMPUTE_REPORT "Total Cycles" (CALC bandwidth: no stalls)
     stall_cycles: int  # COMPUTE_REPORT "Stall Cycles" (0 under CALC)
-    wall_s: float  # time spent inside SCALE-Sim (config parse + simulation + reports), not interpreter start-up
+    wall_s: float  # wall time inside SCALE-Sim (config parse + simulation + reports), not interpreter start-up
+    cpu_s: float  # CPU time of the same span (the fair figure on a shared machine; SCALE-Sim is single-threaded)
 
 
 def run_gemm(m: int, k: int, n: int, rows: int, cols: int, dataflow: str) -> ScaleSimResult:
@@ -118,20 +119,20 @@ def run_gemm(m: int, k: int, n: int, rows: int, cols: int, dataflow: str) -> Sca
             f.write(_LAYOUT)
         out_dir = os.path.join(tmp, "out")
         os.makedirs(out_dir)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         with contextlib.redirect_stdout(io.StringIO()):
             sim = scalesim(
                 save_disk_space=True, verbose=False, config=cfg, topology=topo, layout=layout, input_type_gemm=True
             )
             sim.run_scale(top_path=out_dir)
-        wall_s = time.perf_counter() - start
+        wall_s, cpu_s = time.perf_counter() - start, time.process_time() - start_cpu
         report = _find(out_dir, "COMPUTE_REPORT.csv")
         with open(report) as f:
             rows_ = [[c.strip() for c in r] for r in csv.reader(f) if r]
     header, values = rows_[0], rows_[1]
     total = int(float(values[header.index("Total Cycles")]))
     stalls = int(float(values[header.index("Stall Cycles")]))
-    return ScaleSimResult(m, k, n, rows, cols, dataflow, total, stalls, wall_s)
+    return ScaleSimResult(m, k, n, rows, cols, dataflow, total, stalls, wall_s, cpu_s)
 
 
 def _find(root: str, name: str) -> str:
