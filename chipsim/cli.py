@@ -6,12 +6,15 @@ import sys
 from pathlib import Path
 
 import typer
+from threadpoolctl import threadpool_limits
 from rich.console import Console
+from rich.table import Table
 
 from chipsim.config import ConfigError
 from chipsim.decode import ExecutionError  # DeadlockError is a subclass
 from isa.errors import IsaError
 from workloads.errors import WorkloadError
+from workloads.model import MODEL_DIR
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="chipsim: simulate a systolic-array AI accelerator running BERT NER.")
 console = Console()
@@ -19,6 +22,12 @@ err_console = Console(stderr=True)
 
 # Errors that mean "the user's input is wrong": printed as one sentence, exit code 2, no traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (WorkloadError, ConfigError, ExecutionError, IsaError)
+
+
+def print_table(table: Table) -> None:
+    """Print a table at its natural width, so figures are never truncated on a narrow (or no) terminal."""
+    natural_width = console.measure(table, options=console.options.update_width(10_000)).maximum
+    Console(file=console.file, width=max(console.width, natural_width)).print(table)
 
 
 @app.callback()
@@ -36,7 +45,6 @@ def workload_cmd(
     show_all: bool = typer.Option(False, "--all", help="One row per node instead of one row per head-op kind."),
 ) -> None:
     """Print the operator graph of a BERT NER workload: per-op GEMM shapes, MACs, params and bytes."""
-    from rich.table import Table
 
     from workloads.bert import preset
     from workloads.graph import (
@@ -53,9 +61,7 @@ def workload_cmd(
         shape = "" if r.m is None else f"{r.m},{r.k},{r.n}" + (f" x{r.gemm_batch}" if r.gemm_batch != 1 else "")
         table.add_row(r.name, r.kind.value, str(r.count), shape, f"{r.macs:,}", f"{r.weight_params:,}",
                       f"{r.bytes_read:,}", f"{r.bytes_written:,}")
-    # Never truncate the figures: render at the table's natural width even on a narrow (or no) terminal.
-    natural_width = console.measure(table, options=console.options.update_width(10_000)).maximum
-    Console(file=console.file, width=max(console.width, natural_width)).print(table)
+    print_table(table)
     console.print(f"total MACs: {total_macs(g):,} ({total_macs(g) / 1e9:.3f} GMACs)", highlight=False)
     console.print(f"encoder MACs: {encoder_macs(g):,} ({encoder_macs(g) / 1e9:.3f} GMACs)", highlight=False)
     console.print(f"params: {param_count(g):,}", highlight=False)
@@ -65,13 +71,89 @@ def workload_cmd(
         console.print(f"wrote {g.number_of_nodes()} rows to {csv_path}", highlight=False)
 
 
+@app.command()
+def infer(
+    text: str = typer.Argument(..., help="A sentence to tag, e.g. \"Obama visited Microsoft in Seattle\"."),
+    precision: str = typer.Option("fp32", help="Numerics of the reference: fp32, int8 or bf16."),
+    model_dir: Path = typer.Option(MODEL_DIR, "--model", help="Folder of an exported model (weights.npz + manifest.json)."),
+) -> None:
+    """Tag one sentence with the fine-tuned BERT NER model (NumPy reference) and print tokens, tags, entities."""
+
+    from workloads.model import load_model
+    from workloads.quantized import forward as forward_q
+    from workloads.quantized import load_quantized
+    from workloads.reference import tag_text
+
+    model = load_model(model_dir)
+    qm = load_quantized(model, _precision(precision), model_dir)
+    tagged = tag_text(model, text, lambda m, ids: forward_q(qm, ids))
+    console.print(f"tokens ({len(tagged.encoding.tokens)}): {' '.join(tagged.encoding.tokens)}", highlight=False)
+    if tagged.encoding.truncated_words:
+        console.print(
+            f"notice: the text is longer than {model.max_len} tokens; its last {tagged.encoding.truncated_words} "
+            "words were not tagged (tagged O).",
+            style="yellow",
+        )
+    table = Table("word", "tag")
+    for word, tag in zip(tagged.encoding.words, tagged.tags):
+        table.add_row(word, tag)
+    console.print(table)
+    if tagged.entities:
+        for e in tagged.entities:
+            console.print(f"{e.type:<5} {e.text}  (words {e.start}..{e.end - 1})", highlight=False)
+    else:
+        console.print("no entities found")
+
+
+@app.command("eval")
+def eval_cmd(
+    precision: str = typer.Option("fp32", help="fp32, int8, bf16, or all."),
+    model_dir: Path = typer.Option(MODEL_DIR, "--model", help="Folder of an exported model (weights.npz + manifest.json)."),
+) -> None:
+    """Entity precision/recall/F1 of the reference on the held-out test split."""
+    from rich.progress import Progress
+
+    from workloads.evaluate import evaluate, test_sentences
+    from workloads.model import load_model
+    from workloads.quantized import Precision
+
+    model = load_model(model_dir)
+    wanted = list(Precision) if precision == "all" else [_precision(precision)]
+    n = len(test_sentences(model))
+    table = Table("precision", "sentences", "entities", "P", "R", "F1", *[f"F1 {t}" for t in ("PER", "ORG", "LOC", "MISC")])
+    results = []
+    with Progress(console=err_console, transient=True) as bar:
+        for p in wanted:
+            task = bar.add_task(f"eval {p.value}", total=n)
+            ev = evaluate(model, p, progress=lambda k, t=task: bar.update(t, completed=k))
+            results.append(ev)
+    for ev in results:
+        s = ev.scores
+        per = [f"{s.per_type[t][2]:.4f}" if t in s.per_type else "-" for t in ("PER", "ORG", "LOC", "MISC")]
+        table.add_row(ev.precision.value, str(ev.sentences), str(s.support), f"{s.precision:.4f}", f"{s.recall:.4f}", f"{s.f1:.4f}", *per)
+    print_table(table)
+    base = next((ev for ev in results if ev.precision.value == "fp32"), None)
+    if base is not None:
+        for ev in results:
+            if ev is not base:
+                console.print(f"{ev.precision.value} F1 drop against fp32: {100 * (base.scores.f1 - ev.scores.f1):+.2f} points", highlight=False)
+
+
+def _precision(name: str):
+    from workloads.quantized import Precision
+
+    try:
+        return Precision(name)
+    except ValueError:
+        raise WorkloadError(f"unknown precision {name!r}; valid precisions are: fp32, int8, bf16.") from None
+
+
 @app.command("chip")
 def chip_cmd(
     source: str = typer.Argument(..., help="A chip YAML file, or a preset name: default, tpuv1, edge."),
     overrides: list[str] = typer.Option([], "--set", help="Override a field, e.g. --set core.tensor_core.rows=64 (repeatable)."),
 ) -> None:
     """Validate a chip and print its area breakdown, peak TOPS and per-event energies."""
-    from rich.table import Table
 
     from chipsim.area import area_breakdown
     from chipsim.config import apply_overrides, chip_from_dict, load_chip_dict
@@ -104,7 +186,6 @@ def chip_cmd(
         f"leakage {model.leakage_w * 1e3:.1f} mW (SRAM {model.sram_leakage_w * 1e3:.1f} mW, logic {model.logic_leakage_w * 1e3:.1f} mW)",
         highlight=False,
     )
-
 
 @app.command("asm")
 def asm_cmd(
@@ -139,8 +220,11 @@ def disasm_cmd(binary: Path = typer.Argument(..., exists=True, dir_okay=False, h
 
 
 def main() -> None:
+    # One BLAS thread: chipsim's matmuls are small, and on a loaded machine a second spinning BLAS thread makes
+    # them ~30x slower; sweeps get their parallelism from processes instead.
+    threadpool_limits(1)
     try:
         app()
     except USER_ERRORS as exc:
-        err_console.print(f"error: {exc}", highlight=False, markup=False)
+        err_console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)

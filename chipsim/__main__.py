@@ -1,0 +1,3 @@
+from chipsim.cli import main
+
+main()
