@@ -45,7 +45,7 @@ def core_program(core: int, ncores: int, tiles: int) -> tuple[Instr, ...]:
         out.append(Signal(unit=Unit.DMA, sem=buf))
         out.append(Wait(unit=Unit.MXU, sem=buf))
         out.append(Wait(unit=Unit.MXU, sem=5))
-        out.append(Matmul(a_addr=a_addr, b_addr=b_addr, c_addr=0, m=M, k=K, n=N, precision=DType.INT8, accumulate=False, preloaded=False))
+        out.append(Matmul(a_addr=a_addr, b_addr=b_addr, c_addr=0, m=M, k=K, n=N, precision=DType.INT8, accumulate=False, preloaded=False, transpose_b=False))
         out.append(Signal(unit=Unit.MXU, sem=2 + buf))
         out.append(Signal(unit=Unit.MXU, sem=4))
         out.append(Wait(unit=Unit.VEC, sem=4))

@@ -3,7 +3,7 @@
     .mesh 1 2                      # mesh rows and columns (default 1 1)
     .core 0                        # following lines belong to core 0
     dma_ld sram=spad:0x0 dram=0x1000 rows=128 cols=64 stride=768 dtype=int8
-    matmul a=spad:0x100 b=spad:0x4000 c=acc:0x0 m=128 k=128 n=128 prec=int8 acc=1 pre=0
+    matmul a=spad:0x100 b=spad:0x4000 c=acc:0x0 m=128 k=128 n=128 prec=int8 acc=1 pre=0 tb=0
     halt
 
 Each field of the table appears once as `key=value`, in any order; SRAM addresses are written with their

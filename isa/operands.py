@@ -73,7 +73,8 @@ def matmul(i: Instr) -> tuple[Operand, ...]:
     out = matmul_out_dtype(i.precision)
     ops = [_rd("a", Mem.SPAD, i.a_addr, i.m, i.k, i.precision)]
     if not i.preloaded:
-        ops.append(_rd("b", Mem.SPAD, i.b_addr, i.k, i.n, i.precision))
+        rows, cols = (i.n, i.k) if i.transpose_b else (i.k, i.n)
+        ops.append(_rd("b", Mem.SPAD, i.b_addr, rows, cols, i.precision))
     if i.accumulate:
         ops.append(_rd("c", Mem.ACC, i.c_addr, i.m, i.n, out))
     ops.append(_wr("c", Mem.ACC, i.c_addr, i.m, i.n, out))

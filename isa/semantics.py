@@ -128,6 +128,8 @@ def ldw(i: Instr, state: CoreState, dram: np.ndarray) -> None:
 
 def _matmul_b(i: Instr, state: CoreState) -> np.ndarray:
     if not i.preloaded:
+        if i.transpose_b:
+            return tile(state, Mem.SPAD, i.b_addr, i.n, i.k, i.precision).T
         return tile(state, Mem.SPAD, i.b_addr, i.k, i.n, i.precision)
     w = state.weights
     if w is None or state.weights_dtype != i.precision or w.shape != (i.k, i.n):

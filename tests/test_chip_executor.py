@@ -51,7 +51,7 @@ GEMM = """
     dma_ld sram=spad:0x20 dram=0x20 rows=8 cols=4 stride=4 dtype=int8
     signal unit=dma sem=0
     wait unit=mxu sem=0
-    matmul a=spad:0x0 b=spad:0x20 c=acc:0x0 m=4 k=8 n=4 prec=int8 acc=0 pre=0
+    matmul a=spad:0x0 b=spad:0x20 c=acc:0x0 m=4 k=8 n=4 prec=int8 acc=0 pre=0 tb=0
     signal unit=mxu sem=1
     wait unit=dma sem=1
     dma_st sram=acc:0x0 dram=0x100 rows=4 cols=4 stride=16 dtype=int32
@@ -260,7 +260,7 @@ def test_deadlock_on_a_barrier_names_the_missing_core() -> None:
 def test_mesh_mismatch_and_precision_mismatch_are_user_errors() -> None:
     with pytest.raises(ExecutionError, match=r"^the program is for a 1x1 mesh but chip 'tiny' has a 1x2 mesh"):
         execute(parse(".core 0\n halt\n"), make_chip(**{"mesh.cols": 2}), functional=False)
-    src = ".core 0\n matmul a=spad:0x0 b=spad:0x0 c=acc:0x0 m=2 k=2 n=2 prec=bf16 acc=0 pre=0\n halt\n"
+    src = ".core 0\n matmul a=spad:0x0 b=spad:0x0 c=acc:0x0 m=2 k=2 n=2 prec=bf16 acc=0 pre=0 tb=0\n halt\n"
     with pytest.raises(ExecutionError, match=r"^core 0 instruction 0 \(matmul .*\): MATMUL precision bf16 needs a bf16 "
                        r"tensor core, but this chip's tensor core is int8; use prec=int8 or set core.tensor_core.precision=bf16\.$"):
         execute(parse(src), make_chip(), functional=False)
@@ -298,21 +298,21 @@ def test_trace_has_one_track_per_core_and_unit(tmp_path: Path) -> None:
 
 
 def test_check_runs_the_verifier_against_this_chip() -> None:
-    src = ".core 0\n matmul a=spad:0x0 b=spad:0x0 c=acc:0x4000 m=2 k=2 n=2 prec=int8 acc=0 pre=0\n halt\n"
+    src = ".core 0\n matmul a=spad:0x0 b=spad:0x0 c=acc:0x4000 m=2 k=2 n=2 prec=int8 acc=0 pre=0 tb=0\n halt\n"
     with pytest.raises(VerifyError, match="is outside the 16384-byte ACC"):
         execute(parse(src), make_chip(), functional=False, check=True)
     assert execute(parse(GEMM), make_chip(), functional=False, check=True).cycles == GEMM_CYCLES
 
 
 def test_ldw_then_preloaded_matmul_skips_the_weight_load() -> None:
-    # LDW: R = 4 cycles (16 B over a 64 B/cycle port is 1). MATMUL pre=1 on 4x4 ws: the one fold's weights are
+    # LDW: R = 4 cycles (16 B over a 64 B/cycle port is 1). MATMUL pre=1 tb=0 on 4x4 ws: the one fold's weights are
     # already in the array, so only m + R + C - 2 = 4 + 6 = 10 cycles: 4..14. Without pre: 4 + 10 = 14 -> 18.
     pre = """
 .core 0
     ldw w=spad:0x0 k=4 n=4 dtype=int8
-    matmul a=spad:0x40 b=spad:0x0 c=acc:0x0 m=4 k=4 n=4 prec=int8 acc=0 pre=1
+    matmul a=spad:0x40 b=spad:0x0 c=acc:0x0 m=4 k=4 n=4 prec=int8 acc=0 pre=1 tb=0
     halt
 """
     r = execute(parse(pre), make_chip(), functional=True, dram=np.zeros(16, np.uint8))
     np.testing.assert_array_equal(r.instr_end[0], [4, 14, 14])
-    assert execute(parse(pre.replace("pre=1", "pre=0")), make_chip(), functional=False).cycles == 18
+    assert execute(parse(pre.replace("pre=1 tb=0", "pre=0 tb=0")), make_chip(), functional=False).cycles == 18

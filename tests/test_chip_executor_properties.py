@@ -40,7 +40,7 @@ def job_program(core: int, jobs_by_core: dict[int, list[Job]], accumulate_first:
             Wait(unit=Unit.MXU, sem=0),
             # accumulate=1 on zeroed ACC (first job only, before anything was written there) equals accumulate=0
             Matmul(a_addr=0, b_addr=0x100, c_addr=0, m=m, k=k, n=n, precision=DType.INT8,
-                   accumulate=accumulate_first and j == 0, preloaded=False),
+                   accumulate=accumulate_first and j == 0, preloaded=False, transpose_b=False),
             Signal(unit=Unit.MXU, sem=1),
             Wait(unit=Unit.VEC, sem=1),
             Vcvt(dst_mem=Mem.ACC, dst_addr=0x200, src_mem=Mem.ACC, src_addr=0, rows=m, cols=n, from_dtype=DType.INT32, to_dtype=DType.FP32),

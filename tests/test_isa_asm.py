@@ -12,7 +12,7 @@ GOLDEN = """\
 .mesh 1 2
 .core 0
     dma_ld sram=spad:0x0 dram=0x1000 rows=128 cols=64 stride=768 dtype=int8
-    matmul a=spad:0x100 b=spad:0x4000 c=acc:0x0 m=128 k=128 n=128 prec=int8 acc=1 pre=0
+    matmul a=spad:0x100 b=spad:0x4000 c=acc:0x0 m=128 k=128 n=128 prec=int8 acc=1 pre=0 tb=0
     vadd dst=acc:0x0 src1=acc:0x0 src2=spad:0x200 rows=4 cols=8 bcast=row
     vscale dst=acc:0x40 rows=4 cols=5 a=0.1 b=-3.0
     signal unit=vec sem=3
@@ -41,7 +41,7 @@ def test_golden_program() -> None:
     assert str(p) == GOLDEN
     assert p.mesh_rows == 1 and p.mesh_cols == 2 and len(p.cores[0]) == 6
     assert p.cores[0][0] == DmaLd(Mem.SPAD, 0, 0x1000, 128, 64, 768, DType.INT8)
-    assert p.cores[0][1] == Matmul(0x100, 0x4000, 0, 128, 128, 128, DType.INT8, True, False)
+    assert p.cores[0][1] == Matmul(0x100, 0x4000, 0, 128, 128, 128, DType.INT8, True, False, False)
     assert p.cores[0][2] == Vadd(Mem.ACC, 0, Mem.ACC, 0, Mem.SPAD, 0x200, 4, 8, Bcast.ROW)
     assert p.cores[0][3] == Vscale(Mem.ACC, 0x40, 4, 5, 0.1, -3.0)
     assert p.cores[1] == (Halt(),)
@@ -51,11 +51,11 @@ def test_comments_blank_lines_any_operand_order_and_number_forms() -> None:
     text = """
     # a comment line
     .core 0   # single core, default mesh 1 1
-    MATMUL pre=0 acc=1 prec=INT8 n=0x80 k=0b10000000 m=1_28 c=acc:0 b=spad:0x4000 a=SPAD:0x100  # trailing
+    MATMUL pre=0 tb=0 acc=1 prec=INT8 n=0x80 k=0b10000000 m=1_28 c=acc:0 b=spad:0x4000 a=SPAD:0x100  # trailing
     halt
     """
     p = parse(text)
-    assert p.cores[0][0] == Matmul(0x100, 0x4000, 0, 128, 128, 128, DType.INT8, True, False)
+    assert p.cores[0][0] == Matmul(0x100, 0x4000, 0, 128, 128, 128, DType.INT8, True, False, False)
     assert (p.mesh_rows, p.mesh_cols) == (1, 1)
 
 
@@ -70,11 +70,11 @@ def test_comments_blank_lines_any_operand_order_and_number_forms() -> None:
         (".core 0\nvexp dst=0x0 src=acc:0 rows=4 cols=1", r"^line 2: token 'dst=0x0' needs a memory-qualified address such as dst=spad:0x100\.$"),
         (".core 0\nvexp dst=dram:0 src=acc:0 rows=4 cols=1", r"^line 2: token 'dst=dram:0' needs a memory-qualified"),
         (
-            ".core 0\nmatmul a=spad:0 b=spad:0 c=spad:0 m=1 k=1 n=1 prec=int8 acc=0 pre=0",
+            ".core 0\nmatmul a=spad:0 b=spad:0 c=spad:0 m=1 k=1 n=1 prec=int8 acc=0 pre=0 tb=0",
             r"^line 2: operand 'c' of matmul must be in acc, got token 'c=spad:0'\.$",
         ),
         (
-            ".core 0\nmatmul a=spad:0 b=spad:0 c=acc:0 m=1 k=1 n=1 prec=fp32 acc=0 pre=0",
+            ".core 0\nmatmul a=spad:0 b=spad:0 c=acc:0 m=1 k=1 n=1 prec=fp32 acc=0 pre=0 tb=0",
             r"^line 2 token 'prec=fp32': 'fp32' is not a valid prec; expected one of int8, bf16\.$",
         ),
         (".core 0\nvexp dst=acc:0 src=acc:0 rows=four cols=1", r"^line 2 token 'rows=four': 'four' is not an integer"),

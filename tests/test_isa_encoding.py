@@ -35,7 +35,7 @@ FUZZ = settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], 
 
 
 def _mm(**kw: object) -> Instr:
-    base = dict(a_addr=0x100, b_addr=0x4000, c_addr=0, m=128, k=128, n=128, precision=DType.INT8, accumulate=True, preloaded=False)
+    base = dict(a_addr=0x100, b_addr=0x4000, c_addr=0, m=128, k=128, n=128, precision=DType.INT8, accumulate=True, preloaded=False, transpose_b=False)
     base.update(kw)
     return Matmul(**base)
 
@@ -129,7 +129,7 @@ def test_unknown_opcode_names_offset() -> None:
 def test_reserved_bits_name_offset_and_range() -> None:
     data = _one(_mm())
     word = int.from_bytes(data[32:], "little") | 1 << 127
-    with pytest.raises(IsaError, match=r"byte offset 32 .*MATMUL has reserved bits 126\.\.127 set"):
+    with pytest.raises(IsaError, match=r"byte offset 32 .*MATMUL has reserved bits 127\.\.127 set"):
         decode(_patch_word(data, word))
 
 

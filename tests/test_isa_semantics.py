@@ -67,9 +67,27 @@ def test_matmul_int8_matches_numpy(m: int, k: int, n: int, accumulate: bool) -> 
     _put(s, Mem.SPAD, 0, a)
     _put(s, Mem.SPAD, 0x4000, b)
     _put(s, Mem.ACC, 0x100, c0)
-    apply(Matmul(0, 0x4000, 0x100, m, k, n, DType.INT8, accumulate, False), s, DRAM)
+    apply(Matmul(0, 0x4000, 0x100, m, k, n, DType.INT8, accumulate, False, False), s, DRAM)
     expected = a.astype(np.int64) @ b.astype(np.int64) + (c0 if accumulate else 0)
     np.testing.assert_array_equal(_get(s, Mem.ACC, 0x100, (m, n), DType.INT32), expected.astype(np.int32))
+
+
+@pytest.mark.parametrize("precision", [DType.INT8, DType.BF16])
+def test_matmul_transpose_b_uses_b_stored_n_by_k(precision: DType) -> None:
+    s = _state()
+    m, k, n = 5, 24, 7
+    a = RNG.integers(-128, 128, (m, k), dtype=np.int8)
+    bt = RNG.integers(-128, 128, (n, k), dtype=np.int8)  # B^T as stored
+    if precision == DType.BF16:  # small integers are exact in bf16: reuse them as bf16 bit patterns
+        a16, bt16 = (f32_to_bf16(x.astype(np.float32)) for x in (a, bt))
+        _put(s, Mem.SPAD, 0, a16)
+        _put(s, Mem.SPAD, 0x4000, bt16)
+    else:
+        _put(s, Mem.SPAD, 0, a)
+        _put(s, Mem.SPAD, 0x4000, bt)
+    apply(Matmul(0, 0x4000, 0x100, m, k, n, precision, False, False, True), s, DRAM)
+    out = DType.INT32 if precision == DType.INT8 else DType.FP32
+    np.testing.assert_array_equal(_get(s, Mem.ACC, 0x100, (m, n), out), (a.astype(np.int64) @ bt.T.astype(np.int64)).astype(out.name.lower().replace("fp", "float")))
 
 
 def test_matmul_int32_accumulation_wraps() -> None:
@@ -77,7 +95,7 @@ def test_matmul_int32_accumulation_wraps() -> None:
     _put(s, Mem.SPAD, 0, np.array([[127]], np.int8))
     _put(s, Mem.SPAD, 16, np.array([[127]], np.int8))
     _put(s, Mem.ACC, 0, np.array([[2**31 - 1]], np.int32))
-    apply(Matmul(0, 16, 0, 1, 1, 1, DType.INT8, True, False), s, DRAM)
+    apply(Matmul(0, 16, 0, 1, 1, 1, DType.INT8, True, False, False), s, DRAM)
     assert _get(s, Mem.ACC, 0, (1, 1), DType.INT32)[0, 0] == np.int32(-(2**31) + 127 * 127 - 1)
 
 
@@ -91,7 +109,7 @@ def test_matmul_bf16_matches_numpy(accumulate: bool) -> None:
     _put(s, Mem.SPAD, 0, a)
     _put(s, Mem.SPAD, 0x2000, b)
     _put(s, Mem.ACC, 0, c0)
-    apply(Matmul(0, 0x2000, 0, m, k, n, DType.BF16, accumulate, False), s, DRAM)
+    apply(Matmul(0, 0x2000, 0, m, k, n, DType.BF16, accumulate, False, False), s, DRAM)
     af, bf = bf16_to_f32(a), bf16_to_f32(b)
     exact = (af.astype(np.float64) @ bf.astype(np.float64)).astype(np.float32)
     expected = (c0 + exact) if accumulate else exact
@@ -108,10 +126,10 @@ def test_ldw_then_preloaded_matmul_uses_the_loaded_tile() -> None:
     _put(s, Mem.SPAD, 0x1000, w)
     apply(Ldw(0x1000, 8, 3, DType.INT8), s, DRAM)
     _put(s, Mem.SPAD, 0x1000, np.zeros_like(w))  # the array holds its own copy
-    apply(Matmul(0, 0x3000, 0, 4, 8, 3, DType.INT8, False, True), s, DRAM)
+    apply(Matmul(0, 0x3000, 0, 4, 8, 3, DType.INT8, False, True, False), s, DRAM)
     np.testing.assert_array_equal(_get(s, Mem.ACC, 0, (4, 3), DType.INT32), a.astype(np.int32) @ w.astype(np.int32))
     with pytest.raises(IsaError, match=r"^MATMUL preloaded=1 needs a 4x3 INT8 weight tile from LDW, but the array holds 8x3 INT8\.$"):
-        apply(Matmul(0, 0, 0, 4, 4, 3, DType.INT8, False, True), s, DRAM)
+        apply(Matmul(0, 0, 0, 4, 4, 3, DType.INT8, False, True, False), s, DRAM)
 
 
 BINARY = [(Vadd, np.add), (Vsub, np.subtract), (Vmul, np.multiply), (Vmax, np.maximum)]

@@ -16,7 +16,7 @@ CLEAN = """\
     signal unit=dma sem=0
     wait unit=mxu sem=0
     ldw w=spad:0x400 k=32 n=32 dtype=int8
-    matmul a=spad:0x0 b=spad:0x0 c=acc:0x0 m=32 k=32 n=32 prec=int8 acc=0 pre=1
+    matmul a=spad:0x0 b=spad:0x0 c=acc:0x0 m=32 k=32 n=32 prec=int8 acc=0 pre=1 tb=0
     signal unit=mxu sem=1
     wait unit=vec sem=1
     vcvt dst=acc:0x1000 src=acc:0x0 rows=32 cols=32 from=int32 to=fp32
@@ -72,12 +72,12 @@ def test_clean_program_passes() -> None:
          "core 0 instr 0 (DMA_ST): DRAM rows overlap (stride 32 < row of 64 bytes)"),
         ("ldw w=spad:0x0 k=33 n=32 dtype=int8",
          "core 0 instr 0 (LDW): weight tile 33x32 is larger than the 32x32 array"),
-        ("matmul a=spad:0x0 b=spad:0x0 c=acc:0x0 m=4 k=4 n=4 prec=int8 acc=0 pre=1",
+        ("matmul a=spad:0x0 b=spad:0x0 c=acc:0x0 m=4 k=4 n=4 prec=int8 acc=0 pre=1 tb=0",
          "core 0 instr 0 (MATMUL): preloaded=1 but no LDW comes before it on this core"),
         ("dma_ld sram=spad:0x0 dram=0x0 rows=8 cols=8 stride=32 dtype=fp32\nvquant dst=spad:0x0 src=spad:0x0 rows=8 cols=8 scale=1\n"
-         "matmul a=spad:0x0 b=spad:0x1000 c=acc:0x0 m=8 k=8 n=8 prec=bf16 acc=0 pre=0",
+         "matmul a=spad:0x0 b=spad:0x1000 c=acc:0x0 m=8 k=8 n=8 prec=bf16 acc=0 pre=0 tb=0",
          "core 0 instr 2 (MATMUL): a reads spad:0x0 as BF16 but it holds INT8"),
-        ("matmul a=spad:0x0 b=spad:0x0 c=acc:0x0 m=4 k=4 n=4 prec=int8 acc=0 pre=0\nvexp dst=acc:0x0 src=acc:0x0 rows=4 cols=4",
+        ("matmul a=spad:0x0 b=spad:0x0 c=acc:0x0 m=4 k=4 n=4 prec=int8 acc=0 pre=0 tb=0\nvexp dst=acc:0x0 src=acc:0x0 rows=4 cols=4",
          "core 0 instr 1 (VEXP): src reads acc:0x0 as FP32 but it holds INT32"),
         ("wait unit=vec sem=5\nsignal unit=vec sem=5\nwait unit=dma sem=5",
          "core 0 instr 2 (WAIT): semaphore 5 is waited on more often than it is signalled on this core, so this WAIT can never complete"),
@@ -94,7 +94,7 @@ def test_each_problem_is_pinned(body: str, message: str) -> None:
 
 
 def test_preloaded_mismatch() -> None:
-    body = "ldw w=spad:0x0 k=16 n=32 dtype=int8\nmatmul a=spad:0x0 b=spad:0x0 c=acc:0x0 m=4 k=32 n=32 prec=int8 acc=0 pre=1"
+    body = "ldw w=spad:0x0 k=16 n=32 dtype=int8\nmatmul a=spad:0x0 b=spad:0x0 c=acc:0x0 m=4 k=32 n=32 prec=int8 acc=0 pre=1 tb=0"
     assert _one(body) == (
         "core 0 instr 1 (MATMUL): preloaded=1 needs a 32x32 INT8 weight tile but the last LDW loads 16x32 INT8"
     )
