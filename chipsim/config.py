@@ -36,15 +36,15 @@ CHIPS_DIR = Path(__file__).with_name("chips")
 class ConfigError(ValueError):
     """A chip description is invalid. `problems` holds one line per problem; the message lists them all."""
 
-    def __init__(self, problems: Sequence[str], source: str | None = None) -> None:
+    def __init__(self, problems: Sequence[str], source: str | None = None, what: str = "chip config") -> None:
         self.problems: tuple[str, ...] = tuple(problems)
         self.source = source
         where = f" in {source}" if source else ""
         if len(self.problems) == 1:
-            message = f"invalid chip config{where}: {self.problems[0]}"
+            message = f"invalid {what}{where}: {self.problems[0]}"
         else:
             lines = "\n".join(f"  {p}" for p in self.problems)
-            message = f"invalid chip config{where} ({len(self.problems)} problems):\n{lines}"
+            message = f"invalid {what}{where} ({len(self.problems)} problems):\n{lines}"
         super().__init__(message)
 
 
@@ -314,9 +314,9 @@ def _unwrap(annotation: object) -> tuple[object, tuple[object, ...], bool]:
     return annotation, metadata, optional
 
 
-def _model_at(path: Sequence[str | int]) -> type[_Model] | None:
-    """The model class that the (dotted) path leads into, or None if the path leaves the schema."""
-    model: type[_Model] = ChipConfig
+def _model_at(path: Sequence[str | int], root: type[_Model]) -> type[_Model] | None:
+    """The model class that the (dotted) path leads into from `root`, or None if the path leaves the schema."""
+    model: type[_Model] = root
     for part in path:
         field = model.model_fields.get(str(part))
         if field is None:
@@ -385,18 +385,18 @@ def unknown_field_problem(path: Sequence[str | int], valid_names: Sequence[str])
     return f"{_dotted(path)}: unknown field; {hint}"
 
 
-def _problem(err: ErrorDetails) -> str:
+def _problem(err: ErrorDetails, root: type[_Model]) -> str:
     loc = tuple(err["loc"])
     kind = err["type"]
     if kind == "chip_rule":
         ctx = err.get("ctx", {})
         return f"{_dotted((*loc, ctx['field']))}: {ctx['problem']}; {ctx['valid']}"
-    parent = _model_at(loc[:-1]) if loc else ChipConfig
+    parent = _model_at(loc[:-1], root) if loc else root
     if kind == "extra_forbidden" and parent is not None:
         return unknown_field_problem(loc, list(parent.model_fields))
     if parent is None or not loc or str(loc[-1]) not in parent.model_fields:
         # The value at `loc` is itself a model given as something else (e.g. `mesh: 4`), or the top level.
-        model = _model_at(loc) or ChipConfig
+        model = _model_at(loc, root) or root
         return f"{_dotted(loc)}: got {_show(err['input'])}; must be a mapping with fields " + ", ".join(model.model_fields)
     valid = _describe(parent, str(loc[-1]))
     if kind == "missing":
@@ -404,12 +404,13 @@ def _problem(err: ErrorDetails) -> str:
     return f"{_dotted(loc)}: got {_show(err['input'])}; must be {valid}"
 
 
-def _problems(exc: ValidationError) -> list[str]:
+def problems_of(exc: ValidationError, root: type[_Model]) -> list[str]:
+    """One line per validation problem of a model rooted at `root`: dotted path, what is wrong, what is valid."""
     errors = exc.errors(include_url=False)
     # A bad `dram.type` cannot fill its defaults: do not also report the fields it would have filled.
-    bad_type_at = {tuple(e["loc"][:-1]) for e in errors if e["loc"][-1:] == ("type",) and e["loc"][:-1] == ("dram",)}
+    bad_type_at = {tuple(e["loc"][:-1]) for e in errors if e["loc"][-1:] == ("type",) and e["loc"][-2:-1] == ("dram",)}
     kept = [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"][:-1]) in bad_type_at)]
-    problems = [_problem(e) for e in kept]
+    problems = [_problem(e, root) for e in kept]
     # `rowz: unknown field; did you mean 'rows'?` already explains why `rows` is missing: do not say it twice.
     suggested = {
         (*e["loc"][:-1], p.rsplit("'", 2)[-2])
@@ -426,7 +427,7 @@ def chip_from_dict(data: Mapping[str, object], *, source: str | None = None) -> 
     try:
         return ChipConfig.model_validate(dict(data))
     except ValidationError as exc:
-        raise ConfigError(_problems(exc), source) from None
+        raise ConfigError(problems_of(exc, ChipConfig), source) from None
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -505,7 +506,7 @@ def load_chip(source: Path | str | Mapping[str, object]) -> ChipConfig:
     return chip_from_dict(load_chip_dict(source), source=str(_chip_file(source)))
 
 
-def apply_overrides(data: Mapping[str, object], overrides: Sequence[str]) -> dict[str, object]:
+def apply_overrides(data: Mapping[str, object], overrides: Sequence[str], root: type[_Model] | None = None) -> dict[str, object]:
     """A deep copy of `data` with each `dotted.path=value` set (value parsed as YAML: `64`, `bf16`, `null`).
 
     Paths are checked against the schema, so a field missing from `data` but valid (e.g. `global_buffer`) can be
@@ -520,7 +521,7 @@ def apply_overrides(data: Mapping[str, object], overrides: Sequence[str]) -> dic
         if not sep or not all(path):
             problems.append(f"override {item!r}: not of the form dotted.path=value; e.g. core.tensor_core.rows=64")
             continue
-        model: type[_Model] = ChipConfig
+        model: type[_Model] = root or ChipConfig
         bad = False
         for i, part in enumerate(path):
             if part not in model.model_fields:

@@ -1,0 +1,96 @@
+"""A run file (`bert_ner.yaml`): the chip, the workload, mapper options and outputs, validated as one model.
+
+Sections: `chip` (inline, a preset name such as `default`, or a path to a chip YAML relative to the run file),
+`workload`, `mapper`, `output`, and the switch `functional`. Every error carries its dotted path
+(`chip.core.tensor_core.rowz: unknown field; did you mean 'rows'?`) and all are reported at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, Strict, ValidationError
+
+from chipsim.config import (
+    ChipConfig,
+    ConfigError,
+    _Model,
+    apply_overrides,
+    load_chip_dict,
+    parse_yaml,
+    problems_of,
+)
+
+PositiveInt = Annotated[int, Strict(), Field(ge=1)]
+
+
+class WorkloadConfig(_Model):
+    model: str = "bert-ner-wnut"  # a preset name (bert-tiny .. bert-large) or the fine-tuned bert-ner-wnut
+    seq_len: PositiveInt = 128
+    batch: PositiveInt = 1
+    sentences: tuple[str, ...] = ()  # real sentences to tag (fine-tuned model, functional runs)
+
+
+class MapperConfig(_Model):
+    search_budget_ms: Annotated[float, Field(gt=0, le=600_000)] = 200.0  # mapping search time budget per GEMM shape
+    verify: Annotated[bool, Strict()] = True  # run the ISA verifier on the program before executing it
+
+
+class OutputConfig(_Model):
+    dir: str | None = None  # default: a new folder under runs/
+    trace: Annotated[bool, Strict()] = False  # write trace.json (Chrome / Perfetto)
+
+
+class RunConfig(_Model):
+    chip: ChipConfig
+    workload: WorkloadConfig = WorkloadConfig()
+    mapper: MapperConfig = MapperConfig()
+    output: OutputConfig = OutputConfig()
+    functional: Annotated[bool, Strict()] = True  # false: timing only (no arithmetic)
+
+    def sha256(self) -> str:
+        """Hash of the resolved configuration (what determines the result), independent of key order."""
+        doc = self.model_dump(mode="json", exclude={"output"})
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def resolve_chip(data: Mapping[str, object], base_dir: Path | None) -> dict[str, object]:
+    """`data` with `chip` given as a preset name or a path replaced by that chip's mapping."""
+    resolved = dict(data)
+    chip = resolved.get("chip")
+    if isinstance(chip, str):
+        path = Path(chip)
+        if base_dir is not None and not path.is_absolute() and (base_dir / path).is_file():
+            chip = str(base_dir / path)
+        try:
+            resolved["chip"] = load_chip_dict(chip)
+        except ConfigError as exc:
+            raise ConfigError([f"chip: {p}" for p in exc.problems], exc.source, "run config") from None
+    return resolved
+
+
+def run_config_from_dict(data: Mapping[str, object], *, overrides: Sequence[str] = (), source: str | None = None, base_dir: Path | None = None) -> RunConfig:
+    """Validate a run mapping after resolving its chip and applying `dotted.path=value` overrides."""
+    if not isinstance(data, Mapping):
+        raise ConfigError([f"(top level): must be a mapping with sections {', '.join(RunConfig.model_fields)}"], source, "run config")
+    resolved = resolve_chip(data, base_dir)
+    if overrides:
+        try:
+            resolved = apply_overrides(resolved, overrides, RunConfig)
+        except ConfigError as exc:
+            raise ConfigError(exc.problems, "--set", "run config") from None
+    try:
+        return RunConfig.model_validate(resolved)
+    except ValidationError as exc:
+        raise ConfigError(problems_of(exc, RunConfig), source, "run config") from None
+
+
+def load_run_config(path: Path, overrides: Sequence[str] = ()) -> RunConfig:
+    if not path.is_file():
+        raise ConfigError([f"{path}: no such run file; pass a YAML file such as bert_ner.yaml"], None, "run config")
+    data = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    return run_config_from_dict(data, overrides=overrides, source=str(path), base_dir=path.parent)  # type: ignore[arg-type]
