@@ -2,7 +2,8 @@
 
 Checks: SRAM operands inside their memory and aligned to their dtype; DMA DRAM ranges inside DRAM and
 aligned; overlapping DMA_ST rows; LDW no larger than the array; MATMUL preloaded=1 matching the core's last
-LDW; SRAM tiles read as a dtype other than the one last written there (in program order); NoC peers inside
+LDW; SRAM tiles read as a dtype no unit wrote there in the current phase (between barriers), or that the
+previous phases did not leave there; NoC peers inside
 the mesh and not the sender itself; every NOC_RECV matched by a NOC_SEND with the same (src, dst, tag,
 bytes) and vice versa; per core and semaphore, no more WAITs than SIGNALs; HALT last and only last;
 the same number of BARRIERs on every core.
@@ -38,18 +39,62 @@ def _at(c: int, idx: int, instr: Instr) -> str:
 
 
 class _TypeMap:
-    """The dtype last written to each SRAM byte of one core (0 = untyped or never written)."""
+    """The dtypes written to each SRAM byte of one core, phase by phase (a phase ends at a BARRIER).
+
+    Units run concurrently, so program order between two units means nothing: a read is checked against every
+    dtype any unit wrote to those bytes in the current phase or, for bytes not written in it, against what the
+    previous phases left there. Each byte holds a bit per dtype; `ANY` marks untyped writes (NoC payloads).
+    """
+
+    ANY = 0x80
 
     def __init__(self, spad_bytes: int, acc_bytes: int) -> None:
-        self.codes = {Mem.SPAD: np.zeros(spad_bytes, np.uint8), Mem.ACC: np.zeros(acc_bytes, np.uint8)}
+        self.phase = {Mem.SPAD: np.zeros(spad_bytes, np.uint8), Mem.ACC: np.zeros(acc_bytes, np.uint8)}
+        self.carried = {Mem.SPAD: np.zeros(spad_bytes, np.uint8), Mem.ACC: np.zeros(acc_bytes, np.uint8)}
 
     def write(self, mem: Mem, start: int, end: int, dtype: DType | None) -> None:
-        self.codes[mem][start:end] = 0 if dtype is None else int(dtype) + 1
+        self.phase[mem][start:end] |= self.ANY if dtype is None else 1 << int(dtype)
 
-    def conflict(self, mem: Mem, start: int, end: int, dtype: DType) -> DType | None:
-        seg = self.codes[mem][start:end]
-        bad = seg[(seg != 0) & (seg != int(dtype) + 1)]
-        return DType(int(bad[0]) - 1) if bad.size else None
+    def conflict(self, mem: Mem, start: int, end: int, dtype: DType) -> str | None:
+        seg = self.phase[mem][start:end]
+        allowed = np.where(seg != 0, seg, self.carried[mem][start:end])
+        bad = allowed[(allowed != 0) & ((allowed & (self.ANY | 1 << int(dtype))) == 0)]
+        if not bad.size:
+            return None
+        return " or ".join(d.name for d in DType if int(bad[0]) & 1 << int(d))
+
+    def barrier(self) -> None:
+        for mem, seg in self.phase.items():
+            np.copyto(self.carried[mem], seg, where=seg != 0)
+            seg[:] = 0
+
+
+def _dtype_problems(c: int, instrs: tuple[Instr, ...], spad_bytes: int, acc_bytes: int) -> list[str]:
+    """Reads of SRAM as a dtype not written there: per phase, all writes first, then every read."""
+    types = _TypeMap(spad_bytes, acc_bytes)
+    sizes = {Mem.SPAD: spad_bytes, Mem.ACC: acc_bytes}
+    problems: list[str] = []
+    start = 0
+    bounds = [i for i, instr in enumerate(instrs) if instr.op == Opcode.BARRIER] + [len(instrs)]
+    for stop in bounds:
+        phase = range(start, stop)
+        for want_write in (True, False):
+            for idx in phase:
+                instr = instrs[idx]
+                untyped = instr.op in (Opcode.NOC_SEND, Opcode.NOC_RECV)
+                for o in instr.spec.operands(instr):
+                    end = o.addr + o.nbytes
+                    if o.write != want_write or end > sizes[o.mem]:
+                        continue
+                    if o.write:
+                        types.write(o.mem, o.addr, end, None if untyped else o.dtype)
+                    elif not untyped:
+                        held = types.conflict(o.mem, o.addr, end, o.dtype)
+                        if held is not None:
+                            problems.append(f"{_at(c, idx, instr)}: {o.name} reads {o.mem.name.lower()}:0x{o.addr:x} as {o.dtype.name} but it holds {held}")
+        types.barrier()
+        start = stop + 1
+    return problems
 
 
 def verify(program: Program, *, spad_bytes: int, acc_bytes: int, dram_bytes: int, array_rows: int, array_cols: int) -> None:
@@ -61,7 +106,7 @@ def verify(program: Program, *, spad_bytes: int, acc_bytes: int, dram_bytes: int
     recvs: dict[tuple[int, int, int, int], list[str]] = defaultdict(list)
     barriers: list[int] = []
     for c, instrs in enumerate(program.cores):
-        types = _TypeMap(spad_bytes, acc_bytes)
+        problems += _dtype_problems(c, instrs, spad_bytes, acc_bytes)
         last_ldw: Instr | None = None
         signals: Counter[int] = Counter(i.sem for i in instrs if i.op == Opcode.SIGNAL)
         waits: Counter[int] = Counter()
@@ -69,7 +114,6 @@ def verify(program: Program, *, spad_bytes: int, acc_bytes: int, dram_bytes: int
         for idx, instr in enumerate(instrs):
             op = instr.op
             at = _at(c, idx, instr)
-            untyped = op in (Opcode.NOC_SEND, Opcode.NOC_RECV)
             seen: set[tuple[str, bool]] = set()
             for o in instr.spec.operands(instr):
                 end = o.addr + o.nbytes
@@ -86,14 +130,6 @@ def verify(program: Program, *, spad_bytes: int, acc_bytes: int, dram_bytes: int
                             f"overruns the {size}-byte {o.mem.name} (ends at 0x{end:x})"
                         )
                 seen.add((o.name, o.write))
-                if end > size:
-                    continue
-                if o.write:
-                    types.write(o.mem, o.addr, end, None if untyped else o.dtype)
-                elif not untyped:
-                    held = types.conflict(o.mem, o.addr, end, o.dtype)
-                    if held is not None:
-                        problems.append(f"{at}: {o.name} reads {mem}:0x{o.addr:x} as {o.dtype.name} but it holds {held.name}")
             if op in (Opcode.DMA_LD, Opcode.DMA_ST):
                 ext = dram_extent(instr)
                 assert ext is not None

@@ -76,8 +76,8 @@ def test_clean_program_passes() -> None:
          "core 0 instr 0 (MATMUL): preloaded=1 but no LDW comes before it on this core"),
         ("dma_ld sram=spad:0x0 dram=0x0 rows=8 cols=8 stride=32 dtype=fp32\nvquant dst=spad:0x0 src=spad:0x0 rows=8 cols=8 scale=1\n"
          "matmul a=spad:0x0 b=spad:0x1000 c=acc:0x0 m=8 k=8 n=8 prec=bf16 acc=0 pre=0 tb=0",
-         "core 0 instr 2 (MATMUL): a reads spad:0x0 as BF16 but it holds INT8"),
-        ("matmul a=spad:0x0 b=spad:0x0 c=acc:0x0 m=4 k=4 n=4 prec=int8 acc=0 pre=0 tb=0\nvexp dst=acc:0x0 src=acc:0x0 rows=4 cols=4",
+         "core 0 instr 2 (MATMUL): a reads spad:0x0 as BF16 but it holds INT8 or FP32"),
+        ("matmul a=spad:0x0 b=spad:0x0 c=acc:0x0 m=4 k=4 n=4 prec=int8 acc=0 pre=0 tb=0\nvexp dst=acc:0x100 src=acc:0x0 rows=4 cols=4",
          "core 0 instr 1 (VEXP): src reads acc:0x0 as FP32 but it holds INT32"),
         ("wait unit=vec sem=5\nsignal unit=vec sem=5\nwait unit=dma sem=5",
          "core 0 instr 2 (WAIT): semaphore 5 is waited on more often than it is signalled on this core, so this WAIT can never complete"),
@@ -135,3 +135,17 @@ def test_matched_noc_counts_are_multisets() -> None:
 def test_message_lists_every_problem() -> None:
     with pytest.raises(VerifyError, match=r"^program failed verification with 2 problem\(s\): core 0 instr 0 \(LDW\): .*; core 0 instr 1: "):
         verify(parse(".core 0\nldw w=spad:0x0 k=64 n=1 dtype=int8\n"), **CHIP)
+
+
+def test_dtypes_follow_phases_not_program_order_between_units() -> None:
+    # The DMA queue text comes first, yet its store reads what VQUANT (vector unit) writes in the same phase.
+    ok = """
+    wait unit=dma sem=0
+    dma_st sram=spad:0x0 dram=0x0 rows=1 cols=8 stride=8 dtype=int8
+    vquant dst=spad:0x0 src=acc:0x0 rows=1 cols=8 scale=1
+    signal unit=vec sem=0
+    barrier
+    vexp dst=spad:0x40 src=spad:0x0 rows=1 cols=2
+    halt
+    """
+    assert _problems(".core 0\n" + ok) == ("core 0 instr 5 (VEXP): src reads spad:0x0 as FP32 but it holds INT8",)

@@ -1,0 +1,30 @@
+"""What every mapper pass may read: the chip, the mapper options, and (for functional runs) the quantized model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chipsim.config import ChipConfig, Precision
+from workloads.quantized import QuantizedModel
+
+ALIGN_BYTES = 64  # SRAM and DRAM tensors start on 64-byte boundaries (a DMA burst)
+
+
+@dataclass(frozen=True)
+class MapperContext:
+    chip: ChipConfig
+    qmodel: QuantizedModel | None = None  # None: timing only (no values, scales 1.0)
+    search_candidates: int = 512  # tilings the search may score per GEMM shape
+
+    @property
+    def int8(self) -> bool:
+        return self.chip.core.tensor_core.precision is Precision.INT8
+
+    @property
+    def q_itemsize(self) -> int:
+        """Bytes of a matmul operand element: int8 or bf16."""
+        return 1 if self.int8 else 2
+
+    @property
+    def cores(self) -> int:
+        return self.chip.num_cores

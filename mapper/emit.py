@@ -1,0 +1,451 @@
+"""The emit step: kernel graph -> one ISA program per core.
+
+Each kernel becomes, on every core, the instruction queues of its work items followed by a BARRIER; kernels of
+one phase (e.g. the Q, K and V projections) share a label for per-layer reporting. Within a phase a core pipelines its items through DMA -> MXU -> VEC -> DMA with
+double-buffered channels (mapper/sync.py). The vector-unit sequences are exactly the float32 operation orders
+of `workloads.numerics`, so an int8 chip reproduces the quantized reference bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+
+from isa import (
+    Bcast,
+    DmaLd,
+    DmaSt,
+    DType,
+    Halt,
+    Instr,
+    Matmul,
+    Mem,
+    Program,
+    Unit,
+    Vadd,
+    Vcvt,
+    Vexp,
+    Vgelu,
+    Vmul,
+    Vquant,
+    Vrecip,
+    Vrmax,
+    Vrsqrt,
+    Vrsum,
+    Vscale,
+    Vsub,
+)
+from mapper.context import MapperContext
+from mapper.kernels import Attention, Bcast as AddBcast, Gemm, Kernel, RowNorm
+from mapper.layout import DramLayout, Tensor
+from mapper.sync import Buf, Channel, CoreBuilder, interleave
+
+F32 = DType.FP32
+PROB_SCALE = 127.0  # softmax probabilities onto 0..127 (workloads.quantized.PROB_INV_SCALE)
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """A mapped workload: the program, the DRAM layout, and for each instruction the phase it belongs to."""
+
+    program: Program
+    layout: DramLayout
+    labels: tuple[tuple[str, ...], ...]  # per core, per instruction: phase name
+    phases: tuple[str, ...]
+    phase_macs: dict[str, int]
+
+
+# ---- small instruction helpers ------------------------------------------------------------------------------
+
+def _ld(buf: Buf, t: Tensor, row: int, col: int, rows: int, cols: int) -> Instr:
+    return DmaLd(mem=buf.mem, sram_addr=buf.addr, dram_addr=t.addr + row * t.row_bytes + col * t.dtype.itemsize,
+                 rows=rows, cols=cols, dram_stride_bytes=t.row_bytes, dtype=t.dtype)
+
+
+def _st(buf: Buf, t: Tensor, row: int, col: int, rows: int, cols: int) -> Instr:
+    return DmaSt(mem=buf.mem, sram_addr=buf.addr, dram_addr=t.addr + row * t.row_bytes + col * t.dtype.itemsize,
+                 rows=rows, cols=cols, dram_stride_bytes=t.row_bytes, dtype=t.dtype)
+
+
+def _bin(cls: type, dst: Buf, a: Buf, b: Buf, rows: int, cols: int, bcast: Bcast) -> Instr:
+    return cls(dst_mem=dst.mem, dst_addr=dst.addr, src1_mem=a.mem, src1_addr=a.addr, src2_mem=b.mem, src2_addr=b.addr,
+               rows=rows, cols=cols, bcast=bcast)
+
+
+def _un(cls: type, dst: Buf, src: Buf, rows: int, cols: int) -> Instr:
+    return cls(dst_mem=dst.mem, dst_addr=dst.addr, src_mem=src.mem, src_addr=src.addr, rows=rows, cols=cols)
+
+
+def _scale(buf: Buf, rows: int, cols: int, a: float, b: float = 0.0) -> Instr:
+    return Vscale(dst_mem=buf.mem, dst_addr=buf.addr, rows=rows, cols=cols, a=float(np.float32(a)), b=float(np.float32(b)))
+
+
+def _cvt(dst: Buf, src: Buf, rows: int, cols: int, src_t: DType, dst_t: DType) -> Instr:
+    return Vcvt(dst_mem=dst.mem, dst_addr=dst.addr, src_mem=src.mem, src_addr=src.addr, rows=rows, cols=cols,
+                from_dtype=src_t, to_dtype=dst_t)
+
+
+def _to_operand(dst: Buf, src: Buf, rows: int, cols: int, int8: bool, inv_scale: float) -> Instr:
+    """fp32 -> the next matmul's operand: quantize (int8) or round to bf16."""
+    if int8:
+        return Vquant(dst_mem=dst.mem, dst_addr=dst.addr, src_mem=src.mem, src_addr=src.addr, rows=rows, cols=cols,
+                      scale=float(np.float32(inv_scale)))
+    return _cvt(dst, src, rows, cols, F32, DType.BF16)
+
+
+def _q_dtype(int8: bool) -> DType:
+    return DType.INT8 if int8 else DType.BF16
+
+
+# ---- GEMM ---------------------------------------------------------------------------------------------------
+
+def emit_gemm(b: CoreBuilder, k: Gemm, items: tuple[tuple[int, ...], ...], dram: DramLayout, ctx: MapperContext) -> None:
+    assert k.tiling is not None and b.spad is not None and b.acc is not None
+    if not items:
+        return
+    tm, tn, tk = k.tiling.tm, k.tiling.tn, k.tiling.tk
+    int8, q = ctx.int8, ctx.q_itemsize
+    prec = _q_dtype(int8)
+    a_t, w_t, bias_t = dram[k.a], dram[k.w], dram[k.bias]
+    deq_t = dram[k.deq] if int8 and k.deq else None
+    res_t = dram[k.residual] if k.residual else None
+    outq_t = dram[k.out_q] if k.out_q else None
+    outf_t = dram[k.out_f] if k.out_f else None
+    resident = tk >= k.k  # the whole K x tn weight block sits in the scratchpad across row tiles
+
+    a_bufs = [b.spad.take(tm * tk * q, f"{k.name} A tile") for _ in range(2)]
+    w_bufs = [b.spad.take(tk * tn * q, f"{k.name} weight tile") for _ in range(2)]
+    aux_bufs = [(b.spad.take(tn * 4, f"{k.name} dequant scales"), b.spad.take(tn * 4, f"{k.name} bias")) for _ in range(2)]
+    res_bufs = [b.spad.take(tm * tn * 4, f"{k.name} residual tile") for _ in range(2)] if res_t else []
+    out_bufs = [b.spad.take(tm * tn * q, f"{k.name} output tile") for _ in range(2)] if outq_t else []
+    acc_bufs = [b.acc.take(tm * tn * 4, f"{k.name} accumulator tile") for _ in range(2)]
+
+    ch_a = Channel(b, Unit.DMA, Unit.MXU)
+    ch_w = Channel(b, Unit.DMA, Unit.MXU)
+    ch_aux = Channel(b, Unit.DMA, Unit.VEC)
+    ch_res = Channel(b, Unit.DMA, Unit.VEC) if res_t else None
+    ch_out = Channel(b, Unit.VEC, Unit.DMA) if outq_t else None
+    ch_acc = Channel(b, Unit.MXU, Unit.VEC)
+    ready = [b.sem() for _ in range(2)] if outf_t else []  # VEC -> DMA: fp32 result in the accumulator
+
+    loads, stores, mxu, vec = [], [], [], []
+    w_slot = aux_slot = -1
+    for idx, (m0, n0) in enumerate(items):
+        rows, cols = min(tm, k.m - m0), min(tn, k.n - n0)
+        new_block = idx == 0 or items[idx - 1][1] != n0
+        last_of_block = idx == len(items) - 1 or items[idx + 1][1] != n0
+        chunks = [(k0, min(tk, k.k - k0)) for k0 in range(0, k.k, tk)]
+        # DMA: loads of this item
+        with b.capture(Unit.DMA) as dma:
+            if new_block:
+                aux_slot = ch_aux.acquire()
+                if deq_t is not None:
+                    b.emit(Unit.DMA, _ld(aux_bufs[aux_slot][0], deq_t, 0, n0, 1, cols))
+                b.emit(Unit.DMA, _ld(aux_bufs[aux_slot][1], bias_t, 0, n0, 1, cols))
+                ch_aux.publish(aux_slot)
+            a_slots, w_slots = [], []
+            for k0, kc in chunks:
+                if new_block or not resident:
+                    w_slot = ch_w.acquire()
+                    b.emit(Unit.DMA, _ld(w_bufs[w_slot], w_t, k0, n0, kc, cols))
+                    ch_w.publish(w_slot)
+                    w_slots.append(w_slot)
+                s = ch_a.acquire()
+                b.emit(Unit.DMA, _ld(a_bufs[s], a_t, m0, k0, rows, kc))
+                ch_a.publish(s)
+                a_slots.append(s)
+            if ch_res is not None and res_t is not None:
+                r_slot = ch_res.acquire()
+                b.emit(Unit.DMA, _ld(res_bufs[r_slot], res_t, m0, n0, rows, cols))
+                ch_res.publish(r_slot)
+        loads.append(dma)
+        # MXU: the k-chunks accumulate into one accumulator tile
+        with b.capture(Unit.MXU) as mx:
+            c = ch_acc.acquire()
+            for j, (k0, kc) in enumerate(chunks):
+                if w_slots and (not resident or j == 0):
+                    ch_w.consume(w_slots[j])  # a freshly loaded weight tile
+                wb = w_bufs[w_slots[j]] if not resident else w_bufs[w_slot]
+                ch_a.consume(a_slots[j])
+                b.emit(Unit.MXU, Matmul(a_addr=a_bufs[a_slots[j]].addr, b_addr=wb.addr, c_addr=acc_bufs[c].addr, m=rows, k=kc, n=cols,
+                                        precision=prec, accumulate=j > 0, preloaded=False, transpose_b=False))
+                ch_a.release(a_slots[j])
+                if not resident:
+                    ch_w.release(w_slots[j])
+            if resident and last_of_block:
+                ch_w.release(w_slot)
+            ch_acc.publish(c)
+        mxu.append(mx)
+        # VEC: epilogue
+        with b.capture(Unit.VEC) as vc:
+            acc = acc_bufs[c]
+            ch_acc.consume(c)
+            if new_block:
+                ch_aux.consume(aux_slot)
+            deq, bias = aux_bufs[aux_slot]
+            if int8:
+                b.emit(Unit.VEC, _cvt(acc, acc, rows, cols, DType.INT32, F32))
+                b.emit(Unit.VEC, _bin(Vmul, acc, acc, deq, rows, cols, Bcast.ROW))
+            b.emit(Unit.VEC, _bin(Vadd, acc, acc, bias, rows, cols, Bcast.ROW))
+            if last_of_block:
+                ch_aux.release(aux_slot)
+            if k.gelu:
+                b.emit(Unit.VEC, _un(Vgelu, acc, acc, rows, cols))
+            if ch_res is not None:
+                ch_res.consume(r_slot)
+                b.emit(Unit.VEC, _bin(Vadd, acc, acc, res_bufs[r_slot], rows, cols, Bcast.NONE))
+                ch_res.release(r_slot)
+            o_slot = -1
+            if ch_out is not None:
+                o_slot = ch_out.acquire()
+                b.emit(Unit.VEC, _to_operand(out_bufs[o_slot], acc, rows, cols, int8, k.out_inv_scale))
+                ch_out.publish(o_slot)
+            if outf_t is not None:
+                b.signal(Unit.VEC, ready[c])
+            else:
+                ch_acc.release(c)
+        vec.append(vc)
+        # DMA: store of this item (emitted after the next item's loads)
+        with b.capture(Unit.DMA) as st:
+            if ch_out is not None and outq_t is not None:
+                ch_out.consume(o_slot)
+                b.emit(Unit.DMA, _st(out_bufs[o_slot], outq_t, m0, n0, rows, cols))
+                ch_out.release(o_slot)
+            if outf_t is not None:
+                b.wait(Unit.DMA, ready[c])
+                b.emit(Unit.DMA, _st(acc, outf_t, m0, n0, rows, cols))
+                ch_acc.release(c, Unit.DMA)
+        stores.append(st)
+    b.queues[Unit.DMA].extend(interleave(loads, stores))
+    b.queues[Unit.MXU].extend(instr for stage in mxu for instr in stage)
+    b.queues[Unit.VEC].extend(instr for stage in vec for instr in stage)
+    for ch in (ch_a, ch_w, ch_aux, ch_res, ch_out, ch_acc):
+        if ch is not None:
+            ch.drain()
+
+
+# ---- attention ----------------------------------------------------------------------------------------------
+
+def emit_attention(b: CoreBuilder, k: Attention, items: tuple[tuple[int, ...], ...], dram: DramLayout, ctx: MapperContext) -> None:
+    """Per (sequence, head, query block): scores = Q K^T on the array, softmax on the vector unit, context =
+    P V on the array, all on chip; K and V of a head stay in the scratchpad across its query blocks."""
+    assert b.spad is not None and b.acc is not None
+    if not items:
+        return
+    int8, q = ctx.int8, ctx.q_itemsize
+    prec = _q_dtype(int8)
+    s_len, d, tq, hid = k.seq, k.head_dim, k.tq, k.heads * k.head_dim
+    q_t, k_t, v_t, mask_t, out_t = dram[k.q], dram[k.k], dram[k.v], dram[k.mask], dram[k.out]
+    q_bufs = [b.spad.take(tq * d * q, f"{k.name} Q tile") for _ in range(2)]
+    kv_bufs = [(b.spad.take(s_len * d * q, f"{k.name} K"), b.spad.take(s_len * d * q, f"{k.name} V"),
+                b.spad.take(s_len * 4, f"{k.name} mask")) for _ in range(2)]
+    p_bufs = [b.spad.take(tq * s_len * q, f"{k.name} probabilities") for _ in range(2)]
+    out_bufs = [b.spad.take(tq * d * q, f"{k.name} context tile") for _ in range(2)]
+    row_max, row_sum = b.spad.take(tq * 4, f"{k.name} row max"), b.spad.take(tq * 4, f"{k.name} row sum")
+    sc_bufs = [b.acc.take(tq * s_len * 4, f"{k.name} scores") for _ in range(2)]
+    cx_bufs = [b.acc.take(tq * d * 4, f"{k.name} context accumulator") for _ in range(2)]
+    ch_q, ch_kv = Channel(b, Unit.DMA, Unit.MXU), Channel(b, Unit.DMA, Unit.MXU)
+    ch_sc, ch_p = Channel(b, Unit.MXU, Unit.VEC), Channel(b, Unit.VEC, Unit.MXU)
+    ch_cx, ch_out = Channel(b, Unit.MXU, Unit.VEC), Channel(b, Unit.VEC, Unit.DMA)
+
+    loads, stores, scores, pv, soft, post = [], [], [], [], [], []
+    kv = -1
+    for idx, (bi, h, q0) in enumerate(items):
+        rows = min(tq, s_len - q0)
+        new_head = idx == 0 or items[idx - 1][:2] != (bi, h)
+        last_of_head = idx == len(items) - 1 or items[idx + 1][:2] != (bi, h)
+        row0 = bi * s_len
+        with b.capture(Unit.DMA) as dma:
+            if new_head:
+                kv = ch_kv.acquire()
+                b.emit(Unit.DMA, _ld(Buf(Mem.SPAD, kv_bufs[kv][0].addr), k_t, row0, h * d, s_len, d))
+                b.emit(Unit.DMA, _ld(kv_bufs[kv][1], v_t, row0, h * d, s_len, d))
+                b.emit(Unit.DMA, _ld(kv_bufs[kv][2], mask_t, bi, 0, 1, s_len))
+                ch_kv.publish(kv)
+            qs = ch_q.acquire()
+            b.emit(Unit.DMA, _ld(q_bufs[qs], q_t, row0 + q0, h * d, rows, d))
+            ch_q.publish(qs)
+        loads.append(dma)
+        kbuf, vbuf, mbuf = kv_bufs[kv]
+        with b.capture(Unit.MXU) as m1:
+            if new_head:
+                ch_kv.consume(kv)
+            ch_q.consume(qs)
+            sc = ch_sc.acquire()
+            b.emit(Unit.MXU, Matmul(a_addr=q_bufs[qs].addr, b_addr=kbuf.addr, c_addr=sc_bufs[sc].addr, m=rows, k=d, n=s_len,
+                                    precision=prec, accumulate=False, preloaded=False, transpose_b=True))
+            ch_q.release(qs)
+            ch_sc.publish(sc)
+        scores.append(m1)
+        with b.capture(Unit.VEC) as v1:
+            x = sc_bufs[sc]
+            ch_sc.consume(sc)
+            if int8:
+                b.emit(Unit.VEC, _cvt(x, x, rows, s_len, DType.INT32, F32))
+            b.emit(Unit.VEC, _scale(x, rows, s_len, k.score_scale))
+            b.emit(Unit.VEC, _bin(Vadd, x, x, mbuf, rows, s_len, Bcast.ROW))
+            b.emit(Unit.VEC, _un(Vrmax, row_max, x, rows, s_len))
+            b.emit(Unit.VEC, _bin(Vsub, x, x, row_max, rows, s_len, Bcast.COL))
+            b.emit(Unit.VEC, _un(Vexp, x, x, rows, s_len))
+            b.emit(Unit.VEC, _un(Vrsum, row_sum, x, rows, s_len))
+            b.emit(Unit.VEC, _un(Vrecip, row_sum, row_sum, rows, 1))
+            b.emit(Unit.VEC, _bin(Vmul, x, x, row_sum, rows, s_len, Bcast.COL))
+            ps = ch_p.acquire()
+            b.emit(Unit.VEC, _to_operand(p_bufs[ps], x, rows, s_len, int8, PROB_SCALE))
+            ch_p.publish(ps)
+            ch_sc.release(sc)
+        soft.append(v1)
+        with b.capture(Unit.MXU) as m2:
+            ch_p.consume(ps)
+            cx = ch_cx.acquire()
+            b.emit(Unit.MXU, Matmul(a_addr=p_bufs[ps].addr, b_addr=vbuf.addr, c_addr=cx_bufs[cx].addr, m=rows, k=s_len, n=d,
+                                    precision=prec, accumulate=False, preloaded=False, transpose_b=False))
+            ch_p.release(ps)
+            ch_cx.publish(cx)
+            if last_of_head:
+                ch_kv.release(kv)
+        pv.append(m2)
+        with b.capture(Unit.VEC) as v2:
+            y = cx_bufs[cx]
+            ch_cx.consume(cx)
+            if int8:
+                b.emit(Unit.VEC, _cvt(y, y, rows, d, DType.INT32, F32))
+                b.emit(Unit.VEC, _scale(y, rows, d, k.ctx_scale))
+            os_ = ch_out.acquire()
+            b.emit(Unit.VEC, _to_operand(out_bufs[os_], y, rows, d, int8, k.out_inv_scale))
+            ch_out.publish(os_)
+            ch_cx.release(cx)
+        post.append(v2)
+        with b.capture(Unit.DMA) as st:
+            ch_out.consume(os_)
+            b.emit(Unit.DMA, _st(out_bufs[os_], out_t, row0 + q0, h * d, rows, d))
+            ch_out.release(os_)
+        stores.append(st)
+    del hid
+    b.queues[Unit.DMA].extend(interleave(loads, stores))
+    b.queues[Unit.MXU].extend(interleave(scores, pv))
+    b.queues[Unit.VEC].extend(interleave(soft, post))
+    for ch in (ch_q, ch_kv, ch_sc, ch_p, ch_cx, ch_out):
+        ch.drain()
+
+
+# ---- row kernels: embeddings and LayerNorm ------------------------------------------------------------------
+
+def emit_rownorm(b: CoreBuilder, k: RowNorm, items: tuple[tuple[int, ...], ...], dram: DramLayout, ctx: MapperContext) -> None:
+    """Rows of fp32 plus their addends, then LayerNorm in the vector unit's exact sequence (mean, centre,
+    variance, rsqrt, scale, shift); stored in fp32 and as the next matmul's operand."""
+    assert b.spad is not None
+    if not items:
+        return
+    int8, q, tr, h = ctx.int8, ctx.q_itemsize, k.tr, k.cols
+    in_t, outf_t, outq_t = dram[k.inp], dram[k.out_f], dram[k.out_q]
+    gamma, beta = b.spad.take(h * 4, f"{k.name} gamma"), b.spad.take(h * 4, f"{k.name} beta")
+    row_adds = [(dram[name], b.spad.take(h * 4, f"{k.name} {name}")) for name, how in k.addends if how is AddBcast.ROW]
+    pos_t = next((dram[name] for name, how in k.addends if how is AddBcast.POS), None)
+    in_bufs = [b.spad.take(tr * h * 4, f"{k.name} rows") for _ in range(2)]
+    pos_bufs = [b.spad.take(tr * h * 4, f"{k.name} position rows") for _ in range(2)] if pos_t else []
+    out_bufs = [b.spad.take(tr * h * q, f"{k.name} operand rows") for _ in range(2)]
+    sq = b.spad.take(tr * h * 4, f"{k.name} squares")
+    mean, var = b.spad.take(tr * 4, f"{k.name} mean"), b.spad.take(tr * 4, f"{k.name} variance")
+    consts = b.sem()
+    ch_in = Channel(b, Unit.DMA, Unit.VEC)
+    ch_pos = Channel(b, Unit.DMA, Unit.VEC) if pos_t else None
+    ch_out = Channel(b, Unit.VEC, Unit.DMA)
+    ready = [b.sem() for _ in range(2)]
+
+    b.emit(Unit.DMA, _ld(gamma, dram[k.gamma], 0, 0, 1, h))
+    b.emit(Unit.DMA, _ld(beta, dram[k.beta], 0, 0, 1, h))
+    for t, buf in row_adds:
+        b.emit(Unit.DMA, _ld(buf, t, 0, 0, 1, h))
+    b.signal(Unit.DMA, consts)
+    b.wait(Unit.VEC, consts)
+    inv_n = float(np.float32(1.0 / h))
+    loads, stores = [], []
+    for (r0,) in items:
+        rows = min(tr, k.rows - r0)
+        with b.capture(Unit.DMA) as dma:
+            s = ch_in.acquire()
+            b.emit(Unit.DMA, _ld(in_bufs[s], in_t, r0, 0, rows, h))
+            ch_in.publish(s)
+            if ch_pos is not None and pos_t is not None:
+                ps = ch_pos.acquire()
+                r = r0
+                while r < r0 + rows:  # position rows restart at every sequence boundary
+                    pos = r % k.seq
+                    run = min(r0 + rows - r, k.seq - pos)
+                    b.emit(Unit.DMA, _ld(Buf(Mem.SPAD, pos_bufs[ps].addr + (r - r0) * h * 4), pos_t, pos, 0, run, h))
+                    r += run
+                ch_pos.publish(ps)
+        loads.append(dma)
+        x = in_bufs[s]
+        ch_in.consume(s)
+        if ch_pos is not None:
+            ch_pos.consume(ps)
+            b.emit(Unit.VEC, _bin(Vadd, x, x, pos_bufs[ps], rows, h, Bcast.NONE))
+            ch_pos.release(ps)
+        for _, buf in row_adds:
+            b.emit(Unit.VEC, _bin(Vadd, x, x, buf, rows, h, Bcast.ROW))
+        b.emit(Unit.VEC, _un(Vrsum, mean, x, rows, h))
+        b.emit(Unit.VEC, _scale(mean, rows, 1, inv_n))
+        b.emit(Unit.VEC, _bin(Vsub, x, x, mean, rows, h, Bcast.COL))
+        b.emit(Unit.VEC, _bin(Vmul, sq, x, x, rows, h, Bcast.NONE))
+        b.emit(Unit.VEC, _un(Vrsum, var, sq, rows, h))
+        b.emit(Unit.VEC, _scale(var, rows, 1, inv_n, k.eps))
+        b.emit(Unit.VEC, _un(Vrsqrt, var, var, rows, 1))
+        b.emit(Unit.VEC, _bin(Vmul, x, x, var, rows, h, Bcast.COL))
+        b.emit(Unit.VEC, _bin(Vmul, x, x, gamma, rows, h, Bcast.ROW))
+        b.emit(Unit.VEC, _bin(Vadd, x, x, beta, rows, h, Bcast.ROW))
+        os_ = ch_out.acquire()
+        b.emit(Unit.VEC, _to_operand(out_bufs[os_], x, rows, h, int8, k.out_inv_scale))
+        ch_out.publish(os_)
+        b.signal(Unit.VEC, ready[s])
+        with b.capture(Unit.DMA) as st:
+            b.wait(Unit.DMA, ready[s])
+            b.emit(Unit.DMA, _st(x, outf_t, r0, 0, rows, h))
+            ch_in.release(s, Unit.DMA)
+            ch_out.consume(os_)
+            b.emit(Unit.DMA, _st(out_bufs[os_], outq_t, r0, 0, rows, h))
+            ch_out.release(os_)
+        stores.append(st)
+    b.queues[Unit.DMA].extend(interleave(loads, stores))
+    for ch in (ch_in, ch_pos, ch_out):
+        if ch is not None:
+            ch.drain()
+
+
+EMITTERS = {Gemm: emit_gemm, Attention: emit_attention, RowNorm: emit_rownorm}
+
+
+def phase_name(ks: list[Kernel]) -> str:
+    if len(ks) == 1:
+        return ks[0].name
+    prefix = ks[0].name.rsplit(".", 1)[0]
+    return f"{prefix}." + "".join(k.name.rsplit(".", 1)[1] for k in ks)
+
+
+def emit(g: nx.DiGraph, ctx: MapperContext) -> Lowered:
+    chip = ctx.chip
+    dram: DramLayout = g.graph["dram"]
+    builders = [CoreBuilder(c, chip.core.scratchpad.size_bytes, chip.core.accumulator.size_bytes) for c in range(ctx.cores)]
+    by_phase: dict[int, list[str]] = {}
+    for name in g.nodes:
+        by_phase.setdefault(g.nodes[name]["kernel"].phase, []).append(name)
+    phases, phase_macs = [], {}
+    for phase in sorted(by_phase):
+        ks = [g.nodes[n]["kernel"] for n in by_phase[phase]]
+        label = phase_name(ks)
+        phases.append(label)
+        phase_macs[label] = sum(k.macs for k in ks)
+        for name, k in zip(by_phase[phase], ks):
+            work = g.nodes[name]["work"]
+            for c, b in enumerate(builders):
+                EMITTERS[type(k)](b, k, work[c], dram, ctx)
+                # A barrier after every kernel: its semaphores are back to zero and its buffers free for the next.
+                b.end_phase(label)
+    for b in builders:
+        b.program.append(Halt())
+        b.labels.append(phases[-1])
+    program = Program(tuple(tuple(b.program) for b in builders), chip.mesh.rows, chip.mesh.cols)
+    return Lowered(program, dram, tuple(tuple(b.labels) for b in builders), tuple(phases), phase_macs)

@@ -1,0 +1,124 @@
+"""What the mapper schedules: kernels, the fused units of work it lowers to the ISA.
+
+A kernel graph (networkx DiGraph, nodes in execution order, node attribute "kernel") replaces the workload's
+operator graph after `fuse_epilogues`; later passes refine each kernel with `dataclasses.replace`.
+
+- `Gemm`: out = epilogue(A @ W), epilogue = dequantize + bias [+ GELU] [+ residual], then an int8/bf16 copy
+  for the next matmul and/or the fp32 result.
+- `Attention`: per (sequence, head): scores, scale, mask, softmax, probabilities @ V, quantized context.
+- `RowNorm`: rows of fp32 summed with addends, LayerNorm, stored fp32 and as the next matmul's operand.
+
+Kernels in the same `phase` are independent; a barrier separates phases (results pass through DRAM).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import networkx as nx
+
+
+class Bcast(enum.Enum):
+    NONE = "none"  # an addend of the same shape
+    ROW = "row"  # one row broadcast down the rows (e.g. the token-type embedding)
+    POS = "pos"  # rows indexed by position within the sequence (position embeddings)
+
+
+@dataclass(frozen=True, slots=True)
+class Tiling:
+    """Tile sizes of a GEMM on one core: rows of A (tm), output columns (tn), reduction chunk (tk)."""
+
+    tm: int
+    tn: int
+    tk: int
+    cost_cycles: float  # the analytic model's estimate for the whole kernel on the chip
+
+
+@dataclass(frozen=True, slots=True)
+class Gemm:
+    name: str
+    layer: int
+    phase: int
+    m: int
+    k: int
+    n: int
+    a: str  # DRAM tensor names
+    w: str
+    deq: str | None  # per-column dequantization scale (int8), None for bf16
+    bias: str
+    out_q: str | None  # quantized (int8 / bf16) copy of the output for the next matmul
+    out_f: str | None  # fp32 output
+    residual: str | None = None  # fp32 tensor added after the bias
+    gelu: bool = False
+    out_inv_scale: float = 1.0  # quantization multiplier of out_q (int8)
+    tiling: Tiling | None = None
+
+    @property
+    def macs(self) -> int:
+        return self.m * self.k * self.n
+
+
+@dataclass(frozen=True, slots=True)
+class Attention:
+    name: str
+    layer: int
+    phase: int
+    batch: int
+    seq: int
+    heads: int
+    head_dim: int
+    q: str
+    k: str
+    v: str
+    mask: str  # [batch, seq] fp32 additive bias
+    out: str  # quantized context [batch*seq, heads*head_dim]
+    score_scale: float = 1.0  # s_q * s_k / sqrt(d) (int8) or 1 / sqrt(d) (bf16)
+    ctx_scale: float = 1.0  # s_v / 127 (int8)
+    out_inv_scale: float = 1.0
+    inv_scale_q: float = 1.0
+    inv_scale_k: float = 1.0
+    inv_scale_v: float = 1.0
+    tq: int = 0  # query rows per work item (set by tiling)
+
+    @property
+    def macs(self) -> int:
+        return 2 * self.batch * self.heads * self.seq * self.seq * self.head_dim
+
+
+@dataclass(frozen=True, slots=True)
+class RowNorm:
+    name: str
+    layer: int
+    phase: int
+    rows: int
+    cols: int
+    seq: int
+    inp: str
+    addends: tuple[tuple[str, Bcast], ...]
+    gamma: str
+    beta: str
+    eps: float
+    out_f: str
+    out_q: str
+    out_inv_scale: float = 1.0
+    tr: int = 0  # rows per work item (set by tiling)
+
+    @property
+    def macs(self) -> int:
+        return 0
+
+
+Kernel = Gemm | Attention | RowNorm
+
+
+def kernels(g: nx.DiGraph) -> list[Kernel]:
+    return [g.nodes[n]["kernel"] for n in g.nodes]
+
+
+def replace_kernels(g: nx.DiGraph, new: dict[str, Kernel]) -> nx.DiGraph:
+    """A copy of `g` with the named kernels replaced (node order and edges kept)."""
+    out = g.copy()
+    for name, k in new.items():
+        out.nodes[name]["kernel"] = k
+    return out

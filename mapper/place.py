@@ -1,0 +1,41 @@
+"""Pass 4: place work on cores.
+
+GEMMs are cut into output tiles (tm x tn); the tiles are ordered column block by column block and dealt to the
+cores in contiguous runs, so each core owns whole column blocks (its weight tile stays in its scratchpad across
+row tiles) and the projections and FFNs are split by output columns. Attention is split by (sequence, head):
+each core runs whole heads, with scores, softmax and context on chip. Row kernels (LayerNorm, embeddings) are
+split by rows. Each kernel gets `work`: one tuple of items per core.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from mapper.context import MapperContext
+from mapper.kernels import Attention, Gemm, RowNorm, kernels
+
+
+def _deal(items: list[tuple[int, ...]], cores: int, group: int = 1) -> tuple[tuple[tuple[int, ...], ...], ...]:
+    """Contiguous runs of `items` (in whole groups of `group` items) to each core, as even as possible."""
+    groups = [items[i : i + group] for i in range(0, len(items), group)]
+    per = -(-len(groups) // cores) if groups else 0
+    return tuple(tuple(it for grp in groups[c * per : (c + 1) * per] for it in grp) for c in range(cores))
+
+
+def place_on_cores(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
+    out = g.copy()
+    for k in kernels(g):
+        if isinstance(k, Gemm):
+            assert k.tiling is not None
+            t = k.tiling
+            tiles = [(m0, n0) for n0 in range(0, k.n, t.tn) for m0 in range(0, k.m, t.tm)]
+            work = _deal(tiles, ctx.cores)
+        elif isinstance(k, Attention):
+            items = [(b, h, q0) for b in range(k.batch) for h in range(k.heads) for q0 in range(0, k.seq, k.tq)]
+            work = _deal(items, ctx.cores, group=-(-k.seq // k.tq))
+        elif isinstance(k, RowNorm):
+            work = _deal([(r0,) for r0 in range(0, k.rows, k.tr)], ctx.cores)
+        else:  # pragma: no cover
+            raise TypeError(k)
+        out.nodes[k.name]["work"] = work
+    return out

@@ -1,0 +1,148 @@
+"""Per-core program building: unit queues, semaphore channels between units, and scratchpad allocation.
+
+A `Channel` is a ring of buffer slots between a producer unit and a consumer unit, guarded by two semaphores
+per slot: the producer WAITs `free` before it overwrites a slot it used before and SIGNALs `full` when the
+slot holds data; the consumer WAITs `full` before reading and SIGNALs `free` when done (any unit may release,
+e.g. DMA after storing an accumulator tile). `drain` consumes the outstanding `free` signals, so every
+semaphore is back to zero at the barrier that ends a phase and the next phase can reuse the indices.
+
+Instructions are appended to one queue per unit; only the order within a unit matters (units run
+concurrently and meet through semaphores), which is how loads are scheduled ahead of compute: the DMA queue
+holds the loads of item i+1 before the store of item i.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from isa import Barrier, Instr, Mem, Signal, Unit, Wait
+from isa.semantics import NUM_SEMAPHORES
+from mapper.context import ALIGN_BYTES
+from mapper.errors import MapperError
+
+UNITS = (Unit.DMA, Unit.MXU, Unit.VEC)
+
+
+@dataclass(frozen=True, slots=True)
+class Buf:
+    mem: Mem
+    addr: int
+
+
+class SramAllocator:
+    """Bump allocation of one phase's buffers in one SRAM; capacity checked (the tiling pass sized them)."""
+
+    def __init__(self, mem: Mem, size_bytes: int) -> None:
+        self.mem, self.size, self.top = mem, size_bytes, 0
+
+    def take(self, nbytes: int, what: str) -> Buf:
+        addr = self.top
+        self.top += -(-nbytes // ALIGN_BYTES) * ALIGN_BYTES
+        if self.top > self.size:
+            raise MapperError(f"{what} overflows the {self.mem.name.lower()} ({self.top} B needed, {self.size} B available).")
+        return Buf(self.mem, addr)
+
+
+@dataclass
+class CoreBuilder:
+    """One core's program under construction, phase by phase."""
+
+    core: int
+    spad_bytes: int
+    acc_bytes: int
+    program: list[Instr] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    queues: dict[Unit, list[Instr]] = field(default_factory=dict)
+    next_sem: int = 0
+    spad: SramAllocator | None = None
+    acc: SramAllocator | None = None
+
+    def __post_init__(self) -> None:
+        self.begin_phase()
+
+    def begin_phase(self) -> None:
+        self.queues = {u: [] for u in UNITS}
+        self.next_sem = 0
+        self.spad = SramAllocator(Mem.SPAD, self.spad_bytes)
+        self.acc = SramAllocator(Mem.ACC, self.acc_bytes)
+
+    def sem(self) -> int:
+        if self.next_sem >= NUM_SEMAPHORES:
+            raise MapperError(f"core {self.core} needs more than {NUM_SEMAPHORES} semaphores in one phase.")
+        self.next_sem += 1
+        return self.next_sem - 1
+
+    def emit(self, unit: Unit, instr: Instr) -> None:
+        self.queues[unit].append(instr)
+
+    def signal(self, unit: Unit, sem: int) -> None:
+        self.queues[unit].append(Signal(unit=unit, sem=sem))
+
+    def wait(self, unit: Unit, sem: int) -> None:
+        self.queues[unit].append(Wait(unit=unit, sem=sem))
+
+    @contextmanager
+    def capture(self, unit: Unit) -> Iterator[list[Instr]]:
+        """Collect what is emitted to `unit` meanwhile into a separate list (one stage of one work item)."""
+        saved, buf = self.queues[unit], []
+        self.queues[unit] = buf
+        try:
+            yield buf
+        finally:
+            self.queues[unit] = saved
+
+    def end_phase(self, label: str) -> None:
+        """Append the phase's unit queues and a barrier (labelled with the phase) to the program."""
+        for u in UNITS:
+            self.program.extend(self.queues[u])
+            self.labels.extend([label] * len(self.queues[u]))
+        self.program.append(Barrier())
+        self.labels.append(label)
+        self.begin_phase()
+
+
+class Channel:
+    """Double-buffered (by default) slots from a producer unit to a consumer unit."""
+
+    def __init__(self, b: CoreBuilder, producer: Unit, consumer: Unit, slots: int = 2) -> None:
+        self.b, self.producer, self.consumer = b, producer, consumer
+        self.full = [b.sem() for _ in range(slots)]
+        self.free = [b.sem() for _ in range(slots)]
+        self.used = [False] * slots
+        self.next = 0
+
+    def acquire(self) -> int:
+        s = self.next
+        self.next = (s + 1) % len(self.full)
+        if self.used[s]:
+            self.b.wait(self.producer, self.free[s])
+        return s
+
+    def publish(self, s: int) -> None:
+        self.b.signal(self.producer, self.full[s])
+        self.used[s] = True
+
+    def consume(self, s: int) -> None:
+        self.b.wait(self.consumer, self.full[s])
+
+    def release(self, s: int, unit: Unit | None = None) -> None:
+        self.b.signal(unit or self.consumer, self.free[s])
+
+    def drain(self) -> None:
+        for s, used in enumerate(self.used):
+            if used:
+                self.b.wait(self.producer, self.free[s])
+
+
+def interleave(first: list[list[Instr]], second: list[list[Instr]]) -> list[Instr]:
+    """first[0], first[1], second[0], first[2], second[1], ...: stage one of item i+1 before stage two of item i."""
+    out: list[Instr] = []
+    for i in range(len(first)):
+        out.extend(first[i])
+        if i >= 1:
+            out.extend(second[i - 1])
+    if second:
+        out.extend(second[-1])
+    return out

@@ -1,0 +1,144 @@
+"""Pass 3: tile every kernel to fit the scratchpad and accumulator with double buffering.
+
+GEMMs get a mapping search: candidate tilings (tm rows of A, tn output columns, tk reduction chunk; powers of
+two times the array size, plus the whole dimension) are scored with an analytic model built on the executor's
+own cost rules (chipsim.timing): per work item max(array cycles, DMA cycles, vector cycles), items spread over
+the cores, plus one exposed load. Candidates are visited in a fixed order and the search stops after
+`search_candidates` of them, so the result is deterministic. A chip whose SRAM cannot hold the smallest legal
+tile is a MapperError naming the kernel, the need and the capacity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from functools import cache
+
+import networkx as nx
+
+from chipsim import timing
+from chipsim.config import ChipConfig, VectorOp
+from mapper.context import ALIGN_BYTES, MapperContext
+from mapper.errors import MapperError
+from mapper.kernels import Attention, Gemm, Kernel, RowNorm, Tiling, kernels, replace_kernels
+
+MAX_DIM = 16383  # ISA: rows/cols/m/k/n fields are 14 bits
+SLOTS = 2  # double buffering
+
+
+def align(n: int) -> int:
+    return -(-n // ALIGN_BYTES) * ALIGN_BYTES
+
+
+def gemm_sram_bytes(tm: int, tn: int, tk: int, q: int, residual: bool, out_q: bool) -> tuple[int, int]:
+    """(scratchpad, accumulator) bytes of one core's GEMM buffers, every buffer double-buffered."""
+    spad = SLOTS * (align(tm * tk * q) + align(tk * tn * q) + 2 * align(tn * 4))
+    if residual:
+        spad += SLOTS * align(tm * tn * 4)
+    if out_q:
+        spad += SLOTS * align(tm * tn * q)
+    return spad, SLOTS * align(tm * tn * 4)
+
+
+def _candidates(full: int, unit: int) -> list[int]:
+    sizes = {min(full, MAX_DIM)}
+    t = unit
+    while t < full and t <= MAX_DIM:
+        sizes.add(t)
+        t *= 2
+    return sorted(sizes, reverse=True)
+
+
+def _dma_cycles(chip: ChipConfig, nbytes: int, active_cores: int) -> float:
+    per_core_dram = chip.dram_bytes_per_cycle / max(1, active_cores)
+    engines = chip.core.dma.engines * chip.core.dma.bytes_per_cycle
+    return nbytes / min(engines, per_core_dram)
+
+
+@cache
+def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, residual: bool, out_q: bool, gelu: bool, tm: int, tn: int, tk: int) -> float:
+    tc = chip.core.tensor_core
+    items = -(-m // tm) * -(-n // tn)
+    active = min(chip.num_cores, items)
+    per_core = -(-items // active)
+    mxu = 0
+    for k0 in range(0, k, tk):
+        mxu += timing.matmul_timing(tc.dataflow, tc.rows, tc.cols, tm, min(tk, k - k0), tn, weight_double_buffer=tc.weight_double_buffer).total_cycles
+    b_reloads = 1 if tk == k and -(-m // tm) > 1 else -(-m // tm)  # B stays resident across m-tiles when it fits whole
+    dma_bytes = tm * k * q + k * tn * q * b_reloads / max(1, -(-m // tm)) + tm * tn * (4 if residual else 0) + tm * tn * (q if out_q else 4)
+    dma = _dma_cycles(chip, int(dma_bytes), active)
+    v = chip.core.vector
+    ops = [VectorOp.CONVERT, VectorOp.MUL, VectorOp.ADD] + [VectorOp.ADD] * residual + [VectorOp.GELU] * gelu + [VectorOp.QUANT] * out_q
+    vec = sum(timing.vector_cycles(tm * tn, v.lanes, v.cycles_per_op.cycles(op)) for op in ops)
+    latency = timing.ns_to_cycles(chip.dram.latency_ns, chip.clock_mhz)
+    return per_core * max(mxu, dma, vec) + latency + dma + vec
+
+
+def search_gemm(k: Gemm, ctx: MapperContext) -> Tiling:
+    """The cheapest tiling of `k` that fits, by the analytic model, within the candidate budget."""
+    chip = ctx.chip
+    tc = chip.core.tensor_core
+    spad_cap, acc_cap = chip.core.scratchpad.size_bytes, chip.core.accumulator.size_bytes
+    best: Tiling | None = None
+    smallest_need: tuple[int, int] | None = None
+    tried = 0
+    for tm, tn, tk in itertools.product(_candidates(k.m, tc.rows), _candidates(k.n, tc.cols), _candidates(k.k, tc.rows)):
+        spad, acc = gemm_sram_bytes(tm, tn, tk, ctx.q_itemsize, k.residual is not None, k.out_q is not None)
+        if smallest_need is None or spad + acc < sum(smallest_need):
+            smallest_need = (spad, acc)
+        if spad > spad_cap or acc > acc_cap:
+            continue
+        cost = _gemm_cost(chip, k.m, k.k, k.n, ctx.q_itemsize, k.residual is not None, k.out_q is not None, k.gelu, tm, tn, tk)
+        if best is None or cost < best.cost_cycles:
+            best = Tiling(tm, tn, tk, cost)
+        tried += 1
+        if tried >= ctx.search_candidates:
+            break
+    if best is None:
+        assert smallest_need is not None
+        raise MapperError(
+            f"kernel {k.name} ({k.m}x{k.k}x{k.n}) does not fit: its smallest double-buffered tile needs "
+            f"{smallest_need[0]} B of scratchpad and {smallest_need[1]} B of accumulator, the chip has "
+            f"{spad_cap} B and {acc_cap} B; give core.scratchpad.size_kib / core.accumulator.size_kib more room."
+        )
+    return best
+
+
+def attention_sram_bytes(tq: int, seq: int, d: int, q: int) -> tuple[int, int]:
+    spad = SLOTS * (align(tq * d * q) + 2 * align(seq * d * q) + align(seq * 4) + align(tq * seq * q) + align(tq * d * q)) + 2 * align(tq * 4)
+    return spad, SLOTS * (align(tq * seq * 4) + align(tq * d * 4))
+
+
+def rownorm_sram_bytes(tr: int, cols: int, q: int) -> int:
+    return SLOTS * (2 * align(tr * cols * 4) + align(tr * cols * q)) + 3 * align(cols * 4) + 2 * align(tr * 4) + align(tr * cols * 4)
+
+
+def _largest_fitting(name: str, full: int, fits, describe) -> int:
+    t = min(full, MAX_DIM)
+    while t >= 1:
+        if fits(t):
+            return t
+        t = t // 2 if t > 1 else 0
+    raise MapperError(f"kernel {name} does not fit even one row: {describe()}; give core.scratchpad.size_kib / core.accumulator.size_kib more room.")
+
+
+def tile_to_sram(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
+    chip, q = ctx.chip, ctx.q_itemsize
+    spad_cap, acc_cap = chip.core.scratchpad.size_bytes, chip.core.accumulator.size_bytes
+    new: dict[str, Kernel] = {}
+    for k in kernels(g):
+        if isinstance(k, Gemm):
+            new[k.name] = dataclasses.replace(k, tiling=search_gemm(k, ctx))
+        elif isinstance(k, Attention):
+            def fits(t: int, k: Attention = k) -> bool:
+                spad, acc = attention_sram_bytes(t, k.seq, k.head_dim, q)
+                return spad <= spad_cap and acc <= acc_cap
+            need = attention_sram_bytes(1, k.seq, k.head_dim, q)
+            new[k.name] = dataclasses.replace(k, tq=_largest_fitting(
+                k.name, k.seq, fits, lambda: f"one query row with {k.seq} keys needs {need[0]} B of scratchpad and {need[1]} B of accumulator, the chip has {spad_cap} B and {acc_cap} B"))
+        elif isinstance(k, RowNorm):
+            rows_per_core = -(-k.rows // ctx.cores)
+            new[k.name] = dataclasses.replace(k, tr=_largest_fitting(
+                k.name, rows_per_core, lambda t, k=k: rownorm_sram_bytes(t, k.cols, q) <= spad_cap,
+                lambda: f"one row of {k.cols} needs {rownorm_sram_bytes(1, k.cols, q)} B of scratchpad, the chip has {spad_cap} B"))
+    return replace_kernels(g, new)
