@@ -12,7 +12,9 @@ from rich.table import Table
 
 from chipsim.config import ConfigError
 from chipsim.decode import ExecutionError  # DeadlockError is a subclass
+from chipsim.sweep_plan import SweepError
 from isa.errors import IsaError
+from mapper.errors import MapperError
 from workloads.errors import WorkloadError
 from workloads.model import MODEL_DIR
 
@@ -21,7 +23,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 # Errors that mean "the user's input is wrong": printed as one sentence, exit code 2, no traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (WorkloadError, ConfigError, ExecutionError, IsaError)
+USER_ERRORS: tuple[type[Exception], ...] = (WorkloadError, ConfigError, ExecutionError, IsaError, SweepError, MapperError)
 
 
 def print_table(table: Table) -> None:
@@ -139,6 +141,57 @@ def eval_cmd(
                 console.print(f"{ev.precision.value} F1 drop against fp32: {100 * (base.scores.f1 - ev.scores.f1):+.2f} points", highlight=False)
 
 
+@app.command("run")
+def run_cmd(
+    file: Path = typer.Argument(..., help="Run file, e.g. bert_ner.yaml."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default: a new folder under runs/)."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a field: dotted.path=value (repeatable)."),
+    timing_only: bool = typer.Option(False, "--timing-only", help="Timing only, no arithmetic (same as functional: false)."),
+    eval_split: bool = typer.Option(False, "--eval", help="Also run the whole test split through the chip and report entity F1."),
+    trace: Path | None = typer.Option(None, "--trace", help="Write every instruction on every unit as a Chrome/Perfetto trace."),
+) -> None:
+    """Lower the workload to the chip's ISA, verify, execute, and print cycles, energy, area and validation."""
+    import os
+    import shutil
+    import tempfile
+    import time
+
+    from rich.progress import Progress
+
+    from chipsim.runconfig import load_run_config
+    from chipsim.runner import run
+    from chipsim.trace import write_trace
+    from reports.summary import print_summary
+
+    cfg = load_run_config(file, overrides)
+    functional = cfg.functional and not timing_only
+    if eval_split and not functional:
+        raise WorkloadError("--eval runs sentences through the chip, which needs a functional run; drop --timing-only or set functional: true.")
+    out_dir = out or (Path(cfg.output.dir) if cfg.output.dir else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.sha256()[:8]}")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise WorkloadError(f"output folder {out_dir} is not empty; choose a new --out (results are never overwritten).")
+    with Progress(console=err_console, transient=True) as bar:
+        task = bar.add_task("sentences through the chip", total=None)
+        outcome = run(cfg, functional=functional, test_split=eval_split, trace=bool(trace or cfg.output.trace),
+                      progress=lambda done, total: bar.update(task, completed=done, total=total))
+    # Write everything to a temporary folder first, then move it into place: never a half-written output.
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".chipsim-", dir=out_dir.parent))
+    try:
+        outcome.record.write(tmp)
+        if cfg.output.trace:
+            write_trace(outcome.result, tmp / "trace.json")
+        if out_dir.exists():
+            out_dir.rmdir()
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if trace:
+        write_trace(outcome.result, trace)
+    print_summary(outcome.record, console)
+    console.print(f"wrote {out_dir / 'result.json'} and {out_dir / 'per_layer.csv'}" + (f"; trace {trace}" if trace else ""), highlight=False)
+
+
 def _precision(name: str):
     from workloads.quantized import Precision
 
@@ -217,6 +270,84 @@ def disasm_cmd(binary: Path = typer.Argument(..., exists=True, dir_okay=False, h
     except IsaError as exc:
         raise IsaError(f"{binary}: {exc}") from None
     typer.echo(format_program(program), nl=False)
+
+
+@app.command("sweep")
+def sweep_cmd(
+    sweep_file: Path = typer.Argument(..., help="Sweep file, e.g. sweeps/bert_ner_small.yaml."),
+    out: Path | None = typer.Option(None, "--out", help="Results folder (default: runs/sweeps/<sweep name>); running again resumes it."),
+    max_points: int | None = typer.Option(None, "--max-points", help="Run only the first N points of the seeded plan."),
+    workers: int | None = typer.Option(None, "--workers", help="Local worker processes (default: one per CPU)."),
+    dask: str | None = typer.Option(None, "--dask", help="Run on the dask.distributed scheduler at tcp://HOST:PORT."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Run points that failed before again."),
+) -> None:
+    """Run a design-space sweep; every finished point is stored at once, and a second run resumes."""
+    from chipsim.store import SweepStore
+    from chipsim.sweep import RichProgress, dask_executor, default_workers, local_executor, run_sweep
+    from chipsim.sweep_plan import SweepError, build_plan, load_sweep
+    from reports.table import load_results
+
+    plan = build_plan(load_sweep(sweep_file))
+    out = out if out is not None else Path("runs") / "sweeps" / plan.spec.name
+    with SweepStore.for_sweep(out, plan) as store:
+        if retry_failed:
+            store.forget_failed()
+        excluded = f" ({plan.excluded} excluded by area constraints)" if plan.excluded else ""
+        console.print(f"sweep {plan.spec.name}: {len(plan.points)} points planned{excluded}; results in {out}", highlight=False)
+        progress = RichProgress(console)
+        if dask is not None:
+            with dask_executor(dask) as (executor, threads):
+                summary = run_sweep(plan, store, executor, parallelism=threads, max_points=max_points, progress=progress)
+        else:
+            n = workers if workers is not None else default_workers()
+            with local_executor(min(n, max(1, len(plan.points)))) as executor:
+                summary = run_sweep(plan, store, executor, parallelism=n, max_points=max_points, progress=progress)
+    console.print(
+        f"{summary.ran} points computed ({summary.failed} failed) in {summary.wall_s:.1f} s, "
+        f"{summary.already_done} already done; {summary.remaining} of {summary.planned} still to run",
+        highlight=False,
+    )
+    results = load_results(out)
+    ok = results.frame[results.frame["status"] == "ok"]
+    if results.constraints and len(ok) and not results.frame["feasible"].any():
+        texts = "; ".join(c.text for c in results.constraints)
+        raise SweepError(f"none of the {len(ok)} computed points satisfies the constraints ({texts}); the results are kept in {out}; loosen the constraints or change the axes")
+    console.print(f"{int(results.frame['feasible'].sum())} points satisfy the constraints; `chipsim report {out}` draws the report", highlight=False)
+
+
+@app.command("results")
+def results_cmd(
+    directory: Path = typer.Argument(..., help="A sweep results folder."),
+    fmt: str = typer.Option("csv", "--format", help="parquet or csv."),
+    output: Path = typer.Option(..., "-o", "--output", help="File to write, e.g. points.parquet."),
+) -> None:
+    """Export a sweep's results, one row per point (axis values, status, error, figures), as Parquet or CSV."""
+    from reports.table import export, load_results
+
+    results = load_results(directory)
+    rows = export(results, output, fmt)
+    console.print(f"wrote {rows} points to {output} ({results.pending} planned points not run yet)", highlight=False)
+
+
+@app.command("report")
+def report_cmd(
+    directory: Path = typer.Argument(..., help="A sweep results folder."),
+    heatmap: str | None = typer.Option(None, "--heatmap", help="Two axes for the utilization heatmap, as x,y (default: the sweep's first two)."),
+) -> None:
+    """Write the sweep's HTML report (plots embedded) and its plots as PNG and SVG into DIR/report/."""
+    from chipsim.sweep_plan import SweepError
+    from reports.report import build_report
+
+    chosen: tuple[str, str] | None = None
+    if heatmap is not None:
+        parts = [p.strip() for p in heatmap.split(",")]
+        if len(parts) != 2 or not all(parts):
+            raise SweepError(f"--heatmap {heatmap!r} must name two axes as x,y, e.g. --heatmap core.tensor_core,mesh")
+        chosen = (parts[0], parts[1])
+    report = build_report(directory, heatmap=chosen)
+    console.print(f"wrote {report.html_path} and {len(report.plots)} plots (PNG and SVG) in {report.seconds:.1f} s", highlight=False)
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False)
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ class WorkloadConfig(_Model):
 
 
 class MapperConfig(_Model):
-    search_budget_ms: Annotated[float, Field(gt=0, le=600_000)] = 200.0  # mapping search time budget per GEMM shape
+    search_candidates: Annotated[int, Strict(), Field(ge=1, le=1_000_000)] = 512  # tilings scored per GEMM (deterministic budget)
     verify: Annotated[bool, Strict()] = True  # run the ISA verifier on the program before executing it
 
 
