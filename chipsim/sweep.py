@@ -1,0 +1,240 @@
+"""Running a sweep plan: each point on a worker, each finished point committed to the store at once.
+
+The same code path runs on local worker processes (`concurrent.futures.ProcessPoolExecutor`) and on a Dask
+cluster (`distributed.Client.get_executor()`, a `concurrent.futures.Executor` too): `run_sweep` submits
+`evaluate_point` tasks, keeps a bounded window of them in flight, and commits each outcome as it arrives. A
+point that raises is recorded with its error (status failed); it never stops the sweep.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from chipsim.runconfig import RunConfig
+from isa import Opcode
+from chipsim.store import PointOutcome, PointStatus, SweepStore
+from chipsim.sweep_plan import JsonValue, PlannedPoint, SweepError, SweepPlan
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+Evaluator = Callable[[RunConfig], dict[str, JsonValue]]
+
+
+def evaluate_with_runner(config: RunConfig) -> dict[str, JsonValue]:
+    """The result record of one run (the real simulator: mapper, executor, energy and area models).
+
+    Functional points without sentences of their own are scored on the held-out test split (so they record
+    F1). Besides the runner's record, each layer gets its DRAM bytes (summed over the DMA instructions of its
+    phase, every core) and the record the chip's peak MACs/cycle and DRAM bytes/cycle: the report's roofline.
+    """
+    from chipsim.runner import run
+
+    outcome = run(config, test_split=config.functional and not config.workload.sentences)
+    record: dict[str, JsonValue] = json.loads(json.dumps(outcome.record.to_dict()))
+    dram_bytes: dict[str, int] = {}
+    for core, labels in zip(outcome.lowered.program.cores, outcome.lowered.labels):
+        for instr, label in zip(core, labels):
+            if instr.op in (Opcode.DMA_LD, Opcode.DMA_ST):
+                dram_bytes[label] = dram_bytes.get(label, 0) + instr.rows * instr.cols * instr.dtype.itemsize
+    layers = record.get("per_layer")
+    if isinstance(layers, list):
+        for layer in layers:
+            if isinstance(layer, dict):
+                layer["dram_bytes"] = dram_bytes.get(str(layer.get("name")), 0)
+    record["peak_macs_per_cycle"] = config.chip.peak_macs_per_cycle
+    record["dram_bytes_per_cycle"] = config.chip.dram_bytes_per_cycle
+    return record
+
+
+@dataclass(frozen=True, slots=True)
+class PointTask:
+    key: str
+    config: dict[str, JsonValue]  # a resolved RunConfig as JSON (small and picklable)
+
+
+def _error_text(exc: BaseException) -> str:
+    """A user-level error (config, workload, mapper, executor: all ValueError subclasses) as its message;
+    anything else named by its type, so that a defect is told apart from a design that cannot run."""
+    if isinstance(exc, ValueError) and type(exc).__module__.split(".")[0] in ("chipsim", "mapper", "workloads", "isa"):
+        return str(exc)
+    return f"internal error: {type(exc).__name__}: {exc}"
+
+
+def evaluate_point(task: PointTask, evaluator: Evaluator = evaluate_with_runner) -> PointOutcome:
+    """Run one point; never raises for a point's own failure (the outcome carries the error)."""
+    start = time.perf_counter()
+    try:
+        config = RunConfig.model_validate(task.config)
+        record = dict(evaluator(config))
+    except Exception as exc:  # noqa: BLE001 - every failure of a point is recorded, never fatal to the sweep
+        return PointOutcome(task.key, PointStatus.FAILED, _error_text(exc), None, time.perf_counter() - start)
+    return PointOutcome(task.key, PointStatus.OK, None, record, time.perf_counter() - start)
+
+
+class ProgressSink(Protocol):
+    def start(self, total: int, already_done: int) -> None: ...
+    def advance(self, outcome: PointOutcome) -> None: ...
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SweepSummary:
+    planned: int  # points in the whole plan
+    selected: int  # points this run was asked to cover (the first --max-points of the plan, or all)
+    already_done: int  # of the selected, points the store already held
+    ran: int  # points computed by this run
+    failed: int  # of those, points that failed
+    wall_s: float
+
+    @property
+    def remaining(self) -> int:
+        """Points of the whole plan still without a result after this run."""
+        return self.planned - self.selected + (self.selected - self.already_done - self.ran)
+
+
+def _init_local_worker() -> None:
+    # The parent handles Ctrl-C (it cancels the queue and closes the store); workers just stop with it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # parallelism comes from processes; one BLAS thread each
+
+
+@contextmanager
+def local_executor(workers: int) -> Iterator[cf.Executor]:
+    """A pool of `workers` fresh processes (spawned, so nothing of the parent's state leaks into them)."""
+    if workers < 1:
+        raise SweepError(f"--workers is {workers}; give at least 1 worker process")
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_local_worker)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def dask_executor(address: str) -> Iterator[tuple[cf.Executor, int]]:
+    """An executor on the dask.distributed cluster at `address` (tcp://HOST:PORT) and its number of threads."""
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout="10s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise SweepError(f"could not reach a Dask scheduler at {address} ({exc}); start one with `dask scheduler` and workers with `dask worker {address}`") from None
+    try:
+        threads = sum(client.nthreads().values())
+        if threads == 0:
+            raise SweepError(f"the Dask scheduler at {address} has no workers; start some with `dask worker {address}`")
+        yield client.get_executor(pure=False), threads
+    finally:
+        client.close()
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def run_sweep(
+    plan: SweepPlan,
+    store: SweepStore,
+    executor: cf.Executor,
+    *,
+    parallelism: int,
+    max_points: int | None = None,
+    evaluator: Evaluator = evaluate_with_runner,
+    progress: ProgressSink | None = None,
+) -> SweepSummary:
+    """Compute the plan's points (its first `max_points`, or all) that the store does not hold yet."""
+    start = time.perf_counter()
+    if max_points is not None and max_points < 1:
+        raise SweepError(f"--max-points is {max_points}; give at least 1 (or leave it out to run the whole plan)")
+    selected: Sequence[PlannedPoint] = plan.points[:max_points] if max_points is not None else plan.points
+    done = store.done_keys()
+    todo = [p for p in selected if p.key not in done]
+    already_done = len(selected) - len(todo)
+    if progress is not None:
+        progress.start(len(selected), already_done)
+    ran = failed = 0
+
+    def commit(outcome: PointOutcome) -> None:
+        nonlocal ran, failed
+        store.add(outcome)
+        ran += 1
+        failed += outcome.status is PointStatus.FAILED
+        if progress is not None:
+            progress.advance(outcome)
+
+    window = max(2, 2 * parallelism)  # enough queued work to keep every worker busy, little lost to a kill
+    queue = iter(todo)
+    pending: dict[cf.Future[PointOutcome], str] = {}
+    try:
+        while True:
+            while len(pending) < window:
+                point = next(queue, None)
+                if point is None:
+                    break
+                if point.config is None:  # not a valid run config: recorded as failed without running
+                    commit(PointOutcome(point.key, PointStatus.FAILED, point.error, None, 0.0))
+                    continue
+                pending[executor.submit(evaluate_point, PointTask(point.key, point.config), evaluator)] = point.key
+            if not pending:
+                break
+            finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            for future in finished:
+                key = pending.pop(future)
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # noqa: BLE001 - the worker itself failed (not the point's code)
+                    if isinstance(exc, cf.process.BrokenProcessPool):
+                        raise
+                    outcome = PointOutcome(key, PointStatus.FAILED, f"worker failed: {type(exc).__name__}: {exc}", None, 0.0)
+                commit(outcome)
+    finally:
+        for future in pending:
+            future.cancel()
+        if progress is not None:
+            progress.stop()
+    return SweepSummary(len(plan.points), len(selected), already_done, ran, failed, time.perf_counter() - start)
+
+
+class RichProgress:
+    """A live progress bar: points done of the selection, rate, ETA, failures (quiet when not on a terminal)."""
+
+    def __init__(self, console: Console) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[failed]}"),
+            console=console, transient=False,
+        )
+        self._task = self._progress.add_task("sweep", total=0, rate="", failed="", start=False)
+        self._failed = 0
+        self._ran = 0
+        self._start = 0.0
+
+    def start(self, total: int, already_done: int) -> None:
+        self._start = time.perf_counter()
+        self._progress.update(self._task, total=total, completed=already_done)
+        self._progress.start_task(self._task)
+        self._progress.start()
+
+    def advance(self, outcome: PointOutcome) -> None:
+        self._ran += 1
+        self._failed += outcome.status is PointStatus.FAILED
+        rate = self._ran / max(time.perf_counter() - self._start, 1e-9)
+        failed = f"[red]{self._failed} failed[/red]" if self._failed else "0 failed"
+        self._progress.update(self._task, advance=1, rate=f"{rate:.1f} pts/s", failed=failed)
+
+    def stop(self) -> None:
+        self._progress.stop()

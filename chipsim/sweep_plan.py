@@ -1,0 +1,497 @@
+"""A sweep file (`sweeps/*.yaml`) and the seeded plan of points it describes.
+
+    name: bert-ner-array-sram            # optional; default: the file's stem
+    base: default                        # a run file (path relative to this file), a chip preset, or a run mapping
+    functional: false                    # default for every point (timing only); an axis `functional` overrides it
+    axes:                                # dotted paths into the run config; chip paths may omit `chip.`
+      core.tensor_core: [{rows: 32, cols: 32}, {rows: 128, cols: 128}]   # a mapping sets several fields at once
+      core.scratchpad.size_kib: [256, 1024, 4096]
+      dram.type: [hbm2e, lpddr5, ddr4]
+      workload.seq_len: [64, 128]
+    sampling: {method: grid}             # grid (every combination) | random | lhs, with points: N and seed: S
+    constraints: ["area_mm2 <= 400", "power_w <= 75"]
+    objectives: [{minimize: latency_s}, {minimize: energy_j}]
+
+The plan is a list of points in a seeded order (a grid is shuffled, so the first N points are a spread over the
+space and `--max-points N` gives a useful quick look). Each point is the base run config with the axis values
+set, validated as a `RunConfig` and keyed by the sha256 of that resolved config and the chipsim version.
+Constraints on `area_mm2` are checked before running (the area model needs only the chip); the others after.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import enum
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from pydantic import ValidationError
+
+import chipsim
+from chipsim.area import area_breakdown
+from chipsim.config import (
+    ChipConfig,
+    ConfigError,
+    apply_overrides,
+    load_chip_dict,
+    parse_yaml,
+    preset_names,
+    problems_of,
+)
+from chipsim.runconfig import RunConfig, resolve_chip, run_config_from_dict
+
+JsonValue = Union[None, bool, int, float, str, list["JsonValue"], dict[str, "JsonValue"]]
+
+MAX_PLAN_POINTS = 1_000_000  # a plan larger than this is almost surely a typo in an axis
+
+
+class SweepError(ValueError):
+    """A sweep file, a sweep output folder or a results query is invalid (one sentence: what, where, what is valid)."""
+
+
+class SamplingMethod(enum.Enum):
+    GRID = "grid"  # every combination of the axis values
+    RANDOM = "random"  # `points` distinct combinations drawn uniformly
+    LHS = "lhs"  # Latin hypercube over the axis indices (every value of each axis used about equally often)
+
+
+class Direction(enum.Enum):
+    MINIMIZE = "minimize"
+    MAXIMIZE = "maximize"
+
+
+class Comparison(enum.Enum):
+    LE = "<="
+    LT = "<"
+    GE = ">="
+    GT = ">"
+    EQ = "=="
+    NE = "!="
+
+    def holds(self, value: float, bound: float) -> bool:
+        match self:
+            case Comparison.LE:
+                return value <= bound
+            case Comparison.LT:
+                return value < bound
+            case Comparison.GE:
+                return value >= bound
+            case Comparison.GT:
+                return value > bound
+            case Comparison.EQ:
+                return value == bound
+            case Comparison.NE:
+                return value != bound
+
+
+# Figures of a result record that constraints and objectives may name (see chipsim.records.figures_of).
+METRICS: tuple[str, ...] = (
+    "cycles", "latency_s", "inferences_per_s", "energy_j", "energy_per_inference_j", "area_mm2", "power_w",
+    "tops_per_w", "utilization", "f1_chip", "f1_reference", "max_abs_logit_diff", "tag_agreement",
+)
+STATIC_METRICS: frozenset[str] = frozenset({"area_mm2"})  # known from the chip alone, checked before running
+
+_CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(<=|>=|==|!=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Constraint:
+    metric: str
+    comparison: Comparison
+    bound: float
+    text: str
+
+    def holds(self, value: float | None) -> bool:
+        """Whether a point with this figure satisfies the constraint (a missing figure never does)."""
+        return value is not None and not math.isnan(value) and self.comparison.holds(value, self.bound)
+
+
+@dataclass(frozen=True, slots=True)
+class Objective:
+    metric: str
+    direction: Direction
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    method: SamplingMethod = SamplingMethod.GRID
+    points: int | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Axis:
+    name: str  # as written in the sweep file
+    path: str  # resolved dotted path into the run config (`chip.core.tensor_core.rows`)
+    values: tuple[JsonValue, ...]
+    labels: tuple[str, ...]  # short text per value, for tables and plots
+
+    def __post_init__(self) -> None:
+        assert len(self.values) == len(self.labels)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepSpec:
+    name: str
+    source: str
+    base: dict[str, JsonValue]  # the run mapping with its chip resolved to a mapping
+    functional: bool
+    axes: tuple[Axis, ...]
+    sampling: Sampling
+    constraints: tuple[Constraint, ...]
+    objectives: tuple[Objective, ...]
+
+    def identity_sha256(self) -> str:
+        """What determines the set of points: base, axes, sampling and the functional default (not constraints)."""
+        doc = {
+            "base": self.base,
+            "functional": self.functional,
+            "axes": [[a.path, list(a.values)] for a in self.axes],
+            "sampling": [self.sampling.method.value, self.sampling.points, self.sampling.seed],
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedPoint:
+    index: int  # position in the seeded plan
+    value_indices: tuple[int, ...]  # one index per axis
+    key: str  # sha256 of the resolved config (of the raw mapping when invalid) + chipsim version
+    config: dict[str, JsonValue] | None  # the resolved RunConfig as JSON, or None when invalid
+    error: str | None  # why this combination is not a valid run config
+
+
+@dataclass(frozen=True, slots=True)
+class SweepPlan:
+    spec: SweepSpec
+    points: tuple[PlannedPoint, ...]
+    excluded: int  # points removed before running by constraints on static figures (area)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Parsing
+
+
+_TOP_KEYS = ("name", "base", "functional", "axes", "sampling", "constraints", "objectives")
+
+
+def _closest(word: str, names: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(names), n=1, cutoff=0.5)
+    close = close or [n for n in names if n.startswith(word[:3])][:1]
+    return f"did you mean '{close[0]}'?" if close else "valid are " + ", ".join(names)
+
+
+def point_key(config_sha256: str) -> str:
+    """The store key of a point: its resolved config and the chipsim version that computes it."""
+    return hashlib.sha256(f"{config_sha256}:{chipsim.__version__}".encode()).hexdigest()
+
+
+def value_label(value: JsonValue) -> str:
+    """Short text for an axis value: `128`, `hbm2e`, `true`, `32x32` for {rows: 32, cols: 32}."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dict):
+        parts = list(value.values())
+        if parts and all(isinstance(p, int) and not isinstance(p, bool) for p in parts):
+            return "x".join(str(p) for p in parts)
+        return ",".join(f"{k}={value_label(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "[" + ",".join(value_label(v) for v in value) + "]"
+    return str(value)
+
+
+def _leaf_assignments(path: str, value: JsonValue) -> list[tuple[str, JsonValue]]:
+    """A mapping value sets each of its fields: `core.tensor_core: {rows: 32}` -> `core.tensor_core.rows = 32`."""
+    if isinstance(value, dict) and value:
+        out: list[tuple[str, JsonValue]] = []
+        for k, v in value.items():
+            out.extend(_leaf_assignments(f"{path}.{k}", v))
+        return out
+    return [(path, value)]
+
+
+def _set_path(data: dict[str, JsonValue], path: str, value: JsonValue) -> None:
+    node = data
+    parts = path.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = copy.deepcopy(value)
+
+
+def _resolve_axis_path(name: str, where: str) -> str:
+    first = name.split(".")[0]
+    if first in RunConfig.model_fields:
+        return name
+    if first in ChipConfig.model_fields:
+        return f"chip.{name}"
+    names = [*RunConfig.model_fields, *ChipConfig.model_fields]
+    raise SweepError(f"{where}: axis '{name}' names an unknown field; {_closest(first, names)}")
+
+
+def _check_path(path: str, where: str) -> None:
+    """Raise SweepError naming the unknown part of `path` (with a suggestion), using the config's own checks."""
+    try:
+        apply_overrides({}, [f"{path}=null"], RunConfig)
+    except ConfigError as exc:
+        problem = exc.problems[0]
+        raise SweepError(f"{where}: axis {problem}") from None
+
+
+def _load_base(raw: object, sweep_dir: Path, where: str) -> dict[str, JsonValue]:
+    if isinstance(raw, str):
+        path = Path(raw)
+        if not path.is_absolute():
+            path = sweep_dir / path
+        if path.is_file():
+            data = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+            if not isinstance(data, dict):
+                raise SweepError(f"{where}: base file {raw!r} must hold a run mapping (chip, workload, ...)")
+            if "chip" not in data:  # a chip file by itself
+                data = {"chip": load_chip_dict(path)}
+            base_dir = path.parent
+        elif raw in preset_names():
+            data = {"chip": raw}
+            base_dir = sweep_dir
+        else:
+            raise SweepError(
+                f"{where}: base {raw!r} is neither a file (relative to the sweep file) nor a chip preset "
+                f"({', '.join(preset_names())})"
+            )
+    elif isinstance(raw, dict):
+        data, base_dir = raw, sweep_dir
+    else:
+        raise SweepError(f"{where}: base must be a run file path, a chip preset name or a run mapping; got {type(raw).__name__}")
+    try:
+        resolved = resolve_chip(data, base_dir)
+        run_config_from_dict(resolved, source=f"{where} base")
+    except ConfigError as exc:
+        raise SweepError(str(exc)) from None
+    resolved.pop("output", None)
+    return resolved  # type: ignore[return-value]
+
+
+def _parse_sampling(raw: object, where: str) -> Sampling:
+    if raw is None:
+        return Sampling()
+    if not isinstance(raw, dict):
+        raise SweepError(f"{where}: sampling must be a mapping such as {{method: random, points: 100, seed: 0}}")
+    for key in raw:
+        if key not in ("method", "points", "seed"):
+            raise SweepError(f"{where}: sampling.{key}: unknown field; {_closest(str(key), ['method', 'points', 'seed'])}")
+    method_text = raw.get("method", "grid")
+    try:
+        method = SamplingMethod(method_text)
+    except ValueError:
+        raise SweepError(f"{where}: sampling.method: got {method_text!r}; must be one of grid, random, lhs") from None
+    points = raw.get("points")
+    seed = raw.get("seed", 0)
+    if points is not None and (isinstance(points, bool) or not isinstance(points, int) or points < 1):
+        raise SweepError(f"{where}: sampling.points: got {points!r}; must be an integer >= 1")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise SweepError(f"{where}: sampling.seed: got {seed!r}; must be an integer >= 0")
+    if method is SamplingMethod.GRID and points is not None:
+        raise SweepError(f"{where}: sampling.points: grid sampling runs every combination; drop points or use method: random or lhs")
+    if method is not SamplingMethod.GRID and points is None:
+        raise SweepError(f"{where}: sampling.points: {method.value} sampling needs the number of points, e.g. points: 200")
+    return Sampling(method, points, seed)
+
+
+def parse_constraint(text: object, where: str) -> Constraint:
+    """`"area_mm2 <= 400"` -> Constraint (a figure, a comparison, a number; nothing is evaluated)."""
+    if not isinstance(text, str):
+        raise SweepError(f"{where}: constraint {text!r} must be a string such as \"area_mm2 <= 400\"")
+    match = _CONSTRAINT_RE.match(text)
+    if match is None:
+        raise SweepError(f"{where}: constraint {text!r} is not of the form 'metric <op> number' (op one of <=, <, >=, >, ==, !=), e.g. \"power_w <= 75\"")
+    metric, op, bound = match.groups()
+    if metric not in METRICS:
+        raise SweepError(f"{where}: constraint {text!r} names unknown metric '{metric}'; {_closest(metric, METRICS)}")
+    return Constraint(metric, Comparison(op), float(bound), text.strip())
+
+
+def _parse_objective(raw: object, where: str) -> Objective:
+    if not (isinstance(raw, dict) and len(raw) == 1):
+        raise SweepError(f"{where}: objective {raw!r} must be a one-key mapping such as {{minimize: latency_s}}")
+    (direction_text, metric), = raw.items()
+    try:
+        direction = Direction(direction_text)
+    except ValueError:
+        raise SweepError(f"{where}: objective {raw!r}: '{direction_text}' must be minimize or maximize") from None
+    if metric not in METRICS:
+        raise SweepError(f"{where}: objective {raw!r} names unknown metric '{metric}'; {_closest(str(metric), METRICS)}")
+    return Objective(str(metric), direction)
+
+
+def _parse_axes(raw: object, base: dict[str, JsonValue], where: str) -> tuple[Axis, ...]:
+    if not isinstance(raw, dict) or not raw:
+        raise SweepError(f"{where}: axes must be a non-empty mapping of dotted paths to value lists, e.g. core.tensor_core.rows: [32, 64]")
+    axes: list[Axis] = []
+    seen: set[str] = set()
+    for name, values in raw.items():
+        name = str(name)
+        path = _resolve_axis_path(name, where)
+        if path in seen:
+            raise SweepError(f"{where}: axis '{name}' is given twice (as '{path}'); keep one")
+        seen.add(path)
+        if not isinstance(values, list) or not values:
+            raise SweepError(f"{where}: axis '{name}' must be a non-empty list of values, e.g. [32, 64, 128]")
+        for value in values:
+            for leaf, leaf_value in _leaf_assignments(path, value):
+                _check_path(leaf, where)
+                trial = copy.deepcopy(base)
+                _set_path(trial, leaf, leaf_value)
+                try:
+                    RunConfig.model_validate(trial)
+                except ValidationError as exc:
+                    # Only problems of the field this value sets; cross-field rules are judged per point.
+                    problems = [p for p in problems_of(exc, RunConfig) if p.startswith((leaf + ":", leaf + "."))]
+                    if problems:
+                        raise SweepError(f"{where}: axis '{name}' value {value_label(value)!r}: {problems[0]}") from None
+        labels = tuple(value_label(v) for v in values)
+        if len(set(labels)) != len(labels):
+            raise SweepError(f"{where}: axis '{name}' repeats a value ({', '.join(labels)}); list each value once")
+        axes.append(Axis(name, path, tuple(values), labels))
+    return tuple(axes)
+
+
+def parse_sweep(data: object, *, source: str, sweep_dir: Path) -> SweepSpec:
+    """Validate a parsed sweep mapping; raises SweepError with one sentence on the first problem."""
+    where = source
+    if not isinstance(data, dict):
+        raise SweepError(f"{where}: a sweep file must be a mapping with keys {', '.join(_TOP_KEYS)}")
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise SweepError(f"{where}: '{key}' is not a sweep key; {_closest(str(key), _TOP_KEYS)}")
+    if "base" not in data:
+        raise SweepError(f"{where}: 'base' is missing; name a run file, a chip preset ({', '.join(preset_names())}) or give a run mapping")
+    if "axes" not in data:
+        raise SweepError(f"{where}: 'axes' is missing; give at least one axis, e.g. core.tensor_core.rows: [32, 64, 128]")
+    functional = data.get("functional", False)
+    if not isinstance(functional, bool):
+        raise SweepError(f"{where}: functional: got {functional!r}; must be true or false")
+    name = data.get("name", Path(source).stem)
+    if not isinstance(name, str) or not name:
+        raise SweepError(f"{where}: name must be a non-empty string")
+    base = _load_base(data["base"], sweep_dir, where)
+    base["functional"] = functional
+    axes = _parse_axes(data["axes"], base, where)
+    sampling = _parse_sampling(data.get("sampling"), where)
+    raw_constraints = data.get("constraints") or []
+    if not isinstance(raw_constraints, list):
+        raise SweepError(f"{where}: constraints must be a list of strings such as [\"area_mm2 <= 400\"]")
+    raw_objectives = data.get("objectives") or [{"minimize": "latency_s"}, {"minimize": "energy_per_inference_j"}]
+    if not isinstance(raw_objectives, list):
+        raise SweepError(f"{where}: objectives must be a list such as [{{minimize: latency_s}}, {{minimize: energy_j}}]")
+    return SweepSpec(
+        name=name, source=source, base=base, functional=functional, axes=axes, sampling=sampling,
+        constraints=tuple(parse_constraint(c, where) for c in raw_constraints),
+        objectives=tuple(_parse_objective(o, where) for o in raw_objectives),
+    )
+
+
+def load_sweep(path: Path) -> SweepSpec:
+    if not path.is_file():
+        raise SweepError(f"{path}: no such sweep file; pass a YAML file such as sweeps/bert_ner_small.yaml")
+    try:
+        data = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    except ConfigError as exc:
+        raise SweepError(str(exc)) from None
+    return parse_sweep(data, source=str(path), sweep_dir=path.parent)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The plan
+
+
+def _sample(spec: SweepSpec) -> list[tuple[int, ...]]:
+    sizes = [len(a.values) for a in spec.axes]
+    total = math.prod(sizes)
+    rng = np.random.default_rng(spec.sampling.seed)
+    method = spec.sampling.method
+    if method is SamplingMethod.GRID:
+        if total > MAX_PLAN_POINTS:
+            raise SweepError(f"{spec.source}: the grid has {total:,} points, more than {MAX_PLAN_POINTS:,}; use method: random or lhs with points: N")
+        flat = rng.permutation(total).tolist()
+    elif method is SamplingMethod.RANDOM:
+        assert spec.sampling.points is not None
+        if spec.sampling.points > total:
+            raise SweepError(f"{spec.source}: sampling.points is {spec.sampling.points} but the axes have only {total} combinations; use at most {total} or method: grid")
+        flat = rng.choice(total, size=spec.sampling.points, replace=False).tolist()
+    else:
+        from scipy.stats import qmc
+
+        assert spec.sampling.points is not None
+        if spec.sampling.points > MAX_PLAN_POINTS:
+            raise SweepError(f"{spec.source}: sampling.points is {spec.sampling.points:,}; use at most {MAX_PLAN_POINTS:,}")
+        unit = qmc.LatinHypercube(d=len(sizes), seed=rng).random(spec.sampling.points)
+        idx = np.minimum((unit * np.array(sizes)).astype(np.int64), np.array(sizes) - 1)
+        flat = []
+        seen: set[int] = set()
+        for row in idx:
+            code = int(np.ravel_multi_index(tuple(int(i) for i in row), sizes))
+            if code not in seen:  # a Latin hypercube over few values repeats combinations: keep each once
+                seen.add(code)
+                flat.append(code)
+    return [tuple(int(i) for i in np.unravel_index(code, sizes)) for code in flat]
+
+
+def _static_area_mm2(config: RunConfig) -> float:
+    return area_breakdown(config.chip)["total"]
+
+
+def build_plan(spec: SweepSpec) -> SweepPlan:
+    """The seeded list of points; a combination that is not a valid run config is kept, with its error."""
+    static = [c for c in spec.constraints if c.metric in STATIC_METRICS]
+    points: list[PlannedPoint] = []
+    keys: set[str] = set()
+    excluded = 0
+    areas: list[float] = []
+    for combo in _sample(spec):
+        data = copy.deepcopy(spec.base)
+        for axis, i in zip(spec.axes, combo):
+            for leaf, leaf_value in _leaf_assignments(axis.path, axis.values[i]):
+                _set_path(data, leaf, leaf_value)
+        try:
+            config = run_config_from_dict(data, source="this point")
+        except ConfigError as exc:
+            raw_sha = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+            points.append(PlannedPoint(len(points), combo, point_key("invalid:" + raw_sha), None, str(exc)))
+            continue
+        if static:
+            area = _static_area_mm2(config)
+            areas.append(area)
+            if not all(c.holds(area) for c in static):
+                excluded += 1
+                continue
+        key = point_key(config.sha256())
+        if key in keys:  # two combinations that resolve to the same config (e.g. a value equal to the base's)
+            continue
+        keys.add(key)
+        points.append(PlannedPoint(len(points), combo, key, config.model_dump(mode="json", exclude={"output"}), None))
+    if excluded and not points:
+        texts = "; ".join(c.text for c in static)
+        raise SweepError(
+            f"{spec.source}: the constraints ({texts}) exclude every one of the {excluded} points "
+            f"(their area ranges from {min(areas):.1f} to {max(areas):.1f} mm^2); loosen them or change the axes"
+        )
+    return SweepPlan(spec, tuple(points), excluded)
+
+
+def axis_values_of(spec: SweepSpec, point: PlannedPoint) -> dict[str, JsonValue]:
+    return {a.name: a.values[i] for a, i in zip(spec.axes, point.value_indices)}

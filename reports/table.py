@@ -1,0 +1,130 @@
+"""Sweep results as a pandas table: one row per finished point (axis values, status, error, figures).
+
+Used by `chipsim results` (CSV / Parquet export) and by the report. Axis columns hold the axis values as the
+sweep file wrote them (numbers, names, booleans); a mapping value (`core.tensor_core: {rows: 32, cols: 32}`)
+appears as its label (`32x32`). `feasible` says whether a point satisfies every constraint of the sweep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from chipsim.store import PointStatus, StoredPoint, StoredSweep, SweepStore, figures_of
+from chipsim.sweep_plan import Constraint, Direction, JsonValue, Objective, SweepError, parse_constraint, value_label
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResults:
+    sweep: StoredSweep
+    frame: pd.DataFrame  # one row per finished point
+    pending: int  # planned points without a result yet
+    records: dict[str, dict[str, JsonValue]]  # key -> full result record (per-layer tables live here)
+    constraints: tuple[Constraint, ...]
+    objectives: tuple[Objective, ...]
+
+    @property
+    def axis_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _, _ in self.sweep.axes)
+
+
+def _axis_cell(value: JsonValue) -> JsonValue:
+    return value_label(value) if isinstance(value, (dict, list)) else value
+
+
+def _frame(points: list[StoredPoint], sweep: StoredSweep, constraints: tuple[Constraint, ...]) -> pd.DataFrame:
+    rows: list[dict[str, object]] = []
+    for p in points:
+        if p.status is None:
+            continue
+        row: dict[str, object] = {"plan_index": p.plan_index, "key": p.key}
+        for name, _, _ in sweep.axes:
+            row[name] = _axis_cell(p.axis_values.get(name))
+        row["status"] = p.status.value
+        row["error"] = p.error
+        if p.record is not None:
+            row.update(figures_of(p.record))
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        frame = pd.DataFrame(columns=["plan_index", "key", *[n for n, _, _ in sweep.axes], "status", "error"])
+    for name, _, _ in sweep.axes:  # one type per column (Parquet needs it): mixed kinds become text
+        kinds = {type(v) for v in frame[name] if v is not None}
+        if len(kinds) > 1 and not kinds <= {int, float}:
+            frame[name] = frame[name].map(lambda v: None if v is None else value_label(v))
+    ok = frame["status"] == PointStatus.OK.value
+    feasible = ok.copy()
+    for c in constraints:
+        values = pd.to_numeric(frame[c.metric], errors="coerce") if c.metric in frame else pd.Series(np.nan, index=frame.index)
+        feasible &= values.map(lambda v, c=c: c.holds(None if pd.isna(v) else float(v))).astype(bool)
+    frame["feasible"] = feasible.astype(bool)
+    return frame.reset_index(drop=True)
+
+
+def load_results(directory: Path) -> SweepResults:
+    store = SweepStore.open(directory)
+    try:
+        sweep = store.sweep()
+        points = store.points()
+    finally:
+        store.close()
+    constraints = tuple(parse_constraint(text, str(directory)) for text in sweep.constraints)
+    objectives = tuple(Objective(metric, Direction(d)) for d, metric in sweep.objectives)
+    records = {p.key: p.record for p in points if p.record is not None}
+    return SweepResults(
+        sweep=sweep, frame=_frame(points, sweep, constraints), pending=sum(p.status is None for p in points),
+        records=records, constraints=constraints, objectives=objectives,
+    )
+
+
+def export(results: SweepResults, path: Path, fmt: str) -> int:
+    """Write the table as CSV or Parquet; returns the number of rows."""
+    frame = results.frame
+    if fmt == "csv":
+        frame.to_csv(path, index=False)
+    elif fmt == "parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        raise SweepError(f"--format {fmt!r} is not supported; use parquet or csv")
+    return len(frame)
+
+
+def pareto_mask(values: np.ndarray) -> np.ndarray:
+    """Rows of `values` (n x d, every column to minimize) that no other row dominates.
+
+    Rows are visited in lexicographic order, so a row can only be dominated by one visited before it.
+    """
+    keep = np.zeros(values.shape[0], dtype=bool)
+    front = np.empty((0, values.shape[1]))
+    for i in np.lexsort(values.T[::-1]):
+        row = values[i]
+        if front.shape[0] and bool(np.any(np.all(front <= row, axis=1) & np.any(front < row, axis=1))):
+            continue
+        keep[i] = True
+        front = np.vstack([front, row])
+    return keep
+
+
+def objective_matrix(frame: pd.DataFrame, objectives: tuple[Objective, ...]) -> np.ndarray:
+    """The objectives as columns to minimize (maximized figures negated)."""
+    cols = []
+    for o in objectives:
+        v = pd.to_numeric(frame[o.metric], errors="coerce").to_numpy(dtype=float) if o.metric in frame else np.full(len(frame), np.nan)
+        cols.append(v if o.direction is Direction.MINIMIZE else -v)
+    return np.column_stack(cols) if cols else np.zeros((len(frame), 0))
+
+
+def best_designs(results: SweepResults, limit: int = 10) -> pd.DataFrame:
+    """Feasible points on the Pareto front of the sweep's objectives, best first by the first objective."""
+    frame = results.frame[results.frame["feasible"]]
+    if frame.empty or not results.objectives:
+        return frame.head(0)
+    matrix = objective_matrix(frame, results.objectives)
+    finite = np.all(np.isfinite(matrix), axis=1)
+    frame, matrix = frame[finite], matrix[finite]
+    front = frame[pareto_mask(matrix)] if len(frame) else frame
+    first = results.objectives[0]
+    return front.sort_values(first.metric, ascending=first.direction is Direction.MINIMIZE).head(limit)
