@@ -347,7 +347,7 @@ def report_cmd(
     report = build_report(directory, heatmap=chosen)
     console.print(f"wrote {report.html_path} and {len(report.plots)} plots (PNG and SVG) in {report.seconds:.1f} s", highlight=False)
     for note in report.notes:
-        console.print(f"note: {note}", highlight=False)
+        console.print(f"note: {note}", highlight=False, markup=False)
 
 
 def main() -> None:
