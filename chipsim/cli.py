@@ -192,6 +192,41 @@ def run_cmd(
     console.print(f"wrote {out_dir / 'result.json'} and {out_dir / 'per_layer.csv'}" + (f"; trace {trace}" if trace else ""), highlight=False)
 
 
+@app.command("gemm")
+def gemm_cmd(
+    m: int = typer.Argument(..., help="Rows of A and C."),
+    k: int = typer.Argument(..., help="Reduction dimension."),
+    n: int = typer.Argument(..., help="Columns of B and C."),
+    rows: int = typer.Option(128, "--rows", help="Array rows."),
+    cols: int = typer.Option(128, "--cols", help="Array columns."),
+    dataflow: str = typer.Option("ws", "--dataflow", help="ws, os or is."),
+    precision: str = typer.Option("int8", "--precision", help="int8 or bf16."),
+    ideal_memory: bool = typer.Option(False, "--ideal-memory", help="Operands already on chip, unlimited SRAM bandwidth: array cycles only."),
+    weight_double_buffer: bool = typer.Option(True, "--weight-double-buffer/--no-weight-double-buffer", help="Overlap the next fold's weight load (off to match simulators that serialize it)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """One GEMM C[M,N] = A[M,K] @ B[K,N] through the mapper and executor on one core."""
+    import json
+
+    from chipsim.config import Dataflow, Precision
+    from chipsim.gemm import run_gemm
+
+    try:
+        df, prec = Dataflow(dataflow), Precision(precision)
+    except ValueError:
+        raise WorkloadError(f"--dataflow must be ws, os or is and --precision int8 or bf16, got {dataflow!r} and {precision!r}.") from None
+    r = run_gemm(m, k, n, rows, cols, df, prec, ideal_memory=ideal_memory, weight_double_buffer=weight_double_buffer)
+    if as_json:
+        console.print_json(json.dumps(r.to_dict()))
+        return
+    table = Table(title=f"GEMM {m}x{k}x{n} on a {rows}x{cols} {df.value} array ({prec.value}{', ideal memory' if ideal_memory else ''})", show_header=False)
+    for key, value in (("cycles", f"{r.cycles:,}"), ("MACs", f"{r.macs:,}"), ("utilization", f"{100 * r.utilization:.2f} %"),
+                       ("roofline bound", f"{r.roofline_cycles:,.0f} cycles"), ("instructions", f"{r.instructions:,}"),
+                       ("energy", f"{r.energy_j * 1e6:.3f} uJ"), ("simulated in", f"{r.wall_s * 1e3:.1f} ms")):
+        table.add_row(key, value)
+    print_table(table)
+
+
 def _precision(name: str):
     from workloads.quantized import Precision
 

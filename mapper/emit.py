@@ -108,7 +108,8 @@ def emit_gemm(b: CoreBuilder, k: Gemm, items: tuple[tuple[int, ...], ...], dram:
     tm, tn, tk = k.tiling.tm, k.tiling.tn, k.tiling.tk
     int8, q = ctx.int8, ctx.q_itemsize
     prec = _q_dtype(int8)
-    a_t, w_t, bias_t = dram[k.a], dram[k.w], dram[k.bias]
+    a_t, w_t = dram[k.a], dram[k.w]
+    bias_t = None if k.raw else dram[k.bias]
     deq_t = dram[k.deq] if int8 and k.deq else None
     res_t = dram[k.residual] if k.residual else None
     outq_t = dram[k.out_q] if k.out_q else None
@@ -124,7 +125,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, items: tuple[tuple[int, ...], ...], dram:
 
     ch_a = Channel(b, Unit.DMA, Unit.MXU)
     ch_w = Channel(b, Unit.DMA, Unit.MXU)
-    ch_aux = Channel(b, Unit.DMA, Unit.VEC)
+    ch_aux = None if k.raw else Channel(b, Unit.DMA, Unit.VEC)
     ch_res = Channel(b, Unit.DMA, Unit.VEC) if res_t else None
     ch_out = Channel(b, Unit.VEC, Unit.DMA) if outq_t else None
     ch_acc = Channel(b, Unit.MXU, Unit.VEC)
@@ -139,7 +140,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, items: tuple[tuple[int, ...], ...], dram:
         chunks = [(k0, min(tk, k.k - k0)) for k0 in range(0, k.k, tk)]
         # DMA: loads of this item
         with b.capture(Unit.DMA) as dma:
-            if new_block:
+            if new_block and ch_aux is not None and bias_t is not None:
                 aux_slot = ch_aux.acquire()
                 if deq_t is not None:
                     b.emit(Unit.DMA, _ld(aux_bufs[aux_slot][0], deq_t, 0, n0, 1, cols))
@@ -182,15 +183,16 @@ def emit_gemm(b: CoreBuilder, k: Gemm, items: tuple[tuple[int, ...], ...], dram:
         with b.capture(Unit.VEC) as vc:
             acc = acc_bufs[c]
             ch_acc.consume(c)
-            if new_block:
-                ch_aux.consume(aux_slot)
-            deq, bias = aux_bufs[aux_slot]
-            if int8:
-                b.emit(Unit.VEC, _cvt(acc, acc, rows, cols, DType.INT32, F32))
-                b.emit(Unit.VEC, _bin(Vmul, acc, acc, deq, rows, cols, Bcast.ROW))
-            b.emit(Unit.VEC, _bin(Vadd, acc, acc, bias, rows, cols, Bcast.ROW))
-            if last_of_block:
-                ch_aux.release(aux_slot)
+            if ch_aux is not None:
+                if new_block:
+                    ch_aux.consume(aux_slot)
+                deq, bias = aux_bufs[aux_slot]
+                if int8:
+                    b.emit(Unit.VEC, _cvt(acc, acc, rows, cols, DType.INT32, F32))
+                    b.emit(Unit.VEC, _bin(Vmul, acc, acc, deq, rows, cols, Bcast.ROW))
+                b.emit(Unit.VEC, _bin(Vadd, acc, acc, bias, rows, cols, Bcast.ROW))
+                if last_of_block:
+                    ch_aux.release(aux_slot)
             if k.gelu:
                 b.emit(Unit.VEC, _un(Vgelu, acc, acc, rows, cols))
             if ch_res is not None:

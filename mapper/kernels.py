@@ -52,6 +52,7 @@ class Gemm:
     residual: str | None = None  # fp32 tensor added after the bias
     gelu: bool = False
     out_inv_scale: float = 1.0  # quantization multiplier of out_q (int8)
+    raw: bool = False  # no epilogue: the int32 / fp32 accumulator tile is stored as it is (chipsim gemm)
     tiling: Tiling | None = None
 
     @property

@@ -68,7 +68,9 @@ def tensor_shapes(g: nx.DiGraph, q: DType) -> list[tuple[str, int, int, DType]]:
 def allocate_dram(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
     tensors: dict[str, Tensor] = {}
     addr = 0
-    for name, rows, cols, dtype in tensor_shapes(g, DType.INT8 if ctx.int8 else DType.BF16):
+    q = DType.INT8 if ctx.int8 else DType.BF16
+    shapes = g.graph["tensors"](q) if "tensors" in g.graph else tensor_shapes(g, q)
+    for name, rows, cols, dtype in shapes:
         tensors[name] = Tensor(name, addr, rows, cols, dtype)
         addr += align(rows * cols * dtype.itemsize)
     out = g.copy()

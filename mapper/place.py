@@ -16,10 +16,15 @@ from mapper.kernels import Attention, Gemm, RowNorm, kernels
 
 
 def _deal(items: list[tuple[int, ...]], cores: int, group: int = 1) -> tuple[tuple[tuple[int, ...], ...], ...]:
-    """Contiguous runs of `items` (in whole groups of `group` items) to each core, as even as possible."""
+    """Contiguous runs of `items` (in whole groups of `group` items) to each core; run lengths differ by <= 1 group."""
     groups = [items[i : i + group] for i in range(0, len(items), group)]
-    per = -(-len(groups) // cores) if groups else 0
-    return tuple(tuple(it for grp in groups[c * per : (c + 1) * per] for it in grp) for c in range(cores))
+    base, extra = divmod(len(groups), cores)
+    out, at = [], 0
+    for c in range(cores):
+        n = base + (c < extra)
+        out.append(tuple(it for grp in groups[at : at + n] for it in grp))
+        at += n
+    return tuple(out)
 
 
 def place_on_cores(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:

@@ -1,0 +1,107 @@
+"""One GEMM through the same mapper and executor: quick what-ifs and cross-checks with other simulators.
+
+C[M,N] = A[M,K] @ B[K,N] on one core with an R x C array. With `ideal_memory` the operands are already in
+the scratchpad and the SRAM ports are unlimited, so only the array's cycles count: the program is the MATMULs
+alone (split along N and K only where one would overflow the 16 MiB SRAM address space, at multiples of the
+array size, which leaves the folded cycle count unchanged). Without it, A and B start in DRAM and the mapper
+tiles, double-buffers and schedules them like any layer, storing the raw accumulator tiles back to DRAM.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import networkx as nx
+
+from chipsim.config import ChipConfig, Dataflow, Precision, apply_overrides, chip_from_dict, load_chip_dict
+from chipsim.executor import execute
+from isa import DType, Halt, Matmul, Program
+from mapper import MapperContext
+from mapper.emit import emit
+from mapper.kernels import Gemm
+from mapper.layout import allocate_dram
+from mapper.place import place_on_cores
+from mapper.tiling import MAX_DIM, tile_to_sram
+from workloads.errors import WorkloadError
+
+SRAM_LIMIT_BYTES = 16 * 1024 * 1024  # ISA: 24-bit SRAM addresses
+
+
+@dataclass(frozen=True, slots=True)
+class GemmResult:
+    m: int
+    k: int
+    n: int
+    rows: int
+    cols: int
+    dataflow: str
+    precision: str
+    ideal_memory: bool
+    weight_double_buffer: bool
+    cycles: int
+    macs: int
+    utilization: float
+    roofline_cycles: float
+    instructions: int
+    energy_j: float
+    wall_s: float
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def gemm_chip(rows: int, cols: int, dataflow: Dataflow, precision: Precision, *, ideal_memory: bool, weight_double_buffer: bool) -> ChipConfig:
+    """The default chip cut to one core with the given array (ideal memory: 16 MiB SRAMs, unlimited ports)."""
+    sets = [f"mesh.rows=1", "mesh.cols=1", f"core.tensor_core.rows={rows}", f"core.tensor_core.cols={cols}",
+            f"core.tensor_core.dataflow={dataflow.value}", f"core.tensor_core.precision={precision.value}",
+            f"core.tensor_core.weight_double_buffer={'true' if weight_double_buffer else 'false'}"]
+    if ideal_memory:
+        sets += ["core.scratchpad.size_kib=16384", "core.scratchpad.banks=16", "core.scratchpad.bytes_per_cycle=65536",
+                 "core.accumulator.size_kib=16384", "core.accumulator.banks=16", "core.accumulator.bytes_per_cycle=65536"]
+    return chip_from_dict(apply_overrides(load_chip_dict("default"), sets))
+
+
+def _ideal_program(m: int, k: int, n: int, chip: ChipConfig, prec: DType) -> Program:
+    q = prec.itemsize
+    tc = chip.core.tensor_core
+    # Largest chunks (multiples of the array) whose A, B and C fit the SRAM address space.
+    tk = min(k, MAX_DIM)
+    while tk > tc.rows and (m * tk + tk * min(n, MAX_DIM)) * q > SRAM_LIMIT_BYTES:
+        tk = max(tc.rows, (tk // 2) // tc.rows * tc.rows)
+    tn = min(n, MAX_DIM)
+    while tn > tc.cols and (m * tn * 4 > SRAM_LIMIT_BYTES or (m * tk + tk * tn) * q > SRAM_LIMIT_BYTES):
+        tn = max(tc.cols, (tn // 2) // tc.cols * tc.cols)
+    if m > MAX_DIM or (m * tk + tk * tn) * q > SRAM_LIMIT_BYTES or m * tn * 4 > SRAM_LIMIT_BYTES:
+        raise WorkloadError(f"gemm {m}x{k}x{n} is too large for one core's 16 MiB SRAMs even when split; use M <= {MAX_DIM} and smaller K or N.")
+    instrs = []
+    for n0 in range(0, n, tn):
+        for k0 in range(0, k, tk):
+            instrs.append(Matmul(a_addr=0, b_addr=m * tk * q, c_addr=0, m=m, k=min(tk, k - k0), n=min(tn, n - n0),
+                                 precision=prec, accumulate=k0 > 0, preloaded=False, transpose_b=False))
+    return Program((tuple(instrs) + (Halt(),),), 1, 1)
+
+
+def _mapped_program(m: int, k: int, n: int, chip: ChipConfig) -> Program:
+    ctx = MapperContext(chip)
+    out_t = DType.INT32 if ctx.int8 else DType.FP32
+    g = nx.DiGraph(tensors=lambda q: [("a", m, k, q), ("w", k, n, q), ("out", m, n, out_t)])
+    g.add_node("gemm", kernel=Gemm("gemm", 0, 0, m, k, n, "a", "w", None, "", None, "out", raw=True))
+    for p in (tile_to_sram, place_on_cores, allocate_dram):
+        g = p(g, ctx)
+    return emit(g, ctx).program
+
+
+def run_gemm(m: int, k: int, n: int, rows: int, cols: int, dataflow: Dataflow, precision: Precision, *,
+             ideal_memory: bool = False, weight_double_buffer: bool = True) -> GemmResult:
+    for name, v in (("M", m), ("K", k), ("N", n), ("--rows", rows), ("--cols", cols)):
+        if v < 1:
+            raise WorkloadError(f"gemm {name} must be a positive integer, got {v}.")
+    t0 = time.perf_counter()
+    chip = gemm_chip(rows, cols, dataflow, precision, ideal_memory=ideal_memory, weight_double_buffer=weight_double_buffer)
+    prec = DType.INT8 if precision is Precision.INT8 else DType.BF16
+    program = _ideal_program(m, k, n, chip, prec) if ideal_memory else _mapped_program(m, k, n, chip)
+    r = execute(program, chip, functional=False)
+    return GemmResult(m, k, n, rows, cols, dataflow.value, precision.value, ideal_memory, weight_double_buffer, r.cycles,
+                      r.useful_macs, r.utilization, r.roofline.bound_cycles, r.instructions, r.energy_total_j,
+                      time.perf_counter() - t0)
