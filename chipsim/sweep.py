@@ -13,6 +13,7 @@ import json
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -102,9 +103,17 @@ class SweepSummary:
         return self.planned - self.selected + (self.selected - self.already_done - self.ran)
 
 
+def _exit_when_orphaned(parent_pid: int) -> None:
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent_pid:  # the sweep was killed (even with SIGKILL): stop computing for nobody
+            os._exit(0)
+
+
 def _init_local_worker() -> None:
     # The parent handles Ctrl-C (it cancels the queue and closes the store); workers just stop with it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)  # parallelism comes from processes; one BLAS thread each
