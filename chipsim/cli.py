@@ -124,7 +124,7 @@ def eval_cmd(
     n = len(test_sentences(model))
     table = Table("precision", "sentences", "entities", "P", "R", "F1", *[f"F1 {t}" for t in ("PER", "ORG", "LOC", "MISC")])
     results = []
-    with Progress(console=err_console, transient=True) as bar:
+    with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
         for p in wanted:
             task = bar.add_task(f"eval {p.value}", total=n)
             ev = evaluate(model, p, progress=lambda k, t=task: bar.update(t, completed=k))
@@ -170,7 +170,7 @@ def run_cmd(
     out_dir = out or (Path(cfg.output.dir) if cfg.output.dir else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.sha256()[:8]}")
     if out_dir.exists() and any(out_dir.iterdir()):
         raise WorkloadError(f"output folder {out_dir} is not empty; choose a new --out (results are never overwritten).")
-    with Progress(console=err_console, transient=True) as bar:
+    with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
         task = bar.add_task("sentences through the chip", total=None)
         outcome = run(cfg, functional=functional, test_split=eval_split, trace=bool(trace or cfg.output.trace),
                       progress=lambda done, total: bar.update(task, completed=done, total=total))
@@ -328,7 +328,7 @@ def sweep_cmd(
         if retry_failed:
             store.forget_failed()
         excluded = f" ({plan.excluded} excluded by area constraints)" if plan.excluded else ""
-        console.print(f"sweep {plan.spec.name}: {len(plan.points)} points planned{excluded}; results in {out}", highlight=False)
+        console.print(f"sweep {plan.spec.name}: {len(plan.points)} points planned{excluded}; results in {out}", highlight=False, soft_wrap=True)
         progress = RichProgress(console)
         if dask is not None:
             with dask_executor(dask) as (executor, threads):
@@ -340,14 +340,14 @@ def sweep_cmd(
     console.print(
         f"{summary.ran} points computed ({summary.failed} failed) in {summary.wall_s:.1f} s, "
         f"{summary.already_done} already done; {summary.remaining} of {summary.planned} still to run",
-        highlight=False,
+        highlight=False, soft_wrap=True,
     )
     results = load_results(out)
     ok = results.frame[results.frame["status"] == "ok"]
     if results.constraints and len(ok) and not results.frame["feasible"].any():
         texts = "; ".join(c.text for c in results.constraints)
         raise SweepError(f"none of the {len(ok)} computed points satisfies the constraints ({texts}); the results are kept in {out}; loosen the constraints or change the axes")
-    console.print(f"{int(results.frame['feasible'].sum())} points satisfy the constraints; `chipsim report {out}` draws the report", highlight=False)
+    console.print(f"{int(results.frame['feasible'].sum())} points satisfy the constraints; `chipsim report {out}` draws the report", highlight=False, soft_wrap=True)
 
 
 @app.command("results")
@@ -361,7 +361,7 @@ def results_cmd(
 
     results = load_results(directory)
     rows = export(results, output, fmt)
-    console.print(f"wrote {rows} points to {output} ({results.pending} planned points not run yet)", highlight=False)
+    console.print(f"wrote {rows} points to {output} ({results.pending} planned points not run yet)", highlight=False, soft_wrap=True)
 
 
 @app.command("report")
@@ -380,9 +380,9 @@ def report_cmd(
             raise SweepError(f"--heatmap {heatmap!r} must name two axes as x,y, e.g. --heatmap core.tensor_core,mesh")
         chosen = (parts[0], parts[1])
     report = build_report(directory, heatmap=chosen)
-    console.print(f"wrote {report.html_path} and {len(report.plots)} plots (PNG and SVG) in {report.seconds:.1f} s", highlight=False)
+    console.print(f"wrote {report.html_path} and {len(report.plots)} plots (PNG and SVG) in {report.seconds:.1f} s", highlight=False, soft_wrap=True)
     for note in report.notes:
-        console.print(f"note: {note}", highlight=False, markup=False)
+        console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
 
 
 def main() -> None:

@@ -1,0 +1,151 @@
+"""`chipsim run`: the whole BERT NER model lowered, verified and executed on the simulated chip."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chipsim.runconfig import load_run_config
+from chipsim.runner import run
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_FILE = ROOT / "bert_ner.yaml"
+
+
+def chipsim(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "chipsim", *args], capture_output=True, text=True, timeout=600, cwd=cwd)
+
+
+def cfg(*overrides: str):
+    return load_run_config(RUN_FILE, list(overrides))
+
+
+def test_bert_ner_yaml_prints_summary_and_writes_result(tmp_path):
+    r = chipsim("run", str(RUN_FILE), "--out", str(tmp_path / "out"), "--trace", str(tmp_path / "trace.json"))
+    assert r.returncode == 0, r.stderr
+    for text in ("cycles", "latency at 1000 MHz", "TOPS/W", "energy per inference", "top 8 layers by cycles",
+                 "int8 logits bit-exact vs quantized reference", "yes"):
+        assert text in r.stdout
+    rec = json.loads((tmp_path / "out" / "result.json").read_text())
+    for key in ("cycles", "latency_s", "inferences_per_s", "energy_j", "energy_breakdown_j", "area_mm2", "tops_per_w",
+                "utilization", "per_layer", "validation", "config_sha256", "chipsim_version"):
+        assert key in rec
+    assert set(rec["energy_breakdown_j"]) == {"mac", "sram", "dram", "noc", "vector", "leakage", "total"}
+    assert rec["validation"]["bit_exact"] is True and rec["validation"]["max_abs_logit_diff"] == 0.0
+    assert rec["validation"]["sentences"] == 4 and rec["validation"]["tag_agreement"] > 0.9
+    assert rec["latency_s"] == pytest.approx(rec["cycles"] / 1e9)
+    assert {layer["bound"] for layer in rec["per_layer"]} <= {"compute", "memory", "noc"}
+    assert sum(layer["cycles"] for layer in rec["per_layer"]) == rec["cycles"]
+    csv = (tmp_path / "out" / "per_layer.csv").read_text().splitlines()
+    assert csv[0] == "name,cycles,macs,utilization,energy_j,bound" and len(csv) == 1 + len(rec["per_layer"])
+    trace = json.loads((tmp_path / "trace.json").read_text())
+    assert len(trace["traceEvents"]) >= rec["instructions"] // 2
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("workload.seq_len=32", "chip.mesh.rows=1", "chip.mesh.cols=1", "chip.core.tensor_core.rows=16", "chip.core.tensor_core.cols=16"),
+        # a small scratchpad forces reduction chunks (weights not resident) and row tiles
+        ("workload.seq_len=48", "chip.mesh.cols=1", "chip.core.scratchpad.size_kib=96", "chip.core.scratchpad.banks=1",
+         "chip.core.accumulator.size_kib=64", "chip.core.accumulator.banks=1", "chip.core.tensor_core.dataflow=os"),
+        ("workload.seq_len=40", "workload.batch=2", "chip.core.tensor_core.dataflow=is", "chip.core.tensor_core.rows=32",
+         "chip.core.tensor_core.cols=8"),
+    ],
+)
+def test_int8_chip_logits_bit_exact_on_other_chips_and_tilings(overrides):
+    rec = run(cfg(*overrides)).record
+    assert rec.validation is not None
+    assert rec.validation.bit_exact is True and rec.validation.max_abs_logit_diff == 0.0
+
+
+def test_bf16_chip_within_tolerance_of_bf16_reference():
+    rec = run(cfg("workload.seq_len=32", "chip.core.tensor_core.precision=bf16")).record
+    assert rec.validation is not None and rec.validation.bit_exact is None
+    # fp32 accumulation order differs from the reference's BLAS only by rounding
+    assert rec.validation.max_abs_logit_diff < 0.05
+    assert rec.validation.tag_agreement > 0.9
+
+
+def test_timing_only_matches_functional_figures():
+    functional = run(cfg("workload.seq_len=32")).record
+    timing = run(cfg("workload.seq_len=32", "functional=false")).record
+    assert timing.validation is None
+    for field in ("cycles", "utilization", "energy_j", "instructions", "macs"):
+        assert getattr(functional, field) == getattr(timing, field), field
+
+
+@pytest.mark.parametrize(("model", "seq", "batch"), [("bert-base", 128, 1), ("bert-tiny", 512, 3)])
+def test_timing_only_any_bert_size(model, seq, batch):
+    rec = run(cfg(f"workload.model={model}", f"workload.seq_len={seq}", f"workload.batch={batch}", "functional=false")).record
+    assert rec.cycles >= rec.roofline_cycles
+    assert 0 < rec.utilization <= 1
+    parts = [v for k, v in rec.energy_breakdown_j.items() if k != "total"]
+    assert sum(parts) == pytest.approx(rec.energy_breakdown_j["total"], rel=1e-12)
+    from workloads.bert import preset
+    from workloads.graph import build_graph, total_macs
+
+    g = build_graph(preset(model), seq, batch)
+    assert rec.macs == total_macs(g)
+
+
+def test_more_dram_bandwidth_never_slower():
+    slow = run(cfg("workload.seq_len=64", "functional=false", "chip.dram.bandwidth_gb_per_s=100")).record
+    fast = run(cfg("workload.seq_len=64", "functional=false", "chip.dram.bandwidth_gb_per_s=1000")).record
+    assert fast.cycles <= slow.cycles
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--set", "chip.core.tensor_core.rowz=64"), "chip.core.tensor_core.rowz: unknown field; did you mean 'rows'?"),
+        (("--set", "workload.seq_len=abc"), "workload.seq_len: got 'abc'; must be an integer >= 1"),
+        (("--set", "chip.mesh.rows=0"), "chip.mesh.rows: got 0; must be an integer >= 1"),
+        (("--set", "chip.core.tensor_core.rows=0"), "chip.core.tensor_core.rows: got 0; must be an integer >= 1"),
+        (("--set", "workload.seq_len=600"), "workload.seq_len 600 exceeds the maximum 512 positions of 'bert-ner-wnut'; use 1..512."),
+        (("--set", "chip.core.scratchpad.size_kib=1", "--set", "chip.core.scratchpad.banks=1"), "does not fit"),
+    ],
+)
+def test_bad_input_is_one_sentence_exit_2_and_writes_nothing(tmp_path, args, message):
+    out = tmp_path / "out"
+    r = chipsim("run", str(RUN_FILE), "--out", str(out), *args)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("error: ") and message in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_existing_results_are_never_overwritten(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "result.json").write_text("{}")
+    r = chipsim("run", str(RUN_FILE), "--out", str(out), "--timing-only")
+    assert r.returncode == 2 and "is not empty" in r.stderr
+    assert (out / "result.json").read_text() == "{}"
+
+
+def test_gemm_ideal_memory_is_the_array_formula():
+    from chipsim import timing
+    from chipsim.config import Dataflow
+
+    for df in ("ws", "os", "is"):
+        r = chipsim("gemm", "100", "70", "50", "--rows", "16", "--cols", "8", "--dataflow", df, "--ideal-memory",
+                    "--no-weight-double-buffer", "--json")
+        assert r.returncode == 0, r.stderr
+        got = json.loads(r.stdout)
+        want = timing.matmul_timing(Dataflow(df), 16, 8, 100, 70, 50, weight_double_buffer=False).total_cycles
+        assert got["cycles"] == want and got["macs"] == 100 * 70 * 50
+
+
+def test_gemm_with_memory_is_slower_than_ideal_and_mapped():
+    from chipsim.config import Dataflow, Precision
+    from chipsim.gemm import run_gemm
+
+    ideal = run_gemm(128, 768, 768, 32, 32, Dataflow.WS, Precision.INT8, ideal_memory=True)
+    real = run_gemm(128, 768, 768, 32, 32, Dataflow.WS, Precision.INT8)
+    assert real.cycles >= ideal.cycles and real.instructions > ideal.instructions
+    assert np.isclose(real.macs, ideal.macs)
