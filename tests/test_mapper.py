@@ -1,0 +1,97 @@
+"""Mapper passes: invariants between passes, deterministic tiling search, capacity enforcement, placement."""
+
+import pytest
+
+from chipsim.config import apply_overrides, chip_from_dict, load_chip_dict
+from isa import Opcode, verify
+from mapper import PASSES, MapperContext, MapperError, check_graph, lower
+from mapper.fuse import fuse_epilogues
+from mapper.kernels import Attention, Gemm, RowNorm, kernels
+from mapper.place import _deal
+from mapper.tiling import gemm_sram_bytes, search_gemm
+from workloads.bert import preset
+from workloads.graph import build_graph
+
+
+def chip(*sets: str):
+    return chip_from_dict(apply_overrides(load_chip_dict("default"), list(sets)))
+
+
+def run_passes(model: str, seq: int, batch: int, c):
+    g = fuse_epilogues(build_graph(preset(model), seq, batch))
+    ctx = MapperContext(c)
+    for p in PASSES:
+        g = p(g, ctx)
+        check_graph(g, p.__name__)
+    return g, ctx
+
+
+def test_fused_kernels_cover_every_matmul_mac():
+    from workloads.graph import encoder_macs, total_macs
+
+    wl = build_graph(preset("bert-base"), 128, 2)
+    g = fuse_epilogues(wl)
+    assert sum(k.macs for k in kernels(g)) == total_macs(wl)
+    layer0 = [k for k in kernels(g) if k.layer == 0]
+    assert [type(k).__name__ for k in layer0] == ["Gemm"] * 3 + ["Attention", "Gemm", "RowNorm", "Gemm", "Gemm", "RowNorm"]
+    assert sum(k.macs for k in kernels(g) if k.layer >= 0) == encoder_macs(wl)
+    ffn1 = next(k for k in layer0 if k.name == "l0.ffn1")
+    assert ffn1.gelu and ffn1.out_q == "hq" and ffn1.residual is None
+    assert next(k for k in layer0 if k.name == "l0.ffn2").residual == "x1"
+
+
+def test_tiling_search_is_deterministic_fits_and_respects_budget():
+    c = chip()
+    k = Gemm("g", 0, 0, 512, 1024, 4096, "a", "w", "d", "b", "o", None)
+    t1 = search_gemm(k, MapperContext(c))
+    assert t1 == search_gemm(k, MapperContext(c))
+    spad, acc = gemm_sram_bytes(t1.tm, t1.tn, t1.tk, 1, False, True)
+    assert spad <= c.core.scratchpad.size_bytes and acc <= c.core.accumulator.size_bytes
+    budget1 = search_gemm(k, MapperContext(c, search_candidates=1))
+    assert budget1.cost_cycles >= t1.cost_cycles
+
+
+@pytest.mark.parametrize(
+    ("spad_kib", "message"),
+    [
+        (1, r"^kernel emb does not fit even one row: one row of 768 needs 26240 B of scratchpad, the chip has 1024 B; "),
+        (32, r"^kernel l0\.q \(128x768x768\) does not fit: its smallest double-buffered tile needs \d+ B of scratchpad "
+             r"and \d+ B of accumulator, the chip has 32768 B and 524288 B; give core\.scratchpad\.size_kib"),
+    ],
+)
+def test_sram_too_small_for_any_tile_is_a_clear_error(spad_kib, message):
+    c = chip(f"core.scratchpad.size_kib={spad_kib}", "core.scratchpad.banks=1")
+    with pytest.raises(MapperError, match=message):
+        run_passes("bert-base", 128, 1, c)
+
+
+def test_placement_balances_work_across_cores():
+    assert [len(w) for w in _deal([(i,) for i in range(6)], 4)] == [2, 2, 1, 1]
+    assert [len(w) for w in _deal([(i,) for i in range(8)], 4, group=2)] == [2, 2, 2, 2]
+    g, ctx = run_passes("bert-base", 128, 1, chip())
+    for name in g.nodes:
+        k, work = g.nodes[name]["kernel"], g.nodes[name]["work"]
+        assert len(work) == ctx.cores
+        if isinstance(k, Gemm):
+            tiles = {t for core in work for t in core}
+            assert len(tiles) == sum(len(core) for core in work)  # no tile twice
+            assert sum(min(k.tiling.tm, k.m - m0) * min(k.tiling.tn, k.n - n0) for m0, n0 in tiles) == k.m * k.n
+        if isinstance(k, Attention):
+            heads = [{(b, h) for b, h, _ in core} for core in work]
+            assert all(not (a & b) for i, a in enumerate(heads) for b in heads[i + 1 :])  # a head lives on one core
+        if isinstance(k, RowNorm):
+            assert sum(min(k.tr, k.rows - r0) for core in work for (r0,) in core) == k.rows
+
+
+def test_lowered_program_verifies_and_is_balanced_per_semaphore():
+    c = chip("mesh.rows=1", "core.tensor_core.rows=32", "core.tensor_core.cols=32")
+    low = lower(build_graph(preset("bert-mini"), 64, 2), MapperContext(c), verify=True)
+    verify(low.program, spad_bytes=c.core.scratchpad.size_bytes, acc_bytes=c.core.accumulator.size_bytes,
+           dram_bytes=low.layout.size_bytes, array_rows=32, array_cols=32)
+    for core in low.program.cores:
+        signals = sum(1 for i in core if i.op is Opcode.SIGNAL)
+        waits = sum(1 for i in core if i.op is Opcode.WAIT)
+        assert signals == waits  # every semaphore is back to zero at each barrier
+        assert core[-1].op is Opcode.HALT
+    assert len(low.labels[0]) == len(low.program.cores[0])
+    assert low.phases[0] == "emb" and low.phases[-1] == "cls" and "l1.qkv" in low.phases
