@@ -28,7 +28,8 @@ class ScaleSimConvention(enum.Enum):
     """Which published SCALE-Sim count `scalesim_matmul_cycles` reproduces (see `## Timing` in isa/SPEC.md)."""
 
     PAPER = "paper"  # Samajdar et al., ISPASS 2020, Table 1: every dataflow 2R + C + T - 2 per fold
-    CODE = "code"  # scalesim/compute/systolic_compute_*.py: os folds lack the final R-cycle drain
+    CODE = "code"  # scalesim/compute/systolic_compute_*.py: os folds lack the final R-cycle drain (a count of
+    # cycles; SCALE-Sim 3.0.0's report prints one less, see `scalesim_matmul_cycles`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,11 +134,16 @@ def matmul_traffic(
 def scalesim_matmul_cycles(
     dataflow: Dataflow, array_rows: int, array_cols: int, m: int, k: int, n: int, convention: ScaleSimConvention
 ) -> int:
-    """SCALE-Sim's compute cycles for the same GEMM (no double buffering, every fold pays its full count).
+    """The number of cycles SCALE-Sim's per-fold formulas give for the same GEMM (no double buffering, every
+    fold pays its full count), counted as this module counts cycles (first and last cycle both included).
 
     SCALE-Sim names the streamed dimension T: ws T = m (ofmap pixels), os T = k (window), is T = n (filters).
     Paper: 2R + C + T - 2 per fold for every dataflow. Code: ws and is the same; os R + C + T - 2 per fold.
     Equal to `matmul_timing(..., weight_double_buffer=False).total_cycles` under PAPER.
+
+    SCALE-Sim 3.0.0's COMPUTE_REPORT "Total Cycles" is the 0-based index of its last cycle, one less than the
+    count returned here under CODE (checked live against SCALE-Sim in tests/test_validation_scalesim.py;
+    docs/VALIDATION.md, convention 1).
     """
     r, c = array_rows, array_cols
     if dataflow is Dataflow.OS:
