@@ -109,6 +109,7 @@ figcaption { color: #555; font-size: 0.85em; }
 def build_report(directory: Path, *, heatmap: tuple[str, str] | None = None) -> Report:
     start = time.perf_counter()
     results = load_results(directory)
+    heat = _heatmap_axes(results, heatmap)
     out = directory / REPORT_DIR
     out.mkdir(exist_ok=True)
     frame = results.frame
@@ -117,8 +118,6 @@ def build_report(directory: Path, *, heatmap: tuple[str, str] | None = None) -> 
     notes: list[str] = []
     axis_labels = {name: labels for name, _, labels in results.sweep.axes}
     best = best_designs(results)
-
-    heat = _heatmap_axes(results, heatmap)
     if len(ok) == 0:
         notes.append("No point has finished successfully yet, so there is nothing to plot.")
     else:

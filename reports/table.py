@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from chipsim.store import PointStatus, StoredPoint, StoredSweep, SweepStore, figures_of
+from chipsim.store import SCALAR_FIGURES, PointStatus, StoredPoint, StoredSweep, SweepStore, figures_of
 from chipsim.sweep_plan import Constraint, Direction, JsonValue, Objective, SweepError, parse_constraint, value_label
 
 
@@ -51,6 +51,9 @@ def _frame(points: list[StoredPoint], sweep: StoredSweep, constraints: tuple[Con
     frame = pd.DataFrame(rows)
     if frame.empty:
         frame = pd.DataFrame(columns=["plan_index", "key", *[n for n, _, _ in sweep.axes], "status", "error"])
+    for figure in SCALAR_FIGURES:  # every figure column exists, even before any point succeeded
+        if figure not in frame:
+            frame[figure] = np.nan
     for name, _, _ in sweep.axes:  # one type per column (Parquet needs it): mixed kinds become text
         kinds = {type(v) for v in frame[name] if v is not None}
         if len(kinds) > 1 and not kinds <= {int, float}:
