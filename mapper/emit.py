@@ -22,6 +22,8 @@ from isa import (
     Instr,
     Matmul,
     Mem,
+    NocRecv,
+    NocSend,
     Program,
     Unit,
     Vadd,
@@ -43,6 +45,7 @@ from mapper.layout import DramLayout, Tensor
 from mapper.sync import Buf, Channel, CoreBuilder, interleave
 
 F32 = DType.FP32
+Work = tuple[tuple[tuple[int, ...], ...], ...]  # per core, its work items
 PROB_SCALE = 127.0  # softmax probabilities onto 0..127 (workloads.quantized.PROB_INV_SCALE)
 
 
@@ -101,8 +104,9 @@ def _q_dtype(int8: bool) -> DType:
 
 # ---- GEMM ---------------------------------------------------------------------------------------------------
 
-def emit_gemm(b: CoreBuilder, k: Gemm, items: tuple[tuple[int, ...], ...], dram: DramLayout, ctx: MapperContext) -> None:
+def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, dram: DramLayout, ctx: MapperContext) -> None:
     assert k.tiling is not None and b.spad is not None and b.acc is not None
+    items = work[b.core]
     if not items:
         return
     tm, tn, tk = k.tiling.tm, k.tiling.tn, k.tiling.tk
@@ -115,8 +119,9 @@ def emit_gemm(b: CoreBuilder, k: Gemm, items: tuple[tuple[int, ...], ...], dram:
     outq_t = dram[k.out_q] if k.out_q else None
     outf_t = dram[k.out_f] if k.out_f else None
     resident = tk >= k.k  # the whole K x tn weight block sits in the scratchpad across row tiles
+    a_in_place = k.a_resident is not None and tk >= k.k  # A gathered over the NoC: read where it is
 
-    a_bufs = [b.spad.take(tm * tk * q, f"{k.name} A tile") for _ in range(2)]
+    a_bufs = [] if a_in_place else [b.spad.take(tm * tk * q, f"{k.name} A tile") for _ in range(2)]
     w_bufs = [b.spad.take(tk * tn * q, f"{k.name} weight tile") for _ in range(2)]
     aux_bufs = [(b.spad.take(tn * 4, f"{k.name} dequant scales"), b.spad.take(tn * 4, f"{k.name} bias")) for _ in range(2)]
     res_bufs = [b.spad.take(tm * tn * 4, f"{k.name} residual tile") for _ in range(2)] if res_t else []
@@ -153,10 +158,11 @@ def emit_gemm(b: CoreBuilder, k: Gemm, items: tuple[tuple[int, ...], ...], dram:
                     b.emit(Unit.DMA, _ld(w_bufs[w_slot], w_t, k0, n0, kc, cols))
                     ch_w.publish(w_slot)
                     w_slots.append(w_slot)
-                s = ch_a.acquire()
-                b.emit(Unit.DMA, _ld(a_bufs[s], a_t, m0, k0, rows, kc))
-                ch_a.publish(s)
-                a_slots.append(s)
+                if not a_in_place:
+                    s = ch_a.acquire()
+                    b.emit(Unit.DMA, _ld(a_bufs[s], a_t, m0, k0, rows, kc))
+                    ch_a.publish(s)
+                    a_slots.append(s)
             if ch_res is not None and res_t is not None:
                 r_slot = ch_res.acquire()
                 b.emit(Unit.DMA, _ld(res_bufs[r_slot], res_t, m0, n0, rows, cols))
@@ -169,10 +175,16 @@ def emit_gemm(b: CoreBuilder, k: Gemm, items: tuple[tuple[int, ...], ...], dram:
                 if w_slots and (not resident or j == 0):
                     ch_w.consume(w_slots[j])  # a freshly loaded weight tile
                 wb = w_bufs[w_slots[j]] if not resident else w_bufs[w_slot]
-                ch_a.consume(a_slots[j])
-                b.emit(Unit.MXU, Matmul(a_addr=a_bufs[a_slots[j]].addr, b_addr=wb.addr, c_addr=acc_bufs[c].addr, m=rows, k=kc, n=cols,
+                if a_in_place:
+                    assert k.a_resident is not None
+                    a_addr = k.a_resident + m0 * k.k * q
+                else:
+                    ch_a.consume(a_slots[j])
+                    a_addr = a_bufs[a_slots[j]].addr
+                b.emit(Unit.MXU, Matmul(a_addr=a_addr, b_addr=wb.addr, c_addr=acc_bufs[c].addr, m=rows, k=kc, n=cols,
                                         precision=prec, accumulate=j > 0, preloaded=False, transpose_b=False))
-                ch_a.release(a_slots[j])
+                if not a_in_place:
+                    ch_a.release(a_slots[j])
                 if not resident:
                     ch_w.release(w_slots[j])
             if resident and last_of_block:
@@ -230,10 +242,11 @@ def emit_gemm(b: CoreBuilder, k: Gemm, items: tuple[tuple[int, ...], ...], dram:
 
 # ---- attention ----------------------------------------------------------------------------------------------
 
-def emit_attention(b: CoreBuilder, k: Attention, items: tuple[tuple[int, ...], ...], dram: DramLayout, ctx: MapperContext) -> None:
+def emit_attention(b: CoreBuilder, k: Attention, work: Work, dram: DramLayout, ctx: MapperContext) -> None:
     """Per (sequence, head, query block): scores = Q K^T on the array, softmax on the vector unit, context =
     P V on the array, all on chip; K and V of a head stay in the scratchpad across its query blocks."""
     assert b.spad is not None and b.acc is not None
+    items = work[b.core]
     if not items:
         return
     int8, q = ctx.int8, ctx.q_itemsize
@@ -335,11 +348,15 @@ def emit_attention(b: CoreBuilder, k: Attention, items: tuple[tuple[int, ...], .
 
 # ---- row kernels: embeddings and LayerNorm ------------------------------------------------------------------
 
-def emit_rownorm(b: CoreBuilder, k: RowNorm, items: tuple[tuple[int, ...], ...], dram: DramLayout, ctx: MapperContext) -> None:
+def emit_rownorm(b: CoreBuilder, k: RowNorm, work: Work, dram: DramLayout, ctx: MapperContext) -> None:
     """Rows of fp32 plus their addends, then LayerNorm in the vector unit's exact sequence (mean, centre,
-    variance, rsqrt, scale, shift); stored in fp32 and as the next matmul's operand."""
+    variance, rsqrt, scale, shift); stored in fp32 and as the next matmul's operand. With `broadcast`, the
+    operand rows also go to the gathered copy at that scratchpad address on this core and, over the NoC, on
+    every other core (which receive the blocks the other cores own)."""
     assert b.spad is not None
+    items = work[b.core]
     if not items:
+        broadcast_recvs(b, k, work, ctx)
         return
     int8, q, tr, h = ctx.int8, ctx.q_itemsize, k.tr, k.cols
     in_t, outf_t, outq_t = dram[k.inp], dram[k.out_f], dram[k.out_q]
@@ -356,6 +373,7 @@ def emit_rownorm(b: CoreBuilder, k: RowNorm, items: tuple[tuple[int, ...], ...],
     ch_pos = Channel(b, Unit.DMA, Unit.VEC) if pos_t else None
     ch_out = Channel(b, Unit.VEC, Unit.DMA)
     ready = [b.sem() for _ in range(2)]
+    sent = b.sem() if k.broadcast is not None else -1
 
     b.emit(Unit.DMA, _ld(gamma, dram[k.gamma], 0, 0, 1, h))
     b.emit(Unit.DMA, _ld(beta, dram[k.beta], 0, 0, 1, h))
@@ -403,6 +421,14 @@ def emit_rownorm(b: CoreBuilder, k: RowNorm, items: tuple[tuple[int, ...], ...],
         b.emit(Unit.VEC, _to_operand(out_bufs[os_], x, rows, h, int8, k.out_inv_scale))
         ch_out.publish(os_)
         b.signal(Unit.VEC, ready[s])
+        if k.broadcast is not None:
+            block = Buf(Mem.SPAD, k.broadcast + r0 * h * q)
+            b.emit(Unit.VEC, _to_operand(block, x, rows, h, int8, k.out_inv_scale))
+            b.signal(Unit.VEC, sent)
+            b.wait(Unit.NOC, sent)
+            for dst in range(ctx.cores):
+                if dst != b.core:
+                    b.emit(Unit.NOC, NocSend(dst_core=dst, mem=Mem.SPAD, addr=block.addr, bytes=rows * h * q, tag=r0 // tr))
         with b.capture(Unit.DMA) as st:
             b.wait(Unit.DMA, ready[s])
             b.emit(Unit.DMA, _st(x, outf_t, r0, 0, rows, h))
@@ -412,9 +438,27 @@ def emit_rownorm(b: CoreBuilder, k: RowNorm, items: tuple[tuple[int, ...], ...],
             ch_out.release(os_)
         stores.append(st)
     b.queues[Unit.DMA].extend(interleave(loads, stores))
+    broadcast_recvs(b, k, work, ctx)
     for ch in (ch_in, ch_pos, ch_out):
         if ch is not None:
             ch.drain()
+
+
+def broadcast_recvs(b: CoreBuilder, k: RowNorm, work: Work, ctx: MapperContext) -> bool:
+    """Post the receives of the row blocks other cores own into this core's gathered copy (after its own sends,
+    which only wait for this core's vector unit, so the NoC queues cannot deadlock). True if any were posted."""
+    if k.broadcast is None:
+        return False
+    posted = False
+    for src, items in enumerate(work):
+        if src == b.core:
+            continue
+        for (r0,) in items:
+            rows = min(k.tr, k.rows - r0)
+            b.emit(Unit.NOC, NocRecv(src_core=src, mem=Mem.SPAD, addr=k.broadcast + r0 * k.cols * ctx.q_itemsize,
+                                     bytes=rows * k.cols * ctx.q_itemsize, tag=r0 // k.tr))
+            posted = True
+    return posted
 
 
 EMITTERS = {Gemm: emit_gemm, Attention: emit_attention, RowNorm: emit_rownorm}
@@ -430,7 +474,8 @@ def phase_name(ks: list[Kernel]) -> str:
 def emit(g: nx.DiGraph, ctx: MapperContext) -> Lowered:
     chip = ctx.chip
     dram: DramLayout = g.graph["dram"]
-    builders = [CoreBuilder(c, chip.core.scratchpad.size_bytes, chip.core.accumulator.size_bytes) for c in range(ctx.cores)]
+    spad = chip.core.scratchpad.size_bytes - g.graph.get("resident_spad_bytes", 0)  # the top is the gathered operand
+    builders = [CoreBuilder(c, spad, chip.core.accumulator.size_bytes) for c in range(ctx.cores)]
     by_phase: dict[int, list[str]] = {}
     for name in g.nodes:
         by_phase.setdefault(g.nodes[name]["kernel"].phase, []).append(name)
@@ -443,7 +488,7 @@ def emit(g: nx.DiGraph, ctx: MapperContext) -> Lowered:
         for name, k in zip(by_phase[phase], ks):
             work = g.nodes[name]["work"]
             for c, b in enumerate(builders):
-                EMITTERS[type(k)](b, k, work[c], dram, ctx)
+                EMITTERS[type(k)](b, k, work, dram, ctx)
                 # A barrier after every kernel: its semaphores are back to zero and its buffers free for the next.
                 b.end_phase(label)
     for b in builders:

@@ -53,6 +53,7 @@ class Gemm:
     gelu: bool = False
     out_inv_scale: float = 1.0  # quantization multiplier of out_q (int8)
     raw: bool = False  # no epilogue: the int32 / fp32 accumulator tile is stored as it is (chipsim gemm)
+    a_resident: int | None = None  # scratchpad address where the whole A already sits (gathered over the NoC)
     tiling: Tiling | None = None
 
     @property
@@ -103,6 +104,7 @@ class RowNorm:
     out_f: str
     out_q: str
     out_inv_scale: float = 1.0
+    broadcast: int | None = None  # scratchpad address where every core gathers the whole out_q over the NoC
     tr: int = 0  # rows per work item (set by tiling)
 
     @property

@@ -22,7 +22,7 @@ from isa.semantics import NUM_SEMAPHORES
 from mapper.context import ALIGN_BYTES
 from mapper.errors import MapperError
 
-UNITS = (Unit.DMA, Unit.MXU, Unit.VEC)
+UNITS = (Unit.DMA, Unit.MXU, Unit.VEC, Unit.NOC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,9 +30,9 @@ def align(n: int) -> int:
     return -(-n // ALIGN_BYTES) * ALIGN_BYTES
 
 
-def gemm_sram_bytes(tm: int, tn: int, tk: int, q: int, residual: bool, out_q: bool) -> tuple[int, int]:
+def gemm_sram_bytes(tm: int, tn: int, tk: int, q: int, residual: bool, out_q: bool, a_resident: bool = False) -> tuple[int, int]:
     """(scratchpad, accumulator) bytes of one core's GEMM buffers, every buffer double-buffered."""
-    spad = SLOTS * (align(tm * tk * q) + align(tk * tn * q) + 2 * align(tn * 4))
+    spad = SLOTS * ((0 if a_resident else align(tm * tk * q)) + align(tk * tn * q) + 2 * align(tn * 4))
     if residual:
         spad += SLOTS * align(tm * tn * 4)
     if out_q:
@@ -56,7 +56,8 @@ def _dma_cycles(chip: ChipConfig, nbytes: int, active_cores: int) -> float:
 
 
 @cache
-def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, residual: bool, out_q: bool, gelu: bool, tm: int, tn: int, tk: int) -> float:
+def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, residual: bool, out_q: bool, gelu: bool, tm: int, tn: int, tk: int,
+               a_resident: bool = False) -> float:
     tc = chip.core.tensor_core
     items = -(-m // tm) * -(-n // tn)
     active = min(chip.num_cores, items)
@@ -65,7 +66,7 @@ def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, residual: bool,
     for k0 in range(0, k, tk):
         mxu += timing.matmul_timing(tc.dataflow, tc.rows, tc.cols, tm, min(tk, k - k0), tn, weight_double_buffer=tc.weight_double_buffer).total_cycles
     b_reloads = 1 if tk == k and -(-m // tm) > 1 else -(-m // tm)  # B stays resident across m-tiles when it fits whole
-    dma_bytes = tm * k * q + k * tn * q * b_reloads / max(1, -(-m // tm)) + tm * tn * (4 if residual else 0) + tm * tn * (q if out_q else 4)
+    dma_bytes = (0 if a_resident else tm * k * q) + k * tn * q * b_reloads / max(1, -(-m // tm)) + tm * tn * (4 if residual else 0) + tm * tn * (q if out_q else 4)
     dma = _dma_cycles(chip, int(dma_bytes), active)
     v = chip.core.vector
     ops = [VectorOp.CONVERT, VectorOp.MUL, VectorOp.ADD] + [VectorOp.ADD] * residual + [VectorOp.GELU] * gelu + [VectorOp.QUANT] * out_q
@@ -74,21 +75,25 @@ def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, residual: bool,
     return per_core * max(mxu, dma, vec) + latency + dma + vec
 
 
-def search_gemm(k: Gemm, ctx: MapperContext) -> Tiling:
-    """The cheapest tiling of `k` that fits, by the analytic model, within the candidate budget."""
+def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0) -> Tiling:
+    """The cheapest tiling of `k` that fits, by the analytic model, within the candidate budget.
+
+    With A resident in the scratchpad (gathered over the NoC), tilings that keep the whole reduction in one
+    chunk read it in place and pay no A traffic; the others load A from DRAM as usual."""
     chip = ctx.chip
     tc = chip.core.tensor_core
-    spad_cap, acc_cap = chip.core.scratchpad.size_bytes, chip.core.accumulator.size_bytes
+    spad_cap, acc_cap = chip.core.scratchpad.size_bytes - reserved_spad, chip.core.accumulator.size_bytes
     best: Tiling | None = None
     smallest_need: tuple[int, int] | None = None
     tried = 0
     for tm, tn, tk in itertools.product(_candidates(k.m, tc.rows), _candidates(k.n, tc.cols), _candidates(k.k, tc.rows)):
-        spad, acc = gemm_sram_bytes(tm, tn, tk, ctx.q_itemsize, k.residual is not None, k.out_q is not None)
+        resident = k.a_resident is not None and tk >= k.k
+        spad, acc = gemm_sram_bytes(tm, tn, tk, ctx.q_itemsize, k.residual is not None, k.out_q is not None, resident)
         if smallest_need is None or spad + acc < sum(smallest_need):
             smallest_need = (spad, acc)
         if spad > spad_cap or acc > acc_cap:
             continue
-        cost = _gemm_cost(chip, k.m, k.k, k.n, ctx.q_itemsize, k.residual is not None, k.out_q is not None, k.gelu, tm, tn, tk)
+        cost = _gemm_cost(chip, k.m, k.k, k.n, ctx.q_itemsize, k.residual is not None, k.out_q is not None, k.gelu, tm, tn, tk, resident)
         if best is None or cost < best.cost_cycles:
             best = Tiling(tm, tn, tk, cost)
         tried += 1
@@ -124,11 +129,12 @@ def _largest_fitting(name: str, full: int, fits, describe) -> int:
 
 def tile_to_sram(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
     chip, q = ctx.chip, ctx.q_itemsize
-    spad_cap, acc_cap = chip.core.scratchpad.size_bytes, chip.core.accumulator.size_bytes
+    reserved = g.graph.get("resident_spad_bytes", 0)
+    spad_cap, acc_cap = chip.core.scratchpad.size_bytes - reserved, chip.core.accumulator.size_bytes
     new: dict[str, Kernel] = {}
     for k in kernels(g):
         if isinstance(k, Gemm):
-            new[k.name] = dataclasses.replace(k, tiling=search_gemm(k, ctx))
+            new[k.name] = dataclasses.replace(k, tiling=search_gemm(k, ctx, reserved))
         elif isinstance(k, Attention):
             def fits(t: int, k: Attention = k) -> bool:
                 spad, acc = attention_sram_bytes(t, k.seq, k.head_dim, q)

@@ -95,3 +95,26 @@ def test_lowered_program_verifies_and_is_balanced_per_semaphore():
         assert core[-1].op is Opcode.HALT
     assert len(low.labels[0]) == len(low.program.cores[0])
     assert low.phases[0] == "emb" and low.phases[-1] == "cls" and "l1.qkv" in low.phases
+
+
+def test_layernorm_outputs_are_shared_over_the_noc():
+    c = chip()
+    low = lower(build_graph(preset("bert-mini"), 64, 1), MapperContext(c), verify=True)
+    sends = [i for core in low.program.cores for i in core if i.op is Opcode.NOC_SEND]
+    recvs = [i for core in low.program.cores for i in core if i.op is Opcode.NOC_RECV]
+    norms = 1 + 2 * preset("bert-mini").layers  # embeddings + two LayerNorms per layer
+    # every row block goes from its owner to the 3 other cores: 64 rows in 4 blocks of 16
+    assert len(sends) == len(recvs) == norms * 4 * 3
+    assert all(i.bytes == 16 * 256 for i in sends)
+    # the Q/K/V, FFN1 and classifier GEMMs read A in place: no DMA load of the operand tensors
+    xq = low.layout["xq"]
+    loads_of_xq = [i for core in low.program.cores for i in core
+                   if i.op is Opcode.DMA_LD and xq.addr <= i.dram_addr < xq.addr + xq.nbytes]
+    assert loads_of_xq == []
+
+
+def test_single_core_or_big_operands_share_nothing():
+    one = lower(build_graph(preset("bert-mini"), 64, 1), MapperContext(chip("mesh.rows=1", "mesh.cols=1")))
+    assert not any(i.op is Opcode.NOC_SEND for core in one.program.cores for i in core)
+    big = lower(build_graph(preset("bert-base"), 512, 4), MapperContext(chip()))  # 2048 x 768 > 1/4 of 2 MiB
+    assert not any(i.op is Opcode.NOC_SEND for core in big.program.cores for i in core)
