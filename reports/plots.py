@@ -193,8 +193,11 @@ def heatmap_plot(ok: pd.DataFrame, x: tuple[str, tuple[str, ...]], y: tuple[str,
 
 
 def _layer_group(name: str) -> str:
-    """`encoder.3.ffn1` -> `encoder.*.ffn1`: numeric path segments (the block index) become `*`."""
-    return re.sub(r"(?:(?<=^)|(?<=[._/]))\d+(?=$|[._/])", "*", name)
+    """`l3.ffn1` -> `l*.ffn1`, `encoder.3.ffn1` -> `encoder.*.ffn1`: the block index becomes `*`
+    (digits of the first segment and numeric segments; `ffn1` / `ln2` keep theirs)."""
+    head, dot, rest = name.partition(".")
+    rest = re.sub(r"(?:(?<=^)|(?<=[._/]))\d+(?=$|[._/])", "*", rest)
+    return re.sub(r"\d+", "*", head) + dot + rest
 
 
 def layers_plot(per_layer: list[dict[str, JsonValue]]) -> Figure:
@@ -204,7 +207,8 @@ def layers_plot(per_layer: list[dict[str, JsonValue]]) -> Figure:
     if "bound" not in frame:
         frame["bound"] = "unknown"
     frame["bound"] = frame["bound"].fillna("unknown").astype(str)
-    if len(frame) > 24:
+    grouped = len(frame) > 24
+    if grouped:
         frame["group"] = frame["name"].astype(str).map(_layer_group)
         frame = frame.groupby("group", sort=False).agg(cycles=("cycles", "sum"), bound=("bound", lambda b: b.mode().iat[0])).reset_index().rename(columns={"group": "name"})
     frame = frame.sort_values("cycles", ascending=True)
@@ -213,7 +217,7 @@ def layers_plot(per_layer: list[dict[str, JsonValue]]) -> Figure:
     fig, ax = plt.subplots(figsize=(7.5, max(2.5, 0.26 * len(frame) + 1.2)))
     ax.barh(frame["name"].astype(str), frame["cycles"], color=colors)
     ax.set_xlabel("cycles")
-    ax.set_title("Per-layer cycles of the best design")
+    ax.set_title("Per-layer cycles of the best design" + (" (summed over the encoder blocks)" if grouped else ""))
     handles = [Patch(color=palette.get(b, "tab:gray"), label=f"{b}-bound") for b in dict.fromkeys(frame["bound"])]
     ax.legend(handles=handles, loc="lower right", fontsize=8)
     ax.grid(axis="y", visible=False)
