@@ -8,6 +8,7 @@ the Opcode (element 0 of the tuple, so instructions of different opcodes never c
 from __future__ import annotations
 
 import collections
+import functools
 import enum
 import math
 import numbers
@@ -30,7 +31,22 @@ def f32_round(value: float) -> float:
     return float(_F32.unpack(_F32.pack(value))[0])
 
 
+@functools.cache
+def _limits(f: Field) -> tuple[FieldKind, int, int, frozenset[int]]:
+    return f.kind, f.min_value, f.max_value, frozenset(f.valid_enum_values()) if f.enum is not None else frozenset()
+
+
 def _check_field(spec: OpSpec, f: Field, v: object) -> FieldValue:
+    # Fast paths for the plain Python values the mapper passes (no ABC isinstance checks); the general checks
+    # below give the same results and the error messages.
+    t = type(v)
+    kind, lo, hi, valid = _limits(f)
+    if t is int and kind is FieldKind.UINT and lo <= v <= hi:  # type: ignore[operator]
+        return v  # type: ignore[return-value]
+    if t is bool and kind is FieldKind.BOOL:
+        return v  # type: ignore[return-value]
+    if t is f.enum and v in valid:
+        return v  # type: ignore[return-value]
     where = f"{spec.opcode.name} field {f.name}"
     if f.kind is FieldKind.UINT:
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
