@@ -1,14 +1,15 @@
 """chipsim's GEMM cycles against SCALE-Sim 3.0.0, run live as an oracle in the peers' virtualenv.
 
-A handful of small GEMMs (one SCALE-Sim process, a few seconds) so that a change to the tensor-core cycle model
-that breaks agreement with SCALE-Sim fails CI. Agreement is exact after the two conventions documented in
+A handful of small GEMMs (one SCALE-Sim process, a few seconds) through `chipsim.gemm.run_gemm` with ideal memory
+(what `chipsim gemm ... --ideal-memory --no-weight-double-buffer` runs: the executor on a MATMUL program), so
+that a change to the tensor-core cycle model or to the executor's MATMUL timing that breaks agreement with
+SCALE-Sim fails CI. Agreement is exact after the two conventions documented in
 docs/VALIDATION.md: SCALE-Sim reports the 0-based index of its last cycle (one less than the cycle count), and
 its output-stationary code has no output drain (chipsim counts R cycles per os fold, as SCALE-Sim's paper does).
 """
 
 from __future__ import annotations
 
-import enum
 import json
 import math
 import os
@@ -19,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from chipsim import timing
+from chipsim.config import Dataflow, Precision
+from chipsim.gemm import run_gemm
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
@@ -42,15 +45,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _dataflow(name: str) -> enum.Enum:
-    own: type[enum.Enum] | None = getattr(timing, "MatmulDataflow", None)
-    if own is not None:
-        return own(name)
-    from chipsim.config import Dataflow
-
-    return Dataflow(name)
-
-
 @pytest.fixture(scope="module")
 def scalesim_cycles() -> dict[tuple[int, int, int, int, int, str], int]:
     keys = ("m", "k", "n", "rows", "cols", "dataflow")
@@ -72,13 +66,14 @@ def scalesim_cycles() -> dict[tuple[int, int, int, int, int, str], int]:
 def test_matmul_cycles_match_scalesim(case: tuple[int, int, int, int, int, str], scalesim_cycles: dict) -> None:
     m, k, n, r, c, df = case
     reported = scalesim_cycles[case]
-    t = timing.matmul_timing(_dataflow(df), r, c, m, k, n, weight_double_buffer=False)
+    g = run_gemm(m, k, n, r, c, Dataflow(df), Precision.INT8, ideal_memory=True, weight_double_buffer=False)
     os_drain = math.ceil(m / r) * math.ceil(n / c) * r if df == "os" else 0
-    assert t.output_drain_cycles == os_drain
+    assert timing.matmul_timing(Dataflow(df), r, c, m, k, n, weight_double_buffer=False).output_drain_cycles == os_drain
     # exact after the two documented conventions
-    assert t.total_cycles - os_drain == reported + 1
+    assert g.cycles - os_drain == reported + 1
+    assert g.macs == m * k * n
     if df != "os":  # where the conventions agree, the raw numbers are within the 2% target as well
-        assert abs(t.total_cycles - reported) <= 0.02 * reported
+        assert abs(g.cycles - reported) <= 0.02 * reported
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[5]}-{c[0]}x{c[1]}x{c[2]}-on-{c[3]}x{c[4]}")
@@ -86,5 +81,5 @@ def test_scalesim_code_convention_reproduces_scalesim(
     case: tuple[int, int, int, int, int, str], scalesim_cycles: dict
 ) -> None:
     m, k, n, r, c, df = case
-    code = timing.scalesim_matmul_cycles(_dataflow(df), r, c, m, k, n, timing.ScaleSimConvention.CODE)
+    code = timing.scalesim_matmul_cycles(Dataflow(df), r, c, m, k, n, timing.ScaleSimConvention.CODE)
     assert code == scalesim_cycles[case] + 1  # SCALE-Sim prints the last cycle's 0-based index

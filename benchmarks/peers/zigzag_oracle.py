@@ -44,6 +44,8 @@ ACCELERATOR = "tpu_like"
 ARRAY_ROWS = 32  # D1 of tpu_like.yaml
 ARRAY_COLS = 32  # D2 of tpu_like.yaml
 MAC_ENERGY_PJ = 0.04  # tpu_like.yaml operational_array.unit_energy
+DRAM_READ_PJ_PER_BYTE = 700 / 8  # tpu_like.yaml dram r_cost: 700 pJ per 64-bit access
+DRAM_WRITE_PJ_PER_BYTE = 750 / 8  # tpu_like.yaml dram w_cost: 750 pJ per 64-bit access
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,8 @@ class ZigZagResult:
     mac_energy_pj: float
     memory_energy_pj: float
     memory_energy_pj_by_level: dict[str, list[float]]  # operand -> energy per level, innermost first
+    dram_read_bytes: float  # from the DRAM level's read energy / the YAML's cost per access (exact: fixed cost)
+    dram_write_bytes: float
     temporal_mapping: dict[str, list[list[str]]]  # operand -> loops per memory level, innermost first
     wall_s: float  # wall time spent inside get_hardware_performance_zigzag
     cpu_s: float  # CPU time of the same span
@@ -103,6 +107,11 @@ def run_gemm(name: str, m: int, k: int, n: int) -> ZigZagResult:
             out = json.load(f)
     o = out["outputs"]
     lat = o["latency"]
+    dram_read_pj = dram_write_pj = 0.0
+    for levels in o["energy"]["memory_energy_breakdown_per_level_per_operand"].values():
+        dram = levels[-1]  # every operand's outermost level is the DRAM
+        dram_read_pj += float(dram["rd_out_to_low"]) + float(dram["rd_out_to_high"])
+        dram_write_pj += float(dram["wr_in_by_low"]) + float(dram["wr_in_by_high"])
     return ZigZagResult(
         name=name,
         m=m,
@@ -119,6 +128,8 @@ def run_gemm(name: str, m: int, k: int, n: int) -> ZigZagResult:
         memory_energy_pj_by_level={
             op: [float(x) for x in v] for op, v in o["energy"]["memory_energy_breakdown_per_level"].items()
         },
+        dram_read_bytes=dram_read_pj / DRAM_READ_PJ_PER_BYTE,
+        dram_write_bytes=dram_write_pj / DRAM_WRITE_PJ_PER_BYTE,
         temporal_mapping={op: [list(map(str, lv)) for lv in v] for op, v in out["inputs"]["temporal_mapping"].items()},
         wall_s=wall_s,
         cpu_s=cpu_s,
