@@ -33,8 +33,9 @@ BENCH_AXES: dict[str, JsonValue] = {
     "mesh": [{"rows": 1, "cols": 1}, {"rows": 2, "cols": 2}, {"rows": 4, "cols": 4}],
     "dram.type": ["hbm2e", "lpddr5", "ddr4"],
     "core.tensor_core.precision": ["int8", "bf16"],
-    "core.accumulator.size_kib": [256, 512, 1024],
-    "clock_mhz": [800.0, 1000.0, 1200.0],
+    "core.accumulator.size_kib": [256, 512, 1024, 2048],
+    "clock_mhz": [600.0, 800.0, 1000.0, 1200.0, 1400.0],
+    "noc.link_bytes_per_cycle": [32, 64],
 }
 
 
