@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, mode
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from chipsim import technology
+from isa.types import VecOp
 
 CHIPS_DIR = Path(__file__).with_name("chips")
 
@@ -66,19 +67,8 @@ class DramType(enum.Enum):
     DDR3 = "ddr3"
 
 
-class VectorOp(enum.Enum):
-    """Vector-unit operation kinds: the keys of `core.vector.cycles_per_op` and of the energy model."""
-
-    ADD = "add"
-    MUL = "mul"
-    MAX = "max"
-    EXP = "exp"
-    GELU = "gelu"
-    RSQRT = "rsqrt"
-    RECIP = "recip"
-    REDUCE = "reduce"
-    QUANT = "quant"
-    CONVERT = "convert"
+# Vector-unit operation kinds, the keys of `core.vector.cycles_per_op` and of the energy model: the ISA's enum.
+VectorOp = VecOp
 
 
 # Strict numbers: YAML gives real ints/floats/bools, and a quoted "64" or `true` where a count belongs is a

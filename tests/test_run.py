@@ -149,3 +149,14 @@ def test_gemm_with_memory_is_slower_than_ideal_and_mapped():
     real = run_gemm(128, 768, 768, 32, 32, Dataflow.WS, Precision.INT8)
     assert real.cycles >= ideal.cycles and real.instructions > ideal.instructions
     assert np.isclose(real.macs, ideal.macs)
+
+
+def test_eval_whole_test_split_through_the_chip_f1_within_one_point():
+    """`chipsim run bert_ner.yaml --eval`: every test tweet through the simulated int8 chip, bit-exact."""
+    rec = run(cfg("workload.batch=16"), test_split=True).record
+    v = rec.validation
+    assert v is not None and v.sentences == 4 + 478
+    assert v.bit_exact is True
+    assert v.f1_chip is not None and v.f1_reference is not None
+    assert abs(v.f1_chip - v.f1_reference) < 0.01
+    assert v.f1_reference == pytest.approx(0.5783, abs=0.005)
