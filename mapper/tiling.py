@@ -65,14 +65,19 @@ def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, residual: bool,
     mxu = 0
     for k0 in range(0, k, tk):
         mxu += timing.matmul_timing(tc.dataflow, tc.rows, tc.cols, tm, min(tk, k - k0), tn, weight_double_buffer=tc.weight_double_buffer).total_cycles
-    b_reloads = 1 if tk == k and -(-m // tm) > 1 else -(-m // tm)  # B stays resident across m-tiles when it fits whole
-    dma_bytes = (0 if a_resident else tm * k * q) + k * tn * q * b_reloads / max(1, -(-m // tm)) + tm * tn * (4 if residual else 0) + tm * tn * (q if out_q else 4)
-    dma = _dma_cycles(chip, int(dma_bytes), active)
+    m_tiles = -(-m // tm)
+    b_per_item = k * tn * q / (m_tiles if tk >= k else 1)  # a whole weight block stays put across row tiles
+    a_per_item = 0 if a_resident else tm * k * q
+    out_bytes = tm * tn * (4 if residual else 0) + tm * tn * (q if out_q else 4)
+    dma = _dma_cycles(chip, int(a_per_item + b_per_item + out_bytes), active)
     v = chip.core.vector
     ops = [VectorOp.CONVERT, VectorOp.MUL, VectorOp.ADD] + [VectorOp.ADD] * residual + [VectorOp.GELU] * gelu + [VectorOp.QUANT] * out_q
     vec = sum(timing.vector_cycles(tm * tn, v.lanes, v.cycles_per_op.cycles(op)) for op in ops)
     latency = timing.ns_to_cycles(chip.dram.latency_ns, chip.clock_mhz)
-    return per_core * max(mxu, dma, vec) + latency + dma + vec
+    # Items pipeline (loads run one item ahead, chunks one chunk ahead); exposed are the first chunk's load,
+    # the last epilogue and the last store.
+    head = _dma_cycles(chip, (0 if a_resident else tm * min(tk, k) * q) + min(tk, k) * tn * q, active)
+    return per_core * max(mxu, dma, vec) + latency + head + vec + _dma_cycles(chip, out_bytes, active)
 
 
 def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0) -> Tiling:
