@@ -8,7 +8,6 @@ the Opcode (element 0 of the tuple, so instructions of different opcodes never c
 from __future__ import annotations
 
 import collections
-import functools
 import enum
 import math
 import numbers
@@ -31,16 +30,21 @@ def f32_round(value: float) -> float:
     return float(_F32.unpack(_F32.pack(value))[0])
 
 
-@functools.cache
 def _limits(f: Field) -> tuple[FieldKind, int, int, frozenset[int]]:
     return f.kind, f.min_value, f.max_value, frozenset(f.valid_enum_values()) if f.enum is not None else frozenset()
 
 
-def _check_field(spec: OpSpec, f: Field, v: object) -> FieldValue:
+# Per opcode, per field: (kind, min, max, valid enum values), computed once.
+_LIMITS: dict[Opcode, tuple[tuple[FieldKind, int, int, frozenset[int]], ...]] = {
+    op: tuple(_limits(f) for f in spec.fields) for op, spec in OPCODES.items()
+}
+
+
+def _check_field(spec: OpSpec, f: Field, v: object, limits: tuple[FieldKind, int, int, frozenset[int]]) -> FieldValue:
     # Fast paths for the plain Python values the mapper passes (no ABC isinstance checks); the general checks
     # below give the same results and the error messages.
     t = type(v)
-    kind, lo, hi, valid = _limits(f)
+    kind, lo, hi, valid = limits
     if t is int and kind is FieldKind.UINT and lo <= v <= hi:  # type: ignore[operator]
         return v  # type: ignore[return-value]
     if t is bool and kind is FieldKind.BOOL:
@@ -92,6 +96,7 @@ class Instr(tuple):  # type: ignore[type-arg]
         if len(args) > len(fields):
             raise IsaError(f"{spec.opcode.name} takes {len(fields)} fields, got {len(args)} positional values.")
         values: list[FieldValue] = []
+        limits = _LIMITS[spec.opcode]
         for idx, f in enumerate(fields):
             if idx < len(args):
                 if f.name in kwargs:
@@ -101,7 +106,7 @@ class Instr(tuple):  # type: ignore[type-arg]
                 v = kwargs[f.name]
             else:
                 raise IsaError(f"{spec.opcode.name} is missing field {f.name}; its fields are {', '.join(x.name for x in fields)}.")
-            values.append(_check_field(spec, f, v))
+            values.append(_check_field(spec, f, v, limits[idx]))
         if len(kwargs) + len(args) > len(fields):
             names = {f.name for f in fields}
             extra = sorted(k for k in kwargs if k not in names)
