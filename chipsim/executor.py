@@ -401,7 +401,6 @@ class _Run:
     # -- results ----------------------------------------------------------------------------------------------
     def result(self) -> RunResult:
         chip = self.chip
-        ncores = self.ncores
         cycles = max(self.done, default=0)
         cores: list[CoreStats] = []
         for c, d in enumerate(self.decoded):

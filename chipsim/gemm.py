@@ -53,7 +53,7 @@ class GemmResult:
 
 def gemm_chip(rows: int, cols: int, dataflow: Dataflow, precision: Precision, *, ideal_memory: bool, weight_double_buffer: bool) -> ChipConfig:
     """The default chip cut to one core with the given array (ideal memory: 16 MiB SRAMs, unlimited ports)."""
-    sets = [f"mesh.rows=1", "mesh.cols=1", f"core.tensor_core.rows={rows}", f"core.tensor_core.cols={cols}",
+    sets = ["mesh.rows=1", "mesh.cols=1", f"core.tensor_core.rows={rows}", f"core.tensor_core.cols={cols}",
             f"core.tensor_core.dataflow={dataflow.value}", f"core.tensor_core.precision={precision.value}",
             f"core.tensor_core.weight_double_buffer={'true' if weight_double_buffer else 'false'}"]
     if ideal_memory:

@@ -16,7 +16,7 @@ import numpy as np
 import chipsim
 from chipsim.config import ConfigError, Precision
 from chipsim.decode import Decoder
-from chipsim.energy import energy_breakdown
+from chipsim.energy import Event, energy_breakdown
 from chipsim.executor import execute
 from chipsim.runconfig import RunConfig
 from chipsim.stats import RunResult, StallCause
@@ -92,7 +92,8 @@ def per_layer(cfg: RunConfig, lowered: Lowered, result: RunResult) -> tuple[Laye
     for label, (cycles, events, busy) in acc.items():
         macs = lowered.phase_macs.get(label, 0)
         bound = max(((busy[Unit.MXU], "compute"), (busy[Unit.DMA], "memory"), (busy[Unit.NOC], "noc")))[1]
-        out.append(LayerRecord(label, cycles, macs, macs / (pes * cycles) if cycles else 0.0,
+        dram = int(events.get(Event.DRAM_READ_BYTES, 0) + events.get(Event.DRAM_WRITE_BYTES, 0))
+        out.append(LayerRecord(label, cycles, macs, dram, macs / (pes * cycles) if cycles else 0.0,
                                energy_breakdown(events, cycles, chip)["total"] / cfg.workload.batch, bound))
     return tuple(out)
 
@@ -121,6 +122,7 @@ def _record(cfg: RunConfig, lowered: Lowered, result: RunResult, validation: Val
         power_w=energy_run / latency, tops=2 * macs / latency / 1e12, tops_per_w=2 * macs / energy_run / 1e12,
         area_mm2=result.area_mm2["total"], area_breakdown_mm2=dict(result.area_mm2), utilization=result.utilization,
         roofline_cycles=result.roofline.bound_cycles, roofline_limiter=result.roofline.limiter,
+        peak_macs_per_cycle=chip.peak_macs_per_cycle, dram_bytes_per_cycle=chip.dram_bytes_per_cycle,
         instructions=result.instructions, stall_cycles=stalls, per_layer=per_layer(cfg, lowered, result),
         validation=validation,
     )

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from chipsim.runconfig import RunConfig
-from isa import Opcode
 from chipsim.store import PointOutcome, PointStatus, SweepStore
 from chipsim.sweep_plan import JsonValue, PlannedPoint, SweepError, SweepPlan
 
@@ -35,8 +34,8 @@ def evaluate_with_runner(config: RunConfig) -> dict[str, JsonValue]:
     """The result record of one run (the real simulator: mapper, executor, energy and area models).
 
     Functional points without sentences of their own are scored on the held-out test split (so they record
-    F1). Besides the runner's record, each layer gets its DRAM bytes (summed over the DMA instructions of its
-    phase, every core) and the record the chip's peak MACs/cycle and DRAM bytes/cycle: the report's roofline.
+    F1). The record carries each layer's DRAM bytes and the chip's peak MACs and DRAM bytes per cycle, which
+    the report's roofline plot needs.
     """
     from chipsim.runner import run
 
@@ -45,18 +44,6 @@ def evaluate_with_runner(config: RunConfig) -> dict[str, JsonValue]:
     config = config.model_copy(update={"mapper": config.mapper.model_copy(update={"verify": False})})
     outcome = run(config, test_split=config.functional and not config.workload.sentences)
     record: dict[str, JsonValue] = json.loads(json.dumps(outcome.record.to_dict()))
-    dram_bytes: dict[str, int] = {}
-    for core, labels in zip(outcome.lowered.program.cores, outcome.lowered.labels):
-        for instr, label in zip(core, labels):
-            if instr.op in (Opcode.DMA_LD, Opcode.DMA_ST):
-                dram_bytes[label] = dram_bytes.get(label, 0) + instr.rows * instr.cols * instr.dtype.itemsize
-    layers = record.get("per_layer")
-    if isinstance(layers, list):
-        for layer in layers:
-            if isinstance(layer, dict):
-                layer["dram_bytes"] = dram_bytes.get(str(layer.get("name")), 0)
-    record["peak_macs_per_cycle"] = config.chip.peak_macs_per_cycle
-    record["dram_bytes_per_cycle"] = config.chip.dram_bytes_per_cycle
     return record
 
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-LAYER_FIELDS = ("name", "cycles", "macs", "utilization", "energy_j", "bound")
+LAYER_FIELDS = ("name", "cycles", "macs", "dram_bytes", "utilization", "energy_j", "bound")
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +19,7 @@ class LayerRecord:
     name: str
     cycles: int
     macs: int
+    dram_bytes: int  # read + written by the layer's DMA transfers, every core
     utilization: float
     energy_j: float
     bound: str  # compute | memory | noc
@@ -60,6 +61,8 @@ class RunRecord:
     utilization: float
     roofline_cycles: float
     roofline_limiter: str
+    peak_macs_per_cycle: int
+    dram_bytes_per_cycle: float
     instructions: int
     stall_cycles: dict[str, int]
     per_layer: tuple[LayerRecord, ...]

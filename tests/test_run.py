@@ -40,7 +40,7 @@ def test_bert_ner_yaml_prints_summary_and_writes_result(tmp_path):
     assert {layer["bound"] for layer in rec["per_layer"]} <= {"compute", "memory", "noc"}
     assert sum(layer["cycles"] for layer in rec["per_layer"]) == rec["cycles"]
     csv = (tmp_path / "out" / "per_layer.csv").read_text().splitlines()
-    assert csv[0] == "name,cycles,macs,utilization,energy_j,bound" and len(csv) == 1 + len(rec["per_layer"])
+    assert csv[0] == "name,cycles,macs,dram_bytes,utilization,energy_j,bound" and len(csv) == 1 + len(rec["per_layer"])
     trace = json.loads((tmp_path / "trace.json").read_text())
     assert len(trace["traceEvents"]) >= rec["instructions"] // 2
 
