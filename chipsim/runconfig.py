@@ -33,6 +33,7 @@ class WorkloadConfig(_Model):
     seq_len: PositiveInt = 128
     batch: PositiveInt = 1
     sentences: tuple[str, ...] = ()  # real sentences to tag (fine-tuned model, functional runs)
+    test_sentences: Annotated[int, Strict(), Field(ge=0, le=478)] = 0  # held-out test tweets (with gold tags) to add
 
 
 class MapperConfig(_Model):

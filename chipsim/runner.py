@@ -140,7 +140,7 @@ def run(
     cfg: RunConfig,
     *,
     functional: bool | None = None,
-    test_split: bool = False,
+    test_split: bool = False,  # the whole held-out test split (`--eval`); else workload.test_sentences of it
     trace: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> RunOutcome:
@@ -169,12 +169,13 @@ def run(
 
     model = qm.model
     split = None
-    if test_split:
+    wanted = len(model.manifest["split"]["test"]) if test_split else w.test_sentences  # type: ignore[index]
+    if wanted:
         corpus = ner.load_corpus()
-        split = [corpus[i] for i in model.manifest["split"]["test"]]  # type: ignore[index]
+        split = [corpus[i] for i in model.manifest["split"]["test"][:wanted]]  # type: ignore[index]
     sentences = _sentences(cfg, model.tokenizer, split)
     if not sentences:
-        raise ConfigError(["workload.sentences: a functional run needs at least one sentence (or --eval); add some or set functional: false"], None, "run config")
+        raise ConfigError(["workload.sentences: a functional run needs at least one sentence (or workload.test_sentences, or --eval); add some or set functional: false"], None, "run config")
     chip_tags, ref_tags, max_q, max_f, exact = [], [], 0.0, 0.0, True
     result = None
     for start in range(0, len(sentences), w.batch):

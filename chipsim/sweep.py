@@ -33,8 +33,8 @@ Evaluator = Callable[[RunConfig], dict[str, JsonValue]]
 def evaluate_with_runner(config: RunConfig) -> dict[str, JsonValue]:
     """The result record of one run (the real simulator: mapper, executor, energy and area models).
 
-    Functional points without sentences of their own are scored on the held-out test split (so they record
-    F1). The record carries each layer's DRAM bytes and the chip's peak MACs and DRAM bytes per cycle, which
+    Functional points are scored on `workload.test_sentences` of the held-out test split or, with no sentences
+    at all, on the whole split (so they record F1). The record carries each layer's DRAM bytes and the chip's peak MACs and DRAM bytes per cycle, which
     the report's roofline plot needs.
     """
     from chipsim.runner import run
@@ -42,7 +42,8 @@ def evaluate_with_runner(config: RunConfig) -> dict[str, JsonValue]:
     # The ISA verifier does not change any figure; it checks the mapper, which the tests and `chipsim run` do.
     # Sweep points skip it (it costs more than the simulation itself).
     config = config.model_copy(update={"mapper": config.mapper.model_copy(update={"verify": False})})
-    outcome = run(config, test_split=config.functional and not config.workload.sentences)
+    w = config.workload
+    outcome = run(config, test_split=config.functional and not w.sentences and not w.test_sentences)
     record: dict[str, JsonValue] = json.loads(json.dumps(outcome.record.to_dict()))
     return record
 

@@ -101,3 +101,22 @@ def test_report_cli_notes_what_it_left_out(sweep_dir: Path) -> None:
     report = build_report(sweep_dir)
     assert any("F1 vs energy needs functional points" in n for n in report.notes)
     assert shutil.which("chipsim") is not None
+
+
+def test_f1_against_energy_when_precision_varies_on_functional_points(tmp_path: Path) -> None:
+    """Functional points record the chip's entity F1 (on held-out tweets), so precision joins the design space."""
+    spec = {
+        "name": "f1",
+        "base": {"chip": "default", "workload": {"model": "bert-ner-wnut", "seq_len": 32, "batch": 4, "test_sentences": 8}},
+        "functional": True,
+        "axes": {"core.tensor_core.precision": ["int8", "bf16"], "core.tensor_core": [{"rows": 32, "cols": 32}, {"rows": 64, "cols": 64}]},
+    }
+    plan = build_plan(parse_sweep(spec, source="f1.yaml", sweep_dir=Path(".")))
+    out = tmp_path / "f1"
+    with SweepStore.for_sweep(out, plan) as store, cf.ThreadPoolExecutor(1) as pool:
+        run_sweep(plan, store, pool, parallelism=1)
+    frame = load_results(out).frame
+    assert len(frame) == 4 and (frame["status"] == "ok").all()
+    assert frame["f1_chip"].notna().all() and frame["f1_chip"].between(0.0, 1.0).all()
+    report = build_report(out)
+    assert "f1_vs_energy" in {p.name for p in report.plots}
