@@ -78,12 +78,15 @@ def run_config_from_dict(data: Mapping[str, object], *, overrides: Sequence[str]
     """Validate a run mapping after resolving its chip and applying `dotted.path=value` overrides."""
     if not isinstance(data, Mapping):
         raise ConfigError([f"(top level): must be a mapping with sections {', '.join(RunConfig.model_fields)}"], source, "run config")
-    resolved = resolve_chip(data, base_dir)
-    if overrides:
-        try:
-            resolved = apply_overrides(resolved, overrides, RunConfig)
-        except ConfigError as exc:
-            raise ConfigError(exc.problems, "--set", "run config") from None
+    # `chip=PRESET` (a whole chip) applies first, so field overrides such as `chip.mesh.rows=1` refine it.
+    whole = [o for o in overrides if o.partition("=")[0].strip() == "chip"]
+    fields = [o for o in overrides if o not in whole]
+    try:
+        resolved = resolve_chip(apply_overrides(data, whole, RunConfig) if whole else data, base_dir)
+        if fields:
+            resolved = apply_overrides(resolved, fields, RunConfig)
+    except ConfigError as exc:
+        raise ConfigError(exc.problems, "--set" if overrides else source, "run config") from None
     try:
         return RunConfig.model_validate(resolved)
     except ValidationError as exc:

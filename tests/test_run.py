@@ -160,3 +160,8 @@ def test_eval_whole_test_split_through_the_chip_f1_within_one_point():
     assert v.f1_chip is not None and v.f1_reference is not None
     assert abs(v.f1_chip - v.f1_reference) < 0.01
     assert v.f1_reference == pytest.approx(0.5783, abs=0.005)
+
+
+def test_set_a_whole_chip_preset_then_refine_it():
+    c = cfg("chip=tpuv1", "chip.mesh.cols=2", "functional=false")
+    assert c.chip.name == "tpuv1" and c.chip.core.tensor_core.rows == 256 and c.chip.mesh.cols == 2
