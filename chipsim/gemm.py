@@ -9,6 +9,7 @@ tiles, double-buffers and schedules them like any layer, storing the raw accumul
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass
 
@@ -51,6 +52,7 @@ class GemmResult:
         return asdict(self)
 
 
+@functools.cache
 def gemm_chip(rows: int, cols: int, dataflow: Dataflow, precision: Precision, *, ideal_memory: bool, weight_double_buffer: bool) -> ChipConfig:
     """The default chip cut to one core with the given array (ideal memory: 16 MiB SRAMs, unlimited ports)."""
     sets = ["mesh.rows=1", "mesh.cols=1", f"core.tensor_core.rows={rows}", f"core.tensor_core.cols={cols}",
