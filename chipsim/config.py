@@ -532,14 +532,19 @@ def apply_overrides(data: Mapping[str, object], overrides: Sequence[str], root: 
         except yaml.YAMLError:
             problems.append(f"override {item!r}: value {value_text!r} is not valid YAML; quote strings or fix it")
             continue
-        node: dict[str, object] = result
-        for part in path[:-1]:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = {}
-                node[part] = child
-            node = child
-        node[path[-1]] = value
+        set_dotted(result, path, value)
     if problems:
         raise ConfigError(problems, "overrides")
     return result
+
+
+def set_dotted(data: dict[str, object], path: Sequence[str], value: object) -> None:
+    """data[p0][p1]...[pn] = value, creating (or replacing non-mapping) sections on the way."""
+    node = data
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = value

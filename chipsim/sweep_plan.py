@@ -45,6 +45,7 @@ from chipsim.config import (
     parse_yaml,
     preset_names,
     problems_of,
+    set_dotted,
 )
 from chipsim.runconfig import RunConfig, resolve_chip, run_config_from_dict
 
@@ -223,15 +224,7 @@ def _leaf_assignments(path: str, value: JsonValue) -> list[tuple[str, JsonValue]
 
 
 def _set_path(data: dict[str, JsonValue], path: str, value: JsonValue) -> None:
-    node = data
-    parts = path.split(".")
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    node[parts[-1]] = copy.deepcopy(value)
+    set_dotted(data, path.split("."), copy.deepcopy(value))  # type: ignore[arg-type]
 
 
 def _resolve_axis_path(name: str, where: str) -> str:
