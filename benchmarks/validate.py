@@ -417,11 +417,15 @@ core here; one made during this work landed within 7% of the extrapolated int8 f
 
 HARDWARE_NOTES = """### Why the A100 prediction differs (modelling gaps, not fitted away)
 
-- *No L2.* The preset lists the 40 MB L2 as a global buffer, but the executor does not model one: every DMA
-  goes to HBM at 1555 GB/s. At batch 1 the weights (85 MB int8, 170 MB bf16) must come from HBM on the GPU too,
-  so this costs little; at large batch the activations (128 x 128 x 768 B = 12.6 MB per int8 tensor, four times
-  that between the FFN layers) would largely stay in L2 on the GPU but round-trip through HBM here, which makes
-  chipsim pessimistic where the run is memory-bound.
+- *No L2: the largest gap at large batch.* The preset lists the 40 MB L2 as a global buffer, but the executor
+  does not model one: every DMA goes to HBM at 1555 GB/s. From batch 16 up, chipsim's runs sit at their DRAM
+  roofline (the limiter column) while the compute bound is far lower: each SM has 164 KiB of shared memory, so
+  the mapper re-reads a layer's weights from DRAM for every block of rows it computes (BERT-base's int8 weights
+  are 85 MB per batch, under 3 MB per sequence at batch 32; compare the DRAM MB / seq column). On the GPU those
+  re-reads hit the L2, which holds any one layer's weights (at most 2.4 MB int8) many times over and reads at
+  5120 B/clock, 4.6x the HBM rate. So the batch-128 predictions are pessimistic by most of the distance
+  between the DRAM roofline and the compute bound; at batch 1, where weights are read about once anyway, the
+  missing L2 costs little. Modelling the global buffer in the executor is the fix, not a constant.
 - *Kernels separated by barriers, results through DRAM.* chipsim's mapper runs one kernel at a time and every
   kernel writes its result to DRAM; TensorRT fuses more (e.g. the whole attention of a head in one kernel, as
   chipsim also does, but also bias/GELU/residual/LayerNorm into GEMM epilogues and across layers).

@@ -49,6 +49,8 @@ class HwRun:
     roofline_limiter: str
     utilization: float
     energy_mj_per_seq: float
+    dram_mb_per_seq: float  # DRAM bytes read + written over the run, per sequence
+    compute_bound_ms: float  # MACs / peak MACs per cycle, at the clock
     phase_cycles: dict[str, int]  # per_layer cycles summed by phase kind (qkv, attn, ffn1, ...)
     wall_s: float
 
@@ -65,9 +67,11 @@ def timing_run(label: str, chip: str, batch: int, overrides: Sequence[str] = ())
     for layer in rec.per_layer:
         kind = layer.name.split(".", 1)[-1]
         phases[kind] = phases.get(kind, 0) + layer.cycles
+    dram_bytes = sum(layer.dram_bytes for layer in rec.per_layer)
+    compute_ms = rec.macs / cfg.chip.peak_macs_per_cycle / cfg.chip.clock_hz * 1e3
     return HwRun(label, chip, cfg.chip.core.tensor_core.precision, batch, rec.cycles, rec.latency_s * 1e3,
                  rec.roofline_cycles / cfg.chip.clock_hz * 1e3, rec.roofline_limiter, rec.utilization,
-                 rec.energy_j * 1e3, phases, wall)
+                 rec.energy_j * 1e3, dram_bytes / batch / 1e6, compute_ms, phases, wall)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,16 +154,17 @@ def hardware_tables(h: HardwareResults) -> list[str]:
         "",
         "Every simulated run (wall = time this simulation took here):",
         "",
-        "| run | batch | chipsim ms | roofline ms (limiter) | MAC utilization | energy mJ / seq | "
+        "| run | batch | chipsim ms | roofline ms (limiter) | compute bound ms | DRAM MB / seq | MAC utilization "
+        "| energy mJ / seq | "
         + " | ".join(f"{p} %" for p in PHASES)
         + " | wall s |",
-        "|---|---:|---:|---:|---:|---:|" + "---:|" * len(PHASES) + "---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(PHASES) + "---:|",
     ]
     for r in (*h.runs, *h.sensitivity, h.tpuv1):
         total = sum(r.phase_cycles.values()) or 1
         shares = " | ".join(f"{100 * r.phase_cycles.get(p, 0) / total:.0f}" for p in PHASES)
         lines.append(
             f"| {r.label} | {r.batch} | {r.latency_ms:.3f} | {r.roofline_ms:.3f} ({r.roofline_limiter}) "
-            f"| {100 * r.utilization:.1f}% | {r.energy_mj_per_seq:.2f} | {shares} | {r.wall_s:.0f} |"
+            f"| {r.compute_bound_ms:.3f} | {r.dram_mb_per_seq:.1f} | {100 * r.utilization:.1f}% | {r.energy_mj_per_seq:.2f} | {shares} | {r.wall_s:.0f} |"
         )
     return lines
