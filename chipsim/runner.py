@@ -20,7 +20,7 @@ from chipsim.energy import Event, energy_breakdown
 from chipsim.executor import execute
 from chipsim.runconfig import RunConfig
 from chipsim.stats import RunResult, StallCause
-from isa import Opcode, Unit, verify
+from isa import OPCODES, Opcode, Unit, verify
 from mapper import Lowered, MapperContext, lower
 from mapper.layout import dram_image, read_tensor
 from reports.record import LayerRecord, RunRecord, Validation
@@ -49,6 +49,10 @@ class RunOutcome:
     lowered: Lowered
 
 
+_WORK_UNITS = (Unit.DMA, Unit.MXU, Unit.VEC, Unit.NOC)
+_SYNC_OPS = frozenset({Opcode.SIGNAL, Opcode.WAIT, Opcode.BARRIER, Opcode.HALT})
+
+
 def _phase_spans(lowered: Lowered, result: RunResult) -> list[tuple[str, int, int, list[tuple[int, int, int]]]]:
     """(label, start, end, [(core, first index, stop index)]) of every barrier-delimited phase."""
     prog = lowered.program
@@ -69,29 +73,25 @@ def per_layer(cfg: RunConfig, lowered: Lowered, result: RunResult) -> tuple[Laye
     chip = cfg.chip
     decoder = Decoder(chip)
     pes = chip.pes_per_core * chip.num_cores
-    acc: dict[str, list] = {}
+    # The unit of every instruction, per core (SIGNAL/WAIT/BARRIER/HALT count for no unit's work).
+    units = [np.array([int(OPCODES[i.op].unit) if i.op not in _SYNC_OPS else -1 for i in core], dtype=np.int8)
+             for core in lowered.program.cores]
+    acc: dict[str, tuple[int, dict[str, int], dict[Unit, int]]] = {}
     for label, start, end, ranges in _phase_spans(lowered, result):
-        events: dict[str, int] = {}
-        busy = {Unit.MXU: 0, Unit.DMA: 0, Unit.NOC: 0}
+        cycles, events, busy = acc.get(label, (0, {}, {u: 0 for u in _WORK_UNITS}))
+        phase_busy = {u: 0 for u in _WORK_UNITS}
         for c, lo, hi in ranges:
-            instrs = lowered.program.cores[c][lo:hi]
-            for ev, n in decoder.decode_core(c, instrs, lowered.program.num_cores).events.items():
+            for ev, n in decoder.decode_core(c, lowered.program.cores[c][lo:hi], lowered.program.num_cores).events.items():
                 events[ev] = events.get(ev, 0) + n
-            s, e = result.instr_start[c][lo:hi], result.instr_end[c][lo:hi]
-            for unit, ops in ((Unit.MXU, (Opcode.MATMUL, Opcode.LDW)), (Unit.DMA, (Opcode.DMA_LD, Opcode.DMA_ST)),
-                              (Unit.NOC, (Opcode.NOC_SEND, Opcode.NOC_RECV))):
-                sel = np.array([ins.op in ops for ins in instrs], dtype=bool)
-                if sel.any():
-                    busy[unit] = max(busy[unit], int((e[sel] - s[sel]).sum()))
-        row = acc.setdefault(label, [0, {}, busy])
-        row[0] += end - start
-        for ev, n in events.items():
-            row[1][ev] = row[1].get(ev, 0) + n
-        row[2] = {u: max(row[2][u], busy[u]) for u in busy}
+            span = result.instr_end[c][lo:hi] - result.instr_start[c][lo:hi]
+            for u in _WORK_UNITS:  # the busiest core's unit time
+                phase_busy[u] = max(phase_busy[u], int(span[units[c][lo:hi] == int(u)].sum()))
+        acc[label] = (cycles + end - start, events, {u: busy[u] + phase_busy[u] for u in _WORK_UNITS})
     out = []
     for label, (cycles, events, busy) in acc.items():
         macs = lowered.phase_macs.get(label, 0)
-        bound = max(((busy[Unit.MXU], "compute"), (busy[Unit.DMA], "memory"), (busy[Unit.NOC], "noc")))[1]
+        compute = max(busy[Unit.MXU], busy[Unit.VEC])  # the array or the vector unit
+        bound = max(((compute, "compute"), (busy[Unit.DMA], "memory"), (busy[Unit.NOC], "noc")))[1]
         dram = int(events.get(Event.DRAM_READ_BYTES, 0) + events.get(Event.DRAM_WRITE_BYTES, 0))
         out.append(LayerRecord(label, cycles, macs, dram, macs / (pes * cycles) if cycles else 0.0,
                                energy_breakdown(events, cycles, chip)["total"] / cfg.workload.batch, bound))
