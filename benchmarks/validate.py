@@ -417,15 +417,19 @@ core here; one made during this work landed within 7% of the extrapolated int8 f
 
 HARDWARE_NOTES = """### Why the A100 prediction differs (modelling gaps, not fitted away)
 
-- *No L2: the largest gap at large batch.* The preset lists the 40 MB L2 as a global buffer, but the executor
-  does not model one: every DMA goes to HBM at 1555 GB/s. From batch 16 up, chipsim's runs sit at their DRAM
-  roofline (the limiter column) while the compute bound is far lower: each SM has 164 KiB of shared memory, so
-  the mapper re-reads a layer's weights from DRAM for every block of rows it computes (BERT-base's int8 weights
-  are 85 MB per batch, under 3 MB per sequence at batch 32; compare the DRAM MB / seq column). On the GPU those
-  re-reads hit the L2, which holds any one layer's weights (at most 2.4 MB int8) many times over and reads at
-  5120 B/clock, 4.6x the HBM rate. So the batch-128 predictions are pessimistic by most of the distance
-  between the DRAM roofline and the compute bound; at batch 1, where weights are read about once anyway, the
-  missing L2 costs little. Modelling the global buffer in the executor is the fix, not a constant.
+- *No L2: the largest gap.* The preset lists the 40 MB L2 as a global buffer, but the executor does not model
+  one: every DMA goes to HBM at 1555 GB/s. Every A100 run here sits near its DRAM roofline while its compute
+  bound is 4-8x lower (the columns above), and its DRAM traffic is far above the compulsory bytes (85 MB of
+  int8 weights per batch, 170 MB bf16): at batch 1 each of the 108 cores that computes a block of output
+  columns reads the whole activation matrix from DRAM (about 455 MB per sequence, int8), and from batch 16 up
+  the 164 KiB of shared memory per SM makes the mapper re-read a layer's weights for every block of rows
+  (about 200 MB per sequence). On the GPU those re-reads hit the L2, which holds any one layer's operands many
+  times over and reads at 5120 B/clock, 4.6x the HBM rate. So chipsim is pessimistic wherever that traffic
+  binds; at batch 128, by most of the distance between its DRAM roofline and its compute bound. At batch 1 the
+  errors have both signs (int8 below the measurement, bf16 above): what chipsim leaves out there (kernel
+  launches, next points) costs the GPU about as much as the missing L2 costs chipsim, so the batch-1 agreement
+  is two errors partly cancelling, not evidence that either part is right. Modelling the global buffer in the
+  executor is the fix, not a constant.
 - *Kernels separated by barriers, results through DRAM.* chipsim's mapper runs one kernel at a time and every
   kernel writes its result to DRAM; TensorRT fuses more (e.g. the whole attention of a head in one kernel, as
   chipsim also does, but also bias/GELU/residual/LayerNorm into GEMM epilogues and across layers).
