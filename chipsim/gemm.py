@@ -64,7 +64,8 @@ def gemm_chip(rows: int, cols: int, dataflow: Dataflow, precision: Precision, *,
     return chip_from_dict(apply_overrides(load_chip_dict("default"), sets))
 
 
-def _ideal_program(m: int, k: int, n: int, chip: ChipConfig, prec: DType) -> Program:
+def ideal_program(m: int, k: int, n: int, chip: ChipConfig, prec: DType) -> Program:
+    """The GEMM as MATMULs on operands already in the scratchpad (split only to fit 16 MiB SRAMs)."""
     q = prec.itemsize
     tc = chip.core.tensor_core
     # Largest chunks (multiples of the array) whose A, B and C fit the SRAM address space.
@@ -84,7 +85,8 @@ def _ideal_program(m: int, k: int, n: int, chip: ChipConfig, prec: DType) -> Pro
     return Program((tuple(instrs) + (Halt(),),), 1, 1)
 
 
-def _mapped_program(m: int, k: int, n: int, chip: ChipConfig) -> Program:
+def mapped_program(m: int, k: int, n: int, chip: ChipConfig) -> Program:
+    """The GEMM tiled, placed and scheduled by the mapper on `chip` (any chip), raw accumulators stored to DRAM."""
     ctx = MapperContext(chip)
     out_t = DType.INT32 if ctx.int8 else DType.FP32
     g = nx.DiGraph(tensors=lambda q: [("a", m, k, q), ("w", k, n, q), ("out", m, n, out_t)])
@@ -102,7 +104,7 @@ def run_gemm(m: int, k: int, n: int, rows: int, cols: int, dataflow: Dataflow, p
     t0 = time.perf_counter()
     chip = gemm_chip(rows, cols, dataflow, precision, ideal_memory=ideal_memory, weight_double_buffer=weight_double_buffer)
     prec = DType.INT8 if precision is Precision.INT8 else DType.BF16
-    program = _ideal_program(m, k, n, chip, prec) if ideal_memory else _mapped_program(m, k, n, chip)
+    program = ideal_program(m, k, n, chip, prec) if ideal_memory else mapped_program(m, k, n, chip)
     r = execute(program, chip, functional=False)
     return GemmResult(m, k, n, rows, cols, dataflow.value, precision.value, ideal_memory, weight_double_buffer, r.cycles,
                       r.useful_macs, r.utilization, r.roofline.bound_cycles, r.instructions, r.energy_total_j,

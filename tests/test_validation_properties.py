@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from chipsim import timing
 from chipsim.config import ChipConfig, Dataflow, Precision, apply_overrides, chip_from_dict
 from chipsim.executor import execute
-from chipsim.gemm import _mapped_program, gemm_chip, run_gemm
+from chipsim.gemm import mapped_program, gemm_chip, run_gemm
 
 
 def _dataflows() -> tuple[enum.Enum, ...]:
@@ -96,7 +96,7 @@ def test_gemm_from_dram_never_slower_with_more_bandwidth(df, prec, r, c, m, k, n
     """The mapped program of a GEMM on a random chip runs no slower when only DRAM bandwidth grows."""
     base = gemm_chip(r, c, df, prec, ideal_memory=False, weight_double_buffer=db)
     slow, fast = _with_bandwidth(base, gb_per_s), _with_bandwidth(base, gb_per_s * factor)
-    program = _mapped_program(m, k, n, slow)
+    program = mapped_program(m, k, n, slow)
     assert execute(program, fast, functional=False).cycles <= execute(program, slow, functional=False).cycles
 
 
@@ -106,5 +106,5 @@ def test_gemm_from_dram_never_slower_with_more_bandwidth(df, prec, r, c, m, k, n
 def test_mapper_choice_never_slower_with_more_bandwidth() -> None:
     base = gemm_chip(64, 16, Dataflow.OS, Precision.BF16, ideal_memory=False, weight_double_buffer=False)
     slow, fast = _with_bandwidth(base, 64.0), _with_bandwidth(base, 128.0)
-    slow_cycles = execute(_mapped_program(65, 66, 33, slow), slow, functional=False).cycles
-    assert execute(_mapped_program(65, 66, 33, fast), fast, functional=False).cycles <= slow_cycles
+    slow_cycles = execute(mapped_program(65, 66, 33, slow), slow, functional=False).cycles
+    assert execute(mapped_program(65, 66, 33, fast), fast, functional=False).cycles <= slow_cycles
