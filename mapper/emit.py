@@ -251,7 +251,7 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, dram: DramLayout, c
         return
     int8, q = ctx.int8, ctx.q_itemsize
     prec = _q_dtype(int8)
-    s_len, d, tq, hid = k.seq, k.head_dim, k.tq, k.heads * k.head_dim
+    s_len, d, tq = k.seq, k.head_dim, k.tq
     q_t, k_t, v_t, mask_t, out_t = dram[k.q], dram[k.k], dram[k.v], dram[k.mask], dram[k.out]
     q_bufs = [b.spad.take(tq * d * q, f"{k.name} Q tile") for _ in range(2)]
     kv_bufs = [(b.spad.take(s_len * d * q, f"{k.name} K"), b.spad.take(s_len * d * q, f"{k.name} V"),
@@ -275,7 +275,7 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, dram: DramLayout, c
         with b.capture(Unit.DMA) as dma:
             if new_head:
                 kv = ch_kv.acquire()
-                b.emit(Unit.DMA, _ld(Buf(Mem.SPAD, kv_bufs[kv][0].addr), k_t, row0, h * d, s_len, d))
+                b.emit(Unit.DMA, _ld(kv_bufs[kv][0], k_t, row0, h * d, s_len, d))
                 b.emit(Unit.DMA, _ld(kv_bufs[kv][1], v_t, row0, h * d, s_len, d))
                 b.emit(Unit.DMA, _ld(kv_bufs[kv][2], mask_t, bi, 0, 1, s_len))
                 ch_kv.publish(kv)
@@ -338,7 +338,6 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, dram: DramLayout, c
             b.emit(Unit.DMA, _st(out_bufs[os_], out_t, row0 + q0, h * d, rows, d))
             ch_out.release(os_)
         stores.append(st)
-    del hid
     b.queues[Unit.DMA].extend(interleave(loads, stores))
     b.queues[Unit.MXU].extend(interleave(scores, pv))
     b.queues[Unit.VEC].extend(interleave(soft, post))
