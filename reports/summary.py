@@ -16,10 +16,11 @@ def _si(value: float, unit: str) -> str:
 
 
 def summary_tables(r: RunRecord, top: int = 8) -> list[Table]:
-    head = Table(title=f"{r.model} seq {r.seq_len} batch {r.batch} on {r.chip} ({r.precision}, {'functional' if r.functional else 'timing only'})", show_header=False)
+    head = Table(title=f"{r.model} on {r.chip}", show_header=False)
     head.add_column("figure")
     head.add_column("value", justify="right")
     rows = [
+        ("run", f"seq {r.seq_len} x batch {r.batch}, {r.precision}, {'functional' if r.functional else 'timing only'}"),
         ("cycles", f"{r.cycles:,}"),
         (f"latency at {r.clock_mhz:g} MHz", _si(r.latency_s, "s")),
         ("inferences/s (sequences)", f"{r.inferences_per_s:,.1f}"),
