@@ -168,6 +168,9 @@ class GlobalBufferConfig(_Model):
 
     size_kib: Annotated[int, Strict(), Field(ge=1, le=1 << 20)]
     bytes_per_cycle: BytesPerCycle
+    # Hit latency. Default 20 cycles: a multi-MiB SRAM array reads in ~2-5 ns (CACTI 7, Balasubramonian et al.,
+    # ACM TACO 2017) plus the on-chip network to it, at ~1 GHz.
+    latency_cycles: Annotated[int, Strict(), Field(ge=0, le=100_000)] = 20
 
     @property
     def size_bytes(self) -> int:

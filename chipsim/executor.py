@@ -46,6 +46,7 @@ from chipsim.decode import (
     where,
 )
 from chipsim.energy import energy_breakdown
+from chipsim.global_buffer import GlobalBuffer
 from chipsim.stats import CoreStats, Roofline, RunResult, TraceEvent, UnitStats
 from isa import CoreState, Instr, IsaError, Program, Unit, apply, read_bytes, verify, write_bytes
 from isa.semantics import NUM_SEMAPHORES
@@ -129,6 +130,13 @@ class _Run:
         self.bar_waiting: list[list[tuple[int, int]]] = [[] for _ in range(nbar)]
         self.link_free: dict[tuple[int, int], int] = {}
         self.dram_free = 0.0
+        gb = chip.global_buffer
+        self.gbuf = GlobalBuffer(gb.size_bytes) if gb is not None else None
+        self.gbuf_bpc = gb.bytes_per_cycle if gb is not None else 1
+        self.gbuf_latency = gb.latency_cycles if gb is not None else 0
+        self.gbuf_free = 0.0
+        self.gbuf_hit_bytes = 0  # DMA load bytes served by the global buffer instead of DRAM
+        self.gbuf_fill_bytes = 0  # bytes written into the global buffer (DRAM reads that missed, and stores)
         self.heap: list[tuple[int, int, int, int]] = []
         self.seq = 0
         self.starts = [[-1] * len(instrs) for instrs in program.cores]
@@ -227,10 +235,26 @@ class _Run:
                     self._push(free_at, g)
                     return
                 engine_cycles, channel, latency = op[2]  # type: ignore[misc]
-                channel_start = self.dram_free if self.dram_free > now else float(now)
-                self.dram_free = channel_start + channel
                 own_end = now + engine_cycles
-                xfer_end = max(own_end, math.ceil(self.dram_free - _EPS))
+                xfer_end = own_end
+                if self.gbuf is not None:
+                    instr = op[3]
+                    nbytes = instr.rows * instr.cols * instr.dtype.itemsize  # type: ignore[union-attr]
+                    hit = self.gbuf.access(instr)  # type: ignore[arg-type]
+                    hit_bytes = round(hit * nbytes)
+                    self.gbuf_hit_bytes += hit_bytes
+                    self.gbuf_fill_bytes += nbytes - hit_bytes
+                    if hit_bytes:
+                        gb_start = self.gbuf_free if self.gbuf_free > now else float(now)
+                        self.gbuf_free = gb_start + hit_bytes / self.gbuf_bpc
+                        xfer_end = max(xfer_end, math.ceil(self.gbuf_free - _EPS))
+                        channel *= (nbytes - hit_bytes) / nbytes
+                        if hit_bytes == nbytes:
+                            latency = self.gbuf_latency
+                if channel:
+                    channel_start = self.dram_free if self.dram_free > now else float(now)
+                    self.dram_free = channel_start + channel
+                    xfer_end = max(xfer_end, math.ceil(self.dram_free - _EPS))
                 end = xfer_end + latency
                 engines[engines.index(free_at)] = end
                 self.st_dram[g] += xfer_end - own_end
@@ -420,6 +444,10 @@ class _Run:
         for d in self.decoded:
             for ev, n in d.events.items():
                 events[ev.value] = events.get(ev.value, 0) + n
+        if self.gbuf is not None:  # loads served by the global buffer read it instead of DRAM; misses and stores fill it
+            events["dram_read_bytes"] = events.get("dram_read_bytes", 0) - self.gbuf_hit_bytes
+            events["gbuf_read_bytes"] = events.get("gbuf_read_bytes", 0) + self.gbuf_hit_bytes
+            events["gbuf_write_bytes"] = events.get("gbuf_write_bytes", 0) + self.gbuf_fill_bytes
         useful = sum(d.macs for d in self.decoded)
         peak = chip.peak_macs_per_cycle
         dram_bytes = events.get("dram_read_bytes", 0) + events.get("dram_write_bytes", 0)
