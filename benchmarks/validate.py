@@ -417,19 +417,17 @@ core here; one made during this work landed within 7% of the extrapolated int8 f
 
 HARDWARE_NOTES = """### Why the A100 prediction differs (modelling gaps, not fitted away)
 
-- *No L2: the largest gap.* The preset lists the 40 MB L2 as a global buffer, but the executor does not model
-  one: every DMA goes to HBM at 1555 GB/s. Every A100 run here sits near its DRAM roofline while its compute
-  bound is 4-8x lower (the columns above), and its DRAM traffic is far above the compulsory bytes (85 MB of
-  int8 weights per batch, 170 MB bf16): at batch 1 each of the 108 cores that computes a block of output
-  columns reads the whole activation matrix from DRAM (about 455 MB per sequence, int8), and from batch 16 up
-  the 164 KiB of shared memory per SM makes the mapper re-read a layer's weights for every block of rows
-  (about 200 MB per sequence). On the GPU those re-reads hit the L2, which holds any one layer's operands many
-  times over and reads at 5120 B/clock, 4.6x the HBM rate. So chipsim is pessimistic wherever that traffic
-  binds; at batch 128, by most of the distance between its DRAM roofline and its compute bound. At batch 1 the
-  errors have both signs (int8 below the measurement, bf16 above): what chipsim leaves out there (kernel
-  launches, next points) costs the GPU about as much as the missing L2 costs chipsim, so the batch-1 agreement
-  is two errors partly cancelling, not evidence that either part is right. Modelling the global buffer in the
-  executor is the fix, not a constant.
+- *The L2, as a cache of DRAM blocks.* The preset's 40 MB L2 is chipsim's global buffer: a chip-wide LRU cache
+  of 4 KiB DRAM blocks read at 5120 B/clock (`chipsim/global_buffer.py`). The mapper's re-reads (at batch 1 each
+  of the 108 cores that computes a block of output columns reads the whole activation matrix; from batch 16 up
+  a layer's weights are re-read for every block of rows, since an SM's 164 KiB of shared memory holds few rows)
+  now mostly hit it, as on the GPU; the "DRAM MB / seq" column counts every DMA transfer's bytes, hits
+  included, so it overstates what reaches HBM. Before the buffer was modelled the batch-128 predictions were
+  2.0-2.2x the measurements; with it they are within 15%. The buffer is an idealised cache: no sectors,
+  no set conflicts, no L2 partitions (the A100 splits its L2 in two halves with a slower crossbar between them).
+- *Batch 1 is faster than measured (int8 -30%, bf16 -11%).* What chipsim leaves out costs the GPU most at
+  batch 1: about 100 kernel launches per inference (a few microseconds each), synchronisation between them,
+  and TensorRT's int8 kernels keeping some layers in fp16/fp32. chipsim's barriers between kernels are free.
 - *Kernels separated by barriers, results through DRAM.* chipsim's mapper runs one kernel at a time and every
   kernel writes its result to DRAM; TensorRT fuses more (e.g. the whole attention of a head in one kernel, as
   chipsim also does, but also bias/GELU/residual/LayerNorm into GEMM epilogues and across layers).
