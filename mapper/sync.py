@@ -13,6 +13,7 @@ holds the loads of item i+1 before the store of item i.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +24,12 @@ from mapper.context import ALIGN_BYTES
 from mapper.errors import MapperError
 
 UNITS = (Unit.DMA, Unit.MXU, Unit.VEC, Unit.NOC)
+
+
+@functools.cache
+def _sync(cls: type[Instr], unit: Unit, sem: int) -> Instr:
+    """SIGNAL / WAIT instructions are immutable and few: each (unit, semaphore) pair is built once and shared."""
+    return cls(unit=unit, sem=sem)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +85,10 @@ class CoreBuilder:
         self.queues[unit].append(instr)
 
     def signal(self, unit: Unit, sem: int) -> None:
-        self.queues[unit].append(Signal(unit=unit, sem=sem))
+        self.queues[unit].append(_sync(Signal, unit, sem))
 
     def wait(self, unit: Unit, sem: int) -> None:
-        self.queues[unit].append(Wait(unit=unit, sem=sem))
+        self.queues[unit].append(_sync(Wait, unit, sem))
 
     @contextmanager
     def capture(self, unit: Unit) -> Iterator[list[Instr]]:
