@@ -86,32 +86,43 @@ def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0) -> Tiling:
     With A resident in the scratchpad (gathered over the NoC), tilings that keep the whole reduction in one
     chunk read it in place and pay no A traffic; the others load A from DRAM as usual."""
     chip = ctx.chip
+    best, smallest_need = _best_tiling(chip, k.m, k.k, k.n, ctx.q_itemsize, k.residual is not None, k.out_q is not None,
+                                       k.gelu, k.a_resident is not None, ctx.search_candidates, reserved_spad)
+    if best is None:
+        raise MapperError(
+            f"kernel {k.name} ({k.m}x{k.k}x{k.n}) does not fit: its smallest double-buffered tile needs "
+            f"{smallest_need[0]} B of scratchpad and {smallest_need[1]} B of accumulator, the chip has "
+            f"{chip.core.scratchpad.size_bytes - reserved_spad} B and {chip.core.accumulator.size_bytes} B; "
+            "give core.scratchpad.size_kib / core.accumulator.size_kib more room."
+        )
+    return best
+
+
+@cache
+def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, residual: bool, out_q: bool, gelu: bool,
+                 a_resident: bool, candidates: int, reserved_spad: int) -> tuple[Tiling | None, tuple[int, int]]:
+    """The search itself, per GEMM shape (the same shape recurs in every layer): the best tiling, or None, and
+    the SRAM need of the smallest candidate (for the error message)."""
     tc = chip.core.tensor_core
     spad_cap, acc_cap = chip.core.scratchpad.size_bytes - reserved_spad, chip.core.accumulator.size_bytes
     best: Tiling | None = None
     smallest_need: tuple[int, int] | None = None
     tried = 0
-    for tm, tn, tk in itertools.product(_candidates(k.m, tc.rows), _candidates(k.n, tc.cols), _candidates(k.k, tc.rows)):
-        resident = k.a_resident is not None and tk >= k.k
-        spad, acc = gemm_sram_bytes(tm, tn, tk, ctx.q_itemsize, k.residual is not None, k.out_q is not None, resident)
+    for tm, tn, tk in itertools.product(_candidates(m, tc.rows), _candidates(n, tc.cols), _candidates(k, tc.rows)):
+        resident = a_resident and tk >= k
+        spad, acc = gemm_sram_bytes(tm, tn, tk, q, residual, out_q, resident)
         if smallest_need is None or spad + acc < sum(smallest_need):
             smallest_need = (spad, acc)
         if spad > spad_cap or acc > acc_cap:
             continue
-        cost = _gemm_cost(chip, k.m, k.k, k.n, ctx.q_itemsize, k.residual is not None, k.out_q is not None, k.gelu, tm, tn, tk, resident)
+        cost = _gemm_cost(chip, m, k, n, q, residual, out_q, gelu, tm, tn, tk, resident)
         if best is None or cost < best.cost_cycles:
             best = Tiling(tm, tn, tk, cost)
         tried += 1
-        if tried >= ctx.search_candidates:
+        if tried >= candidates:
             break
-    if best is None:
-        assert smallest_need is not None
-        raise MapperError(
-            f"kernel {k.name} ({k.m}x{k.k}x{k.n}) does not fit: its smallest double-buffered tile needs "
-            f"{smallest_need[0]} B of scratchpad and {smallest_need[1]} B of accumulator, the chip has "
-            f"{spad_cap} B and {acc_cap} B; give core.scratchpad.size_kib / core.accumulator.size_kib more room."
-        )
-    return best
+    assert smallest_need is not None
+    return best, smallest_need
 
 
 def attention_sram_bytes(tq: int, seq: int, d: int, q: int) -> tuple[int, int]:
