@@ -364,15 +364,16 @@ def emit_rownorm(b: CoreBuilder, k: RowNorm, work: Work, dram: DramLayout, ctx: 
     pos_t = next((dram[name] for name, how in k.addends if how is AddBcast.POS), None)
     in_bufs = [b.spad.take(tr * h * 4, f"{k.name} rows") for _ in range(2)]
     pos_bufs = [b.spad.take(tr * h * 4, f"{k.name} position rows") for _ in range(2)] if pos_t else []
-    out_bufs = [b.spad.take(tr * h * q, f"{k.name} operand rows") for _ in range(2)]
+    # With a broadcast the operand rows go straight to the gathered copy (stored, and sent, from there).
+    out_bufs = [b.spad.take(tr * h * q, f"{k.name} operand rows") for _ in range(2)] if k.broadcast is None else []
     sq = b.spad.take(tr * h * 4, f"{k.name} squares")
     mean, var = b.spad.take(tr * 4, f"{k.name} mean"), b.spad.take(tr * 4, f"{k.name} variance")
     consts = b.sem()
     ch_in = Channel(b, Unit.DMA, Unit.VEC)
     ch_pos = Channel(b, Unit.DMA, Unit.VEC) if pos_t else None
-    ch_out = Channel(b, Unit.VEC, Unit.DMA)
+    ch_out = Channel(b, Unit.VEC, Unit.DMA) if k.broadcast is None else None
     ready = [b.sem() for _ in range(2)]
-    sent = b.sem() if k.broadcast is not None else -1
+    sent, stored = (b.sem(), b.sem()) if k.broadcast is not None else (-1, -1)
 
     b.emit(Unit.DMA, _ld(gamma, dram[k.gamma], 0, 0, 1, h))
     b.emit(Unit.DMA, _ld(beta, dram[k.beta], 0, 0, 1, h))
@@ -416,25 +417,33 @@ def emit_rownorm(b: CoreBuilder, k: RowNorm, work: Work, dram: DramLayout, ctx: 
         b.emit(Unit.VEC, _bin(Vmul, x, x, var, rows, h, Bcast.COL))
         b.emit(Unit.VEC, _bin(Vmul, x, x, gamma, rows, h, Bcast.ROW))
         b.emit(Unit.VEC, _bin(Vadd, x, x, beta, rows, h, Bcast.ROW))
-        os_ = ch_out.acquire()
-        b.emit(Unit.VEC, _to_operand(out_bufs[os_], x, rows, h, int8, k.out_inv_scale))
-        ch_out.publish(os_)
-        b.signal(Unit.VEC, ready[s])
-        if k.broadcast is not None:
-            block = Buf(Mem.SPAD, k.broadcast + r0 * h * q)
-            b.emit(Unit.VEC, _to_operand(block, x, rows, h, int8, k.out_inv_scale))
+        if ch_out is not None:
+            os_ = ch_out.acquire()
+            operand = out_bufs[os_]
+            b.emit(Unit.VEC, _to_operand(operand, x, rows, h, int8, k.out_inv_scale))
+            ch_out.publish(os_)
+        else:
+            assert k.broadcast is not None
+            operand = Buf(Mem.SPAD, k.broadcast + r0 * h * q)  # written once per phase: no slot reuse to guard
+            b.emit(Unit.VEC, _to_operand(operand, x, rows, h, int8, k.out_inv_scale))
             b.signal(Unit.VEC, sent)
+            b.signal(Unit.VEC, stored)
             b.wait(Unit.NOC, sent)
             for dst in range(ctx.cores):
                 if dst != b.core:
-                    b.emit(Unit.NOC, NocSend(dst_core=dst, mem=Mem.SPAD, addr=block.addr, bytes=rows * h * q, tag=r0 // tr))
+                    b.emit(Unit.NOC, NocSend(dst_core=dst, mem=Mem.SPAD, addr=operand.addr, bytes=rows * h * q, tag=r0 // tr))
+        b.signal(Unit.VEC, ready[s])
         with b.capture(Unit.DMA) as st:
             b.wait(Unit.DMA, ready[s])
             b.emit(Unit.DMA, _st(x, outf_t, r0, 0, rows, h))
             ch_in.release(s, Unit.DMA)
-            ch_out.consume(os_)
-            b.emit(Unit.DMA, _st(out_bufs[os_], outq_t, r0, 0, rows, h))
-            ch_out.release(os_)
+            if ch_out is not None:
+                ch_out.consume(os_)
+                b.emit(Unit.DMA, _st(operand, outq_t, r0, 0, rows, h))
+                ch_out.release(os_)
+            else:
+                b.wait(Unit.DMA, stored)
+                b.emit(Unit.DMA, _st(operand, outq_t, r0, 0, rows, h))
         stores.append(st)
     b.queues[Unit.DMA].extend(interleave(loads, stores))
     broadcast_recvs(b, k, work, ctx)
@@ -443,12 +452,11 @@ def emit_rownorm(b: CoreBuilder, k: RowNorm, work: Work, dram: DramLayout, ctx: 
             ch.drain()
 
 
-def broadcast_recvs(b: CoreBuilder, k: RowNorm, work: Work, ctx: MapperContext) -> bool:
+def broadcast_recvs(b: CoreBuilder, k: RowNorm, work: Work, ctx: MapperContext) -> None:
     """Post the receives of the row blocks other cores own into this core's gathered copy (after its own sends,
-    which only wait for this core's vector unit, so the NoC queues cannot deadlock). True if any were posted."""
+    which only wait for this core's vector unit, so the NoC queues cannot deadlock)."""
     if k.broadcast is None:
-        return False
-    posted = False
+        return
     for src, items in enumerate(work):
         if src == b.core:
             continue
@@ -456,8 +464,6 @@ def broadcast_recvs(b: CoreBuilder, k: RowNorm, work: Work, ctx: MapperContext) 
             rows = min(k.tr, k.rows - r0)
             b.emit(Unit.NOC, NocRecv(src_core=src, mem=Mem.SPAD, addr=k.broadcast + r0 * k.cols * ctx.q_itemsize,
                                      bytes=rows * k.cols * ctx.q_itemsize, tag=r0 // k.tr))
-            posted = True
-    return posted
 
 
 EMITTERS = {Gemm: emit_gemm, Attention: emit_attention, RowNorm: emit_rownorm}
