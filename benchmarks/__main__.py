@@ -82,7 +82,7 @@ def sweep_rate(quick: bool) -> Row:
 def scalesim_ratio() -> Row:
     """One BERT-size GEMM: SCALE-Sim against `chipsim gemm --ideal-memory` (run_gemm in process)."""
     from chipsim.config import Dataflow, Precision
-    from chipsim.gemm import run_gemm
+    from chipsim.app.gemm import run_gemm
 
     m, k, n, r, c = 128, 768, 768, 32, 32
     peer = run_oracle(SCALESIM_ORACLE, [{"m": m, "k": k, "n": n, "rows": r, "cols": c, "dataflow": "ws"}])[0]

@@ -5,7 +5,7 @@
     python -m benchmarks.bench_sweep --only sweep --points 60 --workers 2
 
 1. Sweep throughput: BERT-base (seq 128, timing only) over a grid of chips on 2 local worker processes, through
-   the real path (plan, process pool, `chipsim.runner.run`, one SQLite transaction per point). Target >= 10
+   the real path (plan, process pool, `chipsim.app.runner.run`, one SQLite transaction per point). Target >= 10
    points/s. Worker start-up is reported apart from the steady rate.
 2. Report generation: a store of 10,000 synthetic but realistically shaped points (figures from a roofline
    estimate over the real BERT-base graph and the chip's own area model, a 30-entry per-layer table per point),
@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from chipsim.area import area_breakdown
-from chipsim.runconfig import RunConfig
-from chipsim.store import PointOutcome, PointStatus, SweepStore
-from chipsim.sweep import local_executor, run_sweep
-from chipsim.sweep_plan import JsonValue, build_plan, parse_sweep
+from chipsim.app.runconfig import RunConfig
+from reports.store import PointOutcome, PointStatus, SweepStore
+from chipsim.app.sweep import local_executor, run_sweep
+from chipsim.app.sweep_plan import JsonValue, build_plan, parse_sweep
 
 BENCH_AXES: dict[str, JsonValue] = {
     "core.tensor_core": [{"rows": r, "cols": r} for r in (32, 64, 128, 256)],
@@ -97,7 +97,7 @@ def bench_report(points: int) -> float:
         t0 = time.perf_counter()
         plan = build_plan(parse_sweep(_spec(points), source="bench.yaml", sweep_dir=Path(".")))
         rng = np.random.default_rng(0)
-        with SweepStore.for_sweep(out, plan) as store:
+        with SweepStore.for_sweep(out, plan.store_header()) as store:
             for p in plan.points:
                 assert p.config is not None
                 record = synthetic_record(RunConfig.model_validate(p.config), rng)
@@ -114,7 +114,7 @@ def bench_report(points: int) -> float:
 def bench_sweep(points: int, workers: int, model: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         plan = build_plan(parse_sweep(_spec(points, model), source="bench.yaml", sweep_dir=Path(".")))
-        with SweepStore.for_sweep(Path(tmp) / "sweep", plan) as store, local_executor(workers) as pool:
+        with SweepStore.for_sweep(Path(tmp) / "sweep", plan.store_header()) as store, local_executor(workers) as pool:
             t0 = time.perf_counter()
             warm = run_sweep(plan, store, pool, parallelism=workers, max_points=workers)  # start the workers
             t1 = time.perf_counter()

@@ -7,7 +7,7 @@
 The peers run in their own virtualenv (`.venv-peers`, made by `.ci/run` or by hand:
 `python3 -m venv .venv-peers && .venv-peers/bin/pip install scalesim==3.0.0 zigzag-dse six 'numpy<2.3'`),
 through `benchmarks/peers/*_oracle.py` as subprocesses (`benchmarks.peers.runner`), so this environment never
-imports them. chipsim's side is the real command path: `chipsim.gemm.run_gemm` (what `chipsim gemm` runs) with
+imports them. chipsim's side is the real command path: `chipsim.app.gemm.run_gemm` (what `chipsim gemm` runs) with
 `ideal_memory=True` for SCALE-Sim, the mapper and executor on a ZigZag-like chip for ZigZag
 (`benchmarks.validate_zigzag`), and whole timing-only BERT runs for published hardware
 (`benchmarks.validate_hardware`).
@@ -33,7 +33,7 @@ from benchmarks.validate_zigzag import INTRO as ZIGZAG_INTRO
 from benchmarks.validate_zigzag import ZigZagRow, zigzag_rows, zigzag_tables
 from chipsim import timing
 from chipsim.config import Dataflow, Precision
-from chipsim.gemm import run_gemm
+from chipsim.app.gemm import run_gemm
 
 ROOT = Path(__file__).resolve().parent.parent
 VALIDATION_MD = ROOT / "docs" / "VALIDATION.md"
@@ -260,7 +260,7 @@ def scalesim_headline(rows: Sequence[ScaleSimRow]) -> str:
 
 def chip_build_share(case: GemmCase, repeats: int = 20) -> tuple[float, float]:
     """(wall s of one run_gemm call, the part of it spent building the chip config) for `case`."""
-    from chipsim.gemm import gemm_chip
+    from chipsim.app.gemm import gemm_chip
 
     t0 = time.perf_counter()
     for _ in range(repeats):
@@ -282,7 +282,7 @@ def speed_note(rows: Sequence[ScaleSimRow]) -> str:
     return (
         f"Where chipsim's time goes: on {slow.case.m}x{slow.case.k}x{slow.case.n} {slow.case.dataflow.value} on "
         f"{slow.case.rows}x{slow.case.cols}, one `run_gemm` call takes {total * 1e3:.2f} ms, of which "
-        f"{chip * 1e3:.2f} ms ({100 * chip / total:.0f}%) is `chipsim.gemm.gemm_chip` building the chip config; "
+        f"{chip * 1e3:.2f} ms ({100 * chip / total:.0f}%) is `chipsim.app.gemm.gemm_chip` building the chip config; "
         f"the GEMM's program and its execution take the other {(total - chip) * 1e3:.2f} ms (measured after the "
         f"table, in this run). SCALE-Sim's time grows with the folds, so the "
         f"ratio is lowest on the largest arrays, where SCALE-Sim has few folds to simulate."
@@ -380,9 +380,9 @@ edit `benchmarks/validate*.py` and rerun `{command}` (this run: {total_s:.0f} s 
 own virtualenv `.venv-peers` (SCALE-Sim 3.0.0, ZigZag 3.9.1, numpy < 2.3) as subprocesses; `.ci/run` creates it,
 and `tests/test_validation_scalesim.py` repeats a handful of the SCALE-Sim cases live in CI.
 
-chipsim's side goes through its real entry points: `chipsim.gemm.run_gemm`, the function behind
+chipsim's side goes through its real entry points: `chipsim.app.gemm.run_gemm`, the function behind
 `chipsim gemm M K N --rows R --cols C --dataflow D [--ideal-memory] [--no-weight-double-buffer]`, called in
-process, and `chipsim.runner.run`, the function behind `chipsim run`. Speed ratios divide the peer's wall time
+process, and `chipsim.app.runner.run`, the function behind `chipsim run`. Speed ratios divide the peer's wall time
 for one GEMM (inside the peer: configuration, simulation and reports; interpreter start-up excluded) by the
 median wall time of one `run_gemm` call on the same GEMM in the same run, timed after the peers have finished
 (CPU-time ratios are given too: the machine is shared, and both sides are single-threaded).

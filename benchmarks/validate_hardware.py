@@ -1,6 +1,6 @@
 """chipsim against published hardware: BERT-Base on the A100 preset (TensorRT measurements) and the TPUv1 preset.
 
-Timing-only runs of BERT-base at seq 128 through the whole pipeline (`chipsim.runner.run`). Nothing here is
+Timing-only runs of BERT-base at seq 128 through the whole pipeline (`chipsim.app.runner.run`). Nothing here is
 fitted: the presets' numbers come from the vendors' documents cited in `chipsim/chips/{a100,tpuv1}.yaml`.
 Part of `python -m benchmarks.validate`.
 """
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from chipsim.config import Precision
-from chipsim.runconfig import run_config_from_dict
-from chipsim.runner import run
+from chipsim.app.runconfig import run_config_from_dict
+from chipsim.app.runner import run
 
 SEQ_LEN = 128
 FULL_BATCH = 128

@@ -17,7 +17,7 @@ from benchmarks.peers.runner import ZIGZAG_ORACLE, num, run_oracle
 from chipsim.config import ChipConfig, Dataflow, Precision, load_chip
 from chipsim.energy import Event
 from chipsim.executor import execute
-from chipsim.gemm import mapped_program, run_gemm
+from chipsim.app.gemm import mapped_program, run_gemm
 from chipsim.stats import RunResult
 
 ZIGZAG_CHIP = Path(__file__).resolve().parent / "peers" / "zigzag_tpu_like.yaml"
@@ -99,7 +99,7 @@ def zigzag_chip() -> ChipConfig:
 
 
 def gemm_on_chip(chip: ChipConfig, m: int, k: int, n: int) -> RunResult:
-    """One GEMM from DRAM through the mapper and executor on `chip`: `chipsim.gemm.run_gemm`'s non-ideal path,
+    """One GEMM from DRAM through the mapper and executor on `chip`: `chipsim.app.gemm.run_gemm`'s non-ideal path,
     which builds its chip from the default preset and so cannot take ZigZag's."""
     return execute(mapped_program(m, k, n, chip), chip, functional=False)
 

@@ -1,3 +1,3 @@
-from chipsim.cli import main
+from chipsim.app.cli import main
 
 main()

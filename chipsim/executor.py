@@ -30,7 +30,7 @@ import numpy as np
 
 from chipsim.area import area_breakdown
 from chipsim.config import ChipConfig
-from chipsim.decode import (
+from chipsim.dispatch import (
     BARRIER,
     DMA,
     HALT,
@@ -73,7 +73,7 @@ def execute(
 
     functional: compute real values on per-core SRAM byte arrays and `dram` (a 1-D np.uint8 array, mutated in
         place; required in functional mode). Timing-only mode (`functional=False`) gives identical figures.
-    trace: keep one TraceEvent per executed instruction (see chipsim.trace).
+    trace: keep one TraceEvent per executed instruction (see chipsim.app.trace).
     check: run isa.verify against this chip's memories first (VerifyError lists every problem).
     """
     if functional and (dram is None or dram.dtype != np.uint8 or dram.ndim != 1):

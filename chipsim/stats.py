@@ -84,7 +84,7 @@ class Roofline:
 
 @dataclass(frozen=True, slots=True)
 class TraceEvent:
-    """One instruction on one unit's timeline (for chipsim.trace)."""
+    """One instruction on one unit's timeline (for chipsim.app.trace)."""
 
     core: int
     unit: Unit

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-import chipsim
-from chipsim.sweep_plan import JsonValue, SweepError
 from reports import plots
+from reports.figures import JsonValue, SweepError
 from reports.table import SweepResults, best_designs, load_results
 
 REPORT_DIR = "report"
@@ -169,7 +168,7 @@ def build_report(directory: Path, *, heatmap: tuple[str, str] | None = None) -> 
 <h1>Sweep {html.escape(results.sweep.name)}</h1>
 <p class="meta">{n_ok + n_failed} of {n_ok + n_failed + results.pending} planned points computed: {n_ok} ok, {n_failed} failed,
 {results.pending} pending; {int(frame['feasible'].sum())} satisfy the constraints ({constraints}). Objectives: {objectives}.
-Sweep file {html.escape(results.sweep.source)}; chipsim {html.escape(chipsim.__version__)}.</p>
+Sweep file {html.escape(results.sweep.source)}; chipsim {html.escape(results.sweep.chipsim_version)}.</p>
 <h2>Best designs under the constraints</h2>
 <p class="meta">Feasible designs on the Pareto front of the objectives, best first by {html.escape(results.objectives[0].metric if results.objectives else '')}.</p>
 {_best_table(results, best)}

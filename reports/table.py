@@ -13,8 +13,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from chipsim.store import SCALAR_FIGURES, PointStatus, StoredPoint, StoredSweep, SweepStore, figures_of
-from chipsim.sweep_plan import Constraint, Direction, JsonValue, Objective, SweepError, parse_constraint, value_label
+from reports.figures import (
+    SCALAR_FIGURES,
+    Constraint,
+    Direction,
+    JsonValue,
+    Objective,
+    SweepError,
+    figures_of,
+    parse_constraint,
+    value_label,
+)
+from reports.store import PointStatus, StoredPoint, StoredSweep, SweepStore
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from chipsim import cli, technology
+from chipsim import technology
+from chipsim.app import cli
 from chipsim.config import (
     DRAM_PRESETS,
     ChipConfig,

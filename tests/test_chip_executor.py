@@ -12,7 +12,7 @@ import pytest
 from chipsim.config import ChipConfig, chip_from_dict
 from chipsim.executor import DeadlockError, ExecutionError, execute
 from chipsim.stats import StallCause
-from chipsim.trace import write_trace
+from chipsim.app.trace import write_trace
 from isa import Unit, VerifyError, parse
 
 # 1 GHz; DRAM 16 GB/s = 16 B/cycle, 10 ns = 10 cycles; one DMA engine of 8 B/cycle; 4x4 ws array.

@@ -83,8 +83,8 @@ def test_stores_leave_their_blocks_for_the_next_reader_and_values_are_unchanged(
 def test_more_buffer_never_slower_on_bert():
     from pathlib import Path
 
-    from chipsim.runconfig import load_run_config
-    from chipsim.runner import run
+    from chipsim.app.runconfig import load_run_config
+    from chipsim.app.runner import run
 
     root = Path(__file__).resolve().parent.parent
     base = ["functional=false", "workload.seq_len=64", "mapper.verify=false"]

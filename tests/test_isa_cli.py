@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from chipsim.cli import app
+from chipsim.app.cli import app
 from isa import decode, parse
 
 TEXT = """\
@@ -24,7 +24,7 @@ TEXT = """\
 
 
 def _chipsim(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from chipsim.cli import main; main()", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", "from chipsim.app.cli import main; main()", *args], capture_output=True, text=True)
 
 
 def test_asm_then_disasm_round_trips(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from chipsim.store import SweepStore
-from chipsim.sweep import run_sweep
-from chipsim.sweep_plan import build_plan, parse_sweep
+from reports.store import SweepStore
+from chipsim.app.sweep import run_sweep
+from chipsim.app.sweep_plan import build_plan, parse_sweep
 from reports.report import build_report
 from reports.table import best_designs, load_results
 
@@ -37,7 +37,7 @@ SWEEP = {
 def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("report") / "sweep"
     plan = build_plan(parse_sweep(SWEEP, source="render.yaml", sweep_dir=Path(".")))
-    with SweepStore.for_sweep(out, plan) as store, cf.ThreadPoolExecutor(2) as pool:
+    with SweepStore.for_sweep(out, plan.store_header()) as store, cf.ThreadPoolExecutor(2) as pool:
         run_sweep(plan, store, pool, parallelism=2)
     return out
 
@@ -113,7 +113,7 @@ def test_f1_against_energy_when_precision_varies_on_functional_points(tmp_path: 
     }
     plan = build_plan(parse_sweep(spec, source="f1.yaml", sweep_dir=Path(".")))
     out = tmp_path / "f1"
-    with SweepStore.for_sweep(out, plan) as store, cf.ThreadPoolExecutor(1) as pool:
+    with SweepStore.for_sweep(out, plan.store_header()) as store, cf.ThreadPoolExecutor(1) as pool:
         run_sweep(plan, store, pool, parallelism=1)
     frame = load_results(out).frame
     assert len(frame) == 4 and (frame["status"] == "ok").all()

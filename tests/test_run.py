@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chipsim.runconfig import load_run_config
-from chipsim.runner import run
+from chipsim.app.runconfig import load_run_config
+from chipsim.app.runner import run
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_FILE = ROOT / "bert_ner.yaml"
@@ -143,7 +143,7 @@ def test_gemm_ideal_memory_is_the_array_formula():
 
 def test_gemm_with_memory_is_slower_than_ideal_and_mapped():
     from chipsim.config import Dataflow, Precision
-    from chipsim.gemm import run_gemm
+    from chipsim.app.gemm import run_gemm
 
     ideal = run_gemm(128, 768, 768, 32, 32, Dataflow.WS, Precision.INT8, ideal_memory=True)
     real = run_gemm(128, 768, 768, 32, 32, Dataflow.WS, Precision.INT8)

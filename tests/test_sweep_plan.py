@@ -8,14 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from chipsim.sweep_plan import (
-    Comparison,
-    SamplingMethod,
-    SweepError,
-    build_plan,
-    parse_constraint,
-    parse_sweep,
-)
+from chipsim.app.sweep_plan import SamplingMethod, SweepError, build_plan, parse_sweep
+from reports.figures import Comparison, parse_constraint
 
 AXES = {
     "core.tensor_core": [{"rows": 32, "cols": 32}, {"rows": 64, "cols": 64}, {"rows": 128, "cols": 128}],

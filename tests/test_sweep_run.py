@@ -17,10 +17,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from chipsim.cli import app, main
-from chipsim.store import STORE_FILE, PointStatus, SweepStore
-from chipsim.sweep import run_sweep
-from chipsim.sweep_plan import SweepError, build_plan, load_sweep
+from chipsim.app.cli import app, main
+from reports.store import STORE_FILE, PointStatus, SweepStore
+from chipsim.app.sweep import run_sweep
+from chipsim.app.sweep_plan import SweepError, build_plan, load_sweep
 
 BASE = {"chip": "default", "workload": {"model": "bert-tiny", "seq_len": 16}}
 SMALL = {
@@ -50,7 +50,7 @@ def write_sweep(tmp_path: Path, data: dict[str, object], name: str = "sweep.yaml
 def test_points_run_failures_are_recorded_and_never_stop_the_sweep(tmp_path: Path) -> None:
     plan = build_plan(load_sweep(write_sweep(tmp_path, SMALL)))
     assert len(plan.points) == 8
-    with SweepStore.for_sweep(tmp_path / "out", plan) as store, cf.ThreadPoolExecutor(2) as pool:
+    with SweepStore.for_sweep(tmp_path / "out", plan.store_header()) as store, cf.ThreadPoolExecutor(2) as pool:
         summary = run_sweep(plan, store, pool, parallelism=2)
         points = store.points()
     assert (summary.ran, summary.failed, summary.remaining) == (8, 4, 0)
@@ -155,7 +155,7 @@ def test_results_export_parquet_and_csv(tmp_path: Path) -> None:
     sweep = write_sweep(tmp_path, SMALL)
     out = tmp_path / "out"
     plan = build_plan(load_sweep(sweep))
-    with SweepStore.for_sweep(out, plan) as store, cf.ThreadPoolExecutor(2) as pool:
+    with SweepStore.for_sweep(out, plan.store_header()) as store, cf.ThreadPoolExecutor(2) as pool:
         run_sweep(plan, store, pool, parallelism=2, max_points=6)
     runner = CliRunner()
     for fmt in ("parquet", "csv"):
@@ -192,7 +192,7 @@ def test_bad_sweeps_and_folders_exit_2_with_one_sentence(tmp_path: Path, capsys:
 
     out = tmp_path / "out"
     sweep = write_sweep(tmp_path, SMALL)
-    with SweepStore.for_sweep(out, build_plan(load_sweep(sweep))):
+    with SweepStore.for_sweep(out, build_plan(load_sweep(sweep)).store_header()):
         pass
     other = write_sweep(tmp_path, {**SMALL, "name": "other", "axes": {"dram.type": ["hbm2e", "ddr4"]}}, "other.yaml")
     text = error(["sweep", str(other), "--out", str(out)])
@@ -218,6 +218,6 @@ def test_bad_sweeps_and_folders_exit_2_with_one_sentence(tmp_path: Path, capsys:
 
 def test_store_refuses_a_second_sweep_while_one_runs(tmp_path: Path) -> None:
     plan = build_plan(load_sweep(write_sweep(tmp_path, SMALL)))
-    with SweepStore.for_sweep(tmp_path / "out", plan):
+    with SweepStore.for_sweep(tmp_path / "out", plan.store_header()):
         with pytest.raises(SweepError, match="in use by another running chipsim sweep"):
-            SweepStore.for_sweep(tmp_path / "out", plan)
+            SweepStore.for_sweep(tmp_path / "out", plan.store_header())

@@ -1,7 +1,7 @@
 """Properties of chipsim's GEMM cycles over random arrays, chips and GEMMs.
 
 Ideal memory (the closed form): never below macs / (rows * cols), never fewer cycles for a larger GEMM.
-From DRAM (`chipsim.gemm.run_gemm`'s mapper + executor path): never below the roofline bound (the executor's and
+From DRAM (`chipsim.app.gemm.run_gemm`'s mapper + executor path): never below the roofline bound (the executor's and
 an independent compute / compulsory-DRAM-traffic bound), and never slower with more DRAM bandwidth.
 """
 
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from chipsim import timing
 from chipsim.config import ChipConfig, Dataflow, Precision, apply_overrides, chip_from_dict
 from chipsim.executor import execute
-from chipsim.gemm import mapped_program, gemm_chip, run_gemm
+from chipsim.app.gemm import mapped_program, gemm_chip, run_gemm
 
 
 def _dataflows() -> tuple[enum.Enum, ...]:
@@ -63,7 +63,7 @@ def test_double_buffering_and_preloading_never_slow_down(df, r, c, m, k, n, pre)
     assert cycles(df, r, c, m, k, n, False, True) <= cycles(df, r, c, m, k, n, False, False)
 
 
-# --- through the mapper and executor: `chipsim gemm` from DRAM (chipsim.gemm.run_gemm, not ideal memory) ------
+# --- through the mapper and executor: `chipsim gemm` from DRAM (chipsim.app.gemm.run_gemm, not ideal memory) ------
 
 
 array_side = st.sampled_from([4, 8, 16, 32, 64])

@@ -1,6 +1,6 @@
 """chipsim's GEMM cycles against SCALE-Sim 3.0.0, run live as an oracle in the peers' virtualenv.
 
-A handful of small GEMMs (one SCALE-Sim process, a few seconds) through `chipsim.gemm.run_gemm` with ideal memory
+A handful of small GEMMs (one SCALE-Sim process, a few seconds) through `chipsim.app.gemm.run_gemm` with ideal memory
 (what `chipsim gemm ... --ideal-memory --no-weight-double-buffer` runs: the executor on a MATMUL program), so
 that a change to the tensor-core cycle model or to the executor's MATMUL timing that breaks agreement with
 SCALE-Sim fails CI. Agreement is exact after the two conventions documented in
@@ -21,7 +21,7 @@ import pytest
 
 from chipsim import timing
 from chipsim.config import Dataflow, Precision
-from chipsim.gemm import run_gemm
+from chipsim.app.gemm import run_gemm
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chipsim import cli
+from chipsim.app import cli
 from workloads.bert import PRESETS, BertConfig
 from workloads.errors import WorkloadError
 from workloads.graph import (

@@ -20,9 +20,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from chipsim.runconfig import RunConfig
-from chipsim.store import PointOutcome, PointStatus, SweepStore
-from chipsim.sweep_plan import JsonValue, PlannedPoint, SweepError, SweepPlan
+from chipsim.app.runconfig import RunConfig
+from reports.store import PointOutcome, PointStatus, SweepStore
+from chipsim.app.sweep_plan import JsonValue, PlannedPoint, SweepError, SweepPlan
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -37,7 +37,7 @@ def evaluate_with_runner(config: RunConfig) -> dict[str, JsonValue]:
     at all, on the whole split (so they record F1). The record carries each layer's DRAM bytes and the chip's peak MACs and DRAM bytes per cycle, which
     the report's roofline plot needs.
     """
-    from chipsim.runner import run
+    from chipsim.app.runner import run
 
     # The ISA verifier does not change any figure; it checks the mapper, which the tests and `chipsim run` do.
     # Sweep points skip it (it costs more than the simulation itself).

@@ -15,10 +15,10 @@ import numpy as np
 
 import chipsim
 from chipsim.config import ConfigError, Precision
-from chipsim.decode import Decoder
+from chipsim.dispatch import Decoder
 from chipsim.energy import Event, energy_breakdown
 from chipsim.executor import execute
-from chipsim.runconfig import RunConfig
+from chipsim.app.runconfig import RunConfig
 from chipsim.stats import RunResult, StallCause
 from isa import OPCODES, Opcode, Unit, verify
 from mapper import Lowered, MapperContext, lower

@@ -21,16 +21,12 @@ Constraints on `area_mm2` are checked before running (the area model needs only 
 from __future__ import annotations
 
 import copy
-import difflib
 import enum
 import hashlib
 import json
 import math
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from pydantic import ValidationError
@@ -47,78 +43,28 @@ from chipsim.config import (
     problems_of,
     set_dotted,
 )
-from chipsim.runconfig import RunConfig, resolve_chip, run_config_from_dict
-
-JsonValue = Union[None, bool, int, float, str, list["JsonValue"], dict[str, "JsonValue"]]
+from chipsim.app.runconfig import RunConfig, resolve_chip, run_config_from_dict
+from reports.figures import (
+    METRICS,
+    STATIC_METRICS,
+    Constraint,
+    Direction,
+    JsonValue,
+    Objective,
+    SweepError,
+    closest,
+    parse_constraint,
+    value_label,
+)
+from reports.store import StoreHeader
 
 MAX_PLAN_POINTS = 1_000_000  # a plan larger than this is almost surely a typo in an axis
-
-
-class SweepError(ValueError):
-    """A sweep file, a sweep output folder or a results query is invalid (one sentence: what, where, what is valid)."""
 
 
 class SamplingMethod(enum.Enum):
     GRID = "grid"  # every combination of the axis values
     RANDOM = "random"  # `points` distinct combinations drawn uniformly
     LHS = "lhs"  # Latin hypercube over the axis indices (every value of each axis used about equally often)
-
-
-class Direction(enum.Enum):
-    MINIMIZE = "minimize"
-    MAXIMIZE = "maximize"
-
-
-class Comparison(enum.Enum):
-    LE = "<="
-    LT = "<"
-    GE = ">="
-    GT = ">"
-    EQ = "=="
-    NE = "!="
-
-    def holds(self, value: float, bound: float) -> bool:
-        match self:
-            case Comparison.LE:
-                return value <= bound
-            case Comparison.LT:
-                return value < bound
-            case Comparison.GE:
-                return value >= bound
-            case Comparison.GT:
-                return value > bound
-            case Comparison.EQ:
-                return value == bound
-            case Comparison.NE:
-                return value != bound
-
-
-# Figures of a result record that constraints and objectives may name (see chipsim.records.figures_of).
-METRICS: tuple[str, ...] = (
-    "cycles", "latency_s", "inferences_per_s", "energy_j", "energy_per_inference_j", "area_mm2", "power_w",
-    "tops_per_w", "utilization", "f1_chip", "f1_reference", "max_abs_logit_diff", "tag_agreement",
-)
-STATIC_METRICS: frozenset[str] = frozenset({"area_mm2"})  # known from the chip alone, checked before running
-
-_CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(<=|>=|==|!=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
-
-
-@dataclass(frozen=True, slots=True)
-class Constraint:
-    metric: str
-    comparison: Comparison
-    bound: float
-    text: str
-
-    def holds(self, value: float | None) -> bool:
-        """Whether a point with this figure satisfies the constraint (a missing figure never does)."""
-        return value is not None and not math.isnan(value) and self.comparison.holds(value, self.bound)
-
-
-@dataclass(frozen=True, slots=True)
-class Objective:
-    metric: str
-    direction: Direction
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +122,17 @@ class SweepPlan:
     points: tuple[PlannedPoint, ...]
     excluded: int  # points removed before running by constraints on static figures (area)
 
+    def store_header(self) -> StoreHeader:
+        """What the results store records of this sweep (reports/ knows no sweep file)."""
+        spec = self.spec
+        return StoreHeader(
+            name=spec.name, source=spec.source, identity_sha256=spec.identity_sha256(), chipsim_version=chipsim.__version__,
+            axes=tuple((a.name, a.path, a.labels) for a in spec.axes),
+            constraints=tuple(c.text for c in spec.constraints),
+            objectives=tuple((o.direction.value, o.metric) for o in spec.objectives),
+            points=tuple((p.index, p.key, axis_values_of(spec, p)) for p in self.points),
+        )
+
 
 # ----------------------------------------------------------------------------------------------------------
 # Parsing
@@ -184,33 +141,9 @@ class SweepPlan:
 _TOP_KEYS = ("name", "base", "functional", "axes", "sampling", "constraints", "objectives")
 
 
-def _closest(word: str, names: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(names), n=1, cutoff=0.5)
-    close = close or [n for n in names if n.startswith(word[:3])][:1]
-    return f"did you mean '{close[0]}'?" if close else "valid are " + ", ".join(names)
-
-
 def point_key(config_sha256: str) -> str:
     """The store key of a point: its resolved config and the chipsim version that computes it."""
     return hashlib.sha256(f"{config_sha256}:{chipsim.__version__}".encode()).hexdigest()
-
-
-def value_label(value: JsonValue) -> str:
-    """Short text for an axis value: `128`, `hbm2e`, `true`, `32x32` for {rows: 32, cols: 32}."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, dict):
-        parts = list(value.values())
-        if parts and all(isinstance(p, int) and not isinstance(p, bool) for p in parts):
-            return "x".join(str(p) for p in parts)
-        return ",".join(f"{k}={value_label(v)}" for k, v in value.items())
-    if isinstance(value, list):
-        return "[" + ",".join(value_label(v) for v in value) + "]"
-    return str(value)
 
 
 def _leaf_assignments(path: str, value: JsonValue) -> list[tuple[str, JsonValue]]:
@@ -234,7 +167,7 @@ def _resolve_axis_path(name: str, where: str) -> str:
     if first in ChipConfig.model_fields:
         return f"chip.{name}"
     names = [*RunConfig.model_fields, *ChipConfig.model_fields]
-    raise SweepError(f"{where}: axis '{name}' names an unknown field; {_closest(first, names)}")
+    raise SweepError(f"{where}: axis '{name}' names an unknown field; {closest(first, names)}")
 
 
 def _check_path(path: str, where: str) -> None:
@@ -286,7 +219,7 @@ def _parse_sampling(raw: object, where: str) -> Sampling:
         raise SweepError(f"{where}: sampling must be a mapping such as {{method: random, points: 100, seed: 0}}")
     for key in raw:
         if key not in ("method", "points", "seed"):
-            raise SweepError(f"{where}: sampling.{key}: unknown field; {_closest(str(key), ['method', 'points', 'seed'])}")
+            raise SweepError(f"{where}: sampling.{key}: unknown field; {closest(str(key), ['method', 'points', 'seed'])}")
     method_text = raw.get("method", "grid")
     try:
         method = SamplingMethod(method_text)
@@ -305,19 +238,6 @@ def _parse_sampling(raw: object, where: str) -> Sampling:
     return Sampling(method, points, seed)
 
 
-def parse_constraint(text: object, where: str) -> Constraint:
-    """`"area_mm2 <= 400"` -> Constraint (a figure, a comparison, a number; nothing is evaluated)."""
-    if not isinstance(text, str):
-        raise SweepError(f"{where}: constraint {text!r} must be a string such as \"area_mm2 <= 400\"")
-    match = _CONSTRAINT_RE.match(text)
-    if match is None:
-        raise SweepError(f"{where}: constraint {text!r} is not of the form 'metric <op> number' (op one of <=, <, >=, >, ==, !=), e.g. \"power_w <= 75\"")
-    metric, op, bound = match.groups()
-    if metric not in METRICS:
-        raise SweepError(f"{where}: constraint {text!r} names unknown metric '{metric}'; {_closest(metric, METRICS)}")
-    return Constraint(metric, Comparison(op), float(bound), text.strip())
-
-
 def _parse_objective(raw: object, where: str) -> Objective:
     if not (isinstance(raw, dict) and len(raw) == 1):
         raise SweepError(f"{where}: objective {raw!r} must be a one-key mapping such as {{minimize: latency_s}}")
@@ -327,7 +247,7 @@ def _parse_objective(raw: object, where: str) -> Objective:
     except ValueError:
         raise SweepError(f"{where}: objective {raw!r}: '{direction_text}' must be minimize or maximize") from None
     if metric not in METRICS:
-        raise SweepError(f"{where}: objective {raw!r} names unknown metric '{metric}'; {_closest(str(metric), METRICS)}")
+        raise SweepError(f"{where}: objective {raw!r} names unknown metric '{metric}'; {closest(str(metric), METRICS)}")
     return Objective(str(metric), direction)
 
 
@@ -370,7 +290,7 @@ def parse_sweep(data: object, *, source: str, sweep_dir: Path) -> SweepSpec:
         raise SweepError(f"{where}: a sweep file must be a mapping with keys {', '.join(_TOP_KEYS)}")
     for key in data:
         if key not in _TOP_KEYS:
-            raise SweepError(f"{where}: '{key}' is not a sweep key; {_closest(str(key), _TOP_KEYS)}")
+            raise SweepError(f"{where}: '{key}' is not a sweep key; {closest(str(key), _TOP_KEYS)}")
     if "base" not in data:
         raise SweepError(f"{where}: 'base' is missing; name a run file, a chip preset ({', '.join(preset_names())}) or give a run mapping")
     if "axes" not in data:

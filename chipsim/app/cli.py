@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from chipsim.config import ConfigError
-from chipsim.decode import ExecutionError  # DeadlockError is a subclass
-from chipsim.sweep_plan import SweepError
+from chipsim.dispatch import ExecutionError  # DeadlockError is a subclass
+from chipsim.app.sweep_plan import SweepError
 from isa.errors import IsaError
 from mapper.errors import MapperError
 from workloads.errors import WorkloadError
@@ -158,9 +158,9 @@ def run_cmd(
 
     from rich.progress import Progress
 
-    from chipsim.runconfig import load_run_config
-    from chipsim.runner import run
-    from chipsim.trace import write_trace
+    from chipsim.app.runconfig import load_run_config
+    from chipsim.app.runner import run
+    from chipsim.app.trace import write_trace
     from reports.summary import print_summary
 
     cfg = load_run_config(file, overrides)
@@ -209,7 +209,7 @@ def gemm_cmd(
     import json
 
     from chipsim.config import Dataflow, Precision
-    from chipsim.gemm import run_gemm
+    from chipsim.app.gemm import run_gemm
 
     try:
         df, prec = Dataflow(dataflow), Precision(precision)
@@ -317,14 +317,14 @@ def sweep_cmd(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run points that failed before again."),
 ) -> None:
     """Run a design-space sweep; every finished point is stored at once, and a second run resumes."""
-    from chipsim.store import SweepStore
-    from chipsim.sweep import RichProgress, dask_executor, default_workers, local_executor, run_sweep
-    from chipsim.sweep_plan import SweepError, build_plan, load_sweep
+    from reports.store import SweepStore
+    from chipsim.app.sweep import RichProgress, dask_executor, default_workers, local_executor, run_sweep
+    from chipsim.app.sweep_plan import SweepError, build_plan, load_sweep
     from reports.table import load_results
 
     plan = build_plan(load_sweep(sweep_file))
     out = out if out is not None else Path("runs") / "sweeps" / plan.spec.name
-    with SweepStore.for_sweep(out, plan) as store:
+    with SweepStore.for_sweep(out, plan.store_header()) as store:
         if retry_failed:
             store.forget_failed()
         excluded = f" ({plan.excluded} excluded by area constraints)" if plan.excluded else ""
@@ -370,7 +370,7 @@ def report_cmd(
     heatmap: str | None = typer.Option(None, "--heatmap", help="Two axes for the utilization heatmap, as x,y (default: the sweep's first two)."),
 ) -> None:
     """Write the sweep's HTML report (plots embedded) and its plots as PNG and SVG into DIR/report/."""
-    from chipsim.sweep_plan import SweepError
+    from chipsim.app.sweep_plan import SweepError
     from reports.report import build_report
 
     chosen: tuple[str, str] | None = None

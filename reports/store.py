@@ -13,17 +13,15 @@ from __future__ import annotations
 import enum
 import fcntl
 import json
-import math
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import chipsim
-from chipsim.sweep_plan import JsonValue, SweepError, SweepPlan, SweepSpec, axis_values_of
+from reports.figures import JsonValue, SweepError
 
 STORE_FILE = "sweep.sqlite"
 LOCK_FILE = ".sweep.lock"
@@ -102,12 +100,25 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
-def _spec_doc(spec: SweepSpec) -> dict[str, JsonValue]:
-    return {
-        "axes": [{"name": a.name, "path": a.path, "labels": list(a.labels)} for a in spec.axes],
-        "constraints": [c.text for c in spec.constraints],
-        "objectives": [[o.direction.value, o.metric] for o in spec.objectives],
-    }
+@dataclass(frozen=True, slots=True)
+class StoreHeader:
+    """What a sweep tells its store: which sweep it is, and its planned points in plan order."""
+
+    name: str
+    source: str
+    identity_sha256: str  # what determines the set of points; a folder holding another identity is refused
+    chipsim_version: str
+    axes: tuple[tuple[str, str, tuple[str, ...]], ...]  # (name, path, labels) per axis
+    constraints: tuple[str, ...]
+    objectives: tuple[tuple[str, str], ...]  # (minimize|maximize, metric)
+    points: tuple[tuple[int, str, dict[str, JsonValue]], ...]  # (plan index, key, axis values)
+
+    def spec_doc(self) -> dict[str, JsonValue]:
+        return {
+            "axes": [{"name": n, "path": p, "labels": list(labels)} for n, p, labels in self.axes],
+            "constraints": list(self.constraints),
+            "objectives": [[d, m] for d, m in self.objectives],
+        }
 
 
 class SweepStore:
@@ -122,9 +133,8 @@ class SweepStore:
     # -- opening ------------------------------------------------------------------------------------------
 
     @staticmethod
-    def for_sweep(directory: Path, plan: SweepPlan) -> SweepStore:
+    def for_sweep(directory: Path, header: StoreHeader) -> SweepStore:
         """Create the store in `directory`, or reopen it if it holds this same sweep; refuse anything else."""
-        spec = plan.spec
         path = directory / STORE_FILE
         if directory.exists() and not directory.is_dir():
             raise SweepError(f"output {directory} is a file; give a folder for the sweep results")
@@ -140,7 +150,7 @@ class SweepStore:
         conn = _connect(path)
         conn.executescript(_SCHEMA)
         meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
-        identity = spec.identity_sha256()
+        identity = header.identity_sha256
         if meta and meta.get("identity_sha256") != identity:
             conn.close()
             os.close(lock_fd)
@@ -151,15 +161,15 @@ class SweepStore:
         runs = int(meta.get("runs", "0")) + 1
         with _transaction(conn):
             for name, value in (
-                ("schema_version", SCHEMA_VERSION), ("identity_sha256", identity), ("name", spec.name),
-                ("source", spec.source), ("chipsim_version", chipsim.__version__), ("runs", str(runs)),
-                ("spec_json", json.dumps(_spec_doc(spec))),
+                ("schema_version", SCHEMA_VERSION), ("identity_sha256", identity), ("name", header.name),
+                ("source", header.source), ("chipsim_version", header.chipsim_version), ("runs", str(runs)),
+                ("spec_json", json.dumps(header.spec_doc())),
             ):
                 conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
             conn.execute("DELETE FROM plan")
             conn.executemany(
                 "INSERT INTO plan (plan_index, key, axes_json) VALUES (?, ?, ?)",
-                [(p.index, p.key, json.dumps(axis_values_of(spec, p))) for p in plan.points],
+                [(index, key, json.dumps(axes)) for index, key, axes in header.points],
             )
         return SweepStore(directory, conn, lock_fd, runs)
 
@@ -234,46 +244,3 @@ class SweepStore:
             )
             for i, key, axes, status, error, record, run in rows
         ]
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Figures of a result record
-
-
-SCALAR_FIGURES: tuple[str, ...] = (
-    "cycles", "latency_s", "inferences_per_s", "energy_j", "energy_per_inference_j", "area_mm2", "power_w",
-    "tops_per_w", "utilization",
-)
-VALIDATION_FIGURES: tuple[str, ...] = ("bit_exact", "max_abs_logit_diff", "tag_agreement", "f1_chip", "f1_reference")
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def figures_of(record: Mapping[str, JsonValue]) -> dict[str, float | None]:
-    """The flat numeric figures of a result record: scalars, `energy_<part>_j`, `area_<part>_mm2`, validation.
-
-    A record's `energy_j` is already per inference (per sequence of the batch); `energy_per_inference_j` names
-    the same figure, for readers of the tables and the report.
-    """
-    out: dict[str, float | None] = {name: _number(record.get(name)) for name in SCALAR_FIGURES}
-    if out["energy_per_inference_j"] is None:
-        out["energy_per_inference_j"] = out["energy_j"]
-    energy = record.get("energy_breakdown_j")
-    if isinstance(energy, dict):
-        for part, value in energy.items():
-            out[f"energy_{part}_j"] = _number(value)
-    area = record.get("area_breakdown_mm2")
-    if isinstance(area, dict):
-        for part, value in area.items():
-            if part != "total":
-                out[f"area_{part}_mm2"] = _number(value)
-    validation = record.get("validation")
-    for name in VALIDATION_FIGURES:
-        out[name] = _number(validation.get(name)) if isinstance(validation, dict) else None
-    return out
