@@ -7,7 +7,8 @@ Rows: `chipsim run bert_ner.yaml` wall time (functional, the four sentences), ti
 BERT-large seq 512 (each a `chipsim run` process, start-up included), executor instructions/s
 (`benchmarks.bench_executor`), sweep points/s (`benchmarks.bench_sweep`), one GEMM's estimate against SCALE-Sim
 and one layer against ZigZag (speed ratio and cycle difference, side by side in this run; peers from
-`.venv-peers`), and peak memory (the largest resident set of this process and of the `chipsim` processes).
+`.venv-peers`), achieved versus bound on real models (`benchmarks.bench_bound`: cycles / the chip's bound, DRAM
+bytes / compulsory bytes), and peak memory (the largest resident set of this process and of the `chipsim` processes).
 Speed figures depend on the machine and its load; the table says what each was measured on.
 """
 
@@ -79,6 +80,19 @@ def sweep_rate(quick: bool) -> Row:
     return Row("sweep points/s", f"{rate:.2f}", ">= 10", f"BERT-base seq 128 timing-only, {points} random chips, 2 workers")
 
 
+def bound_rows() -> list[Row]:
+    """Achieved versus bound (benchmarks.bench_bound): cycles / the chip's bound, DRAM bytes / compulsory bytes."""
+    from benchmarks import bench_bound
+
+    rows = []
+    for case in bench_bound.CASES:
+        r = bench_bound.measure(*case)
+        rows.append(Row(f"cycles / bound: {r.label}", f"{r.cycles / r.bound_cycles:.2f}x", "1.0 is the chip's limit",
+                        f"bound {r.bound_cycles:,.0f} cycles ({r.bound_limiter}); DRAM {r.dram_bytes / r.compulsory_dram_bytes:.2f}x "
+                        f"the compulsory bytes, {r.dram_bytes / r.weight_bytes:.2f}x the weights"))
+    return rows
+
+
 def scalesim_ratio() -> Row:
     """One BERT-size GEMM: SCALE-Sim against `chipsim gemm --ideal-memory` (run_gemm in process)."""
     from chipsim.config import Dataflow, Precision
@@ -146,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(step())
         except Exception as exc:  # a broken benchmark is reported in the table, the others still run
             rows.append(Row(name, "failed", "", f"{type(exc).__name__}: {exc}"[:160]))
+    print(f"[{time.perf_counter() - t0:5.0f} s] achieved vs bound ...", flush=True)
+    try:
+        rows += bound_rows()
+    except Exception as exc:  # noqa: BLE001 - reported in the table like the others
+        rows.append(Row("cycles / bound", "failed", "", f"{type(exc).__name__}: {exc}"[:160]))
     if not peers_available():
         rows.append(Row("GEMM / layer vs SCALE-Sim, ZigZag", "skipped", "", MISSING_HINT))
     if a.quick:

@@ -45,8 +45,8 @@ class HwRun:
     batch: int
     cycles: int
     latency_ms: float
-    roofline_ms: float
-    roofline_limiter: str
+    bound_ms: float  # the chip's bound (chipsim.bound): compute, compulsory DRAM bytes, vector work
+    bound_limiter: str
     utilization: float
     energy_mj_per_seq: float
     dram_mb_per_seq: float  # DRAM bytes read + written over the run, per sequence
@@ -65,12 +65,11 @@ def timing_run(label: str, chip: str, batch: int, overrides: Sequence[str] = ())
     wall = time.perf_counter() - t0
     phases = {p: 0 for p in PHASES}
     for layer in rec.per_layer:
-        kind = layer.name.split(".", 1)[-1]
-        phases[kind] = phases.get(kind, 0) + layer.cycles
-    dram_bytes = sum(layer.dram_bytes for layer in rec.per_layer)
+        phases[layer.kind] = phases.get(layer.kind, 0) + layer.cycles
+    dram_bytes = rec.dram_bytes
     compute_ms = rec.macs / cfg.chip.peak_macs_per_cycle / cfg.chip.clock_hz * 1e3
     return HwRun(label, chip, cfg.chip.core.tensor_core.precision, batch, rec.cycles, rec.latency_s * 1e3,
-                 rec.roofline_cycles / cfg.chip.clock_hz * 1e3, rec.roofline_limiter, rec.utilization,
+                 rec.bound_cycles / cfg.chip.clock_hz * 1e3, rec.bound_limiter, rec.utilization,
                  rec.energy_j * 1e3, dram_bytes / batch / 1e6, compute_ms, phases, wall)
 
 
@@ -154,7 +153,7 @@ def hardware_tables(h: HardwareResults) -> list[str]:
         "",
         "Every simulated run (wall = time this simulation took here):",
         "",
-        "| run | batch | chipsim ms | roofline ms (limiter) | compute bound ms | DRAM MB / seq | MAC utilization "
+        "| run | batch | chipsim ms | bound ms (limiter) | compute bound ms | DRAM MB / seq | MAC utilization "
         "| energy mJ / seq | "
         + " | ".join(f"{p} %" for p in PHASES)
         + " | wall s |",
@@ -164,7 +163,7 @@ def hardware_tables(h: HardwareResults) -> list[str]:
         total = sum(r.phase_cycles.values()) or 1
         shares = " | ".join(f"{100 * r.phase_cycles.get(p, 0) / total:.0f}" for p in PHASES)
         lines.append(
-            f"| {r.label} | {r.batch} | {r.latency_ms:.3f} | {r.roofline_ms:.3f} ({r.roofline_limiter}) "
+            f"| {r.label} | {r.batch} | {r.latency_ms:.3f} | {r.bound_ms:.3f} ({r.bound_limiter}) "
             f"| {r.compute_bound_ms:.3f} | {r.dram_mb_per_seq:.1f} | {100 * r.utilization:.1f}% | {r.energy_mj_per_seq:.2f} | {shares} | {r.wall_s:.0f} |"
         )
     return lines

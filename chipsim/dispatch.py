@@ -70,8 +70,9 @@ class DecodedCore:
     queues: tuple[tuple[QueueEntry, ...], ...]  # one per unit, DMA MXU VEC NOC
     executed: int  # instructions up to and including HALT (or all, without one)
     barriers: int
-    events: dict[Event, int]
+    events: dict[Event, int]  # over the whole program
     macs: int
+    phase_events: tuple[dict[Event, int], ...]  # per phase: before barrier 0, ..., after the last barrier
 
 
 class Decoder:
@@ -187,7 +188,9 @@ class Decoder:
     def decode_core(self, core: int, instrs: tuple[Instr, ...], num_cores: int) -> DecodedCore:
         queues: list[list[QueueEntry]] = [[] for _ in range(NUM_UNITS)]
         keys: list[tuple[object, ...]] = []
+        phase_keys: list[list[tuple[object, ...]]] = [keys]
         events: dict[Event, int] = {}
+        noc_events: list[dict[Event, int]] = [{}]
         cache, shape_key, category, unit_of = self._cache, _SHAPE_KEY, _CATEGORY, _UNIT_OF
         barriers = 0
         executed = len(instrs)
@@ -210,14 +213,18 @@ class Decoder:
                         raise ExecutionError(f"{op.name} names the ctrl unit, which has no queue; name dma, mxu, vec or noc")
                     queues[unit].append((SIGNAL if op is Opcode.SIGNAL else WAIT, idx, instr[2], instr))
                 elif cat == _NOC:
-                    kind, info, noc_events = self._noc(instr, core, num_cores)
-                    for ev, n in noc_events:
-                        events[ev] = events.get(ev, 0) + n
+                    kind, info, sent = self._noc(instr, core, num_cores)
+                    phase_noc = noc_events[-1]
+                    for ev, n in sent:
+                        phase_noc[ev] = phase_noc.get(ev, 0) + n
                     queues[Unit.NOC].append((kind, idx, info, instr))
                 elif cat == _BARRIER:
                     for q in queues:
                         q.append((BARRIER, idx, barriers, instr))
                     barriers += 1
+                    keys = []
+                    phase_keys.append(keys)
+                    noc_events.append({})
                 else:
                     executed, halt_idx = idx + 1, idx
                     break
@@ -225,11 +232,16 @@ class Decoder:
             raise ExecutionError(f"{where(core, idx, instrs[idx])}: {exc}".rstrip(".") + ".") from None
         for q in queues:
             q.append((HALT, halt_idx, None, None))
-        for key, n in Counter(keys).items():
-            for ev, per in cache[key][2]:
-                events[ev] = events.get(ev, 0) + n * per
+        phases: list[dict[Event, int]] = []
+        for these, phase in zip(phase_keys, noc_events):
+            for key, n in Counter(these).items():
+                for ev, per in cache[key][2]:
+                    phase[ev] = phase.get(ev, 0) + n * per
+            for ev, n in phase.items():
+                events[ev] = events.get(ev, 0) + n
+            phases.append(phase)
         macs = events.get(Event.MAC_INT8, 0) + events.get(Event.MAC_BF16, 0)
-        return DecodedCore(tuple(tuple(q) for q in queues), executed, barriers, events, macs)
+        return DecodedCore(tuple(tuple(q) for q in queues), executed, barriers, events, macs, tuple(phases))
 
 
 def decode_program(program: Program, chip: ChipConfig) -> tuple[DecodedCore, ...]:

@@ -47,7 +47,7 @@ from chipsim.dispatch import (
 )
 from chipsim.energy import energy_breakdown
 from chipsim.global_buffer import GlobalBuffer
-from chipsim.stats import CoreStats, Roofline, RunResult, TraceEvent, UnitStats
+from chipsim.stats import CoreStats, PhaseStats, Roofline, RunResult, StallCause, TraceEvent, UnitStats
 from isa import CoreState, Instr, IsaError, Program, Unit, apply, read_bytes, verify, write_bytes
 from isa.semantics import NUM_SEMAPHORES
 
@@ -135,8 +135,12 @@ class _Run:
         self.gbuf_bpc = gb.bytes_per_cycle if gb is not None else 1
         self.gbuf_latency = gb.latency_cycles if gb is not None else 0
         self.gbuf_free = 0.0
-        self.gbuf_hit_bytes = 0  # DMA load bytes served by the global buffer instead of DRAM
-        self.gbuf_fill_bytes = 0  # bytes written into the global buffer (DRAM reads that missed, and stores)
+        # Per phase (barrier-delimited): DMA load bytes served by the global buffer instead of DRAM, and bytes
+        # written into it (DRAM reads that missed, and stores).
+        self.gbuf_hit_bytes = [0] * (nbar + 1)
+        self.gbuf_fill_bytes = [0] * (nbar + 1)
+        self.phase = [0] * g_count  # barriers each unit has passed: the phase its instructions belong to
+        self.snaps: list[list[tuple[int, int, int, int, int]]] = [[] for _ in range(g_count)]  # counters at each barrier
         self.heap: list[tuple[int, int, int, int]] = []
         self.seq = 0
         self.starts = [[-1] * len(instrs) for instrs in program.cores]
@@ -240,10 +244,10 @@ class _Run:
                 if self.gbuf is not None:
                     instr = op[3]
                     nbytes = instr.rows * instr.cols * instr.dtype.itemsize  # type: ignore[union-attr]
-                    hit = self.gbuf.access(instr)  # type: ignore[arg-type]
-                    hit_bytes = round(hit * nbytes)
-                    self.gbuf_hit_bytes += hit_bytes
-                    self.gbuf_fill_bytes += nbytes - hit_bytes
+                    hit_bytes = self.gbuf.access(instr)  # type: ignore[arg-type]
+                    phase = self.phase[g]
+                    self.gbuf_hit_bytes[phase] += hit_bytes
+                    self.gbuf_fill_bytes[phase] += nbytes - hit_bytes
                     if hit_bytes:
                         gb_start = self.gbuf_free if self.gbuf_free > now else float(now)
                         self.gbuf_free = gb_start + hit_bytes / self.gbuf_bpc
@@ -390,6 +394,8 @@ class _Run:
             idx = self.queues[w][p][1]
             self.st_dep[w] += release - at
             self.count[w] += 1
+            self.phase[w] += 1
+            self.snaps[w].append(self._counters(w))
             self.ptr[w] = p + 1
             self.avail[w] = release
             if release > self.done[w]:
@@ -398,6 +404,9 @@ class _Run:
             if self.events is not None:
                 self.events.append((core, unit, idx, at, release))  # type: ignore[arg-type]
             self._push(release, w)
+
+    def _counters(self, g: int) -> tuple[int, int, int, int, int]:
+        return self.busy[g], self.st_dram[g], self.st_noc[g], self.st_dep[g], self.st_struct[g]
 
     # -- deadlock ---------------------------------------------------------------------------------------------
     def _deadlock(self) -> DeadlockError:
@@ -440,14 +449,11 @@ class _Run:
             if isinstance(halt_idx, int) and halt_idx >= 0:
                 self.starts[c][halt_idx] = self.ends[c][halt_idx] = finish
             cores.append(CoreStats(c, finish, d.macs, units))
+        phases = self._phases(cycles)
         events: dict[str, int] = {}
-        for d in self.decoded:
-            for ev, n in d.events.items():
-                events[ev.value] = events.get(ev.value, 0) + n
-        if self.gbuf is not None:  # loads served by the global buffer read it instead of DRAM; misses and stores fill it
-            events["dram_read_bytes"] = events.get("dram_read_bytes", 0) - self.gbuf_hit_bytes
-            events["gbuf_read_bytes"] = events.get("gbuf_read_bytes", 0) + self.gbuf_hit_bytes
-            events["gbuf_write_bytes"] = events.get("gbuf_write_bytes", 0) + self.gbuf_fill_bytes
+        for ph in phases:
+            for ev, n in ph.events.items():
+                events[ev] = events.get(ev, 0) + n
         useful = sum(d.macs for d in self.decoded)
         peak = chip.peak_macs_per_cycle
         dram_bytes = events.get("dram_read_bytes", 0) + events.get("dram_write_bytes", 0)
@@ -481,4 +487,41 @@ class _Run:
             instr_start=tuple(np.array(s, dtype=np.int64) for s in self.starts),
             instr_end=tuple(np.array(e, dtype=np.int64) for e in self.ends),
             trace=trace,
+            phases=phases,
         )
+
+    def _phases(self, cycles: int) -> tuple[PhaseStats, ...]:
+        """What happened between consecutive barriers: events (global-buffer hits applied), time, unit busy and stalls."""
+        chip = self.chip
+        nphases = len(self.bar_time) + 1
+        g_count = len(self.queues)
+        finals = [self._counters(g) for g in range(g_count)]
+        out = []
+        for k in range(nphases):
+            start = self.bar_time[k - 1] if k else 0
+            end = self.bar_time[k] if k < nphases - 1 else cycles
+            events: dict[str, int] = {}
+            for d in self.decoded:
+                if k < len(d.phase_events):
+                    for ev, n in d.phase_events[k].items():
+                        events[ev.value] = events.get(ev.value, 0) + n
+            if self.gbuf is not None:  # loads served by the global buffer read it instead of DRAM; misses and stores fill it
+                hit = self.gbuf_hit_bytes[k]
+                events["dram_read_bytes"] = events.get("dram_read_bytes", 0) - hit
+                events["gbuf_read_bytes"] = events.get("gbuf_read_bytes", 0) + hit
+                events["gbuf_write_bytes"] = events.get("gbuf_write_bytes", 0) + self.gbuf_fill_bytes[k]
+            deltas = []
+            for g in range(g_count):
+                snaps = self.snaps[g]
+                after = snaps[k] if k < len(snaps) else finals[g]  # every unit passed every barrier (no deadlock)
+                before = snaps[k - 1] if k else (0, 0, 0, 0, 0)
+                deltas.append(tuple(a - b for a, b in zip(after, before)))
+            busy = tuple(tuple(deltas[c * NUM_UNITS + u][0] for u in range(NUM_UNITS)) for c in range(self.ncores))
+            stalls = {cause.value: sum(dl[i + 1] for dl in deltas) for i, cause in enumerate(StallCause)}
+            macs = events.get("mac_int8", 0) + events.get("mac_bf16", 0)
+            out.append(PhaseStats(
+                index=k, start_cycle=start, end_cycle=end, macs=macs, events=types.MappingProxyType(events),
+                energy_j=types.MappingProxyType(energy_breakdown(events, float(end - start), chip)),
+                busy_cycles=busy, stall_cycles=types.MappingProxyType(stalls),
+            ))
+        return tuple(out)

@@ -1,5 +1,6 @@
 """What a run of the executor reports: cycles, per-unit busy and stall time, MACs, utilization, event counts,
-energy, area, the roofline bound, per-instruction start/end cycles and (optionally) a timeline.
+energy, area, the program's roofline, per-phase statistics, per-instruction start/end cycles and (optionally) a
+timeline.
 
 Definitions (the executor fills these; tests pin them):
 - `cycles`: from cycle 0 to the completion of the last instruction of any unit of any core.
@@ -83,6 +84,34 @@ class Roofline:
 
 
 @dataclass(frozen=True, slots=True)
+class PhaseStats:
+    """One barrier-delimited phase of a run (phase k ends at barrier k; the last runs from the last barrier to
+    the end). The executor counts these as it runs; phases partition the run, so their cycles, events and
+    energies sum to the run's."""
+
+    index: int
+    start_cycle: int  # release of the previous barrier (0 for the first phase)
+    end_cycle: int  # release of this phase's barrier (the run's last cycle for the last phase)
+    macs: int
+    events: Mapping[str, int]  # chipsim.energy.Event value -> count, global-buffer hits applied
+    energy_j: Mapping[str, float]  # chipsim.energy.Component value -> joules over this phase, `total` their sum
+    busy_cycles: tuple[tuple[int, ...], ...]  # per core, per unit (DMA, MXU, VEC, NOC)
+    stall_cycles: Mapping[str, int]  # StallCause value -> cycles, summed over every unit of every core
+
+    @property
+    def cycles(self) -> int:
+        return self.end_cycle - self.start_cycle
+
+    @property
+    def dram_read_bytes(self) -> int:
+        return self.events.get("dram_read_bytes", 0)
+
+    @property
+    def dram_write_bytes(self) -> int:
+        return self.events.get("dram_write_bytes", 0)
+
+
+@dataclass(frozen=True, slots=True)
 class TraceEvent:
     """One instruction on one unit's timeline (for chipsim.app.trace)."""
 
@@ -114,6 +143,15 @@ class RunResult:
     instr_start: tuple[np.ndarray, ...]  # per core, int64 start cycle of each instruction (-1: never ran)
     instr_end: tuple[np.ndarray, ...]  # per core, int64 end cycle of each instruction (-1: never ran)
     trace: tuple[TraceEvent, ...] | None  # present when execute(..., trace=True)
+    phases: tuple[PhaseStats, ...]  # barrier-delimited phases in order; they partition the run
+
+    @property
+    def dram_read_bytes(self) -> int:
+        return self.events.get("dram_read_bytes", 0)
+
+    @property
+    def dram_write_bytes(self) -> int:
+        return self.events.get("dram_write_bytes", 0)
 
     @property
     def latency_s(self) -> float:

@@ -58,6 +58,7 @@ class Lowered:
     labels: tuple[tuple[str, ...], ...]  # per core, per instruction: phase name
     phases: tuple[str, ...]
     phase_macs: dict[str, int]
+    phase_mapping: dict[str, str]  # per phase name: how its kernels were tiled and placed, in words
 
 
 # ---- small instruction helpers ------------------------------------------------------------------------------
@@ -476,6 +477,22 @@ def phase_name(ks: list[Kernel]) -> str:
     return f"{prefix}." + "".join(k.name.rsplit(".", 1)[1] for k in ks)
 
 
+def describe_mapping(k: Kernel, work: tuple[tuple[object, ...], ...]) -> str:
+    """One kernel's mapping in words: tile sizes, where its operands come from, and how its items are placed."""
+    items = [len(w) for w in work]
+    placed = f"{sum(items)} items on {sum(1 for n in items if n)} of {len(items)} cores (max {max(items, default=0)} per core)"
+    if isinstance(k, Gemm):
+        t = k.tiling
+        tiles = f"tm={t.tm} tn={t.tn} tk={t.tk}" if t is not None else "untiled"
+        a_from = "A resident (gathered over the NoC)" if k.a_resident is not None else "A from DRAM"
+        w_kept = "weights kept across row tiles" if t is not None and t.tk >= k.k else "weights reloaded per row tile"
+        return f"{k.name}: {k.m}x{k.k}x{k.n} {tiles}, loops n > m > k, {w_kept}, {a_from}, {placed}"
+    if isinstance(k, Attention):
+        return f"{k.name}: {k.batch * k.heads} heads of {k.seq}x{k.head_dim}, tq={k.tq} query rows per item, {placed}"
+    shared = ", rows broadcast over the NoC" if k.broadcast is not None else ""
+    return f"{k.name}: {k.rows}x{k.cols}, tr={k.tr} rows per item{shared}, {placed}"
+
+
 def emit(g: nx.DiGraph, ctx: MapperContext) -> Lowered:
     chip = ctx.chip
     dram: DramLayout = g.graph["dram"]
@@ -484,12 +501,13 @@ def emit(g: nx.DiGraph, ctx: MapperContext) -> Lowered:
     by_phase: dict[int, list[str]] = {}
     for name in g.nodes:
         by_phase.setdefault(g.nodes[name]["kernel"].phase, []).append(name)
-    phases, phase_macs = [], {}
+    phases, phase_macs, phase_mapping = [], {}, {}
     for phase in sorted(by_phase):
         ks = [g.nodes[n]["kernel"] for n in by_phase[phase]]
         label = phase_name(ks)
         phases.append(label)
         phase_macs[label] = sum(k.macs for k in ks)
+        phase_mapping[label] = "; ".join(describe_mapping(k, g.nodes[n]["work"]) for n, k in zip(by_phase[phase], ks))
         for name, k in zip(by_phase[phase], ks):
             work = g.nodes[name]["work"]
             for c, b in enumerate(builders):
@@ -500,4 +518,4 @@ def emit(g: nx.DiGraph, ctx: MapperContext) -> Lowered:
         b.program.append(Halt())
         b.labels.append(phases[-1])
     program = Program(tuple(tuple(b.program) for b in builders), chip.mesh.rows, chip.mesh.cols)
-    return Lowered(program, dram, tuple(tuple(b.labels) for b in builders), tuple(phases), phase_macs)
+    return Lowered(program, dram, tuple(tuple(b.labels) for b in builders), tuple(phases), phase_macs, phase_mapping)

@@ -8,6 +8,7 @@ adds position and token-type embeddings and does everything after.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 import networkx as nx
@@ -21,6 +22,16 @@ from workloads.quantized import QLinear, QuantizedModel
 from workloads.reference import mask_bias
 
 
+class TensorRole(enum.Enum):
+    """Why a tensor is in DRAM: what must cross the pins at least once (parameters and inputs in, outputs out)
+    and what a schedule may keep on chip (activations)."""
+
+    PARAMETER = "parameter"  # weights, biases, scales, LayerNorm and embedding tables: read at least once
+    INPUT = "input"  # the batch's inputs (gathered word embeddings, attention mask): read at least once
+    ACTIVATION = "activation"  # produced and consumed within the run
+    OUTPUT = "output"  # the run's result: written at least once
+
+
 @dataclass(frozen=True, slots=True)
 class Tensor:
     name: str
@@ -28,6 +39,7 @@ class Tensor:
     rows: int
     cols: int
     dtype: DType
+    role: TensorRole
 
     @property
     def row_bytes(self) -> int:
@@ -46,22 +58,39 @@ class DramLayout:
     def __getitem__(self, name: str) -> Tensor:
         return self.tensors[name]
 
+    def bytes_of(self, *roles: TensorRole) -> int:
+        return sum(t.nbytes for t in self.tensors.values() if t.role in roles)
 
-def tensor_shapes(g: nx.DiGraph, q: DType) -> list[tuple[str, int, int, DType]]:
+    @property
+    def compulsory_read_bytes(self) -> int:
+        """Every parameter and input once: what any schedule must read from DRAM."""
+        return self.bytes_of(TensorRole.PARAMETER, TensorRole.INPUT)
+
+    @property
+    def compulsory_write_bytes(self) -> int:
+        """Every output once: what any schedule must write to DRAM."""
+        return self.bytes_of(TensorRole.OUTPUT)
+
+
+TensorShape = tuple[str, int, int, DType, TensorRole]
+
+
+def tensor_shapes(g: nx.DiGraph, q: DType) -> list[TensorShape]:
     cfg = g.graph["config"]
     s, b = g.graph["seq_len"], g.graph["batch"]
     m, h, f, n_lab = b * s, cfg.hidden, cfg.ffn, cfg.num_labels
     f32 = DType.FP32
-    shapes = [("emb.in", m, h, f32), ("emb.pos", s, h, f32), ("emb.type", 1, h, f32), ("emb.ln.g", 1, h, f32),
-              ("emb.ln.b", 1, h, f32), ("mask", b, s, f32)]
-    shapes += [(n, m, h, f32) for n in ("x", "x1", "y")] + [(n, m, h, q) for n in ("xq", "x1q", "q", "k", "v", "ctx")]
-    shapes += [("hq", m, f, q), ("logits", m, n_lab, f32)]
+    par, inp, act = TensorRole.PARAMETER, TensorRole.INPUT, TensorRole.ACTIVATION
+    shapes = [("emb.in", m, h, f32, inp), ("emb.pos", s, h, f32, par), ("emb.type", 1, h, f32, par),
+              ("emb.ln.g", 1, h, f32, par), ("emb.ln.b", 1, h, f32, par), ("mask", b, s, f32, inp)]
+    shapes += [(n, m, h, f32, act) for n in ("x", "x1", "y")] + [(n, m, h, q, act) for n in ("xq", "x1q", "q", "k", "v", "ctx")]
+    shapes += [("hq", m, f, q, act), ("logits", m, n_lab, f32, TensorRole.OUTPUT)]
     linears = {"q": (h, h), "k": (h, h), "v": (h, h), "o": (h, h), "ffn1": (h, f), "ffn2": (f, h)}
     for i in range(cfg.layers):
         for name, (kk, nn) in linears.items():
-            shapes += [(f"l{i}.{name}.w", kk, nn, q), (f"l{i}.{name}.deq", 1, nn, f32), (f"l{i}.{name}.b", 1, nn, f32)]
-        shapes += [(f"l{i}.{ln}.{p}", 1, h, f32) for ln in ("ln1", "ln2") for p in ("g", "b")]
-    shapes += [("cls.w", h, n_lab, q), ("cls.deq", 1, n_lab, f32), ("cls.b", 1, n_lab, f32)]
+            shapes += [(f"l{i}.{name}.w", kk, nn, q, par), (f"l{i}.{name}.deq", 1, nn, f32, par), (f"l{i}.{name}.b", 1, nn, f32, par)]
+        shapes += [(f"l{i}.{ln}.{p}", 1, h, f32, par) for ln in ("ln1", "ln2") for p in ("g", "b")]
+    shapes += [("cls.w", h, n_lab, q, par), ("cls.deq", 1, n_lab, f32, par), ("cls.b", 1, n_lab, f32, par)]
     return shapes
 
 
@@ -70,8 +99,8 @@ def allocate_dram(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
     addr = 0
     q = DType.INT8 if ctx.int8 else DType.BF16
     shapes = g.graph["tensors"](q) if "tensors" in g.graph else tensor_shapes(g, q)
-    for name, rows, cols, dtype in shapes:
-        tensors[name] = Tensor(name, addr, rows, cols, dtype)
+    for name, rows, cols, dtype, role in shapes:
+        tensors[name] = Tensor(name, addr, rows, cols, dtype, role)
         addr += align(rows * cols * dtype.itemsize)
     out = g.copy()
     out.graph["dram"] = DramLayout(tensors, addr)

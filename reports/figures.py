@@ -48,11 +48,13 @@ class Comparison(enum.Enum):
                 return value != bound
 
 
-# Figures of a result record that constraints and objectives may name (see figures_of).
-METRICS: tuple[str, ...] = (
+SCALAR_FIGURES: tuple[str, ...] = (
     "cycles", "latency_s", "inferences_per_s", "energy_j", "energy_per_inference_j", "area_mm2", "power_w",
-    "tops_per_w", "utilization", "f1_chip", "f1_reference", "max_abs_logit_diff", "tag_agreement",
+    "tops_per_w", "utilization", "dram_bytes", "bound_cycles", "mapping_efficiency",
 )
+VALIDATION_FIGURES: tuple[str, ...] = ("bit_exact", "max_abs_logit_diff", "tag_agreement", "f1_chip", "f1_reference")
+# Figures of a result record that constraints and objectives may name (see figures_of).
+METRICS: tuple[str, ...] = SCALAR_FIGURES + tuple(f for f in VALIDATION_FIGURES if f != "bit_exact")
 STATIC_METRICS: frozenset[str] = frozenset({"area_mm2"})  # known from the chip alone, checked before running
 
 _CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(<=|>=|==|!=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
@@ -113,11 +115,6 @@ def parse_constraint(text: object, where: str) -> Constraint:
     return Constraint(metric, Comparison(op), float(bound), text.strip())
 
 
-SCALAR_FIGURES: tuple[str, ...] = (
-    "cycles", "latency_s", "inferences_per_s", "energy_j", "energy_per_inference_j", "area_mm2", "power_w",
-    "tops_per_w", "utilization",
-)
-VALIDATION_FIGURES: tuple[str, ...] = ("bit_exact", "max_abs_logit_diff", "tag_agreement", "f1_chip", "f1_reference")
 
 
 def _number(value: object) -> float | None:

@@ -11,18 +11,28 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-LAYER_FIELDS = ("name", "cycles", "macs", "dram_bytes", "utilization", "energy_j", "bound")
-
-
 @dataclass(frozen=True, slots=True)
 class LayerRecord:
-    name: str
+    """One layer (every barrier-delimited phase with its label), as the executor measured it."""
+
+    name: str  # `l3.ffn1`; `emb`, `cls` outside the encoder
+    kind: str  # the name without its layer (`ffn1`): rows of the same kind add up across layers
     cycles: int
     macs: int
-    dram_bytes: int  # read + written by the layer's DMA transfers, every core
-    utilization: float
-    energy_j: float
-    bound: str  # compute | memory | noc
+    utilization: float  # MACs / (PEs x cores x cycles)
+    dram_read_bytes: int  # what reached DRAM (global-buffer hits excluded), every core
+    dram_write_bytes: int
+    dram_bytes: int  # their sum
+    dram_bandwidth_utilization: float  # DRAM bytes / (cycles x DRAM bytes per cycle)
+    sram_read_bytes: int  # scratchpad + accumulator, every core
+    sram_write_bytes: int
+    energy_j: float  # per inference (per sequence of the batch)
+    energy_breakdown_j: dict[str, float]  # by component, per inference; `total` = energy_j
+    bound: str  # what binds this layer in the roofline sense: compute, dram, vector or noc
+    mapping: str  # tile sizes, operand residency and placement of the layer's kernels
+
+
+LAYER_FIELDS = tuple(f.name for f in fields(LayerRecord) if f.name != "energy_breakdown_j")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +69,20 @@ class RunRecord:
     area_mm2: float
     area_breakdown_mm2: dict[str, float]
     utilization: float
-    roofline_cycles: float
-    roofline_limiter: str
+    dram_read_bytes: int  # what reached DRAM over the run (global-buffer hits excluded)
+    dram_write_bytes: int
+    dram_bytes: int  # their sum
+    compulsory_dram_bytes: int  # every parameter and input read once, every output written once
+    bound_cycles: float  # the chip's bound for this workload (chipsim.bound): compute, compulsory DRAM, vector
+    bound_limiter: str  # compute | dram | vector
+    mapping_efficiency: float  # bound_cycles / cycles: 1 is a schedule at the chip's limit
+    program_roofline_cycles: float  # the program's own roofline: its MACs, the DRAM bytes it moved, its NoC bytes
+    program_roofline_limiter: str  # compute | dram | noc
     peak_macs_per_cycle: int
     dram_bytes_per_cycle: float
     instructions: int
-    stall_cycles: dict[str, int]
+    stall_cycles: dict[str, int]  # by cause, summed over every unit of every core
+    stall_share: dict[str, dict[str, float]]  # per unit, per cause: stall cycles / (cores x cycles)
     per_layer: tuple[LayerRecord, ...]
     validation: Validation | None
 
@@ -75,9 +93,7 @@ class RunRecord:
         (directory / "result.json").write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
         with (directory / "per_layer.csv").open("w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
-            w.writerow(LAYER_FIELDS)
+            parts = sorted({k for layer in self.per_layer for k in layer.energy_breakdown_j if k != "total"})
+            w.writerow([*LAYER_FIELDS, *(f"energy_{p}_j" for p in parts)])
             for layer in self.per_layer:
-                w.writerow([getattr(layer, name) for name in LAYER_FIELDS])
-
-
-assert tuple(f.name for f in fields(LayerRecord)) == LAYER_FIELDS
+                w.writerow([getattr(layer, name) for name in LAYER_FIELDS] + [layer.energy_breakdown_j.get(p, 0.0) for p in parts])

@@ -60,6 +60,8 @@ _BEST_COLUMNS: tuple[tuple[str, str, float], ...] = (
     ("power_w", "power (W)", 1.0),
     ("tops_per_w", "TOPS/W", 1.0),
     ("utilization", "utilization (%)", 100.0),
+    ("mapping_efficiency", "bound / cycles (%)", 100.0),
+    ("dram_bytes", "DRAM MB", 1e-6),
     ("f1_chip", "F1 (chip)", 1.0),
 )
 
@@ -142,6 +144,14 @@ def build_report(directory: Path, *, heatmap: tuple[str, str] | None = None) -> 
         record = results.records.get(str(top["key"]), {})
         per_layer = record.get("per_layer")
         best_note = ", ".join(f"{n} = {_fmt(top[n])}" for n in results.axis_names)
+        bound, roof = record.get("bound_cycles"), record.get("program_roofline_cycles")
+        if isinstance(bound, (int, float)) and isinstance(roof, (int, float)) and top.get("cycles"):
+            notes.append(
+                f"Best design ({best_note}): {int(top['cycles']):,} cycles against the chip's bound of {bound:,.0f} "
+                f"({record.get('bound_limiter')}; {100 * bound / float(top['cycles']):.1f}% mapping efficiency) and its "
+                f"program's own roofline of {roof:,.0f} ({record.get('program_roofline_limiter')}), which counts the bytes "
+                "the program moved rather than the compulsory ones."
+            )
         if isinstance(per_layer, list) and per_layer:
             layers: list[dict[str, JsonValue]] = [p for p in per_layer if isinstance(p, dict)]
             saved.append(plots.save(plots.layers_plot(layers), out, "best_layers", f"Per-layer cycles of the best design ({best_note})"))

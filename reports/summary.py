@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.console import Console
 from rich.table import Table
 
-from reports.record import RunRecord
+from reports.record import LayerRecord, RunRecord
 
 
 def _si(value: float, unit: str) -> str:
@@ -13,6 +15,31 @@ def _si(value: float, unit: str) -> str:
         if abs(value) < scale * 1000:
             return f"{value / scale:.3f} {prefix}{unit}"
     return f"{value:.3f} {unit}"
+
+
+@dataclass(frozen=True, slots=True)
+class KindRow:
+    kind: str
+    count: int
+    cycles: int
+    macs: int
+    dram_bytes: int
+    energy_j: float
+    bound: str  # the bound of the most cycles among its layers
+
+
+def _kinds(r: RunRecord) -> list[KindRow]:
+    by: dict[str, list[LayerRecord]] = {}
+    for layer in r.per_layer:
+        by.setdefault(layer.kind, []).append(layer)
+    out = []
+    for kind, ls in by.items():
+        weight: dict[str, int] = {}
+        for layer in ls:
+            weight[layer.bound] = weight.get(layer.bound, 0) + layer.cycles
+        out.append(KindRow(kind, len(ls), sum(x.cycles for x in ls), sum(x.macs for x in ls), sum(x.dram_bytes for x in ls),
+                           sum(x.energy_j for x in ls), max(weight, key=lambda b: weight[b])))
+    return out
 
 
 def summary_tables(r: RunRecord, top: int = 8) -> list[Table]:
@@ -30,7 +57,12 @@ def summary_tables(r: RunRecord, top: int = 8) -> list[Table]:
         ("efficiency", f"{r.tops_per_w:.2f} TOPS/W"),
         ("area", f"{r.area_mm2:.1f} mm^2"),
         ("utilization (MACs / PE-cycles)", f"{100 * r.utilization:.1f} %"),
-        ("roofline bound", f"{r.roofline_cycles:,.0f} cycles ({r.roofline_limiter})"),
+        ("DRAM traffic (read + write)", f"{r.dram_read_bytes / 1e6:,.2f} + {r.dram_write_bytes / 1e6:,.2f} MB"),
+        ("DRAM traffic / compulsory", f"{r.dram_bytes / r.compulsory_dram_bytes:.2f}x of {r.compulsory_dram_bytes / 1e6:,.2f} MB"
+         if r.compulsory_dram_bytes else "n/a"),
+        ("chip bound", f"{r.bound_cycles:,.0f} cycles ({r.bound_limiter})"),
+        ("mapping efficiency (bound / cycles)", f"{100 * r.mapping_efficiency:.1f} %"),
+        ("program roofline (its own bytes)", f"{r.program_roofline_cycles:,.0f} cycles ({r.program_roofline_limiter})"),
         ("instructions", f"{r.instructions:,}"),
     ]
     for k, v in rows:
@@ -42,13 +74,22 @@ def summary_tables(r: RunRecord, top: int = 8) -> list[Table]:
     for k, v in r.energy_breakdown_j.items():
         if k != "total":
             energy.add_row(k, _si(v, "J"), f"{100 * v / r.energy_j:.1f} %")
-    layers = Table(title=f"top {top} layers by cycles")
-    for col in ("layer", "cycles", "share", "MACs", "util", "energy", "bound"):
-        layers.add_column(col, justify="left" if col in ("layer", "bound") else "right")
-    for layer in sorted(r.per_layer, key=lambda x: -x.cycles)[:top]:
-        layers.add_row(layer.name, f"{layer.cycles:,}", f"{100 * layer.cycles / r.cycles:.1f} %", f"{layer.macs:,}",
-                       f"{100 * layer.utilization:.1f} %", _si(layer.energy_j, "J"), layer.bound)
-    tables = [head, energy, layers]
+    layers = Table(title=f"layers by kind, summed over the encoder's layers (top {top} by cycles)")
+    for col in ("kind", "layers", "cycles", "share", "MACs", "util", "DRAM MB", "energy", "bound"):
+        layers.add_column(col, justify="left" if col in ("kind", "bound") else "right")
+    pes = r.peak_macs_per_cycle
+    for k in sorted(_kinds(r), key=lambda x: -x.cycles)[:top]:
+        layers.add_row(k.kind, str(k.count), f"{k.cycles:,}", f"{100 * k.cycles / r.cycles:.1f} %", f"{k.macs:,}",
+                       f"{100 * k.macs / (pes * k.cycles) if k.cycles else 0:.1f} %", f"{k.dram_bytes / 1e6:,.2f}",
+                       _si(k.energy_j, "J"), k.bound)
+    stalls = Table(title="stalls (share of each unit's time over every core)")
+    causes = sorted({c for by_cause in r.stall_share.values() for c in by_cause})
+    stalls.add_column("unit")
+    for c in causes:
+        stalls.add_column(c, justify="right")
+    for unit, by_cause in r.stall_share.items():
+        stalls.add_row(unit, *(f"{100 * by_cause.get(c, 0.0):.1f} %" for c in causes))
+    tables = [head, energy, layers, stalls]
     v = r.validation
     if v is not None:
         val = Table(title=f"validation ({v.sentences} sentences through the chip)", show_header=False)

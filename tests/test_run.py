@@ -26,21 +26,28 @@ def cfg(*overrides: str):
 def test_bert_ner_yaml_prints_summary_and_writes_result(tmp_path):
     r = chipsim("run", str(RUN_FILE), "--out", str(tmp_path / "out"), "--trace", str(tmp_path / "trace.json"))
     assert r.returncode == 0, r.stderr
-    for text in ("cycles", "latency at 1000 MHz", "TOPS/W", "energy per inference", "top 8 layers by cycles",
+    for text in ("cycles", "latency at 1000 MHz", "TOPS/W", "energy per inference", "layers by kind", "chip bound",
+                 "mapping efficiency", "program roofline", "DRAM traffic / compulsory", "stalls",
                  "int8 logits bit-exact vs quantized reference", "yes"):
         assert text in r.stdout
     rec = json.loads((tmp_path / "out" / "result.json").read_text())
     for key in ("cycles", "latency_s", "inferences_per_s", "energy_j", "energy_breakdown_j", "area_mm2", "tops_per_w",
-                "utilization", "per_layer", "validation", "config_sha256", "chipsim_version"):
+                "utilization", "per_layer", "validation", "config_sha256", "chipsim_version", "dram_read_bytes",
+                "dram_write_bytes", "dram_bytes", "compulsory_dram_bytes", "bound_cycles", "bound_limiter",
+                "mapping_efficiency", "program_roofline_cycles", "program_roofline_limiter", "stall_share"):
         assert key in rec
     assert set(rec["energy_breakdown_j"]) == {"mac", "sram", "dram", "noc", "vector", "leakage", "total"}
     assert rec["validation"]["bit_exact"] is True and rec["validation"]["max_abs_logit_diff"] == 0.0
     assert rec["validation"]["sentences"] == 4 and rec["validation"]["tag_agreement"] > 0.9
     assert rec["latency_s"] == pytest.approx(rec["cycles"] / 1e9)
-    assert {layer["bound"] for layer in rec["per_layer"]} <= {"compute", "memory", "noc"}
+    assert {layer["bound"] for layer in rec["per_layer"]} <= {"compute", "dram", "vector", "noc"}
     assert sum(layer["cycles"] for layer in rec["per_layer"]) == rec["cycles"]
+    assert sum(layer["dram_read_bytes"] for layer in rec["per_layer"]) == rec["dram_read_bytes"]
+    assert all(layer["mapping"] for layer in rec["per_layer"] if layer["macs"])
     csv = (tmp_path / "out" / "per_layer.csv").read_text().splitlines()
-    assert csv[0] == "name,cycles,macs,dram_bytes,utilization,energy_j,bound" and len(csv) == 1 + len(rec["per_layer"])
+    assert csv[0].startswith("name,kind,cycles,macs,utilization,dram_read_bytes,dram_write_bytes,dram_bytes,")
+    assert csv[0].endswith(",energy_leakage_j,energy_mac_j,energy_noc_j,energy_sram_j,energy_vector_j")
+    assert len(csv) == 1 + len(rec["per_layer"])
     trace = json.loads((tmp_path / "trace.json").read_text())
     assert len(trace["traceEvents"]) >= rec["instructions"] // 2
 
@@ -81,7 +88,7 @@ def test_timing_only_matches_functional_figures():
 @pytest.mark.parametrize(("model", "seq", "batch"), [("bert-base", 128, 1), ("bert-tiny", 512, 3)])
 def test_timing_only_any_bert_size(model, seq, batch):
     rec = run(cfg(f"workload.model={model}", f"workload.seq_len={seq}", f"workload.batch={batch}", "functional=false")).record
-    assert rec.cycles >= rec.roofline_cycles
+    assert rec.cycles >= rec.program_roofline_cycles and rec.cycles >= rec.bound_cycles
     assert 0 < rec.utilization <= 1
     parts = [v for k, v in rec.energy_breakdown_j.items() if k != "total"]
     assert sum(parts) == pytest.approx(rec.energy_breakdown_j["total"], rel=1e-12)

@@ -21,7 +21,7 @@ from isa import DType, Halt, Matmul, Program
 from mapper import MapperContext
 from mapper.emit import emit
 from mapper.kernels import Gemm
-from mapper.layout import allocate_dram
+from mapper.layout import TensorRole, allocate_dram
 from mapper.place import place_on_cores
 from mapper.tiling import MAX_DIM, tile_to_sram
 from workloads.errors import WorkloadError
@@ -89,7 +89,8 @@ def mapped_program(m: int, k: int, n: int, chip: ChipConfig) -> Program:
     """The GEMM tiled, placed and scheduled by the mapper on `chip` (any chip), raw accumulators stored to DRAM."""
     ctx = MapperContext(chip)
     out_t = DType.INT32 if ctx.int8 else DType.FP32
-    g = nx.DiGraph(tensors=lambda q: [("a", m, k, q), ("w", k, n, q), ("out", m, n, out_t)])
+    g = nx.DiGraph(tensors=lambda q: [("a", m, k, q, TensorRole.INPUT), ("w", k, n, q, TensorRole.PARAMETER),
+                                      ("out", m, n, out_t, TensorRole.OUTPUT)])
     g.add_node("gemm", kernel=Gemm("gemm", 0, 0, m, k, n, "a", "w", None, "", None, "out", raw=True))
     for p in (tile_to_sram, place_on_cores, allocate_dram):
         g = p(g, ctx)

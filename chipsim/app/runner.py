@@ -11,16 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import networkx as nx
 import numpy as np
 
 import chipsim
-from chipsim.config import ConfigError, Precision
-from chipsim.dispatch import Decoder
-from chipsim.energy import Event, energy_breakdown
-from chipsim.executor import execute
+from chipsim.app.bound import workload_bound
 from chipsim.app.runconfig import RunConfig
-from chipsim.stats import RunResult, StallCause
-from isa import OPCODES, Opcode, Unit, verify
+from chipsim.config import ConfigError, Precision
+from chipsim.executor import execute
+from chipsim.stats import PhaseStats, RunResult, StallCause
+from isa import Opcode, Unit, verify
 from mapper import Lowered, MapperContext, lower
 from mapper.layout import dram_image, read_tensor
 from reports.record import LayerRecord, RunRecord, Validation
@@ -50,51 +50,60 @@ class RunOutcome:
 
 
 _WORK_UNITS = (Unit.DMA, Unit.MXU, Unit.VEC, Unit.NOC)
-_SYNC_OPS = frozenset({Opcode.SIGNAL, Opcode.WAIT, Opcode.BARRIER, Opcode.HALT})
 
 
-def _phase_spans(lowered: Lowered, result: RunResult) -> list[tuple[str, int, int, list[tuple[int, int, int]]]]:
-    """(label, start, end, [(core, first index, stop index)]) of every barrier-delimited phase."""
-    prog = lowered.program
-    barrier_idx = [[i for i, ins in enumerate(core) if ins.op is Opcode.BARRIER] for core in prog.cores]
-    spans = []
-    prev_end, prev_idx = 0, [0] * prog.num_cores
-    for k in range(len(barrier_idx[0])):
-        end = max(int(result.instr_end[c][barrier_idx[c][k]]) for c in range(prog.num_cores))
-        label = lowered.labels[0][barrier_idx[0][k]]
-        ranges = [(c, prev_idx[c], barrier_idx[c][k] + 1) for c in range(prog.num_cores)]
-        spans.append((label, prev_end, end, ranges))
-        prev_end, prev_idx = end, [barrier_idx[c][k] + 1 for c in range(prog.num_cores)]
-    return spans
+def _phase_labels(lowered: Lowered, result: RunResult) -> list[str]:
+    """The layer label of every phase the executor measured (phase k ends at barrier k; the last at HALT)."""
+    core0 = lowered.program.cores[0]
+    labels = lowered.labels[0]
+    barriers = [i for i, ins in enumerate(core0) if ins.op is Opcode.BARRIER]
+    out = [labels[i] for i in barriers[: len(result.phases) - 1]]
+    return out + [labels[-1]]  # after the last barrier: HALT, labelled as the last phase
+
+
+def layer_kind(name: str) -> str:
+    """`l3.ffn1` -> `ffn1`; names outside the encoder (`emb`, `cls`) are their own kind."""
+    head, _, rest = name.partition(".")
+    return rest if rest and head[:1] == "l" and head[1:].isdigit() else name
 
 
 def per_layer(cfg: RunConfig, lowered: Lowered, result: RunResult) -> tuple[LayerRecord, ...]:
-    """Cycles, MACs, utilization, energy and the binding resource of every phase (layer) of the program."""
-    chip = cfg.chip
-    decoder = Decoder(chip)
+    """The executor's per-phase statistics, summed by layer label (phases of one label are that layer's kernels)."""
+    chip, batch = cfg.chip, cfg.workload.batch
     pes = chip.pes_per_core * chip.num_cores
-    # The unit of every instruction, per core (SIGNAL/WAIT/BARRIER/HALT count for no unit's work).
-    units = [np.array([int(OPCODES[i.op].unit) if i.op not in _SYNC_OPS else -1 for i in core], dtype=np.int8)
-             for core in lowered.program.cores]
-    acc: dict[str, tuple[int, dict[str, int], dict[Unit, int]]] = {}
-    for label, start, end, ranges in _phase_spans(lowered, result):
-        cycles, events, busy = acc.get(label, (0, {}, {u: 0 for u in _WORK_UNITS}))
-        phase_busy = {u: 0 for u in _WORK_UNITS}
-        for c, lo, hi in ranges:
-            for ev, n in decoder.decode_core(c, lowered.program.cores[c][lo:hi], lowered.program.num_cores).events.items():
-                events[ev] = events.get(ev, 0) + n
-            span = result.instr_end[c][lo:hi] - result.instr_start[c][lo:hi]
-            for u in _WORK_UNITS:  # the busiest core's unit time
-                phase_busy[u] = max(phase_busy[u], int(span[units[c][lo:hi] == int(u)].sum()))
-        acc[label] = (cycles + end - start, events, {u: busy[u] + phase_busy[u] for u in _WORK_UNITS})
+    groups: dict[str, list[PhaseStats]] = {}
+    for label, phase in zip(_phase_labels(lowered, result), result.phases):
+        groups.setdefault(label, []).append(phase)
     out = []
-    for label, (cycles, events, busy) in acc.items():
-        macs = lowered.phase_macs.get(label, 0)
-        compute = max(busy[Unit.MXU], busy[Unit.VEC])  # the array or the vector unit
-        bound = max(((compute, "compute"), (busy[Unit.DMA], "memory"), (busy[Unit.NOC], "noc")))[1]
-        dram = int(events.get(Event.DRAM_READ_BYTES, 0) + events.get(Event.DRAM_WRITE_BYTES, 0))
-        out.append(LayerRecord(label, cycles, macs, dram, macs / (pes * cycles) if cycles else 0.0,
-                               energy_breakdown(events, cycles, chip)["total"] / cfg.workload.batch, bound))
+    for label, phases in groups.items():
+        cycles = sum(p.cycles for p in phases)
+        macs = sum(p.macs for p in phases)
+
+        def total(event: str, phases: list[PhaseStats] = phases) -> int:
+            return sum(p.events.get(event, 0) for p in phases)
+
+        energy: dict[str, float] = {}
+        for p in phases:
+            for part, joules in p.energy_j.items():
+                energy[part] = energy.get(part, 0.0) + joules / batch
+        read, write = total("dram_read_bytes"), total("dram_write_bytes")
+        # The roofline sense: which throughput alone would take longest (the busiest core's unit for vector and NoC).
+        limits = {
+            "compute": macs / chip.peak_macs_per_cycle,
+            "dram": (read + write) / chip.dram_bytes_per_cycle,
+            "vector": sum(max(core[Unit.VEC] for core in p.busy_cycles) for p in phases),
+            "noc": sum(max(core[Unit.NOC] for core in p.busy_cycles) for p in phases),
+        }
+        out.append(LayerRecord(
+            name=label, kind=layer_kind(label), cycles=cycles, macs=macs,
+            utilization=macs / (pes * cycles) if cycles else 0.0,
+            dram_read_bytes=read, dram_write_bytes=write, dram_bytes=read + write,
+            dram_bandwidth_utilization=(read + write) / (cycles * chip.dram_bytes_per_cycle) if cycles else 0.0,
+            sram_read_bytes=total("spad_read_bytes") + total("acc_read_bytes"),
+            sram_write_bytes=total("spad_write_bytes") + total("acc_write_bytes"),
+            energy_j=energy.get("total", 0.0), energy_breakdown_j=energy,
+            bound=max(limits, key=lambda k: limits[k]), mapping=lowered.phase_mapping.get(label, ""),
+        ))
     return tuple(out)
 
 
@@ -107,12 +116,19 @@ def _sentences(cfg: RunConfig, tokenizer, test_split: list[ner.Sentence] | None)
     return out
 
 
-def _record(cfg: RunConfig, lowered: Lowered, result: RunResult, validation: Validation | None, functional: bool) -> RunRecord:
+def _record(cfg: RunConfig, graph: nx.DiGraph, lowered: Lowered, result: RunResult, validation: Validation | None,
+            functional: bool) -> RunRecord:
     chip, batch = cfg.chip, cfg.workload.batch
     latency = result.latency_s
     energy_run = result.energy_total_j
     macs = result.useful_macs
     stalls = {cause.value: sum(u.stall_cycles(cause) for core in result.cores for u in core.units) for cause in StallCause}
+    unit_time = len(result.cores) * result.cycles
+    share = {
+        unit.name.lower(): {cause.value: sum(core.unit(unit).stall_cycles(cause) for core in result.cores) / unit_time for cause in StallCause}
+        for unit in _WORK_UNITS
+    } if unit_time else {}
+    bound, compulsory = workload_bound(chip, graph, lowered.layout)
     return RunRecord(
         chipsim_version=chipsim.__version__, config_sha256=cfg.sha256(), chip=chip.name, model=cfg.workload.model,
         seq_len=cfg.workload.seq_len, batch=batch, precision=chip.core.tensor_core.precision.value, functional=functional,
@@ -121,9 +137,13 @@ def _record(cfg: RunConfig, lowered: Lowered, result: RunResult, validation: Val
         energy_breakdown_j={k: v / batch for k, v in result.energy_j.items()},
         power_w=energy_run / latency, tops=2 * macs / latency / 1e12, tops_per_w=2 * macs / energy_run / 1e12,
         area_mm2=result.area_mm2["total"], area_breakdown_mm2=dict(result.area_mm2), utilization=result.utilization,
-        roofline_cycles=result.roofline.bound_cycles, roofline_limiter=result.roofline.limiter,
+        dram_read_bytes=result.dram_read_bytes, dram_write_bytes=result.dram_write_bytes,
+        dram_bytes=result.dram_read_bytes + result.dram_write_bytes, compulsory_dram_bytes=compulsory,
+        bound_cycles=bound.bound_cycles, bound_limiter=bound.limiter,
+        mapping_efficiency=bound.bound_cycles / result.cycles if result.cycles else 0.0,
+        program_roofline_cycles=result.roofline.bound_cycles, program_roofline_limiter=result.roofline.limiter,
         peak_macs_per_cycle=chip.peak_macs_per_cycle, dram_bytes_per_cycle=chip.dram_bytes_per_cycle,
-        instructions=result.instructions, stall_cycles=stalls, per_layer=per_layer(cfg, lowered, result),
+        instructions=result.instructions, stall_cycles=stalls, stall_share=share, per_layer=per_layer(cfg, lowered, result),
         validation=validation,
     )
 
@@ -159,13 +179,14 @@ def run(
         model = load_model()
         qprec = QPrecision.INT8 if chip.core.tensor_core.precision is Precision.INT8 else QPrecision.BF16
         qm = load_quantized(model, qprec)
-    lowered = lower(build_graph(bert, w.seq_len, w.batch), MapperContext(chip, qm, cfg.mapper.search_candidates), verify=cfg.mapper.verify)
+    graph = build_graph(bert, w.seq_len, w.batch)
+    lowered = lower(graph, MapperContext(chip, qm, cfg.mapper.search_candidates), verify=cfg.mapper.verify)
     if cfg.mapper.verify:
         verify(lowered.program, spad_bytes=chip.core.scratchpad.size_bytes, acc_bytes=chip.core.accumulator.size_bytes,
                dram_bytes=lowered.layout.size_bytes, array_rows=chip.core.tensor_core.rows, array_cols=chip.core.tensor_core.cols)
     if qm is None:
         result = execute(lowered.program, chip, functional=False, trace=trace)
-        return RunOutcome(_record(cfg, lowered, result, None, False), result, lowered)
+        return RunOutcome(_record(cfg, graph, lowered, result, None, False), result, lowered)
 
     model = qm.model
     split = None
@@ -210,4 +231,4 @@ def run(
         f1_ref = ner.score(gold, [ref_tags[i] for i in gold_idx]).f1
     validation = Validation(len(sentences), exact if qm.precision is QPrecision.INT8 else None, max_q, max_f,
                             agree / words if words else 1.0, f1_chip, f1_ref)
-    return RunOutcome(_record(cfg, lowered, result, validation, True), result, lowered)
+    return RunOutcome(_record(cfg, graph, lowered, result, validation, True), result, lowered)

@@ -1,0 +1,39 @@
+"""What a workload must do, whatever the mapping: its MACs, its compulsory DRAM bytes and its vector work; and the
+chip's bound for it (chipsim.bound), the yardstick of `mapping_efficiency`."""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from chipsim.bound import ChipBound, chip_bound
+from chipsim.config import ChipConfig, VectorOp
+from mapper.layout import DramLayout
+from workloads.graph import ops, total_macs
+from workloads.ops import OpKind
+
+# The fewest vector element-ops per element of each non-matmul op, as the references compute it:
+# softmax: row max, subtract it, exp, row sum, scale by the reciprocal (one per row, not per element);
+# LayerNorm: row mean, center, square, row variance, normalize, gamma, beta (rsqrt once per row);
+# GELU: one; residual and embedding sums: one add.
+LANE_OPS_PER_ELEMENT: dict[OpKind, tuple[VectorOp, ...]] = {
+    OpKind.SOFTMAX: (VectorOp.MAX, VectorOp.ADD, VectorOp.EXP, VectorOp.REDUCE, VectorOp.MUL),
+    OpKind.LAYERNORM: (VectorOp.REDUCE, VectorOp.ADD, VectorOp.MUL, VectorOp.REDUCE, VectorOp.MUL, VectorOp.MUL, VectorOp.ADD),
+    OpKind.GELU: (VectorOp.GELU,),
+    OpKind.ADD: (VectorOp.ADD,),  # per addend after the first
+}
+
+
+def vector_lane_ops(graph: nx.DiGraph) -> dict[VectorOp, int]:
+    """Element-ops by kind that the workload's non-matmul operators need at the least."""
+    out: dict[VectorOp, int] = {}
+    for op in ops(graph):
+        times = len(op.inputs) - 1 if op.kind is OpKind.ADD else 1  # a sum of n tensors is n - 1 adds
+        for v in LANE_OPS_PER_ELEMENT.get(op.kind, ()):
+            out[v] = out.get(v, 0) + times * op.output.numel
+    return out
+
+
+def workload_bound(chip: ChipConfig, graph: nx.DiGraph, layout: DramLayout) -> tuple[ChipBound, int]:
+    """The chip's bound for this workload, and the compulsory DRAM bytes it assumes."""
+    compulsory = layout.compulsory_read_bytes + layout.compulsory_write_bytes
+    return chip_bound(chip, macs=total_macs(graph), dram_bytes=compulsory, vector_lane_ops=vector_lane_ops(graph)), compulsory
