@@ -261,3 +261,16 @@ def f1_energy_plot(frame: pd.DataFrame, precision_axis: str | None) -> Figure:
     ax.set_title("Task accuracy vs energy")
     ax.legend(title=precision_axis, fontsize=8)
     return fig
+
+
+def hypervolume_plot(evaluations: np.ndarray, fraction: np.ndarray, how: str) -> Figure:
+    """How fast the sweep found its front: hypervolume of the feasible front after each evaluation."""
+    fig, ax = plt.subplots(figsize=(7.2, 3.6))
+    ax.plot(evaluations, 100 * fraction, color="tab:blue", lw=1.5, drawstyle="steps-post")
+    ax.axhline(100 * fraction[-1], color="gray", lw=0.8, ls="--", label=f"final: {100 * fraction[-1]:.1f}% after {int(evaluations[-1])} points")
+    ax.set_xlabel("points evaluated")
+    ax.set_ylabel("hypervolume (% of the box)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"Front found over evaluations ({how})")
+    ax.legend(loc="lower right", fontsize=8)
+    return fig

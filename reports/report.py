@@ -17,7 +17,7 @@ import pandas as pd
 
 from reports import plots
 from reports.figures import JsonValue, SweepError
-from reports.table import SweepResults, best_designs, load_results
+from reports.table import SweepResults, best_designs, hypervolume_curve, load_results
 
 REPORT_DIR = "report"
 
@@ -132,6 +132,12 @@ def build_report(directory: Path, *, heatmap: tuple[str, str] | None = None) -> 
             saved.append(plots.save(plots.heatmap_plot(ok, (x, axis_labels[x]), (y, axis_labels[y])), out, "utilization_heatmap", f"Utilization over {x} and {y}"))
         else:
             notes.append("The utilization heatmap needs two axes with several values; this sweep has fewer.")
+        curve = hypervolume_curve(results)
+        if curve is not None:
+            how = results.sweep.sampling or "plan order"
+            saved.append(plots.save(plots.hypervolume_plot(*curve, how), out, "hypervolume",
+                                    f"Hypervolume of the feasible {results.objectives[0].metric} x {results.objectives[1].metric} front "
+                                    f"over evaluations ({how}; in decades, as a share of the box from the best to 1.1x the worst)"))
         functional = ok[pd.to_numeric(ok.get("f1_chip", pd.Series(dtype=float)), errors="coerce").notna()] if "f1_chip" in ok else ok.head(0)
         precision = _precision_axis(results)
         if len(functional) and precision is not None:

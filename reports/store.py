@@ -80,6 +80,7 @@ class StoredSweep:
     axes: tuple[tuple[str, str, tuple[str, ...]], ...]  # (name, path, labels) per axis
     constraints: tuple[str, ...]
     objectives: tuple[tuple[str, str], ...]  # (minimize|maximize, metric)
+    sampling: str = ""  # how the points were chosen, in words (empty for stores written before it was recorded)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -112,11 +113,14 @@ class StoreHeader:
     constraints: tuple[str, ...]
     objectives: tuple[tuple[str, str], ...]  # (minimize|maximize, metric)
     points: tuple[tuple[int, str, dict[str, JsonValue]], ...]  # (plan index, key, axis values)
+    adaptive: bool = False  # a search: the plan grows as it runs (add_planned), so a rerun keeps the stored plan
+    sampling: str = ""  # how the points are chosen, in words (`grid, seed 0`, `nsga2 search, budget 150, seed 0`)
 
     def spec_doc(self) -> dict[str, JsonValue]:
         return {
             "axes": [{"name": n, "path": p, "labels": list(labels)} for n, p, labels in self.axes],
             "constraints": list(self.constraints),
+            "sampling": self.sampling,
             "objectives": [[d, m] for d, m in self.objectives],
         }
 
@@ -166,7 +170,8 @@ class SweepStore:
                 ("spec_json", json.dumps(header.spec_doc())),
             ):
                 conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
-            conn.execute("DELETE FROM plan")
+            if not header.adaptive:
+                conn.execute("DELETE FROM plan")
             conn.executemany(
                 "INSERT INTO plan (plan_index, key, axes_json) VALUES (?, ?, ?)",
                 [(index, key, json.dumps(axes)) for index, key, axes in header.points],
@@ -209,6 +214,12 @@ class SweepStore:
                 ),
             )
 
+    def add_planned(self, plan_index: int, key: str, axis_values: dict[str, JsonValue]) -> None:
+        """Append one point to the plan (a search chooses its points as it runs; plan order is evaluation order)."""
+        with _transaction(self._conn):
+            self._conn.execute("INSERT INTO plan (plan_index, key, axes_json) VALUES (?, ?, ?)",
+                               (plan_index, key, json.dumps(axis_values)))
+
     def forget_failed(self) -> int:
         """Remove failed points so that they run again; returns how many."""
         with _transaction(self._conn):
@@ -227,6 +238,7 @@ class SweepStore:
             name=meta["name"], source=meta["source"], identity_sha256=meta["identity_sha256"],
             chipsim_version=meta["chipsim_version"],
             axes=tuple((a["name"], a["path"], tuple(a["labels"])) for a in doc["axes"]),
+            sampling=str(doc.get("sampling", "")),
             constraints=tuple(doc["constraints"]),
             objectives=tuple((d, m) for d, m in doc["objectives"]),
         )

@@ -141,3 +141,59 @@ def best_designs(results: SweepResults, limit: int = 10) -> pd.DataFrame:
     front = frame[pareto_mask(matrix)] if len(frame) else frame
     first = results.objectives[0]
     return front.sort_values(first.metric, ascending=first.direction is Direction.MINIMIZE).head(limit)
+
+
+def hypervolume_2d(points: np.ndarray, ref: np.ndarray) -> float:
+    """Area that `points` (n x 2, both columns to minimize) dominate within the box below `ref`."""
+    inside = points[np.all(np.isfinite(points), axis=1) & np.all(points < ref, axis=1)]
+    if not len(inside):
+        return 0.0
+    front = inside[pareto_mask(inside)]
+    front = front[np.argsort(front[:, 0])]  # x ascending, so y descending along the front
+    xs = np.append(front[1:, 0], ref[0])
+    return float(np.sum((xs - front[:, 0]) * (ref[1] - front[:, 1])))
+
+
+def _log_objectives(frame: pd.DataFrame, objectives: tuple[Objective, ...]) -> np.ndarray:
+    """The first two objectives to minimize, in decades (latency and energy span orders of magnitude, so a linear
+    hypervolume would be all but full for any point near the good corner)."""
+    m = objective_matrix(frame, objectives[:2])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(m > 0, np.log10(np.abs(m)), np.where(m < 0, -np.log10(np.abs(m)), np.nan))
+
+
+def hypervolume_box(frame: pd.DataFrame, objectives: tuple[Objective, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(ideal, reference) for the hypervolume of the first two objectives, in decades, from the Pareto front of
+    `frame`'s feasible points: the ideal is the best of each objective on it, the reference its worst (the
+    front's nadir) plus a tenth of the front's range, the usual normalisation (Ishibuchi et al., "How to specify
+    a reference point in hypervolume calculation", Evolutionary Computation 26(3), 2018). Points beyond the front's
+    nadir add nothing, so the measure tells how much of the front itself was found."""
+    if len(objectives) < 2:
+        return None
+    m = _log_objectives(frame[frame["feasible"]], objectives)
+    m = m[np.all(np.isfinite(m), axis=1)]
+    if not len(m):
+        return None
+    front = m[pareto_mask(m)]
+    ideal, nadir = front.min(axis=0), front.max(axis=0)
+    span = np.where(nadir - ideal > 0, nadir - ideal, np.maximum(np.abs(nadir), 1.0) * 1e-3)  # a one-point front
+    return ideal, nadir + 0.1 * span
+
+
+def hypervolume_fraction(frame: pd.DataFrame, objectives: tuple[Objective, ...], box: tuple[np.ndarray, np.ndarray]) -> float:
+    """The hypervolume of `frame`'s feasible front as a fraction of the box (ideal, reference)."""
+    ideal, ref = box
+    m = _log_objectives(frame[frame["feasible"]], objectives)
+    return hypervolume_2d(m, ref) / float(np.prod(ref - ideal))
+
+
+def hypervolume_curve(results: SweepResults, checkpoints: int = 200) -> tuple[np.ndarray, np.ndarray] | None:
+    """Evaluations (points in plan order, which is evaluation order for a search) and the hypervolume of the
+    feasible front found after each, as a fraction of the sweep's own box (at most `checkpoints` samples)."""
+    frame = results.frame.sort_values("plan_index")
+    box = hypervolume_box(frame, results.objectives)
+    if box is None:
+        return None
+    n = len(frame)
+    steps = np.unique(np.linspace(1, n, min(n, checkpoints)).astype(int))
+    return steps, np.array([hypervolume_fraction(frame.iloc[:s], results.objectives, box) for s in steps])

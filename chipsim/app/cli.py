@@ -318,6 +318,7 @@ def sweep_cmd(
 ) -> None:
     """Run a design-space sweep; every finished point is stored at once, and a second run resumes."""
     from reports.store import SweepStore
+    from chipsim.app.search import run_search
     from chipsim.app.sweep import RichProgress, dask_executor, default_workers, local_executor, run_sweep
     from chipsim.app.sweep_plan import SweepError, build_plan, load_sweep
     from reports.table import load_results
@@ -328,15 +329,27 @@ def sweep_cmd(
         if retry_failed:
             store.forget_failed()
         excluded = f" ({plan.excluded} excluded by area constraints)" if plan.excluded else ""
-        console.print(f"sweep {plan.spec.name}: {len(plan.points)} points planned{excluded}; results in {out}", highlight=False, soft_wrap=True)
+        sampling = plan.spec.sampling
+        planned = (f"a {sampling.method.value} search of {sampling.budget} points" if sampling.method.searches
+                   else f"{len(plan.points)} points planned{excluded}")
+        console.print(f"sweep {plan.spec.name}: {planned}; results in {out}", highlight=False, soft_wrap=True)
         progress = RichProgress(console)
+        searching = plan.spec.sampling.method.searches
+        if searching and max_points is not None:
+            raise SweepError(f"--max-points does not apply to a {plan.spec.sampling.method.value} search; set sampling.budget in {sweep_file} instead")
+
+        def go(executor: object, parallelism: int):  # type: ignore[no-untyped-def]
+            if searching:
+                return run_search(plan, store, executor, parallelism=parallelism, progress=progress)  # type: ignore[arg-type]
+            return run_sweep(plan, store, executor, parallelism=parallelism, max_points=max_points, progress=progress)  # type: ignore[arg-type]
+
         if dask is not None:
             with dask_executor(dask) as (executor, threads):
-                summary = run_sweep(plan, store, executor, parallelism=threads, max_points=max_points, progress=progress)
+                summary = go(executor, threads)
         else:
             n = workers if workers is not None else default_workers()
-            with local_executor(min(n, max(1, len(plan.points)))) as executor:
-                summary = run_sweep(plan, store, executor, parallelism=n, max_points=max_points, progress=progress)
+            with local_executor(min(n, max(1, len(plan.points) if not searching else n))) as executor:
+                summary = go(executor, n)
     console.print(
         f"{summary.ran} points computed ({summary.failed} failed) in {summary.wall_s:.1f} s, "
         f"{summary.already_done} already done; {summary.remaining} of {summary.planned} still to run",

@@ -8,11 +8,13 @@
       core.scratchpad.size_kib: [256, 1024, 4096]
       dram.type: [hbm2e, lpddr5, ddr4]
       workload.seq_len: [64, 128]
-    sampling: {method: grid}             # grid (every combination) | random | lhs, with points: N and seed: S
+    sampling: {method: grid}             # grid (every combination) | random | lhs, with points: N and seed: S;
+                                         # or a search: {method: nsga2 | tpe, budget: N, seed: S}
     constraints: ["area_mm2 <= 400", "power_w <= 75"]
     objectives: [{minimize: latency_s}, {minimize: energy_j}]
 
-The plan is a list of points in a seeded order (a grid is shuffled, so the first N points are a spread over the
+A search (nsga2, tpe: chipsim.app.search) plans no points up front; it asks for them as results come in.
+Otherwise the plan is a list of points in a seeded order (a grid is shuffled, so the first N points are a spread over the
 space and `--max-points N` gives a useful quick look). Each point is the base run config with the axis values
 set, validated as a `RunConfig` and keyed by the sha256 of that resolved config and the chipsim version.
 Constraints on `area_mm2` are checked before running (the area model needs only the chip); the others after.
@@ -65,13 +67,27 @@ class SamplingMethod(enum.Enum):
     GRID = "grid"  # every combination of the axis values
     RANDOM = "random"  # `points` distinct combinations drawn uniformly
     LHS = "lhs"  # Latin hypercube over the axis indices (every value of each axis used about equally often)
+    NSGA2 = "nsga2"  # multi-objective search: optuna's NSGA-II, `budget` points evaluated (chipsim.app.search)
+    TPE = "tpe"  # multi-objective search: optuna's tree-structured Parzen estimator
+
+    @property
+    def searches(self) -> bool:
+        """Whether points are chosen as results come in (a search), not planned up front."""
+        return self in (SamplingMethod.NSGA2, SamplingMethod.TPE)
 
 
 @dataclass(frozen=True, slots=True)
 class Sampling:
     method: SamplingMethod = SamplingMethod.GRID
-    points: int | None = None
+    points: int | None = None  # random and lhs: how many points
     seed: int = 0
+    budget: int | None = None  # nsga2 and tpe: how many distinct points to evaluate in all (a later run may raise it)
+
+    def describe(self) -> str:
+        if self.method.searches:
+            return f"{self.method.value} search, budget {self.budget}, seed {self.seed}"
+        count = f", {self.points} points" if self.points is not None else ""
+        return f"{self.method.value}{count}, seed {self.seed}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +113,16 @@ class SweepSpec:
     objectives: tuple[Objective, ...]
 
     def identity_sha256(self) -> str:
-        """What determines the set of points: base, axes, sampling and the functional default (not constraints)."""
+        """What determines the set of points: base, axes, sampling and the functional default (not constraints;
+        not a search's budget either, so a search can be continued with a larger one)."""
         doc = {
             "base": self.base,
             "functional": self.functional,
             "axes": [[a.path, list(a.values)] for a in self.axes],
             "sampling": [self.sampling.method.value, self.sampling.points, self.sampling.seed],
         }
+        if self.sampling.method.searches:  # a search's points depend on the objectives and constraints it steers by
+            doc["steering"] = [[o.direction.value, o.metric] for o in self.objectives] + [c.text for c in self.constraints]
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
@@ -131,6 +150,8 @@ class SweepPlan:
             constraints=tuple(c.text for c in spec.constraints),
             objectives=tuple((o.direction.value, o.metric) for o in spec.objectives),
             points=tuple((p.index, p.key, axis_values_of(spec, p)) for p in self.points),
+            adaptive=spec.sampling.method.searches,
+            sampling=spec.sampling.describe(),
         )
 
 
@@ -217,20 +238,32 @@ def _parse_sampling(raw: object, where: str) -> Sampling:
         return Sampling()
     if not isinstance(raw, dict):
         raise SweepError(f"{where}: sampling must be a mapping such as {{method: random, points: 100, seed: 0}}")
+    fields = ("method", "points", "seed", "budget")
     for key in raw:
-        if key not in ("method", "points", "seed"):
-            raise SweepError(f"{where}: sampling.{key}: unknown field; {closest(str(key), ['method', 'points', 'seed'])}")
+        if key not in fields:
+            raise SweepError(f"{where}: sampling.{key}: unknown field; {closest(str(key), fields)}")
     method_text = raw.get("method", "grid")
     try:
         method = SamplingMethod(method_text)
     except ValueError:
-        raise SweepError(f"{where}: sampling.method: got {method_text!r}; must be one of grid, random, lhs") from None
+        valid = ", ".join(m.value for m in SamplingMethod)
+        raise SweepError(f"{where}: sampling.method: got {method_text!r}; must be one of {valid}") from None
     points = raw.get("points")
     seed = raw.get("seed", 0)
-    if points is not None and (isinstance(points, bool) or not isinstance(points, int) or points < 1):
-        raise SweepError(f"{where}: sampling.points: got {points!r}; must be an integer >= 1")
+    budget = raw.get("budget")
+    for name, value in (("points", points), ("budget", budget)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PLAN_POINTS):
+            raise SweepError(f"{where}: sampling.{name}: got {value!r}; must be an integer from 1 to {MAX_PLAN_POINTS:,}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise SweepError(f"{where}: sampling.seed: got {seed!r}; must be an integer >= 0")
+    if method.searches:
+        if points is not None:
+            raise SweepError(f"{where}: sampling.points: a {method.value} search evaluates `budget` points; write budget: {points} instead")
+        if budget is None:
+            raise SweepError(f"{where}: sampling.budget: a {method.value} search needs the number of points to evaluate, e.g. budget: 150")
+        return Sampling(method, None, seed, budget)
+    if budget is not None:
+        raise SweepError(f"{where}: sampling.budget: only a search (method: nsga2 or tpe) has a budget; {method.value} sampling takes points")
     if method is SamplingMethod.GRID and points is not None:
         raise SweepError(f"{where}: sampling.points: grid sampling runs every combination; drop points or use method: random or lhs")
     if method is not SamplingMethod.GRID and points is None:
@@ -368,35 +401,45 @@ def _static_area_mm2(config: RunConfig) -> float:
     return area_breakdown(config.chip)["total"]
 
 
+def plan_point(spec: SweepSpec, combo: tuple[int, ...], index: int) -> tuple[PlannedPoint, float | None]:
+    """The point for one combination of axis value indices, and its area when a static constraint needs it (the
+    caller drops the point when that area breaks a constraint); an invalid combination carries its error."""
+    data = copy.deepcopy(spec.base)
+    for axis, i in zip(spec.axes, combo):
+        for leaf, leaf_value in _leaf_assignments(axis.path, axis.values[i]):
+            _set_path(data, leaf, leaf_value)
+    try:
+        config = run_config_from_dict(data, source="this point")
+    except ConfigError as exc:
+        raw_sha = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+        return PlannedPoint(index, combo, point_key("invalid:" + raw_sha), None, str(exc)), None
+    area = _static_area_mm2(config) if any(c.metric in STATIC_METRICS for c in spec.constraints) else None
+    return PlannedPoint(index, combo, point_key(config.sha256()), config.model_dump(mode="json", exclude={"output"}), None), area
+
+
+def static_constraints_hold(spec: SweepSpec, area: float | None) -> bool:
+    return area is None or all(c.holds(area) for c in spec.constraints if c.metric in STATIC_METRICS)
+
+
 def build_plan(spec: SweepSpec) -> SweepPlan:
-    """The seeded list of points; a combination that is not a valid run config is kept, with its error."""
+    """The seeded list of points; a combination that is not a valid run config is kept, with its error. A search
+    (nsga2, tpe) plans nothing up front: chipsim.app.search asks for points as results come in."""
     static = [c for c in spec.constraints if c.metric in STATIC_METRICS]
     points: list[PlannedPoint] = []
     keys: set[str] = set()
     excluded = 0
     areas: list[float] = []
-    for combo in _sample(spec):
-        data = copy.deepcopy(spec.base)
-        for axis, i in zip(spec.axes, combo):
-            for leaf, leaf_value in _leaf_assignments(axis.path, axis.values[i]):
-                _set_path(data, leaf, leaf_value)
-        try:
-            config = run_config_from_dict(data, source="this point")
-        except ConfigError as exc:
-            raw_sha = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-            points.append(PlannedPoint(len(points), combo, point_key("invalid:" + raw_sha), None, str(exc)))
-            continue
-        if static:
-            area = _static_area_mm2(config)
+    for combo in (() if spec.sampling.method.searches else _sample(spec)):
+        point, area = plan_point(spec, combo, len(points))
+        if area is not None:
             areas.append(area)
-            if not all(c.holds(area) for c in static):
+            if not static_constraints_hold(spec, area):
                 excluded += 1
                 continue
-        key = point_key(config.sha256())
-        if key in keys:  # two combinations that resolve to the same config (e.g. a value equal to the base's)
+        if point.config is not None and point.key in keys:  # two combinations that resolve to the same config
             continue
-        keys.add(key)
-        points.append(PlannedPoint(len(points), combo, key, config.model_dump(mode="json", exclude={"output"}), None))
+        keys.add(point.key)
+        points.append(point)
     if excluded and not points:
         texts = "; ".join(c.text for c in static)
         raise SweepError(
