@@ -208,3 +208,54 @@ def test_search_on_the_real_simulator_and_its_report(tmp_path) -> None:
     assert r.returncode == 0, r.stderr
     assert (out / "report" / "hypervolume.png").is_file()
     assert "nsga2 search, budget 4, seed 0" in (out / "report" / "index.html").read_text()
+
+
+def test_search_resumes_after_sigkill_losing_and_repeating_nothing(tmp_path) -> None:
+    """`chipsim sweep` on a search, killed with SIGKILL mid-run (workers too), then run again to its budget."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    sweep = tmp_path / "kill.yaml"
+    sweep.write_text(yaml.safe_dump({
+        "name": "killsearch", "base": {"chip": "default", "workload": {"model": "bert-tiny", "seq_len": 16}},
+        "axes": {"core.tensor_core": [{"rows": r, "cols": r} for r in (16, 32, 64, 128)],
+                 "dram.type": ["hbm2e", "lpddr5", "ddr4"], "workload.seq_len": [16, 32, 64]},
+        "sampling": {"method": "nsga2", "budget": 16, "seed": 0},
+    }))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "chipsim", "sweep", str(sweep), "--out", str(out), "--workers", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        done, deadline = 0, time.monotonic() + 120
+        while done < 4 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+            if (out / "sweep.sqlite").exists():
+                try:
+                    with sqlite3.connect(out / "sweep.sqlite", timeout=5) as db:
+                        done = db.execute("SELECT COUNT(*) FROM points").fetchone()[0]
+                except sqlite3.OperationalError:
+                    pass
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    with sqlite3.connect(out / "sweep.sqlite") as db:
+        before = dict(db.execute("SELECT key, finished_unix_s FROM points").fetchall())
+    assert 4 <= len(before) < 16
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(out / "sweep.sqlite") as db:
+        rows = db.execute("SELECT key, finished_unix_s, run FROM points").fetchall()
+        planned = [k for (k,) in db.execute("SELECT key FROM plan ORDER BY plan_index")]
+    assert len(rows) == 16 and len(planned) == len(set(planned)) == 16 and {k for k, _, _ in rows} == set(planned)
+    for key, finished, run in rows:  # the points finished before the kill were not computed again
+        if key in before:
+            assert (finished, run) == (before[key], 1)
+        else:
+            assert run == 2
