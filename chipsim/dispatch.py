@@ -1,16 +1,18 @@
-"""Pre-decoding a Program for the executor: each core's instructions become per-unit queues of plain tuples
-that carry their closed-form cycle counts, plus the run's energy-event counts (which do not depend on the
-schedule, so they are counted here once).
+"""Dispatch: a Program becomes, per core, one queue per unit (DMA, MXU, VEC, NOC) of plain tuples that carry
+each instruction's closed-form cost from the chip's cost model (chipsim.cost_model), plus the energy-event
+counts of every barrier-delimited phase (which do not depend on the schedule, so they are counted here once).
+Not to be confused with isa.decode, which turns bytes into a Program.
 
-Decoding is cached per instruction *shape* (every field but the addresses), so a program of 100k
+Costing is cached per instruction *shape* (every field but the addresses), so a program of 100k
 instructions with a few hundred distinct shapes costs one dict lookup per instruction.
 
-Queue entry layouts (element 0 is the kind, element 1 the instruction index in the core's program):
-    (LOCAL,   idx, cycles, structural_cycles, instr)          MXU and VEC work: fixed duration
-    (DMA,     idx, engine_cycles, dram_channel_cycles, latency_cycles, instr)
-    (SEND,    idx, dst_core, tag, nbytes, links, serialization_cycles, hop_cycles, instr)
-    (RECV,    idx, src_core, tag, nbytes, instr)
-    (SIGNAL,  idx, sem)   (WAIT, idx, sem)   (BARRIER, idx, barrier_number)   (HALT, idx)
+Every queue entry is (kind, idx, info, instr): kind one of the constants below, idx the instruction's index in
+its core's program, instr the instruction (None for the closing HALT entry), and info by kind:
+    LOCAL    (cycles, structural_cycles)                 MXU and VEC work: fixed duration
+    DMA      (engine_cycles, dram_channel_cycles, latency_cycles)
+    SEND     (dst_core, tag, nbytes, links, serialization_cycles, hop_cycles)
+    RECV     (src_core, tag, nbytes)
+    SIGNAL / WAIT: the semaphore; BARRIER: the barrier's number; HALT: None
 """
 
 from __future__ import annotations
@@ -21,11 +23,10 @@ from dataclasses import dataclass
 from operator import itemgetter
 
 from chipsim import timing
-from chipsim.config import ChipConfig, Dataflow, Precision, VectorOp
-from chipsim.energy import Event, mac_event, vector_event
-from isa import OPCODES, Instr, IsaError, Mem, Opcode, Program, Unit, format_instr
-from isa.operands import matmul_out_dtype
-from isa.types import DType
+from chipsim.config import ChipConfig
+from chipsim.cost_model import READ_EVENT, WRITE_EVENT, CostError, DmaCost, TimingModel
+from chipsim.energy import Event
+from isa import OPCODES, Instr, IsaError, Opcode, Program, Unit, format_instr
 
 LOCAL, DMA, SEND, RECV, SIGNAL, WAIT, BARRIER, HALT = range(8)
 NUM_UNITS = 4  # DMA, MXU, VEC, NOC: the queues of one core (CTRL instructions are replicated or handled)
@@ -35,9 +36,6 @@ QueueEntry = tuple[int, int, Info | int | None, Instr | None]
 EventCounts = tuple[tuple[Event, int], ...]
 Decoded = tuple[int, Info, EventCounts]
 
-_PRECISION_OF: dict[DType, Precision] = {DType.INT8: Precision.INT8, DType.BF16: Precision.BF16}
-_READ_EVENT = {Mem.SPAD: Event.SPAD_READ_BYTES, Mem.ACC: Event.ACC_READ_BYTES}
-_WRITE_EVENT = {Mem.SPAD: Event.SPAD_WRITE_BYTES, Mem.ACC: Event.ACC_WRITE_BYTES}
 
 
 class ExecutionError(ValueError):
@@ -76,111 +74,35 @@ class DecodedCore:
 
 
 class Decoder:
-    """Turns instructions into queue entries on one chip; caches work per instruction shape."""
+    """Turns instructions into queue entries on one chip; caches work per instruction shape. Every cost comes
+    from the chip's TimingModel (chipsim.cost_model), the one the mapper's search uses too."""
 
     def __init__(self, chip: ChipConfig) -> None:
-        core = chip.core
-        tc = core.tensor_core
         self.chip = chip
-        self.rows, self.cols = tc.rows, tc.cols
-        self.dataflow = tc.dataflow
-        self.precision = tc.precision
-        self.double_buffer = tc.weight_double_buffer
-        self.port_bpc = {Mem.SPAD: core.scratchpad.bytes_per_cycle, Mem.ACC: core.accumulator.bytes_per_cycle}
-        self.lanes = core.vector.lanes
-        self.vec_cycles = core.vector.cycles_per_op
-        self.dma_bpc = core.dma.bytes_per_cycle
-        self.dram_bpc = chip.dram_bytes_per_cycle
-        self.dram_latency = timing.ns_to_cycles(chip.dram.latency_ns, chip.clock_mhz)
-        self.mesh_cols = chip.mesh.cols
-        self.link_bpc = chip.noc.link_bytes_per_cycle
-        self.hop_cycles = chip.noc.hop_cycles
+        self.model = TimingModel.of(chip)
         self._cache: dict[tuple[object, ...], Decoded] = {}  # shape key -> (kind, info, events)
 
     # -- per-shape work (cache misses only) -------------------------------------------------------------------
-    def _port_cycles(self, reads: dict[Mem, int], writes: dict[Mem, int]) -> int:
-        return max(timing.sram_port_cycles(reads.get(m, 0) + writes.get(m, 0), bpc) for m, bpc in self.port_bpc.items())
-
-    def _matmul(self, i: Instr) -> Decoded:
-        prec = _PRECISION_OF[i.precision]
-        if prec is not self.precision:
-            raise ExecutionError(
-                f"MATMUL precision {prec.value} needs a {prec.value} tensor core, but this chip's tensor core is "
-                f"{self.precision.value}; use prec={self.precision.value} or set core.tensor_core.precision={prec.value}"
-            )
-        preloaded = bool(i.preloaded)
-        t = timing.matmul_timing(
-            self.dataflow, self.rows, self.cols, i.m, i.k, i.n,
-            weight_double_buffer=self.double_buffer, preloaded=preloaded and self.dataflow is Dataflow.WS,
-        )
-        traffic = timing.matmul_traffic(
-            self.dataflow, self.rows, self.cols, i.m, i.k, i.n,
-            in_itemsize=i.precision.itemsize, acc_itemsize=matmul_out_dtype(i.precision).itemsize,
-            accumulate=bool(i.accumulate), preloaded=preloaded,
-        )
-        array = t.total_cycles
-        ports = self._port_cycles({Mem.SPAD: traffic.spad_read_bytes, Mem.ACC: traffic.acc_read_bytes}, {Mem.ACC: traffic.acc_write_bytes})
-        cycles = max(array, ports)
-        events = (
-            (mac_event(prec), i.m * i.k * i.n),
-            (Event.SPAD_READ_BYTES, traffic.spad_read_bytes),
-            (Event.ACC_READ_BYTES, traffic.acc_read_bytes),
-            (Event.ACC_WRITE_BYTES, traffic.acc_write_bytes),
-        )
-        return LOCAL, (cycles, cycles - array), events
-
-    def _ldw(self, i: Instr) -> Decoded:
-        nbytes = i.k * i.n * i.dtype.itemsize
-        shift = timing.weight_load_cycles(self.rows)
-        cycles = max(shift, timing.sram_port_cycles(nbytes, self.port_bpc[Mem.SPAD]))
-        return LOCAL, (cycles, cycles - shift), ((Event.SPAD_READ_BYTES, nbytes),)
-
-    def _vector(self, i: Instr) -> Decoded:
-        spec = i.spec
-        elements = i.rows * i.cols
-        ops = [VectorOp(v.value) for v in spec.vec_ops]
-        compute = sum(timing.vector_cycles(elements, self.lanes, self.vec_cycles.cycles(op)) for op in ops)
-        reads: dict[Mem, int] = {}
-        writes: dict[Mem, int] = {}
-        for o in spec.operands(i):
-            side = writes if o.write else reads
-            side[o.mem] = side.get(o.mem, 0) + o.nbytes
-        cycles = max(compute, self._port_cycles(reads, writes))
-        events = [(vector_event(op), elements) for op in ops]
-        events += [(_READ_EVENT[m], b) for m, b in reads.items()] + [(_WRITE_EVENT[m], b) for m, b in writes.items()]
-        return LOCAL, (cycles, cycles - compute), tuple(events)
-
-    def _dma(self, i: Instr) -> Decoded:
-        nbytes = i.rows * i.cols * i.dtype.itemsize
-        engine = max(timing.ceil_div(nbytes, self.dma_bpc), timing.sram_port_cycles(nbytes, self.port_bpc[i.mem]))
-        channel = timing.dram_channel_cycles(nbytes, self.dram_bpc)
-        if i.op is Opcode.DMA_LD:
-            events: EventCounts = ((Event.DRAM_READ_BYTES, nbytes), (_WRITE_EVENT[i.mem], nbytes))
-        else:
-            events = ((Event.DRAM_WRITE_BYTES, nbytes), (_READ_EVENT[i.mem], nbytes))
-        return DMA, (engine, channel, self.dram_latency), events
-
     def _noc(self, i: Instr, core: int, num_cores: int) -> Decoded:
         peer = i.dst_core if i.op is Opcode.NOC_SEND else i.src_core
         if peer >= num_cores:
             raise ExecutionError(f"core {peer} is outside the mesh of {num_cores} cores (0..{num_cores - 1})")
         if i.op is Opcode.NOC_RECV:
-            return RECV, (i.src_core, i.tag, i.bytes), ((_WRITE_EVENT[i.mem], i.bytes),)
-        links = timing.xy_route(core, i.dst_core, self.mesh_cols)
-        ser = timing.noc_serialization_cycles(i.bytes, self.link_bpc)
-        events = ((_READ_EVENT[i.mem], i.bytes), (Event.NOC_BYTE_HOPS, i.bytes * len(links)))
-        return SEND, (i.dst_core, i.tag, i.bytes, links, ser, self.hop_cycles), events
+            return RECV, (i.src_core, i.tag, i.bytes), ((WRITE_EVENT[i.mem], i.bytes),)
+        m = self.model
+        links = timing.xy_route(core, i.dst_core, m.mesh_cols)
+        events = ((READ_EVENT[i.mem], i.bytes), (Event.NOC_BYTE_HOPS, i.bytes * len(links)))
+        return SEND, (i.dst_core, i.tag, i.bytes, links, m.noc_serialization_cycles(i.bytes), m.hop_cycles), events
 
     def _miss(self, i: Instr, key: tuple[object, ...]) -> Decoded:
-        op = i.op
-        if op is Opcode.MATMUL:
-            found = self._matmul(i)
-        elif op is Opcode.LDW:
-            found = self._ldw(i)
-        elif op is Opcode.DMA_LD or op is Opcode.DMA_ST:
-            found = self._dma(i)
+        try:
+            c = self.model.cost(i)
+        except CostError as exc:
+            raise ExecutionError(str(exc)) from None
+        if isinstance(c, DmaCost):
+            found: Decoded = (DMA, (c.engine_cycles, c.channel_cycles, c.latency_cycles), c.events)
         else:
-            found = self._vector(i)
+            found = (LOCAL, (c.cycles, c.stretched_cycles), c.events)
         self._cache[key] = found
         return found
 

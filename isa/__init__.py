@@ -41,11 +41,11 @@ from isa.opcodes import OPCODES, Field, FieldKind, OpSpec
 from isa.operands import Operand, dram_extent
 from isa.program import Program
 from isa.semantics import CoreState, apply, read_bytes, write_bytes
-from isa.types import Bcast, DType, EnergyEvent, Mem, Opcode, TimingRule, Unit, VecOp
+from isa.types import Bcast, DType, Mem, Opcode, TimingRule, Unit, VecOp
 from isa.verify import VerifyError, verify
 
 __all__ = [
-    "CLASSES", "OPCODES", "Barrier", "Bcast", "CoreState", "DType", "DmaLd", "DmaSt", "EnergyEvent", "Field",
+    "CLASSES", "OPCODES", "Barrier", "Bcast", "CoreState", "DType", "DmaLd", "DmaSt", "Field",
     "FieldKind", "FieldValue", "Halt", "Instr", "IsaError", "Ldw", "Matmul", "Mem", "NocRecv", "NocSend", "OpSpec",
     "Opcode", "Operand", "Program", "Signal", "TimingRule", "Unit", "Vadd", "Vcvt", "VecOp", "Vexp", "Vgelu",
     "VerifyError", "Vmax", "Vmul", "Vquant", "Vrecip", "Vreq", "Vrmax", "Vrsqrt", "Vrsum", "Vscale", "Vsub", "Wait",

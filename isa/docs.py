@@ -35,11 +35,10 @@ def field_table(spec: OpSpec) -> str:
 
 
 def summary_table() -> str:
-    """One line per opcode: value, mnemonic, unit, timing rule, energy events, vector-op classes."""
-    rows = ["| opcode | mnemonic | unit | timing rule | energy events | vector ops |", "|---|---|---|---|---|---|"]
+    """One line per opcode: value, mnemonic, unit, timing rule, vector-op classes."""
+    rows = ["| opcode | mnemonic | unit | timing rule | vector ops |", "|---|---|---|---|---|"]
     for s in OPCODES.values():
         unit = "named by `unit`" if s.opcode.name in ("SIGNAL", "WAIT") else s.unit.name
-        events = ", ".join(e.value for e in s.energy) or "-"
         vec = ", ".join(v.value for v in s.vec_ops) or "-"
-        rows.append(f"| 0x{int(s.opcode):02x} | `{s.mnemonic}` | {unit} | {s.timing.value} | {events} | {vec} |")
+        rows.append(f"| 0x{int(s.opcode):02x} | `{s.mnemonic}` | {unit} | {s.timing.value} | {vec} |")
     return "\n".join(rows)

@@ -1,5 +1,7 @@
-"""The instruction table: every opcode defined once, with its fields, unit, text form, semantics, timing
-rule and energy events. Encoding, assembly, instruction classes, the verifier and SPEC.md derive from it.
+"""The instruction table: every opcode defined once, with its fields, unit, text form, semantics, operands and
+timing rule. Encoding, assembly, instruction classes, the verifier, SPEC.md and the hardware model's dispatch
+(which closed form of chipsim.cost_model times an instruction) derive from it. Energy is counted by the hardware
+model from the operands declared here (isa.operands: which memory, how many bytes), so the table names no events.
 
 Fields are packed little-endian into one 128-bit word: the opcode in bits 0..7, then each field in table
 order from bit 8 upward; bits above the last field are reserved and must be zero.
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from isa import operands as ops
 from isa import semantics as sem
-from isa.types import Bcast, DType, EnergyEvent, Mem, Opcode, TimingRule, Unit, VecOp
+from isa.types import Bcast, DType, Mem, Opcode, TimingRule, Unit, VecOp
 
 if TYPE_CHECKING:
     from isa.instr import Instr
@@ -86,7 +88,6 @@ class OpSpec:
     semantics: Semantics | None  # None: performed by the executor across cores (NoC)
     operands: Callable[[Instr], tuple[Operand, ...]]
     timing: TimingRule
-    energy: tuple[EnergyEvent, ...]
     doc: str
     vec_ops: tuple[VecOp, ...] = ()  # vector-unit operation classes (keys of vector.cycles_per_op)
     check: Callable[[Instr], str | None] | None = None  # cross-field rule; returns a problem or None
@@ -171,8 +172,6 @@ _SYNC_FIELDS = (
     _enum("unit", Unit, UNIT_BITS, "the unit whose queue holds this instruction"),
     _uint("sem", SEM_BITS, "semaphore index (0..31)"),
 )
-_SRAM_RW = (EnergyEvent.SRAM_READ_BYTES, EnergyEvent.SRAM_WRITE_BYTES)
-_VEC_ENERGY = (EnergyEvent.VECTOR_OPS, *_SRAM_RW)
 _CVT_PAIRS = {
     (DType.INT32, DType.FP32),
     (DType.INT8, DType.FP32),
@@ -191,26 +190,24 @@ def _check_vcvt(i: Instr) -> str | None:
 
 def _vector(opcode: Opcode, class_name: str, fields: tuple[Field, ...], run: Semantics, operands: Callable[[Instr], tuple[Operand, ...]], vec_ops: tuple[VecOp, ...], doc: str, *, reduce: bool = False) -> OpSpec:
     timing = TimingRule.VECTOR_REDUCE if reduce else TimingRule.VECTOR_ELEMENTWISE
-    return OpSpec(opcode, class_name, Unit.VEC, fields, run, operands, timing, _VEC_ENERGY, doc, vec_ops)
+    return OpSpec(opcode, class_name, Unit.VEC, fields, run, operands, timing, doc, vec_ops)
 
 
 _TABLE: tuple[OpSpec, ...] = (
     OpSpec(Opcode.DMA_LD, "DmaLd", Unit.DMA, _DMA_FIELDS, sem.dma_ld, ops.dma_load, TimingRule.DMA,
-           (EnergyEvent.DRAM_BITS, EnergyEvent.SRAM_WRITE_BYTES),
            "Load a rows x cols tile from DRAM (rows dram_stride_bytes apart) into a dense SRAM tile."),
     OpSpec(Opcode.DMA_ST, "DmaSt", Unit.DMA, _DMA_FIELDS, sem.dma_st, ops.dma_store, TimingRule.DMA,
-           (EnergyEvent.SRAM_READ_BYTES, EnergyEvent.DRAM_BITS),
            "Store a dense SRAM tile to DRAM rows dram_stride_bytes apart (overlapping rows: the later row wins)."),
     OpSpec(Opcode.NOC_SEND, "NocSend", Unit.NOC, (_uint("dst_core", CORE_BITS, "receiving core (row-major mesh index)"), *_NOC_TAIL),
-           None, ops.noc_send, TimingRule.NOC, (EnergyEvent.SRAM_READ_BYTES, EnergyEvent.NOC_BYTE_HOPS),
+           None, ops.noc_send, TimingRule.NOC,
            "Send `bytes` bytes at addr to dst_core, labelled with tag."),
     OpSpec(Opcode.NOC_RECV, "NocRecv", Unit.NOC, (_uint("src_core", CORE_BITS, "sending core (row-major mesh index)"), *_NOC_TAIL),
-           None, ops.noc_recv, TimingRule.NOC, (EnergyEvent.SRAM_WRITE_BYTES,),
+           None, ops.noc_recv, TimingRule.NOC,
            "Complete when the matching NOC_SEND (src_core, this core, tag, bytes) has arrived; its bytes land at addr."),
     OpSpec(Opcode.LDW, "Ldw", Unit.MXU,
            (_fixed("w", Mem.SPAD, "the k x n weight tile"), _dim("k", "weight rows (<= array rows)"), _dim("n", "weight columns (<= array cols)"),
             _enum("dtype", DType, DTYPE_BITS, "weight type (int8 or bf16)", choices=(DType.INT8, DType.BF16))),
-           sem.ldw, ops.ldw, TimingRule.WEIGHT_LOAD, (EnergyEvent.SRAM_READ_BYTES, EnergyEvent.ARRAY_WEIGHT_BYTES),
+           sem.ldw, ops.ldw, TimingRule.WEIGHT_LOAD,
            "Preload a k x n weight tile from the scratchpad into the array for later MATMULs with preloaded=1."),
     OpSpec(Opcode.MATMUL, "Matmul", Unit.MXU,
            (_fixed("a", Mem.SPAD, "A (m x k)"), _fixed("b", Mem.SPAD, "B (k x n; ignored when preloaded)"), _fixed("c", Mem.ACC, "C (m x n)"),
@@ -219,7 +216,7 @@ _TABLE: tuple[OpSpec, ...] = (
             _bool("accumulate", "1: C += A @ B; 0: C = A @ B", key="acc"),
             _bool("preloaded", "1: B is the tile loaded by the last LDW", key="pre"),
             _bool("transpose_b", "1: B is stored n x k and used transposed (a transposed weight load)", key="tb")),
-           sem.matmul, ops.matmul, TimingRule.MATMUL, (EnergyEvent.MAC, *_SRAM_RW),
+           sem.matmul, ops.matmul, TimingRule.MATMUL,
            "C[m,n] (+)= A[m,k] @ B[k,n] (B^T with transpose_b); may exceed the array (the timing model folds it)."),
     _vector(Opcode.VADD, "Vadd", _BINARY_FIELDS, sem.vadd, ops.vbinary, (VecOp.ADD,), "dst = src1 + src2"),
     _vector(Opcode.VSUB, "Vsub", _BINARY_FIELDS, sem.vsub, ops.vbinary, (VecOp.ADD,), "dst = src1 - src2"),
@@ -243,16 +240,16 @@ _TABLE: tuple[OpSpec, ...] = (
     OpSpec(Opcode.VCVT, "Vcvt", Unit.VEC,
            (*_memref("dst", "the rows x cols result"), *_memref("src", "the rows x cols source"), _ROWS, _COLS,
             _enum("from_dtype", DType, DTYPE_BITS, "source type", key="from"), _enum("to_dtype", DType, DTYPE_BITS, "result type", key="to")),
-           sem.vcvt, ops.vcvt, TimingRule.VECTOR_ELEMENTWISE, _VEC_ENERGY,
+           sem.vcvt, ops.vcvt, TimingRule.VECTOR_ELEMENTWISE,
            "Convert int32->fp32, int8->fp32, fp32->bf16 (nearest even), bf16->fp32 or fp32->int32 (rint, saturate).",
            (VecOp.CONVERT,), _check_vcvt),
-    OpSpec(Opcode.SIGNAL, "Signal", Unit.CTRL, _SYNC_FIELDS, sem.signal, ops.none, TimingRule.SYNC, (),
+    OpSpec(Opcode.SIGNAL, "Signal", Unit.CTRL, _SYNC_FIELDS, sem.signal, ops.none, TimingRule.SYNC,
            "Increment semaphore sem once every earlier instruction of `unit` has completed."),
-    OpSpec(Opcode.WAIT, "Wait", Unit.CTRL, _SYNC_FIELDS, sem.wait, ops.none, TimingRule.SYNC, (),
+    OpSpec(Opcode.WAIT, "Wait", Unit.CTRL, _SYNC_FIELDS, sem.wait, ops.none, TimingRule.SYNC,
            "Block `unit` until semaphore sem > 0, then decrement it."),
-    OpSpec(Opcode.BARRIER, "Barrier", Unit.CTRL, (), sem.nothing, ops.none, TimingRule.BARRIER, (),
+    OpSpec(Opcode.BARRIER, "Barrier", Unit.CTRL, (), sem.nothing, ops.none, TimingRule.BARRIER,
            "All units of all cores meet."),
-    OpSpec(Opcode.HALT, "Halt", Unit.CTRL, (), sem.nothing, ops.none, TimingRule.HALT, (),
+    OpSpec(Opcode.HALT, "Halt", Unit.CTRL, (), sem.nothing, ops.none, TimingRule.HALT,
            "End of this core's program (the last instruction)."),
 )
 

@@ -76,7 +76,7 @@ class Opcode(enum.IntEnum):
 
 
 class TimingRule(enum.Enum):
-    """The name of the closed-form timing rule chipsim/timing.py applies to an instruction."""
+    """Which closed form the hardware model times an instruction with (chipsim.cost_model dispatches on it)."""
 
     DMA = "dma"  # bytes / bandwidth + DRAM latency, shared DRAM bandwidth
     NOC = "noc"  # bytes / link bandwidth + hops * hop latency, link contention
@@ -87,18 +87,6 @@ class TimingRule(enum.Enum):
     SYNC = "sync"  # SIGNAL / WAIT: semaphore bookkeeping
     BARRIER = "barrier"  # all units of all cores meet
     HALT = "halt"  # end of a core's program
-
-
-class EnergyEvent(enum.Enum):
-    """A countable event the energy model prices; which memory an SRAM event hits comes from isa.operands."""
-
-    DRAM_BITS = "dram_bits"
-    SRAM_READ_BYTES = "sram_read_bytes"
-    SRAM_WRITE_BYTES = "sram_write_bytes"
-    ARRAY_WEIGHT_BYTES = "array_weight_bytes"  # bytes shifted into the PE array's weight registers
-    MAC = "mac"  # one multiply-accumulate at the instruction's precision
-    VECTOR_OPS = "vector_ops"  # elements * vector-op classes
-    NOC_BYTE_HOPS = "noc_byte_hops"
 
 
 class VecOp(enum.Enum):

@@ -1,9 +1,9 @@
-"""Pass 3: tile every kernel to fit the scratchpad and accumulator with double buffering.
+"""Tile every kernel to fit the scratchpad and accumulator with double buffering.
 
 GEMMs get a mapping search: candidate tilings (tm rows of A, tn output columns, tk reduction chunk; powers of
 two times the array size, plus the whole dimension) are scored with an analytic model built on the executor's
-own cost rules (chipsim.timing): per work item max(array cycles, DMA cycles, vector cycles), items spread over
-the cores, plus one exposed load. Candidates are visited in a fixed order and the search stops after
+own cost model (chipsim.cost_model.TimingModel, the one that times every instruction in the executor): per work
+item max(array cycles, DMA cycles, vector cycles), items spread over the cores, plus one exposed load. Candidates are visited in a fixed order and the search stops after
 `search_candidates` of them, so the result is deterministic. A chip whose SRAM cannot hold the smallest legal
 tile is a MapperError naming the kernel, the need and the capacity.
 """
@@ -16,8 +16,9 @@ from functools import cache
 
 import networkx as nx
 
-from chipsim import timing
-from chipsim.config import ChipConfig, VectorOp
+from chipsim.config import ChipConfig
+from chipsim.cost_model import TimingModel
+from isa import Bcast, DType, Instr, Mem, Vadd, Vcvt, Vgelu, Vmul, Vquant
 from mapper.context import ALIGN_BYTES, MapperContext
 from mapper.errors import MapperError
 from mapper.kernels import Attention, Gemm, Kernel, RowNorm, Tiling, kernels, replace_kernels
@@ -49,35 +50,59 @@ def _candidates(full: int, unit: int) -> list[int]:
     return sorted(sizes, reverse=True)
 
 
-def _dma_cycles(chip: ChipConfig, nbytes: int, active_cores: int) -> float:
-    per_core_dram = chip.dram_bytes_per_cycle / max(1, active_cores)
-    engines = chip.core.dma.engines * chip.core.dma.bytes_per_cycle
-    return nbytes / min(engines, per_core_dram)
+def gemm_epilogue(rows: int, cols: int, int8: bool, *, gelu: bool, residual: bool, out_q: bool, raw: bool) -> tuple[Instr, ...]:
+    """The vector instructions `emit_gemm` issues for one rows x cols output tile, in order, at placeholder
+    addresses (addresses do not change a cost): what the search costs. tests/test_mapper.py checks that the
+    emitter issues exactly these opcodes and shapes for every GEMM tile."""
+    acc, spad = dict(dst_mem=Mem.ACC, dst_addr=0), dict(src2_mem=Mem.SPAD, src2_addr=0)
+    out: list[Instr] = []
+    if not raw:
+        if int8:
+            out.append(Vcvt(**acc, src_mem=Mem.ACC, src_addr=0, rows=rows, cols=cols, from_dtype=DType.INT32, to_dtype=DType.FP32))
+            out.append(Vmul(**acc, src1_mem=Mem.ACC, src1_addr=0, **spad, rows=rows, cols=cols, bcast=Bcast.ROW))
+        out.append(Vadd(**acc, src1_mem=Mem.ACC, src1_addr=0, **spad, rows=rows, cols=cols, bcast=Bcast.ROW))
+    if gelu:
+        out.append(Vgelu(**acc, src_mem=Mem.ACC, src_addr=0, rows=rows, cols=cols))
+    if residual:
+        out.append(Vadd(**acc, src1_mem=Mem.ACC, src1_addr=0, **spad, rows=rows, cols=cols, bcast=Bcast.NONE))
+    if out_q:
+        to = dict(dst_mem=Mem.SPAD, dst_addr=0, src_mem=Mem.ACC, src_addr=0, rows=rows, cols=cols)
+        out.append(Vquant(**to, scale=1.0) if int8 else Vcvt(**to, from_dtype=DType.FP32, to_dtype=DType.BF16))
+    return tuple(out)
+
+
+def _dma_cycles(model: TimingModel, transfers: list[int], active_cores: int) -> float:
+    """Cycles of a core's transfers (bytes each) while `active_cores` cores share the DRAM channel: the engines
+    work in parallel, the channel carries every active core's bytes."""
+    costs = [model.dma(nbytes, Mem.SPAD, load=True) for nbytes in transfers if nbytes]
+    engines = sum(c.engine_cycles for c in costs) / model.dma_engines
+    channel = sum(c.channel_cycles for c in costs) * active_cores
+    return max(engines, channel)
 
 
 @cache
 def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, residual: bool, out_q: bool, gelu: bool, tm: int, tn: int, tk: int,
-               a_resident: bool = False) -> float:
-    tc = chip.core.tensor_core
+               a_resident: bool = False, raw: bool = False) -> float:
+    """The analytic time of the whole GEMM with this tiling, every per-instruction cost from the chip's
+    TimingModel (the executor's): per core, items pipeline as max(array, DMA, vector) each, plus what cannot
+    overlap: the first chunk's load with the DRAM latency, the last epilogue and the last store."""
+    model = TimingModel.of(chip)
+    dtype = DType.INT8 if q == 1 else DType.BF16
     items = -(-m // tm) * -(-n // tn)
     active = min(chip.num_cores, items)
     per_core = -(-items // active)
-    mxu = 0
-    for k0 in range(0, k, tk):
-        mxu += timing.matmul_timing(tc.dataflow, tc.rows, tc.cols, tm, min(tk, k - k0), tn, weight_double_buffer=tc.weight_double_buffer).total_cycles
+    chunks = [min(tk, k - k0) for k0 in range(0, k, tk)]
+    mxu = sum(model.matmul(tm, kc, tn, dtype, accumulate=j > 0, preloaded=False).cycles for j, kc in enumerate(chunks))
     m_tiles = -(-m // tm)
-    b_per_item = k * tn * q / (m_tiles if tk >= k else 1)  # a whole weight block stays put across row tiles
-    a_per_item = 0 if a_resident else tm * k * q
-    out_bytes = tm * tn * (4 if residual else 0) + tm * tn * (q if out_q else 4)
-    dma = _dma_cycles(chip, int(a_per_item + b_per_item + out_bytes), active)
-    v = chip.core.vector
-    ops = [VectorOp.CONVERT, VectorOp.MUL, VectorOp.ADD] + [VectorOp.ADD] * residual + [VectorOp.GELU] * gelu + [VectorOp.QUANT] * out_q
-    vec = sum(timing.vector_cycles(tm * tn, v.lanes, v.cycles_per_op.cycles(op)) for op in ops)
-    latency = timing.ns_to_cycles(chip.dram.latency_ns, chip.clock_mhz)
-    # Items pipeline (loads run one item ahead, chunks one chunk ahead); exposed are the first chunk's load,
-    # the last epilogue and the last store.
-    head = _dma_cycles(chip, (0 if a_resident else tm * min(tk, k) * q) + min(tk, k) * tn * q, active)
-    return per_core * max(mxu, dma, vec) + latency + head + vec + _dma_cycles(chip, out_bytes, active)
+    resident_w = tk >= k  # a whole weight block stays put across row tiles
+    w_loads = [kc * tn * q for kc in chunks] if not resident_w else [k * tn * q // m_tiles]
+    a_loads = [] if a_resident else [tm * kc * q for kc in chunks]
+    stores = [tm * tn * (q if out_q else 4)] + ([tm * tn * 4] if residual else [])
+    dma = _dma_cycles(model, w_loads + a_loads + stores, active)
+    vec = sum(model.cost(i).cycles for i in gemm_epilogue(tm, tn, q == 1, gelu=gelu, residual=residual, out_q=out_q, raw=raw))  # type: ignore[union-attr]
+    head = _dma_cycles(model, [0 if a_resident else tm * chunks[0] * q, chunks[0] * tn * q], active)
+    tail = _dma_cycles(model, stores, active)
+    return per_core * max(mxu, dma, vec) + model.dram_latency_cycles + head + vec + tail
 
 
 def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0) -> Tiling:
@@ -87,7 +112,7 @@ def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0) -> Tiling:
     chunk read it in place and pay no A traffic; the others load A from DRAM as usual."""
     chip = ctx.chip
     best, smallest_need = _best_tiling(chip, k.m, k.k, k.n, ctx.q_itemsize, k.residual is not None, k.out_q is not None,
-                                       k.gelu, k.a_resident is not None, ctx.search_candidates, reserved_spad)
+                                       k.gelu, k.a_resident is not None, ctx.search_candidates, reserved_spad, k.raw)
     if best is None:
         raise MapperError(
             f"kernel {k.name} ({k.m}x{k.k}x{k.n}) does not fit: its smallest double-buffered tile needs "
@@ -100,7 +125,7 @@ def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0) -> Tiling:
 
 @cache
 def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, residual: bool, out_q: bool, gelu: bool,
-                 a_resident: bool, candidates: int, reserved_spad: int) -> tuple[Tiling | None, tuple[int, int]]:
+                 a_resident: bool, candidates: int, reserved_spad: int, raw: bool = False) -> tuple[Tiling | None, tuple[int, int]]:
     """The search itself, per GEMM shape (the same shape recurs in every layer): the best tiling, or None, and
     the SRAM need of the smallest candidate (for the error message)."""
     tc = chip.core.tensor_core
@@ -115,7 +140,7 @@ def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, residual: boo
             smallest_need = (spad, acc)
         if spad > spad_cap or acc > acc_cap:
             continue
-        cost = _gemm_cost(chip, m, k, n, q, residual, out_q, gelu, tm, tn, tk, resident)
+        cost = _gemm_cost(chip, m, k, n, q, residual, out_q, gelu, tm, tn, tk, resident, raw)
         if best is None or cost < best.cost_cycles:
             best = Tiling(tm, tn, tk, cost)
         tried += 1

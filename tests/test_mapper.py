@@ -118,3 +118,45 @@ def test_single_core_or_big_operands_share_nothing():
     assert not any(i.op is Opcode.NOC_SEND for core in one.program.cores for i in core)
     big = lower(build_graph(preset("bert-base"), 512, 4), MapperContext(chip()))  # 2048 x 768 > 1/4 of 2 MiB
     assert not any(i.op is Opcode.NOC_SEND for core in big.program.cores for i in core)
+
+
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
+def test_the_search_costs_the_epilogue_the_emitter_issues(precision):
+    """One cost model: the tiling search costs gemm_epilogue's instructions; the emitter must issue exactly those
+    (opcode, rows, cols) for every output tile of every GEMM, or the search optimises a program that never runs."""
+    from isa import Unit
+    from mapper.emit import emit_gemm
+    from mapper.sync import CoreBuilder
+    from mapper.tiling import gemm_epilogue
+
+    c = chip("mesh.rows=1", "mesh.cols=2", f"core.tensor_core.precision={precision}")
+    g, ctx = run_passes("bert-tiny", 64, 1, c)
+    gemms = [k for k in kernels(g) if isinstance(k, Gemm)]
+    assert any(k.gelu and k.out_q for k in gemms) and any(k.residual for k in gemms)  # every epilogue step occurs
+    for k in gemms:
+        work = g.nodes[k.name]["work"]
+        for core in range(ctx.cores):
+            b = CoreBuilder(core, c.core.scratchpad.size_bytes - g.graph.get("resident_spad_bytes", 0), c.core.accumulator.size_bytes)
+            emit_gemm(b, k, work, g.graph["dram"], ctx)
+            issued = [(i.op, i.rows, i.cols) for i in b.queues[Unit.VEC] if i.op not in (Opcode.SIGNAL, Opcode.WAIT)]
+            expected = []
+            for m0, n0 in work[core]:
+                rows, cols = min(k.tiling.tm, k.m - m0), min(k.tiling.tn, k.n - n0)
+                expected += [(i.op, i.rows, i.cols) for i in gemm_epilogue(
+                    rows, cols, ctx.int8, gelu=k.gelu, residual=k.residual is not None, out_q=k.out_q is not None, raw=k.raw)]
+            assert issued == expected, k.name
+
+
+def test_search_and_executor_cost_an_instruction_alike():
+    """The old drift: the search priced a GEMM's MATMULs without the SRAM port and its DMA at a rate of its own; now
+    both sides ask the chip's TimingModel, so a tile's instruction costs the same in both."""
+    from chipsim.cost_model import TimingModel
+    from chipsim.dispatch import LOCAL, Decoder
+    from isa import DType, Matmul
+
+    c = chip("core.scratchpad.bytes_per_cycle=64")  # a slow port: the array is stretched
+    model = TimingModel.of(c)
+    mm = Matmul(a_addr=0, b_addr=0, c_addr=0, m=128, k=256, n=128, precision=DType.INT8, accumulate=False, preloaded=False, transpose_b=False)
+    kind, info, _ = Decoder(c)._miss(mm, ("probe",))
+    cost = model.matmul(128, 256, 128, DType.INT8, accumulate=False, preloaded=False)
+    assert kind == LOCAL and info == (cost.cycles, cost.stretched_cycles) and cost.stretched_cycles > 0
