@@ -37,7 +37,7 @@ from isa.instr import (
     Wait,
     queue_of,
 )
-from isa.opcodes import OPCODES, Field, FieldKind, OpSpec
+from isa.opcodes import MAX_DIM, OPCODES, SRAM_ADDR_SPACE_BYTES, Field, FieldKind, OpSpec
 from isa.operands import Operand, dram_extent
 from isa.program import Program
 from isa.semantics import CoreState, apply, read_bytes, write_bytes
@@ -45,7 +45,7 @@ from isa.types import Bcast, DType, Mem, Opcode, TimingRule, Unit, VecOp
 from isa.verify import VerifyError, verify
 
 __all__ = [
-    "CLASSES", "OPCODES", "Barrier", "Bcast", "CoreState", "DType", "DmaLd", "DmaSt", "Field",
+    "CLASSES", "MAX_DIM", "OPCODES", "SRAM_ADDR_SPACE_BYTES", "Barrier", "Bcast", "CoreState", "DType", "DmaLd", "DmaSt", "Field",
     "FieldKind", "FieldValue", "Halt", "Instr", "IsaError", "Ldw", "Matmul", "Mem", "NocRecv", "NocSend", "OpSpec",
     "Opcode", "Operand", "Program", "Signal", "TimingRule", "Unit", "Vadd", "Vcvt", "VecOp", "Vexp", "Vgelu",
     "VerifyError", "Vmax", "Vmul", "Vquant", "Vrecip", "Vreq", "Vrmax", "Vrsqrt", "Vrsum", "Vscale", "Vsub", "Wait",

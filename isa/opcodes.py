@@ -41,6 +41,10 @@ NOC_BYTES_BITS = 24
 TAG_BITS = 16
 F32_BITS = 32
 
+# Limits that follow from the field widths: the one place other packages read them from.
+MAX_DIM = (1 << DIM_BITS) - 1  # largest rows / cols / m / k / n of one instruction
+SRAM_ADDR_SPACE_BYTES = 1 << SRAM_ADDR_BITS  # bytes one SRAM (scratchpad or accumulator) can address
+
 
 class FieldKind(enum.Enum):
     UINT = "uint"  # unsigned integer in [min_value, 2**bits - 1]

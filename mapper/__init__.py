@@ -6,11 +6,13 @@ from collections.abc import Callable
 
 import networkx as nx
 
+from isa import DType
 from mapper.context import MapperContext
 from mapper.emit import Lowered, emit
 from mapper.errors import MapperError
 from mapper.fuse import fuse_epilogues
-from mapper.layout import allocate_dram
+from mapper.kernels import Gemm, KernelGraphFacts, kernel_graph
+from mapper.layout import TensorRole, allocate_dram
 from mapper.noc import share_over_noc
 from mapper.place import place_on_cores
 from mapper.quantize import quantize
@@ -31,10 +33,7 @@ def check_graph(g: nx.DiGraph, after: str) -> None:
         raise AssertionError(f"after {after}: kernels are not in phase order")
 
 
-def lower(workload: nx.DiGraph, ctx: MapperContext, *, verify: bool = False) -> Lowered:
-    graph = fuse_epilogues(workload)
-    if verify:
-        check_graph(graph, "fuse_epilogues")
+def _run_passes(graph: nx.DiGraph, ctx: MapperContext, verify: bool) -> Lowered:
     for p in PASSES:
         graph = p(graph, ctx)
         if verify:
@@ -42,4 +41,22 @@ def lower(workload: nx.DiGraph, ctx: MapperContext, *, verify: bool = False) -> 
     return emit(graph, ctx)
 
 
-__all__ = ["PASSES", "Lowered", "MapperContext", "MapperError", "lower"]
+def lower(workload: nx.DiGraph, ctx: MapperContext, *, verify: bool = False) -> Lowered:
+    """A BERT workload graph -> one program per core."""
+    graph = fuse_epilogues(workload)
+    if verify:
+        check_graph(graph, "fuse_epilogues")
+    return _run_passes(graph, ctx, verify)
+
+
+def lower_gemm(m: int, k: int, n: int, ctx: MapperContext, *, verify: bool = False) -> Lowered:
+    """One GEMM C[m,n] = A[m,k] @ B[k,n] through the same passes: A and B start in DRAM, the raw accumulator
+    tiles (int32 on an int8 chip, fp32 on a bf16 one) are stored back to DRAM."""
+    q = DType.INT8 if ctx.int8 else DType.BF16
+    out_t = DType.INT32 if ctx.int8 else DType.FP32
+    tensors = (("a", m, k, q, TensorRole.INPUT), ("w", k, n, q, TensorRole.PARAMETER), ("out", m, n, out_t, TensorRole.OUTPUT))
+    gemm = Gemm("gemm", 0, 0, m, k, n, "a", "w", None, "", None, "out", raw=True)
+    return _run_passes(kernel_graph([gemm], KernelGraphFacts(tensors=tensors)), ctx, verify)
+
+
+__all__ = ["PASSES", "Lowered", "MapperContext", "MapperError", "lower", "lower_gemm"]

@@ -40,7 +40,8 @@ from isa import (
     Vsub,
 )
 from mapper.context import MapperContext
-from mapper.kernels import Attention, Bcast as AddBcast, Gemm, Kernel, RowNorm
+from mapper.kernels import Attention, Gemm, Kernel, RowNorm, graph_facts
+from mapper.kernels import Bcast as AddBcast
 from mapper.layout import DramLayout, Tensor
 from mapper.sync import Buf, Channel, CoreBuilder, interleave
 
@@ -495,8 +496,11 @@ def describe_mapping(k: Kernel, work: tuple[tuple[object, ...], ...]) -> str:
 
 def emit(g: nx.DiGraph, ctx: MapperContext) -> Lowered:
     chip = ctx.chip
-    dram: DramLayout = g.graph["dram"]
-    spad = chip.core.scratchpad.size_bytes - g.graph.get("resident_spad_bytes", 0)  # the top is the gathered operand
+    facts = graph_facts(g)
+    if facts.dram is None:
+        raise AssertionError("emit needs the DRAM layout: run allocate_dram first")
+    dram = facts.dram
+    spad = chip.core.scratchpad.size_bytes - facts.resident_spad_bytes  # the top is the gathered operand
     builders = [CoreBuilder(c, spad, chip.core.accumulator.size_bytes) for c in range(ctx.cores)]
     by_phase: dict[int, list[str]] = {}
     for name in g.nodes:

@@ -1,20 +1,28 @@
-"""Pass 1: fuse the operator graph into kernels, epilogues (bias, GELU, residual add, requantize) onto the
+"""Fuse the operator graph into kernels, epilogues (bias, GELU, residual add, requantize) onto the
 vector unit behind each matmul, and attention (scores, softmax, context) into one on-chip kernel per layer."""
 
 from __future__ import annotations
 
 import networkx as nx
 
-from mapper.kernels import Attention, Bcast, Gemm, Kernel, RowNorm
-from workloads.bert import BertConfig
+from mapper.kernels import (
+    Attention,
+    Bcast,
+    Gemm,
+    Kernel,
+    KernelGraphFacts,
+    RowNorm,
+    kernel_graph,
+)
+from workloads.graph import workload_facts
 
 PHASES_PER_LAYER = 7
 
 
 def fuse_epilogues(workload: nx.DiGraph) -> nx.DiGraph:
     """Kernel graph of a BERT token classifier, from the workload graph's config, sequence length and batch."""
-    cfg: BertConfig = workload.graph["config"]
-    s, b = workload.graph["seq_len"], workload.graph["batch"]
+    facts = workload_facts(workload)
+    cfg, s, b = facts.config, facts.seq_len, facts.batch
     m, h, f = b * s, cfg.hidden, cfg.ffn
     out: list[Kernel] = [
         RowNorm("emb", -1, 0, m, h, s, "emb.in", (("emb.pos", Bcast.POS), ("emb.type", Bcast.ROW)),
@@ -31,9 +39,4 @@ def fuse_epilogues(workload: nx.DiGraph) -> nx.DiGraph:
         out.append(Gemm(f"{p}.ffn2", i, base + 5, m, f, h, "hq", f"{p}.ffn2.w", f"{p}.ffn2.deq", f"{p}.ffn2.b", None, "y", residual="x1"))
         out.append(RowNorm(f"{p}.ln2", i, base + 6, m, h, s, "y", (), f"{p}.ln2.g", f"{p}.ln2.b", cfg.layer_norm_eps, "x", "xq"))
     out.append(Gemm("cls", -1, 1 + PHASES_PER_LAYER * cfg.layers, m, h, cfg.num_labels, "xq", "cls.w", "cls.deq", "cls.b", None, "logits"))
-    g = nx.DiGraph(config=cfg, seq_len=s, batch=b)
-    for k in out:
-        g.add_node(k.name, kernel=k)
-    for prev, nxt in zip(out, out[1:]):
-        g.add_edge(prev.name, nxt.name)
-    return g
+    return kernel_graph(out, KernelGraphFacts(workload=facts))

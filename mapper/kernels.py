@@ -13,10 +13,17 @@ Kernels in the same `phase` are independent; a barrier separates phases (results
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import networkx as nx
+
+from workloads.graph import WorkloadFacts
+
+if TYPE_CHECKING:
+    from mapper.layout import DramLayout, TensorShape
 
 
 class Bcast(enum.Enum):
@@ -113,6 +120,49 @@ class RowNorm:
 
 
 Kernel = Gemm | Attention | RowNorm
+
+
+@dataclass(frozen=True, slots=True)
+class KernelGraphFacts:
+    """What the passes know about the whole kernel graph (its one typed fact; each pass returns a copy).
+
+    workload: the BERT model and input shape the kernels come from (None for a lone GEMM);
+    tensors: the DRAM tensors to lay out when they are not the BERT ones (a lone GEMM's A, B and C);
+    resident_spad_bytes: the top of every core's scratchpad reserved for an operand gathered over the NoC;
+    dram: the DRAM layout, once allocate_dram has run.
+    """
+
+    workload: WorkloadFacts | None = None
+    tensors: tuple[TensorShape, ...] | None = None
+    resident_spad_bytes: int = 0
+    dram: DramLayout | None = None
+
+
+FACTS_KEY = "kernel_facts"
+
+
+def graph_facts(g: nx.DiGraph) -> KernelGraphFacts:
+    facts = g.graph.get(FACTS_KEY)
+    if not isinstance(facts, KernelGraphFacts):
+        raise TypeError(f"kernel graph carries no KernelGraphFacts (got {type(facts).__name__}); build it with fuse_epilogues or lower_gemm")
+    return facts
+
+
+def with_facts(g: nx.DiGraph, **changes: object) -> nx.DiGraph:
+    """A copy of `g` whose facts have `changes` applied."""
+    out = g.copy()
+    out.graph[FACTS_KEY] = dataclasses.replace(graph_facts(g), **changes)  # type: ignore[arg-type]
+    return out
+
+
+def kernel_graph(kernels_in_order: list[Kernel], facts: KernelGraphFacts) -> nx.DiGraph:
+    """A chain of kernels in execution order carrying `facts`."""
+    g = nx.DiGraph(**{FACTS_KEY: facts})
+    for k in kernels_in_order:
+        g.add_node(k.name, kernel=k)
+    for prev, nxt in zip(kernels_in_order, kernels_in_order[1:]):
+        g.add_edge(prev.name, nxt.name)
+    return g
 
 
 def kernels(g: nx.DiGraph) -> list[Kernel]:

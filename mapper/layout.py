@@ -1,4 +1,4 @@
-"""Pass 5: lay out every tensor in DRAM, and build the DRAM image of a functional run.
+"""Lay out every tensor in DRAM, and build the DRAM image of a functional run.
 
 All tensors are row-major 2D at 64-byte-aligned addresses. Matmul operands (weights and the quantized
 activations) are int8 on an int8 chip and bf16 on a bf16 chip; everything else is fp32. The host gathers the
@@ -16,8 +16,10 @@ import numpy as np
 
 from isa import DType
 from mapper.context import MapperContext
+from mapper.kernels import graph_facts, with_facts
 from mapper.tiling import align
 from workloads import numerics
+from workloads.graph import WorkloadFacts
 from workloads.quantized import QLinear, QuantizedModel
 from workloads.reference import mask_bias
 
@@ -75,9 +77,9 @@ class DramLayout:
 TensorShape = tuple[str, int, int, DType, TensorRole]
 
 
-def tensor_shapes(g: nx.DiGraph, q: DType) -> list[TensorShape]:
-    cfg = g.graph["config"]
-    s, b = g.graph["seq_len"], g.graph["batch"]
+def tensor_shapes(w: WorkloadFacts, q: DType) -> list[TensorShape]:
+    """Every DRAM tensor of a BERT token classifier: activations, parameters, inputs and the logits."""
+    cfg, s, b = w.config, w.seq_len, w.batch
     m, h, f, n_lab = b * s, cfg.hidden, cfg.ffn, cfg.num_labels
     f32 = DType.FP32
     par, inp, act = TensorRole.PARAMETER, TensorRole.INPUT, TensorRole.ACTIVATION
@@ -98,13 +100,17 @@ def allocate_dram(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
     tensors: dict[str, Tensor] = {}
     addr = 0
     q = DType.INT8 if ctx.int8 else DType.BF16
-    shapes = g.graph["tensors"](q) if "tensors" in g.graph else tensor_shapes(g, q)
+    facts = graph_facts(g)
+    if facts.tensors is not None:
+        shapes = list(facts.tensors)
+    elif facts.workload is not None:
+        shapes = tensor_shapes(facts.workload, q)
+    else:
+        raise AssertionError("allocate_dram needs the workload or an explicit tensor list in the graph's facts")
     for name, rows, cols, dtype, role in shapes:
         tensors[name] = Tensor(name, addr, rows, cols, dtype, role)
         addr += align(rows * cols * dtype.itemsize)
-    out = g.copy()
-    out.graph["dram"] = DramLayout(tensors, addr)
-    return out
+    return with_facts(g, dram=DramLayout(tensors, addr))
 
 
 def _bf16_bits(x: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Pass: share LayerNorm outputs over the NoC instead of re-reading them from DRAM on every core.
+"""Share LayerNorm outputs over the NoC instead of re-reading them from DRAM on every core.
 
 After a LayerNorm (or the embeddings) each core holds full rows of the next matmul's operand for its row
 blocks, while the next GEMMs (Q/K/V, FFN1, the classifier) are split by output columns, so every core needs
@@ -18,7 +18,7 @@ import networkx as nx
 
 from mapper.context import ALIGN_BYTES, MapperContext
 from mapper.errors import MapperError
-from mapper.kernels import Gemm, Kernel, RowNorm, kernels, replace_kernels
+from mapper.kernels import Gemm, Kernel, RowNorm, kernels, replace_kernels, with_facts
 from mapper.tiling import search_gemm
 
 SHARE_FRACTION = 4  # the gathered operand may take at most 1/4 of the scratchpad
@@ -47,6 +47,4 @@ def share_over_noc(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
                 search_gemm(new.get(k.name, k), ctx, spad - addr)  # type: ignore[arg-type]
     except MapperError:
         return g
-    out = replace_kernels(g, new)
-    out.graph["resident_spad_bytes"] = spad - addr
-    return out
+    return with_facts(replace_kernels(g, new), resident_spad_bytes=spad - addr)

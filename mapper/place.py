@@ -1,4 +1,4 @@
-"""Pass 4: place work on cores.
+"""Place work on cores.
 
 GEMMs are cut into output tiles (tm x tn); the tiles are ordered column block by column block and dealt to the
 cores in contiguous runs, so each core owns whole column blocks (its weight tile stays in its scratchpad across

@@ -1,4 +1,4 @@
-"""Pass 2: quantize to the chip precision with the quantized reference's scales.
+"""Quantize to the chip precision with the quantized reference's scales.
 
 int8: every kernel learns the multiplier that quantizes its output for the next matmul (the consumer's
 activation scale) and attention its score and context scales, all taken from `workloads.quantized`. bf16 needs
@@ -18,7 +18,6 @@ from mapper.kernels import Attention, Gemm, Kernel, RowNorm, kernels, replace_ke
 
 
 def quantize(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
-    cfg = g.graph["config"]
     qm = ctx.qmodel
     new: dict[str, Kernel] = {}
     for k in kernels(g):
@@ -33,7 +32,7 @@ def quantize(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
             if k.name.endswith(".ln1"):
                 nxt = qm.layers[k.layer].ffn1
             elif k.name.endswith(".ln2"):
-                nxt = qm.layers[k.layer + 1].q if k.layer + 1 < cfg.layers else qm.cls
+                nxt = qm.layers[k.layer + 1].q if k.layer + 1 < len(qm.layers) else qm.cls
             new[k.name] = dataclasses.replace(k, out_inv_scale=float(nxt.inv_scale_in))
         elif isinstance(k, Attention):
             layer = qm.layers[k.layer]

@@ -18,12 +18,20 @@ import networkx as nx
 
 from chipsim.config import ChipConfig
 from chipsim.cost_model import TimingModel
-from isa import Bcast, DType, Instr, Mem, Vadd, Vcvt, Vgelu, Vmul, Vquant
+from isa import MAX_DIM, Bcast, DType, Instr, Mem, Vadd, Vcvt, Vgelu, Vmul, Vquant
 from mapper.context import ALIGN_BYTES, MapperContext
 from mapper.errors import MapperError
-from mapper.kernels import Attention, Gemm, Kernel, RowNorm, Tiling, kernels, replace_kernels
+from mapper.kernels import (
+    Attention,
+    Gemm,
+    Kernel,
+    RowNorm,
+    Tiling,
+    graph_facts,
+    kernels,
+    replace_kernels,
+)
 
-MAX_DIM = 16383  # ISA: rows/cols/m/k/n fields are 14 bits
 SLOTS = 2  # double buffering
 
 
@@ -170,7 +178,7 @@ def _largest_fitting(name: str, full: int, fits, describe) -> int:
 
 def tile_to_sram(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
     chip, q = ctx.chip, ctx.q_itemsize
-    reserved = g.graph.get("resident_spad_bytes", 0)
+    reserved = graph_facts(g).resident_spad_bytes
     spad_cap, acc_cap = chip.core.scratchpad.size_bytes - reserved, chip.core.accumulator.size_bytes
     new: dict[str, Kernel] = {}
     for k in kernels(g):

@@ -126,6 +126,7 @@ def test_the_search_costs_the_epilogue_the_emitter_issues(precision):
     (opcode, rows, cols) for every output tile of every GEMM, or the search optimises a program that never runs."""
     from isa import Unit
     from mapper.emit import emit_gemm
+    from mapper.kernels import graph_facts
     from mapper.sync import CoreBuilder
     from mapper.tiling import gemm_epilogue
 
@@ -136,8 +137,9 @@ def test_the_search_costs_the_epilogue_the_emitter_issues(precision):
     for k in gemms:
         work = g.nodes[k.name]["work"]
         for core in range(ctx.cores):
-            b = CoreBuilder(core, c.core.scratchpad.size_bytes - g.graph.get("resident_spad_bytes", 0), c.core.accumulator.size_bytes)
-            emit_gemm(b, k, work, g.graph["dram"], ctx)
+            facts = graph_facts(g)
+            b = CoreBuilder(core, c.core.scratchpad.size_bytes - facts.resident_spad_bytes, c.core.accumulator.size_bytes)
+            emit_gemm(b, k, work, facts.dram, ctx)
             issued = [(i.op, i.rows, i.cols) for i in b.queues[Unit.VEC] if i.op not in (Opcode.SIGNAL, Opcode.WAIT)]
             expected = []
             for m0, n0 in work[core]:

@@ -158,6 +158,7 @@ def test_gemm_with_memory_is_slower_than_ideal_and_mapped():
     assert np.isclose(real.macs, ideal.macs)
 
 
+@pytest.mark.slow  # about 90 s: every test-split tweet through the simulated chip; CI runs it
 def test_eval_whole_test_split_through_the_chip_f1_within_one_point():
     """`chipsim run bert_ner.yaml --eval`: every test tweet through the simulated int8 chip, bit-exact."""
     rec = run(cfg("workload.batch=16"), test_split=True).record

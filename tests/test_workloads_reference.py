@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from workloads import numerics as nx
+from workloads import numerics as num
 from workloads.model import MODEL_DIR, checked_file
 from workloads.quantized import Precision, load_quantized
 from workloads.quantized import forward as forward_q
@@ -65,14 +65,14 @@ def test_numerics_primitives():
     x = np.array([[-3.0, -0.5, 0.0, 0.5, 3.0]], dtype=np.float32)
     from scipy.special import erf
 
-    np.testing.assert_allclose(nx.gelu(x), 0.5 * x * (1 + erf(x / np.sqrt(2))), rtol=1e-6, atol=1e-7)
-    assert nx.quantize(np.array([0.5, 1.5, -0.5, 200.0, -200.0], np.float32), np.float32(1.0)).tolist() == [0, 2, 0, 127, -127]
+    np.testing.assert_allclose(num.gelu(x), 0.5 * x * (1 + erf(x / np.sqrt(2))), rtol=1e-6, atol=1e-7)
+    assert num.quantize(np.array([0.5, 1.5, -0.5, 200.0, -200.0], np.float32), np.float32(1.0)).tolist() == [0, 2, 0, 127, -127]
     a = np.random.default_rng(0).integers(-127, 128, (33, 300)).astype(np.int8)
     b = np.random.default_rng(1).integers(-127, 128, (300, 17)).astype(np.int8)
-    np.testing.assert_array_equal(nx.int8_matmul(a, b), a.astype(np.int64) @ b.astype(np.int64))
+    np.testing.assert_array_equal(num.int8_matmul(a, b), a.astype(np.int64) @ b.astype(np.int64))
     v = np.array([1.0, 1.00390625, 1.01171875, -2.5e-3], np.float32)  # ties round to even in bf16
-    assert nx.to_bf16(v).tolist() == [1.0, 1.0, 1.015625, np.float32(-0.0025024414)]
-    p = nx.softmax(np.array([[1.0, 2.0, 3.0]], np.float32))
+    assert num.to_bf16(v).tolist() == [1.0, 1.0, 1.015625, np.float32(-0.0025024414)]
+    p = num.softmax(np.array([[1.0, 2.0, 3.0]], np.float32))
     np.testing.assert_allclose(p.sum(), 1.0, rtol=1e-6)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from workloads import ner
-from workloads import numerics as nx
+from workloads import numerics as num
 from workloads.model import MODEL_DIR, Model, load_model
 from workloads.quantized import CALIBRATION_FILE, calibration_points
 from workloads.reference import embed
@@ -38,14 +38,14 @@ def activations(model: Model, input_ids: np.ndarray) -> dict[str, np.ndarray]:
         q, k, v = (x @ w[p + n + ".w"] + w[p + n + ".b"] for n in ("q", "k", "v"))
         out[p + "q_out"], out[p + "k_out"], out[p + "v_out"] = q, k, v
         qh, kh, vh = (t.reshape(s, a, d).transpose(1, 0, 2) for t in (q, k, v))
-        probs = nx.softmax((qh @ kh.transpose(0, 2, 1)) * F32(1.0 / np.sqrt(d)))
+        probs = num.softmax((qh @ kh.transpose(0, 2, 1)) * F32(1.0 / np.sqrt(d)))
         ctx = (probs @ vh).transpose(1, 0, 2).reshape(s, a * d)
         out[p + "ctx"] = ctx
-        x = nx.layer_norm(ctx @ w[p + "o.w"] + w[p + "o.b"] + x, w[p + "ln1.g"], w[p + "ln1.b"], cfg.layer_norm_eps)
+        x = num.layer_norm(ctx @ w[p + "o.w"] + w[p + "o.b"] + x, w[p + "ln1.g"], w[p + "ln1.b"], cfg.layer_norm_eps)
         out[p + "mid"] = x
-        h = nx.gelu(x @ w[p + "ffn1.w"] + w[p + "ffn1.b"])
+        h = num.gelu(x @ w[p + "ffn1.w"] + w[p + "ffn1.b"])
         out[p + "gelu"] = h
-        x = nx.layer_norm(h @ w[p + "ffn2.w"] + w[p + "ffn2.b"] + x, w[p + "ln2.g"], w[p + "ln2.b"], cfg.layer_norm_eps)
+        x = num.layer_norm(h @ w[p + "ffn2.w"] + w[p + "ffn2.b"] + x, w[p + "ln2.g"], w[p + "ln2.b"], cfg.layer_norm_eps)
     out["cls.in"] = x
     return out
 
@@ -59,7 +59,7 @@ def calibrate(model: Model, n_sentences: int, percentile: float) -> dict[str, fl
         enc = encode_words(model.tokenizer, corpus[train[j]].words, model.max_len)
         for name, t in activations(model, np.array(enc.input_ids)).items():
             samples[name].append(np.abs(t).ravel())
-    return {name: float(np.percentile(np.concatenate(v), percentile)) / nx.QMAX for name, v in samples.items()}
+    return {name: float(np.percentile(np.concatenate(v), percentile)) / num.QMAX for name, v in samples.items()}
 
 
 def main() -> None:

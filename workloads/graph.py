@@ -32,8 +32,8 @@ See `workloads/ops.py` for the GEMM-dims, batch and bytes conventions.
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import networkx as nx
 
@@ -161,10 +161,29 @@ def _layer(g: nx.DiGraph, cfg: BertConfig, i: int, x: TensorSpec, x_node: str, s
     return ln2.output, ln2.name
 
 
+@dataclass(frozen=True, slots=True)
+class WorkloadFacts:
+    """What the whole operator graph is: the model's config and the input shape (the graph's one typed fact)."""
+
+    config: BertConfig
+    seq_len: int
+    batch: int
+
+
+FACTS_KEY = "facts"
+
+
+def workload_facts(g: nx.DiGraph) -> WorkloadFacts:
+    facts = g.graph.get(FACTS_KEY)
+    if not isinstance(facts, WorkloadFacts):
+        raise TypeError(f"graph carries no WorkloadFacts (got {type(facts).__name__}); build it with build_graph")
+    return facts
+
+
 def build_graph(cfg: BertConfig, seq_len: int, batch: int = 1) -> nx.DiGraph:
     """The fp32 operator graph of BERT token classification for `batch` sequences of `seq_len` tokens."""
     check_shape(cfg, seq_len, batch)
-    g = nx.DiGraph(config=cfg, seq_len=seq_len, batch=batch)
+    g = nx.DiGraph(**{FACTS_KEY: WorkloadFacts(cfg, seq_len, batch)})
     x = _embeddings(g, cfg, seq_len, batch)
     x_node = "emb.ln"
     # Additive mask (0 or a large negative per key position), broadcast over heads and query rows.
@@ -256,15 +275,16 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return "x".join(str(d) for d in shape)
 
 
-def write_csv(g: nx.DiGraph, path: Path) -> None:
-    """Write one row per node (all heads, execution order) with the columns of `CSV_COLUMNS`."""
-    with path.open("w", newline="") as fh:
-        out = csv.writer(fh)
-        out.writerow(CSV_COLUMNS)
-        for op in ops(g):
-            out.writerow((
-                op.name, op.kind.value, op.layer, "" if op.head is None else op.head,
-                " ".join(_shape_text(s) for s in op.input_shapes), _shape_text(op.output_shape), op.dtype.value,
-                *("" if d is None else d for d in (op.m, op.k, op.n, op.gemm_batch)),
-                op.macs, op.weight_params, op.bytes_read, op.bytes_written,
-            ))
+def csv_text(g: nx.DiGraph) -> str:
+    """One row per node (all heads, execution order) with the columns of `CSV_COLUMNS`, as CSV text."""
+    fh = io.StringIO()
+    out = csv.writer(fh)
+    out.writerow(CSV_COLUMNS)
+    for op in ops(g):
+        out.writerow((
+            op.name, op.kind.value, op.layer, "" if op.head is None else op.head,
+            " ".join(_shape_text(s) for s in op.input_shapes), _shape_text(op.output_shape), op.dtype.value,
+            *("" if d is None else d for d in (op.m, op.k, op.n, op.gemm_batch)),
+            op.macs, op.weight_params, op.bytes_read, op.bytes_written,
+        ))
+    return fh.getvalue()

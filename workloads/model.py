@@ -48,9 +48,16 @@ def _read_manifest(directory: Path) -> dict[str, object]:
     if not path.is_file():
         raise WorkloadError(f"model manifest {path} is missing; regenerate the model with `python -m workloads.finetune`.")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise WorkloadError(f"model manifest {path} is not valid JSON ({exc.msg} at line {exc.lineno}).") from None
+    except UnicodeDecodeError:
+        raise WorkloadError(f"model manifest {path} is not UTF-8 text; regenerate the model with `python -m workloads.finetune`.") from None
+    required = ("weights_sha256", "config", "labels", "vocab", "max_len")
+    if not isinstance(manifest, dict) or any(k not in manifest for k in required):
+        raise WorkloadError(f"model manifest {path} is not a chipsim model manifest (a JSON object with {', '.join(required)}); "
+                            "regenerate the model with `python -m workloads.finetune`.")
+    return manifest
 
 
 def checked_file(directory: Path, name: str, expected_sha256: str) -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workloads import numerics as nx
+from workloads import numerics as num
 from workloads.errors import WorkloadError
 from workloads.model import MODEL_DIR, Model
 from workloads.reference import embed, mask_bias
@@ -48,17 +48,17 @@ class QLinear:
 
     @staticmethod
     def build(w: np.ndarray, bias: np.ndarray, in_scale: float) -> QLinear:
-        w_scale = (np.abs(w).max(axis=0) / nx.QMAX).astype(F32)
+        w_scale = (np.abs(w).max(axis=0) / num.QMAX).astype(F32)
         w_scale = np.where(w_scale > 0, w_scale, F32(1.0)).astype(F32)
-        w_q = np.clip(np.rint(w / w_scale), -nx.QMAX, nx.QMAX).astype(np.int8)
+        w_q = np.clip(np.rint(w / w_scale), -num.QMAX, num.QMAX).astype(np.int8)
         return QLinear(w, w_q, w_scale, F32(1.0 / in_scale), (F32(in_scale) * w_scale).astype(F32), bias)
 
     def int8(self, x: np.ndarray) -> np.ndarray:
-        acc = nx.int8_matmul(nx.quantize(x, self.inv_scale_in), self.w_q)
+        acc = num.int8_matmul(num.quantize(x, self.inv_scale_in), self.w_q)
         return acc.astype(F32) * self.deq + self.bias
 
     def bf16(self, x: np.ndarray) -> np.ndarray:
-        return nx.to_bf16(x) @ nx.to_bf16(self.w) + self.bias
+        return num.to_bf16(x) @ num.to_bf16(self.w) + self.bias
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,13 +130,13 @@ def attention_int8(layer: QLayer, q: np.ndarray, k: np.ndarray, v: np.ndarray, b
     """Per head: int8 scores, fp32 softmax, int8 probabilities x int8 V; returns fp32 context [S, H]."""
     s, h = q.shape
     d = h // heads
-    qq, kq, vq = nx.quantize(q, layer.inv_scale_q), nx.quantize(k, layer.inv_scale_k), nx.quantize(v, layer.inv_scale_v)
+    qq, kq, vq = num.quantize(q, layer.inv_scale_q), num.quantize(k, layer.inv_scale_k), num.quantize(v, layer.inv_scale_v)
     ctx = np.empty((s, h), dtype=F32)
     for a in range(heads):
         cols = slice(a * d, (a + 1) * d)
-        scores = nx.int8_matmul(qq[:, cols], kq[:, cols].T).astype(F32) * layer.score_scale + bias
-        p = nx.quantize(nx.softmax(scores), PROB_INV_SCALE)
-        ctx[:, cols] = nx.int8_matmul(p, vq[:, cols]).astype(F32) * layer.ctx_scale
+        scores = num.int8_matmul(qq[:, cols], kq[:, cols].T).astype(F32) * layer.score_scale + bias
+        p = num.quantize(num.softmax(scores), PROB_INV_SCALE)
+        ctx[:, cols] = num.int8_matmul(p, vq[:, cols]).astype(F32) * layer.ctx_scale
     return ctx
 
 
@@ -147,8 +147,8 @@ def attention_bf16(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: np.ndarray
     ctx = np.empty((s, h), dtype=F32)
     for a in range(heads):
         cols = slice(a * d, (a + 1) * d)
-        scores = (nx.to_bf16(q[:, cols]) @ nx.to_bf16(k[:, cols]).T) * scale + bias
-        ctx[:, cols] = nx.to_bf16(nx.softmax(scores)) @ nx.to_bf16(v[:, cols])
+        scores = (num.to_bf16(q[:, cols]) @ num.to_bf16(k[:, cols]).T) * scale + bias
+        ctx[:, cols] = num.to_bf16(num.softmax(scores)) @ num.to_bf16(v[:, cols])
     return ctx
 
 
@@ -167,9 +167,9 @@ def forward(qm: QuantizedModel, input_ids: np.ndarray, attention_mask: np.ndarra
         linear = QLinear.int8 if int8 else QLinear.bf16
         q, k, v = linear(layer.q, x), linear(layer.k, x), linear(layer.v, x)
         ctx = attention_int8(layer, q, k, v, bias, cfg.heads) if int8 else attention_bf16(q, k, v, bias, cfg.heads)
-        x = nx.layer_norm(linear(layer.o, ctx) + x, *layer.ln1, cfg.layer_norm_eps)
-        h = nx.gelu(linear(layer.ffn1, x))
-        x = nx.layer_norm(linear(layer.ffn2, h) + x, *layer.ln2, cfg.layer_norm_eps)
+        x = num.layer_norm(linear(layer.o, ctx) + x, *layer.ln1, cfg.layer_norm_eps)
+        h = num.gelu(linear(layer.ffn1, x))
+        x = num.layer_norm(linear(layer.ffn2, h) + x, *layer.ln2, cfg.layer_norm_eps)
     return (QLinear.int8 if int8 else QLinear.bf16)(qm.cls, x)
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workloads import numerics as nx
+from workloads import numerics as num
 from workloads.errors import WorkloadError
 from workloads.model import Model
 from workloads.ner import Entity, entities
@@ -20,12 +20,12 @@ def embed(model: Model, input_ids: np.ndarray) -> np.ndarray:
     w = model.weights
     s = len(input_ids)
     x = (w["emb.word"][input_ids] + w["emb.pos"][:s]) + w["emb.type"][0]
-    return nx.layer_norm(x, w["emb.ln.g"], w["emb.ln.b"], model.config.layer_norm_eps)
+    return num.layer_norm(x, w["emb.ln.g"], w["emb.ln.b"], model.config.layer_norm_eps)
 
 
 def mask_bias(attention_mask: np.ndarray) -> np.ndarray:
     """[1, S] additive bias: 0 for real keys, MASK_BIAS for padding."""
-    return np.where(np.asarray(attention_mask)[None, :] > 0, F32(0.0), nx.MASK_BIAS).astype(F32)
+    return np.where(np.asarray(attention_mask)[None, :] > 0, F32(0.0), num.MASK_BIAS).astype(F32)
 
 
 def forward(model: Model, input_ids: np.ndarray, attention_mask: np.ndarray | None = None) -> np.ndarray:
@@ -47,10 +47,10 @@ def forward(model: Model, input_ids: np.ndarray, attention_mask: np.ndarray | No
         k = (x @ w[p + "k.w"] + w[p + "k.b"]).reshape(s, a, d).transpose(1, 0, 2)
         v = (x @ w[p + "v.w"] + w[p + "v.b"]).reshape(s, a, d).transpose(1, 0, 2)
         scores = (q @ k.transpose(0, 2, 1)) * scale + bias
-        ctx = (nx.softmax(scores) @ v).transpose(1, 0, 2).reshape(s, a * d)
-        x = nx.layer_norm((ctx @ w[p + "o.w"] + w[p + "o.b"]) + x, w[p + "ln1.g"], w[p + "ln1.b"], cfg.layer_norm_eps)
-        h = nx.gelu(x @ w[p + "ffn1.w"] + w[p + "ffn1.b"])
-        x = nx.layer_norm((h @ w[p + "ffn2.w"] + w[p + "ffn2.b"]) + x, w[p + "ln2.g"], w[p + "ln2.b"], cfg.layer_norm_eps)
+        ctx = (num.softmax(scores) @ v).transpose(1, 0, 2).reshape(s, a * d)
+        x = num.layer_norm((ctx @ w[p + "o.w"] + w[p + "o.b"]) + x, w[p + "ln1.g"], w[p + "ln1.b"], cfg.layer_norm_eps)
+        h = num.gelu(x @ w[p + "ffn1.w"] + w[p + "ffn1.b"])
+        x = num.layer_norm((h @ w[p + "ffn2.w"] + w[p + "ffn2.b"]) + x, w[p + "ln2.g"], w[p + "ln2.b"], cfg.layer_norm_eps)
     return x @ w["cls.w"] + w["cls.b"]
 
 

@@ -13,20 +13,20 @@ import functools
 import time
 from dataclasses import asdict, dataclass
 
-import networkx as nx
-
-from chipsim.config import ChipConfig, Dataflow, Precision, apply_overrides, chip_from_dict, load_chip_dict
+from chipsim.config import (
+    ChipConfig,
+    Dataflow,
+    Precision,
+    apply_overrides,
+    chip_from_dict,
+    load_chip_dict,
+)
 from chipsim.executor import execute
-from isa import DType, Halt, Matmul, Program
-from mapper import MapperContext
-from mapper.emit import emit
-from mapper.kernels import Gemm
-from mapper.layout import TensorRole, allocate_dram
-from mapper.place import place_on_cores
-from mapper.tiling import MAX_DIM, tile_to_sram
+from isa import MAX_DIM, SRAM_ADDR_SPACE_BYTES, DType, Halt, Matmul, Program
+from mapper import MapperContext, lower_gemm
 from workloads.errors import WorkloadError
 
-SRAM_LIMIT_BYTES = 16 * 1024 * 1024  # ISA: 24-bit SRAM addresses
+SRAM_LIMIT_BYTES = SRAM_ADDR_SPACE_BYTES  # what one SRAM address field reaches
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,14 +87,7 @@ def ideal_program(m: int, k: int, n: int, chip: ChipConfig, prec: DType) -> Prog
 
 def mapped_program(m: int, k: int, n: int, chip: ChipConfig) -> Program:
     """The GEMM tiled, placed and scheduled by the mapper on `chip` (any chip), raw accumulators stored to DRAM."""
-    ctx = MapperContext(chip)
-    out_t = DType.INT32 if ctx.int8 else DType.FP32
-    g = nx.DiGraph(tensors=lambda q: [("a", m, k, q, TensorRole.INPUT), ("w", k, n, q, TensorRole.PARAMETER),
-                                      ("out", m, n, out_t, TensorRole.OUTPUT)])
-    g.add_node("gemm", kernel=Gemm("gemm", 0, 0, m, k, n, "a", "w", None, "", None, "out", raw=True))
-    for p in (tile_to_sram, place_on_cores, allocate_dram):
-        g = p(g, ctx)
-    return emit(g, ctx).program
+    return lower_gemm(m, k, n, MapperContext(chip)).program
 
 
 def run_gemm(m: int, k: int, n: int, rows: int, cols: int, dataflow: Dataflow, precision: Precision, *,
