@@ -85,8 +85,10 @@ class _Model(BaseModel):
 class MeshConfig(_Model):
     """The 2D mesh of cores; cores are numbered row-major (core = y * cols + x)."""
 
-    rows: Annotated[int, Strict(), Field(ge=1, le=64)]
-    cols: Annotated[int, Strict(), Field(ge=1, le=64)]
+    # At most 32 x 32 = 1,024 cores: the ISA names 4,096 (12-bit core fields), but a program per core and the
+    # executor's per-core state grow with the mesh: a 64x64 mesh took 2.75 GB to lower MiniLM, 32x32 about a quarter.
+    rows: Annotated[int, Strict(), Field(ge=1, le=32)]
+    cols: Annotated[int, Strict(), Field(ge=1, le=32)]
 
 
 class TensorCoreConfig(_Model):
@@ -402,7 +404,7 @@ def problems_of(exc: ValidationError, root: type[_Model]) -> list[str]:
     errors = exc.errors(include_url=False)
     # A bad `dram.type` cannot fill its defaults: do not also report the fields it would have filled.
     bad_type_at = {tuple(e["loc"][:-1]) for e in errors if e["loc"][-1:] == ("type",) and e["loc"][-2:-1] == ("dram",)}
-    kept = [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"][:-1]) in bad_type_at)]
+    kept = [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"][:-1]) in bad_type_at and e["loc"][-1] != "type")]
     problems = [_problem(e, root) for e in kept]
     # `rowz: unknown field; did you mean 'rows'?` already explains why `rows` is missing: do not say it twice.
     suggested = {
@@ -423,13 +425,61 @@ def chip_from_dict(data: Mapping[str, object], *, source: str | None = None) -> 
         raise ConfigError(problems_of(exc, ChipConfig), source) from None
 
 
+# Limits on what a YAML input may be (a config is small: these stop malicious or mistaken files early).
+MAX_YAML_BYTES = 4 * 1024 * 1024  # the largest sweep file we ship is 2 KB
+MAX_YAML_DEPTH = 32  # nesting levels; a chip config is 4 deep, a sweep axis of mappings 6
+MAX_YAML_NODES = 100_000  # values after expanding aliases (anchors reused with *name): stops alias bombs
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one)."""
+    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one), keys that are not plain
+    scalars, nesting deeper than MAX_YAML_DEPTH and documents that expand past MAX_YAML_NODES values."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(None, None, f"nesting deeper than {MAX_YAML_DEPTH} levels", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def get_single_node(self):  # type: ignore[no-untyped-def]
+        node = super().get_single_node()
+        if node is not None:
+            _check_expanded_size(node)
+        return node
+
+
+def _check_expanded_size(root: yaml.Node) -> None:
+    """The number of values the document holds once every alias is expanded (shared nodes counted per use)."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        kids = [k for pair in node.value for k in pair] if isinstance(node, yaml.MappingNode) else (
+            list(node.value) if isinstance(node, yaml.SequenceNode) else [])
+        if not children_done and any(id(k) not in sizes for k in kids):
+            stack.append((node, True))
+            stack.extend((k, False) for k in kids if id(k) not in sizes)
+            continue
+        sizes[id(node)] = 1 + sum(sizes.get(id(k), 1) for k in kids)
+        if sizes[id(node)] > MAX_YAML_NODES:
+            raise yaml.composer.ComposerError(
+                None, None, f"the document expands to more than {MAX_YAML_NODES:,} values (anchors and aliases reused)", node.start_mark)
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
     seen: set[object] = set()
     for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise yaml.constructor.ConstructorError(
+                None, None, "a mapping key must be a plain name or number, not a list or a mapping", key_node.start_mark)
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             mark = key_node.start_mark
@@ -447,18 +497,45 @@ _UniqueKeyLoader.add_implicit_resolver(
 )
 
 
-def parse_yaml(text: str, source: str) -> object:
-    """Parse YAML text; a syntax error becomes a `ConfigError` naming `source:line:column`."""
+def parse_yaml(text: str, source: str, what: str = "chip config") -> object:
+    """Parse YAML text; a syntax error becomes a `ConfigError` naming `source:line:column`; `what` names the
+    kind of file in the message (`chip config`, `run file`, `sweep file`)."""
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        what = exc.problem or exc.context or "syntax error"
-        fix = "keep only one of them" if what.startswith("duplicate key") else "fix the syntax at that line"
-        raise ConfigError([f"{where}: invalid YAML: {what}; {fix}"]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{source}: invalid YAML: {exc}; fix the file's syntax"]) from None
+        problem = exc.problem or exc.context or "syntax error"
+        fix = ("keep only one of them" if problem.startswith("duplicate key")
+               else "simplify the file" if problem.startswith(("nesting deeper", "the document expands"))
+               else "fix the syntax at that line")
+        raise ConfigError([f"{where}: invalid YAML: {problem}; {fix}"], what=what) from None
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise ConfigError([f"{source}: invalid YAML: {exc}; fix the file's syntax"], what=what) from None
+
+
+def read_text_file(path: Path, what: str, max_bytes: int = MAX_YAML_BYTES) -> str:
+    """A small UTF-8 text file (a chip, run, sweep or assembly file), or one sentence saying why not."""
+    if not path.exists():
+        raise ConfigError([f"{path}: no such file; give the path of a {what}"], what=what)
+    if not path.is_file():
+        raise ConfigError([f"{path} is not a regular file; give the path of a {what}"], what=what)
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ConfigError([f"{path} is {size:,} bytes, more than the {max_bytes:,} a {what} may have; is it the right file?"], what=what)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{path} cannot be read ({exc.strerror}); check its permissions"], what=what) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError([f"{path}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 text; save the file as UTF-8"], what=what) from None
+
+
+def load_yaml_file(path: Path, what: str) -> object:
+    return parse_yaml(read_text_file(path, what), str(path), what)
 
 
 def preset_names() -> tuple[str, ...]:
@@ -486,7 +563,10 @@ def _chip_file(source: Path | str) -> Path:
 def load_chip_dict(source: Path | str) -> dict[str, object]:
     """The raw mapping of a chip file or preset (for `apply_overrides` before `chip_from_dict`)."""
     path = _chip_file(source)
-    data = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    data = load_yaml_file(path, "chip config")
+    if isinstance(data, dict) and "chip" in data and ("workload" in data or "functional" in data or "mapper" in data):
+        raise ConfigError([f"{path} is a run file (it has chip and workload sections), not a chip; run it with "
+                           f"`chipsim run {path}`, or give its chip section's preset or file"], str(path))
     if not isinstance(data, dict):
         raise ConfigError([f"(top level): got {_show(data)}; must be a mapping with fields " + ", ".join(ChipConfig.model_fields)], str(path))
     return data

@@ -7,9 +7,12 @@ Figures are per inference run of the configured batch unless named per inference
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+
+from reports.files import write_atomic
 
 @dataclass(frozen=True, slots=True)
 class LayerRecord:
@@ -90,10 +93,12 @@ class RunRecord:
         return asdict(self)
 
     def write(self, directory: Path) -> None:
-        (directory / "result.json").write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
-        with (directory / "per_layer.csv").open("w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            parts = sorted({k for layer in self.per_layer for k in layer.energy_breakdown_j if k != "total"})
-            w.writerow([*LAYER_FIELDS, *(f"energy_{p}_j" for p in parts)])
-            for layer in self.per_layer:
-                w.writerow([getattr(layer, name) for name in LAYER_FIELDS] + [layer.energy_breakdown_j.get(p, 0.0) for p in parts])
+        """result.json and per_layer.csv in `directory`, each written in one step, never over an existing file."""
+        write_atomic(directory / "result.json", json.dumps(self.to_dict(), indent=1) + "\n")
+        rows = io.StringIO()
+        w = csv.writer(rows)
+        parts = sorted({k for layer in self.per_layer for k in layer.energy_breakdown_j if k != "total"})
+        w.writerow([*LAYER_FIELDS, *(f"energy_{p}_j" for p in parts)])
+        for layer in self.per_layer:
+            w.writerow([getattr(layer, name) for name in LAYER_FIELDS] + [layer.energy_breakdown_j.get(p, 0.0) for p in parts])
+        write_atomic(directory / "per_layer.csv", rows.getvalue())

@@ -144,16 +144,24 @@ class SweepStore:
             raise SweepError(f"output {directory} is a file; give a folder for the sweep results")
         if directory.is_dir() and not path.exists() and any(directory.iterdir()):
             raise SweepError(f"output folder {directory} is not empty and holds no chipsim sweep; choose a new or empty folder")
-        directory.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            lock_fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise SweepError(f"output folder {directory} cannot be created or written ({exc.strerror}); choose another --out") from None
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(lock_fd)
             raise SweepError(f"output folder {directory} is in use by another running chipsim sweep; wait for it or choose another folder") from None
-        conn = _connect(path)
-        conn.executescript(_SCHEMA)
-        meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+        try:
+            conn = _connect(path)
+            conn.executescript(_SCHEMA)
+            meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+        except sqlite3.DatabaseError:
+            os.close(lock_fd)
+            raise SweepError(f"{path} is not a readable chipsim sweep store (corrupt, or not written by chipsim sweep); "
+                             "choose a new --out folder, or delete that one to start over") from None
         identity = header.identity_sha256
         if meta and meta.get("identity_sha256") != identity:
             conn.close()
@@ -185,6 +193,16 @@ class SweepStore:
         if not path.is_file():
             raise SweepError(f"{directory} holds no sweep results ({STORE_FILE} is missing); run `chipsim sweep SWEEP.yaml --out {directory}` first")
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+        try:  # a store is a SQLite file with our tables and meta; anything else is refused in one sentence
+            meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+            conn.execute("SELECT plan_index, key, axes_json FROM plan LIMIT 1").fetchall()
+            conn.execute("SELECT key, status, error, record_json, run FROM points LIMIT 1").fetchall()
+            doc = json.loads(meta["spec_json"])
+            assert isinstance(doc, dict) and all(k in meta for k in ("name", "source", "identity_sha256", "chipsim_version"))
+        except (sqlite3.DatabaseError, KeyError, ValueError, AssertionError, TypeError):
+            conn.close()
+            raise SweepError(f"{path} is not a readable chipsim sweep store (corrupt, or not written by chipsim sweep); "
+                             "run the sweep again into a new --out folder") from None
         return SweepStore(directory, conn, None)
 
     def close(self) -> None:

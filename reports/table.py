@@ -7,6 +7,7 @@ appears as its label (`32x32`). `feasible` says whether a point satisfies every 
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from reports.figures import (
     parse_constraint,
     value_label,
 )
+from reports.files import write_atomic
 from reports.store import PointStatus, StoredPoint, StoredSweep, SweepStore
 
 
@@ -93,15 +95,19 @@ def load_results(directory: Path) -> SweepResults:
     )
 
 
-def export(results: SweepResults, path: Path, fmt: str) -> int:
-    """Write the table as CSV or Parquet; returns the number of rows."""
+def export(results: SweepResults, path: Path, fmt: str, *, force: bool = False) -> int:
+    """Write the table as CSV or Parquet in one step (never over an existing file unless `force`); returns the
+    number of rows."""
     frame = results.frame
     if fmt == "csv":
-        frame.to_csv(path, index=False)
+        data: bytes | str = frame.to_csv(index=False)
     elif fmt == "parquet":
-        frame.to_parquet(path, index=False)
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        data = buffer.getvalue()
     else:
         raise SweepError(f"--format {fmt!r} is not supported; use parquet or csv")
+    write_atomic(path, data, force=force)
     return len(frame)
 
 

@@ -187,7 +187,7 @@ def test_negative_size() -> None:
 
 
 def test_zero_cores_and_zero_row_array_are_errors() -> None:
-    assert problems_of(with_("mesh.rows", 0)) == ("mesh.rows: got 0; must be an integer >= 1 and <= 64",)
+    assert problems_of(with_("mesh.rows", 0)) == ("mesh.rows: got 0; must be an integer >= 1 and <= 32",)
     assert problems_of(with_("core.tensor_core.rows", 0)) == (
         "core.tensor_core.rows: got 0; must be an integer >= 1 and <= 1024",
     )
@@ -214,7 +214,7 @@ def test_several_errors_at_once_in_one_message() -> None:
         chip_from_dict(d, source="chip.yaml")
     err = info.value
     assert err.problems == (
-        "mesh.rows: got 0; must be an integer >= 1 and <= 64",
+        "mesh.rows: got 0; must be an integer >= 1 and <= 32",
         "core.accumulator.bankz: unknown field; did you mean 'banks'?",
         "dram.latency_ns: got -1.0; must be a number >= 0 and <= 100000",
     )

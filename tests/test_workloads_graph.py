@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import sys
 from pathlib import Path
 
@@ -16,8 +17,15 @@ from chipsim.app import cli
 from workloads.bert import PRESETS, BertConfig
 from workloads.errors import WorkloadError
 from workloads.graph import (
-    build_graph, encoder_macs, op_rows, ops, param_count, total_bytes_read, total_bytes_written, total_macs,
-    write_csv,
+    build_graph,
+    csv_text,
+    encoder_macs,
+    op_rows,
+    ops,
+    param_count,
+    total_bytes_read,
+    total_bytes_written,
+    total_macs,
 )
 from workloads.ops import DType, OpKind, OpNode, TensorSpec
 
@@ -226,10 +234,7 @@ def test_grouped_rows_sum_to_the_graph() -> None:
 
 def test_csv_has_one_row_per_node(tmp_path: Path) -> None:
     g = build_graph(PRESETS["bert-tiny"], 16, 2)
-    path = tmp_path / "ops.csv"
-    write_csv(g, path)
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = list(csv.DictReader(io.StringIO(csv_text(g))))
     assert [r["name"] for r in rows] == list(g.nodes)
     assert sum(int(r["macs"]) for r in rows) == total_macs(g)
     scores = next(r for r in rows if r["name"] == "l1.h1.scores")

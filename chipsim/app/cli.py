@@ -6,15 +6,16 @@ import sys
 from pathlib import Path
 
 import typer
-from threadpoolctl import threadpool_limits
 from rich.console import Console
 from rich.table import Table
+from threadpoolctl import threadpool_limits
 
+from chipsim.app.sweep_plan import SweepError
 from chipsim.config import ConfigError
 from chipsim.dispatch import ExecutionError  # DeadlockError is a subclass
-from chipsim.app.sweep_plan import SweepError
 from isa.errors import IsaError
 from mapper.errors import MapperError
+from reports.files import OutputError
 from workloads.errors import WorkloadError
 from workloads.model import MODEL_DIR
 
@@ -23,7 +24,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 # Errors that mean "the user's input is wrong": printed as one sentence, exit code 2, no traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (WorkloadError, ConfigError, ExecutionError, IsaError, SweepError, MapperError)
+USER_ERRORS: tuple[type[Exception], ...] = (WorkloadError, ConfigError, ExecutionError, IsaError, SweepError, MapperError, OutputError)
 
 
 def print_table(table: Table) -> None:
@@ -45,13 +46,25 @@ def workload_cmd(
     batch: int = typer.Option(1, "--batch", help="Number of sequences."),
     csv_path: Path | None = typer.Option(None, "--csv", help="Write the full per-node table to this CSV file."),
     show_all: bool = typer.Option(False, "--all", help="One row per node instead of one row per head-op kind."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --csv file."),
 ) -> None:
     """Print the operator graph of a BERT NER workload: per-op GEMM shapes, MACs, params and bytes."""
+    from reports.files import check_new_file
 
+    if csv_path is not None:
+        check_new_file(csv_path, "--csv file", force=force)
+
+    from reports.files import write_atomic
     from workloads.bert import preset
     from workloads.graph import (
-        build_graph, encoder_macs, op_rows, param_count, total_bytes_read, total_bytes_written, total_macs,
-        write_csv,
+        build_graph,
+        csv_text,
+        encoder_macs,
+        op_rows,
+        param_count,
+        total_bytes_read,
+        total_bytes_written,
+        total_macs,
     )
 
     cfg = preset(name)
@@ -69,7 +82,7 @@ def workload_cmd(
     console.print(f"params: {param_count(g):,}", highlight=False)
     console.print(f"bytes read: {total_bytes_read(g):,}; bytes written: {total_bytes_written(g):,}", highlight=False)
     if csv_path is not None:
-        write_csv(g, csv_path)
+        write_atomic(csv_path, csv_text(g), force=force)
         console.print(f"wrote {g.number_of_nodes()} rows to {csv_path}", highlight=False)
 
 
@@ -86,9 +99,15 @@ def infer(
     from workloads.quantized import load_quantized
     from workloads.reference import tag_text
 
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise WorkloadError("the text to tag is not valid UTF-8 (undecodable bytes on the command line); pass UTF-8 text.") from None
+    prec = _precision(precision)
     model = load_model(model_dir)
-    qm = load_quantized(model, _precision(precision), model_dir)
+    qm = load_quantized(model, prec, model_dir)
     tagged = tag_text(model, text, lambda m, ids: forward_q(qm, ids))
+    console.print(f"precision: {prec.value} ({'the fine-tuned fp32 reference' if prec.value == 'fp32' else 'the quantized reference, the chip numerics'})", highlight=False)
     console.print(f"tokens ({len(tagged.encoding.tokens)}): {' '.join(tagged.encoding.tokens)}", highlight=False)
     if tagged.encoding.truncated_words:
         console.print(
@@ -149,18 +168,18 @@ def run_cmd(
     timing_only: bool = typer.Option(False, "--timing-only", help="Timing only, no arithmetic (same as functional: false)."),
     eval_split: bool = typer.Option(False, "--eval", help="Also run the whole test split through the chip and report entity F1."),
     trace: Path | None = typer.Option(None, "--trace", help="Write every instruction on every unit as a Chrome/Perfetto trace."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --trace file."),
 ) -> None:
     """Lower the workload to the chip's ISA, verify, execute, and print cycles, energy, area and validation."""
-    import os
-    import shutil
-    import tempfile
     import time
 
+    import yaml
     from rich.progress import Progress
 
     from chipsim.app.runconfig import load_run_config
     from chipsim.app.runner import run
     from chipsim.app.trace import write_trace
+    from reports.files import check_new_dir, check_new_file, write_atomic
     from reports.summary import print_summary
 
     cfg = load_run_config(file, overrides)
@@ -168,28 +187,68 @@ def run_cmd(
     if eval_split and not functional:
         raise WorkloadError("--eval runs sentences through the chip, which needs a functional run; drop --timing-only or set functional: true.")
     out_dir = out or (Path(cfg.output.dir) if cfg.output.dir else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.sha256()[:8]}")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise WorkloadError(f"output folder {out_dir} is not empty; choose a new --out (results are never overwritten).")
-    with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
-        task = bar.add_task("sentences through the chip", total=None)
-        outcome = run(cfg, functional=functional, test_split=eval_split, trace=bool(trace or cfg.output.trace),
-                      progress=lambda done, total: bar.update(task, completed=done, total=total))
-    # Write everything to a temporary folder first, then move it into place: never a half-written output.
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".chipsim-", dir=out_dir.parent))
-    try:
-        outcome.record.write(tmp)
+    # Every output is checked before the simulation, and the folder is claimed, so a second run into it fails now.
+    check_new_dir(out_dir, "output folder")
+    if trace is not None:
+        check_new_file(trace, "--trace file", force=force)
+    with _claimed(out_dir):
+        with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+            task = bar.add_task("sentences through the chip", total=None)
+            outcome = run(cfg, functional=functional, test_split=eval_split, trace=bool(trace or cfg.output.trace),
+                          progress=lambda done, total: bar.update(task, completed=done, total=total))
+        if trace is not None:
+            write_trace(outcome.result, trace, force=force)
         if cfg.output.trace:
-            write_trace(outcome.result, tmp / "trace.json")
-        if out_dir.exists():
-            out_dir.rmdir()
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    if trace:
-        write_trace(outcome.result, trace)
+            write_trace(outcome.result, out_dir / "trace.json")
+        write_atomic(out_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        outcome.record.write(out_dir)
     print_summary(outcome.record, console)
-    console.print(f"wrote {out_dir / 'result.json'} and {out_dir / 'per_layer.csv'}" + (f"; trace {trace}" if trace else ""), highlight=False)
+    console.print(f"wrote {out_dir / 'result.json'}, {out_dir / 'per_layer.csv'} and {out_dir / 'config.yaml'}"
+                  + (f"; trace {trace}" if trace else ""), highlight=False)
+
+
+class _claimed:
+    """Hold an output folder for one run: created if needed (mode 0755 under the usual umask) with a claim file
+    inside, so a second run into the same folder fails at once; on failure everything written is removed again,
+    and a folder this run created is removed too."""
+
+    CLAIM = ".chipsim-run-in-progress"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.created = False
+
+    def __enter__(self) -> Path:
+        import os
+
+        from reports.files import OutputError
+
+        try:
+            self.directory.mkdir(parents=True)
+            self.created = True
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise OutputError(f"output folder {self.directory} cannot be created ({exc.strerror})") from None
+        try:
+            os.close(os.open(self.directory / self.CLAIM, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            raise OutputError(f"output folder {self.directory} is being written by another chipsim run; choose another --out") from None
+        if [p for p in self.directory.iterdir() if p.name != self.CLAIM]:
+            (self.directory / self.CLAIM).unlink()
+            raise OutputError(f"output folder {self.directory} is not empty; choose a new folder (results are never overwritten)")
+        return self.directory
+
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+        import shutil
+
+        (self.directory / self.CLAIM).unlink(missing_ok=True)
+        if kind is not None:  # a failed run leaves nothing behind
+            if self.created:
+                shutil.rmtree(self.directory, ignore_errors=True)
+            else:
+                for p in self.directory.iterdir():
+                    p.unlink()
 
 
 @app.command("gemm")
@@ -208,8 +267,8 @@ def gemm_cmd(
     """One GEMM C[M,N] = A[M,K] @ B[K,N] through the mapper and executor on one core."""
     import json
 
-    from chipsim.config import Dataflow, Precision
     from chipsim.app.gemm import run_gemm
+    from chipsim.config import Dataflow, Precision
 
     try:
         df, prec = Dataflow(dataflow), Precision(precision)
@@ -277,18 +336,23 @@ def chip_cmd(
 
 @app.command("asm")
 def asm_cmd(
-    source: Path = typer.Argument(..., exists=True, dir_okay=False, help="Assembly text, e.g. prog.s."),
+    source: Path = typer.Argument(..., help="Assembly text, e.g. prog.s."),
     output: Path = typer.Option(..., "-o", "--output", help="Binary to write, e.g. prog.bin."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
 ) -> None:
     """Assemble a text program (isa/SPEC.md syntax) into the 128-bit binary format."""
+    from chipsim.config import read_text_file
     from isa import encode, parse
+    from reports.files import check_new_file, write_atomic
 
+    check_new_file(output, "output", force=force)
+    text = read_text_file(source, "assembly file", max_bytes=MAX_PROGRAM_BYTES)
     try:
-        program = parse(source.read_text())
+        program = parse(text)
     except IsaError as exc:
         raise IsaError(f"{source}: {exc}") from None
     data = encode(program)
-    output.write_bytes(data)
+    write_atomic(output, data, force=force)
     console.print(
         f"wrote {program.num_instructions} instructions for {program.num_cores} cores ({len(data)} bytes) to {output}",
         highlight=False,
@@ -296,12 +360,12 @@ def asm_cmd(
 
 
 @app.command("disasm")
-def disasm_cmd(binary: Path = typer.Argument(..., exists=True, dir_okay=False, help="Binary program, e.g. prog.bin.")) -> None:
+def disasm_cmd(binary: Path = typer.Argument(..., help="Binary program, e.g. prog.bin.")) -> None:
     """Print a binary program as assembly text (which `chipsim asm` reads back)."""
     from isa import decode, format_program
 
     try:
-        program = decode(binary.read_bytes())
+        program = decode(_read_program_bytes(binary))
     except IsaError as exc:
         raise IsaError(f"{binary}: {exc}") from None
     typer.echo(format_program(program), nl=False)
@@ -317,39 +381,46 @@ def sweep_cmd(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run points that failed before again."),
 ) -> None:
     """Run a design-space sweep; every finished point is stored at once, and a second run resumes."""
-    from reports.store import SweepStore
+    from contextlib import ExitStack
+
     from chipsim.app.search import run_search
-    from chipsim.app.sweep import RichProgress, dask_executor, default_workers, local_executor, run_sweep
+    from chipsim.app.sweep import RichProgress, check_dask_address, dask_executor, default_workers, local_executor, run_sweep
     from chipsim.app.sweep_plan import SweepError, build_plan, load_sweep
+    from reports.store import SweepStore
     from reports.table import load_results
 
+    # Every option is checked, and the cluster reached, before a results folder is created.
+    if max_points is not None and max_points < 1:
+        raise SweepError(f"--max-points is {max_points}; give at least 1 (or leave it out to run the whole plan)")
+    if workers is not None and workers < 1:
+        raise SweepError(f"--workers is {workers}; give at least 1 worker process")
+    if dask is not None:
+        check_dask_address(dask)
     plan = build_plan(load_sweep(sweep_file))
+    searching = plan.spec.sampling.method.searches
+    if searching and max_points is not None:
+        raise SweepError(f"--max-points does not apply to a {plan.spec.sampling.method.value} search; set sampling.budget in {sweep_file} instead")
     out = out if out is not None else Path("runs") / "sweeps" / plan.spec.name
-    with SweepStore.for_sweep(out, plan.store_header()) as store:
+    with ExitStack() as stack:
+        health = None
+        if dask is not None:
+            executor, parallelism, health = stack.enter_context(dask_executor(dask))
+        else:
+            parallelism = workers if workers is not None else default_workers()
+            executor = stack.enter_context(local_executor(min(parallelism, max(1, len(plan.points)) if not searching else parallelism)))
+        store = stack.enter_context(SweepStore.for_sweep(out, plan.store_header()))
         if retry_failed:
             store.forget_failed()
         excluded = f" ({plan.excluded} excluded by area constraints)" if plan.excluded else ""
         sampling = plan.spec.sampling
-        planned = (f"a {sampling.method.value} search of {sampling.budget} points" if sampling.method.searches
+        planned = (f"a {sampling.method.value} search of {sampling.budget} points" if searching
                    else f"{len(plan.points)} points planned{excluded}")
         console.print(f"sweep {plan.spec.name}: {planned}; results in {out}", highlight=False, soft_wrap=True)
         progress = RichProgress(console)
-        searching = plan.spec.sampling.method.searches
-        if searching and max_points is not None:
-            raise SweepError(f"--max-points does not apply to a {plan.spec.sampling.method.value} search; set sampling.budget in {sweep_file} instead")
-
-        def go(executor: object, parallelism: int):  # type: ignore[no-untyped-def]
-            if searching:
-                return run_search(plan, store, executor, parallelism=parallelism, progress=progress)  # type: ignore[arg-type]
-            return run_sweep(plan, store, executor, parallelism=parallelism, max_points=max_points, progress=progress)  # type: ignore[arg-type]
-
-        if dask is not None:
-            with dask_executor(dask) as (executor, threads):
-                summary = go(executor, threads)
+        if searching:
+            summary = run_search(plan, store, executor, parallelism=parallelism, progress=progress, health=health)
         else:
-            n = workers if workers is not None else default_workers()
-            with local_executor(min(n, max(1, len(plan.points) if not searching else n))) as executor:
-                summary = go(executor, n)
+            summary = run_sweep(plan, store, executor, parallelism=parallelism, max_points=max_points, progress=progress, health=health)
     console.print(
         f"{summary.ran} points computed ({summary.failed} failed) in {summary.wall_s:.1f} s, "
         f"{summary.already_done} already done; {summary.remaining} of {summary.planned} still to run",
@@ -357,6 +428,10 @@ def sweep_cmd(
     )
     results = load_results(out)
     ok = results.frame[results.frame["status"] == "ok"]
+    if len(results.frame) and not len(ok):
+        errors = results.frame["error"].dropna()
+        first = str(errors.iloc[0]) if len(errors) else "no error recorded"
+        raise SweepError(f"every one of the {len(results.frame)} computed points failed (the first: {first}); the results are kept in {out}")
     if results.constraints and len(ok) and not results.frame["feasible"].any():
         texts = "; ".join(c.text for c in results.constraints)
         raise SweepError(f"none of the {len(ok)} computed points satisfies the constraints ({texts}); the results are kept in {out}; loosen the constraints or change the axes")
@@ -367,13 +442,24 @@ def sweep_cmd(
 def results_cmd(
     directory: Path = typer.Argument(..., help="A sweep results folder."),
     fmt: str = typer.Option("csv", "--format", help="parquet or csv."),
-    output: Path = typer.Option(..., "-o", "--output", help="File to write, e.g. points.parquet."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="File to write, e.g. points.parquet (default: CSV to standard output)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
 ) -> None:
     """Export a sweep's results, one row per point (axis values, status, error, figures), as Parquet or CSV."""
+    from reports.files import check_new_file
     from reports.table import export, load_results
 
+    if fmt not in ("csv", "parquet"):
+        raise SweepError(f"--format {fmt!r} is not supported; use parquet or csv")
+    if output is None:
+        if fmt != "csv":
+            raise SweepError("--format parquet needs a file: give -o points.parquet (standard output gets CSV)")
+        results = load_results(directory)
+        sys.stdout.write(results.frame.to_csv(index=False))
+        return
+    check_new_file(output, "output", force=force)
     results = load_results(directory)
-    rows = export(results, output, fmt)
+    rows = export(results, output, fmt, force=force)
     console.print(f"wrote {rows} points to {output} ({results.pending} planned points not run yet)", highlight=False, soft_wrap=True)
 
 
@@ -396,6 +482,18 @@ def report_cmd(
     console.print(f"wrote {report.html_path} and {len(report.plots)} plots (PNG and SVG) in {report.seconds:.1f} s", highlight=False, soft_wrap=True)
     for note in report.notes:
         console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
+
+
+MAX_PROGRAM_BYTES = 64 * 1024 * 1024  # 4 M instructions of 16 bytes: far more than any mapped BERT program
+
+
+def _read_program_bytes(path: Path) -> bytes:
+    if not path.is_file():
+        raise IsaError(f"{path}: no such file; give a binary program written by `chipsim asm`")
+    size = path.stat().st_size
+    if size > MAX_PROGRAM_BYTES:
+        raise IsaError(f"{path} is {size:,} bytes, more than the {MAX_PROGRAM_BYTES:,} a program may have; is it the right file?")
+    return path.read_bytes()
 
 
 def main() -> None:

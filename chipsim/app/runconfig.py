@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, Strict, ValidationError
+from pydantic import Field, Strict, ValidationError, model_validator
 
 from chipsim.config import (
     ChipConfig,
@@ -21,19 +21,33 @@ from chipsim.config import (
     _Model,
     apply_overrides,
     load_chip_dict,
-    parse_yaml,
+    load_yaml_file,
     problems_of,
 )
+from isa import MAX_DIM
 
 PositiveInt = Annotated[int, Strict(), Field(ge=1)]
 
 
+# One inference run's token rows (batch x seq_len) are the rows of its activations, which every kernel addresses
+# through the ISA's 14-bit dimension fields: at most MAX_DIM rows in one run (bert-base at seq 128: batch <= 127).
+MAX_TOKEN_ROWS = MAX_DIM
+
+
 class WorkloadConfig(_Model):
     model: str = "bert-ner-wnut"  # a preset name (bert-tiny .. bert-large) or the fine-tuned bert-ner-wnut
-    seq_len: PositiveInt = 128
-    batch: PositiveInt = 1
+    seq_len: Annotated[int, Strict(), Field(ge=1, le=MAX_TOKEN_ROWS)] = 128
+    batch: Annotated[int, Strict(), Field(ge=1, le=MAX_TOKEN_ROWS)] = 1
     sentences: tuple[str, ...] = ()  # real sentences to tag (fine-tuned model, functional runs)
     test_sentences: Annotated[int, Strict(), Field(ge=0, le=478)] = 0  # held-out test tweets (with gold tags) to add
+
+    @model_validator(mode="after")
+    def _rows_fit_the_isa(self) -> WorkloadConfig:
+        if self.batch * self.seq_len > MAX_TOKEN_ROWS:
+            raise ValueError(
+                f"batch x seq_len is {self.batch} x {self.seq_len} = {self.batch * self.seq_len:,} token rows, more than the "
+                f"{MAX_TOKEN_ROWS:,} one run can address (the ISA's 14-bit dimensions); use batch <= {MAX_TOKEN_ROWS // self.seq_len}")
+        return self
 
 
 class MapperConfig(_Model):
@@ -90,11 +104,19 @@ def run_config_from_dict(data: Mapping[str, object], *, overrides: Sequence[str]
     try:
         return RunConfig.model_validate(resolved)
     except ValidationError as exc:
-        raise ConfigError(problems_of(exc, RunConfig), source, "run config") from None
+        problems = problems_of(exc, RunConfig)
+        set_paths = [o.partition("=")[0].strip() for o in overrides]
+        # A problem at a path that an override set (or inside it) is the override's, not the file's.
+        if set_paths and all(any(p.startswith(sp + ":") or p.startswith(sp + ".") or p.startswith(f"chip.{sp}")
+                                 or p.startswith(sp) for sp in set_paths) for p in problems):
+            where = "--set " + ", ".join(o for o in overrides)
+        else:
+            where = source
+        raise ConfigError(problems, where, "run config") from None
 
 
 def load_run_config(path: Path, overrides: Sequence[str] = ()) -> RunConfig:
     if not path.is_file():
         raise ConfigError([f"{path}: no such run file; pass a YAML file such as bert_ner.yaml"], None, "run config")
-    data = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    data = load_yaml_file(path, "run file")
     return run_config_from_dict(data, overrides=overrides, source=str(path), base_dir=path.parent)  # type: ignore[arg-type]

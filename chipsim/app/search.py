@@ -31,8 +31,27 @@ import math
 import time
 from collections.abc import Sequence
 
-from chipsim.app.sweep import Evaluator, PointTask, ProgressSink, SweepSummary, evaluate_point, evaluate_with_runner
-from chipsim.app.sweep_plan import JsonValue, PlannedPoint, SamplingMethod, SweepPlan, SweepSpec, plan_point, static_constraints_hold
+from chipsim.app.sweep import (
+    HEALTH_CHECK_S,
+    Evaluator,
+    Health,
+    PointTask,
+    ProgressSink,
+    SweepSummary,
+    evaluate_point,
+    evaluate_with_runner,
+    infrastructure_failure,
+)
+from chipsim.app.sweep_plan import (
+    JsonValue,
+    PlannedPoint,
+    SamplingMethod,
+    SweepError,
+    SweepPlan,
+    SweepSpec,
+    plan_point,
+    static_constraints_hold,
+)
 from reports.figures import Constraint, Direction, figures_of
 from reports.store import PointOutcome, PointStatus, StoredPoint, SweepStore
 
@@ -130,8 +149,10 @@ def run_search(
     parallelism: int,
     evaluator: Evaluator = evaluate_with_runner,
     progress: ProgressSink | None = None,
+    health: Health | None = None,
 ) -> SweepSummary:
-    """Evaluate up to the search's budget of distinct points, steering by the sweep's objectives."""
+    """Evaluate up to the search's budget of distinct points, steering by the sweep's objectives (a lost worker or
+    cluster stops it as it stops a grid: chipsim.app.sweep.run_sweep)."""
     start = time.perf_counter()
     spec = plan.spec
     assert spec.sampling.method.searches and spec.sampling.budget is not None
@@ -170,16 +191,20 @@ def run_search(
                     commit(outcomes[point.key])
                 else:
                     pending[executor.submit(evaluate_point, PointTask(point.key, point.config), evaluator)] = point.key
-            for future in cf.as_completed(list(pending)):
-                key = pending.pop(future)
-                try:
-                    outcome = future.result()
-                except Exception as exc:  # noqa: BLE001 - the worker itself failed (not the point's code)
-                    if isinstance(exc, cf.process.BrokenProcessPool):
-                        raise
-                    outcome = PointOutcome(key, PointStatus.FAILED, f"worker failed: {type(exc).__name__}: {exc}", None, 0.0)
-                outcomes[key] = outcome
-                commit(outcome)
+            while pending:
+                finished, _ = cf.wait(pending, timeout=HEALTH_CHECK_S, return_when=cf.FIRST_COMPLETED)
+                if not finished and health is not None:
+                    lost = health()
+                    if lost is not None:
+                        raise SweepError(f"{lost}; the {len(pending)} points in flight stay pending: run the same command again to resume")
+                for future in finished:
+                    try:
+                        outcome = future.result()
+                    except Exception as exc:  # noqa: BLE001 - not the point's code (it returns its own failures)
+                        raise infrastructure_failure(exc, len(pending)) from None
+                    pending.pop(future)
+                    outcomes[outcome.key] = outcome
+                    commit(outcome)
         finally:
             for future in pending:
                 future.cancel()

@@ -122,22 +122,70 @@ def local_executor(workers: int) -> Iterator[cf.Executor]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+Health = Callable[[], str | None]  # why the executor can no longer run points (a lost cluster), or None
+NO_WORKERS_GRACE_S = 30.0  # a cluster without workers for this long is lost, not busy
+
+
+def check_dask_address(address: str) -> None:
+    """`tcp://HOST:PORT` (or tls://, ws://, wss://), checked before anything is created or contacted."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(address)
+        port = parts.port
+    except ValueError:
+        port = None
+        parts = None
+    if parts is None or parts.scheme not in ("tcp", "tls", "ws", "wss") or not parts.hostname or port is None:
+        raise SweepError(f"--dask {address!r} is not a scheduler address; give tcp://HOST:PORT, e.g. tcp://127.0.0.1:8786")
+
+
 @contextmanager
-def dask_executor(address: str) -> Iterator[tuple[cf.Executor, int]]:
-    """An executor on the dask.distributed cluster at `address` (tcp://HOST:PORT) and its number of threads."""
+def dask_executor(address: str) -> Iterator[tuple[cf.Executor, int, Health]]:
+    """An executor on the dask.distributed cluster at `address` (tcp://HOST:PORT), its number of threads, and a
+    health check that names a lost scheduler or a cluster left without workers."""
+    check_dask_address(address)
     from distributed import Client
 
     try:
         client = Client(address, timeout="10s", set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         raise SweepError(f"could not reach a Dask scheduler at {address} ({exc}); start one with `dask scheduler` and workers with `dask worker {address}`") from None
+    no_workers_since: list[float] = []
+
+    def health() -> str | None:
+        if client.status not in ("running", "connecting"):
+            return f"lost the Dask scheduler at {address}"
+        try:
+            threads = sum(client.nthreads().values())
+        except Exception:  # noqa: BLE001 - any failure to ask the scheduler means it is gone
+            return f"lost the Dask scheduler at {address}"
+        if threads:
+            no_workers_since.clear()
+            return None
+        if not no_workers_since:
+            no_workers_since.append(time.monotonic())
+        if time.monotonic() - no_workers_since[0] > NO_WORKERS_GRACE_S:
+            return f"the Dask cluster at {address} has had no workers for {NO_WORKERS_GRACE_S:.0f} s"
+        return None
+
     try:
         threads = sum(client.nthreads().values())
         if threads == 0:
             raise SweepError(f"the Dask scheduler at {address} has no workers; start some with `dask worker {address}`")
-        yield client.get_executor(pure=False), threads
+        yield client.get_executor(pure=False), threads, health
     finally:
         client.close()
+
+
+def infrastructure_failure(exc: BaseException, in_flight: int) -> SweepError:
+    """A point's future failed outside the point's own code (a worker or the cluster went away): the sweep stops,
+    and the points in flight stay pending (never stored as failed), so running the command again resumes them."""
+    what = "the local worker processes died" if isinstance(exc, cf.process.BrokenProcessPool) else f"a worker or the cluster failed ({type(exc).__name__}: {exc})"
+    return SweepError(f"{what}; the {in_flight} points in flight stay pending: run the same command again to resume")
+
+
+HEALTH_CHECK_S = 5.0  # how often a sweep waiting on its workers asks whether the cluster is still there
 
 
 def default_workers() -> int:
@@ -153,8 +201,13 @@ def run_sweep(
     max_points: int | None = None,
     evaluator: Evaluator = evaluate_with_runner,
     progress: ProgressSink | None = None,
+    health: Health | None = None,
 ) -> SweepSummary:
-    """Compute the plan's points (its first `max_points`, or all) that the store does not hold yet."""
+    """Compute the plan's points (its first `max_points`, or all) that the store does not hold yet.
+
+    A future that fails outside the point's own code (a dead worker, a lost cluster) stops the sweep with a
+    SweepError and leaves the points in flight pending; so does `health` naming a lost cluster while nothing
+    finishes."""
     start = time.perf_counter()
     if max_points is not None and max_points < 1:
         raise SweepError(f"--max-points is {max_points}; give at least 1 (or leave it out to run the whole plan)")
@@ -189,15 +242,17 @@ def run_sweep(
                 pending[executor.submit(evaluate_point, PointTask(point.key, point.config), evaluator)] = point.key
             if not pending:
                 break
-            finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            finished, _ = cf.wait(pending, timeout=HEALTH_CHECK_S, return_when=cf.FIRST_COMPLETED)
+            if not finished and health is not None:
+                lost = health()
+                if lost is not None:
+                    raise SweepError(f"{lost}; the {len(pending)} points in flight stay pending: run the same command again to resume")
             for future in finished:
-                key = pending.pop(future)
                 try:
                     outcome = future.result()
-                except Exception as exc:  # noqa: BLE001 - the worker itself failed (not the point's code)
-                    if isinstance(exc, cf.process.BrokenProcessPool):
-                        raise
-                    outcome = PointOutcome(key, PointStatus.FAILED, f"worker failed: {type(exc).__name__}: {exc}", None, 0.0)
+                except Exception as exc:  # noqa: BLE001 - not the point's code (it returns its own failures)
+                    raise infrastructure_failure(exc, len(pending)) from None
+                pending.pop(future)
                 commit(outcome)
     finally:
         for future in pending:

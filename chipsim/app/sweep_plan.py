@@ -27,6 +27,7 @@ import enum
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,18 +35,18 @@ import numpy as np
 from pydantic import ValidationError
 
 import chipsim
+from chipsim.app.runconfig import RunConfig, resolve_chip, run_config_from_dict
 from chipsim.area import area_breakdown
 from chipsim.config import (
     ChipConfig,
     ConfigError,
     apply_overrides,
     load_chip_dict,
-    parse_yaml,
+    load_yaml_file,
     preset_names,
     problems_of,
     set_dotted,
 )
-from chipsim.app.runconfig import RunConfig, resolve_chip, run_config_from_dict
 from reports.figures import (
     METRICS,
     STATIC_METRICS,
@@ -206,7 +207,10 @@ def _load_base(raw: object, sweep_dir: Path, where: str) -> dict[str, JsonValue]
         if not path.is_absolute():
             path = sweep_dir / path
         if path.is_file():
-            data = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+            try:
+                data = load_yaml_file(path, "run file")
+            except ConfigError as exc:
+                raise SweepError(f"{where}: base {exc}") from None
             if not isinstance(data, dict):
                 raise SweepError(f"{where}: base file {raw!r} must hold a run mapping (chip, workload, ...)")
             if "chip" not in data:  # a chip file by itself
@@ -332,8 +336,9 @@ def parse_sweep(data: object, *, source: str, sweep_dir: Path) -> SweepSpec:
     if not isinstance(functional, bool):
         raise SweepError(f"{where}: functional: got {functional!r}; must be true or false")
     name = data.get("name", Path(source).stem)
-    if not isinstance(name, str) or not name:
-        raise SweepError(f"{where}: name must be a non-empty string")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+        raise SweepError(f"{where}: name {name!r} must be 1 to 100 letters, digits, '.', '_' or '-', starting with a letter or "
+                         "digit (it names the results folder runs/sweeps/NAME), e.g. bert_ner_small")
     base = _load_base(data["base"], sweep_dir, where)
     base["functional"] = functional
     axes = _parse_axes(data["axes"], base, where)
@@ -355,7 +360,7 @@ def load_sweep(path: Path) -> SweepSpec:
     if not path.is_file():
         raise SweepError(f"{path}: no such sweep file; pass a YAML file such as sweeps/bert_ner_small.yaml")
     try:
-        data = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+        data = load_yaml_file(path, "sweep file")
     except ConfigError as exc:
         raise SweepError(str(exc)) from None
     return parse_sweep(data, source=str(path), sweep_dir=path.parent)

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from chipsim.stats import RunResult
+from reports.files import write_atomic
 from isa import Unit
 
 TRACE_UNITS: tuple[Unit, ...] = (Unit.DMA, Unit.MXU, Unit.VEC, Unit.NOC)
@@ -41,9 +42,10 @@ def trace_events(result: RunResult) -> list[dict[str, object]]:
     return out
 
 
-def write_trace(result: RunResult, path: Path | str) -> Path:
-    """Write the run's timeline as Trace Event Format JSON to `path`; returns the path."""
+def write_trace(result: RunResult, path: Path | str, *, force: bool = False) -> Path:
+    """Write the run's timeline as Trace Event Format JSON to `path` in one step (never over an existing file
+    unless `force`); returns the path."""
     path = Path(path)
     doc = {"traceEvents": trace_events(result), "displayTimeUnit": "ns", "otherData": {"chip": result.chip_name, "cycles": result.cycles}}
-    path.write_text(json.dumps(doc, separators=(",", ":")), encoding="utf-8")
+    write_atomic(path, json.dumps(doc, separators=(",", ":")), force=force)
     return path
