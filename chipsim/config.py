@@ -43,9 +43,8 @@ class ConfigError(ValueError):
         where = f" in {source}" if source else ""
         if len(self.problems) == 1:
             message = f"invalid {what}{where}: {self.problems[0]}"
-        else:
-            lines = "\n".join(f"  {p}" for p in self.problems)
-            message = f"invalid {what}{where} ({len(self.problems)} problems):\n{lines}"
+        else:  # all of them at once, on one line: `a: ...; b: ...`
+            message = f"invalid {what}{where} ({len(self.problems)} problems): " + "; ".join(self.problems)
         super().__init__(message)
 
 

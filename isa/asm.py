@@ -20,8 +20,8 @@ import numpy as np
 
 from isa.errors import IsaError
 from isa.instr import CLASSES, FieldValue, Instr
-from isa.opcodes import OPCODES, Field, FieldKind, OpSpec
-from isa.program import Program
+from isa.opcodes import CORE_BITS, OPCODES, Field, FieldKind, OpSpec
+from isa.program import MAX_CORES, Program
 from isa.types import Mem, Opcode
 
 _BY_MNEMONIC: dict[str, OpSpec] = {s.mnemonic: s for s in OPCODES.values()}
@@ -146,8 +146,9 @@ def parse(text: str) -> Program:
                 raise IsaError(f"{where}: .mesh must appear once, before any .core section.")
             rows, cols = nums
             assert rows is not None and cols is not None
-            if rows < 1 or cols < 1:
-                raise IsaError(f"{where}: .mesh rows and cols must be at least 1, got {rows} {cols}.")
+            if rows < 1 or cols < 1 or rows * cols > MAX_CORES:
+                raise IsaError(f"{where}: .mesh rows and cols must be at least 1 and make at most {MAX_CORES} cores "
+                               f"(the ISA's {CORE_BITS}-bit core numbers), got {rows} {cols}.")
             mesh = (rows, cols)
         elif tokens[0] == ".core":
             num = _parse_int(tokens[1]) if len(tokens) == 2 else None

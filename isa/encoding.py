@@ -18,7 +18,7 @@ import struct
 from isa.errors import IsaError
 from isa.instr import CLASSES, Instr
 from isa.opcodes import OPCODES, WORD_BITS, FieldKind
-from isa.program import Program
+from isa.program import MAX_CORES, Program
 from isa.types import Opcode
 
 MAGIC = b"CISA"
@@ -97,6 +97,8 @@ def decode(data: bytes) -> Program:
         raise IsaError(f"unsupported format version {version} at byte offset 4; this reader knows version {VERSION}.")
     if rows < 1 or cols < 1:
         raise IsaError(f"mesh of {rows}x{cols} at byte offset 6 is empty; mesh_rows and mesh_cols must be at least 1.")
+    if rows * cols > MAX_CORES:
+        raise IsaError(f"mesh of {rows}x{cols} at byte offset 6 has more than the ISA's {MAX_CORES} cores.")
     if reserved != bytes(6):
         raise IsaError("reserved header bytes at byte offset 10..15 must be zero.")
     cores = rows * cols

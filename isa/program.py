@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 from isa.errors import IsaError
 from isa.instr import Instr
+from isa.opcodes import CORE_BITS
 
-MAX_MESH_DIM = 0xFFFF
+MAX_CORES = 1 << CORE_BITS  # NOC_SEND / NOC_RECV name a core in CORE_BITS bits: a mesh holds at most this many
+MAX_MESH_DIM = MAX_CORES  # a 1 x 4096 mesh is the longest
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +25,8 @@ class Program:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_MESH_DIM:
                 raise IsaError(f"Program {name} must be an integer in 1..{MAX_MESH_DIM}, got {v!r}.")
+        if self.mesh_rows * self.mesh_cols > MAX_CORES:
+            raise IsaError(f"Program mesh {self.mesh_rows}x{self.mesh_cols} has more than the ISA's {MAX_CORES} cores.")
         if not isinstance(self.cores, tuple) or not all(isinstance(c, tuple) for c in self.cores):
             raise IsaError("Program cores must be a tuple of per-core instruction tuples.")
         if len(self.cores) != self.mesh_rows * self.mesh_cols:

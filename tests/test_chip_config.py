@@ -218,7 +218,7 @@ def test_several_errors_at_once_in_one_message() -> None:
         "core.accumulator.bankz: unknown field; did you mean 'banks'?",
         "dram.latency_ns: got -1.0; must be a number >= 0 and <= 100000",
     )
-    assert str(err) == "invalid chip config in chip.yaml (3 problems):\n  " + "\n  ".join(err.problems)
+    assert str(err) == "invalid chip config in chip.yaml (3 problems): " + "; ".join(err.problems)
     assert isinstance(err, ValueError)
 
 

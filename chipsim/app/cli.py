@@ -130,6 +130,7 @@ def infer(
 def eval_cmd(
     precision: str = typer.Option("fp32", help="fp32, int8, bf16, or all."),
     model_dir: Path = typer.Option(MODEL_DIR, "--model", help="Folder of an exported model (weights.npz + manifest.json)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
 ) -> None:
     """Entity precision/recall/F1 of the reference on the held-out test split."""
     from rich.progress import Progress
@@ -140,6 +141,8 @@ def eval_cmd(
 
     model = load_model(model_dir)
     wanted = list(Precision) if precision == "all" else [_precision(precision)]
+    if as_json:
+        err_console.print(f"evaluating {', '.join(p.value for p in wanted)} on the test split ...", highlight=False)
     n = len(test_sentences(model))
     table = Table("precision", "sentences", "entities", "P", "R", "F1", *[f"F1 {t}" for t in ("PER", "ORG", "LOC", "MISC")])
     results = []
@@ -148,6 +151,16 @@ def eval_cmd(
             task = bar.add_task(f"eval {p.value}", total=n)
             ev = evaluate(model, p, progress=lambda k, t=task: bar.update(t, completed=k))
             results.append(ev)
+    if as_json:
+        import json
+
+        console.print_json(json.dumps([
+            {"precision": ev.precision.value, "sentences": ev.sentences, "entities": ev.scores.support,
+             "precision_score": ev.scores.precision, "recall": ev.scores.recall, "f1": ev.scores.f1,
+             "f1_by_type": {t: v[2] for t, v in ev.scores.per_type.items()}}
+            for ev in results
+        ]))
+        return
     for ev in results:
         s = ev.scores
         per = [f"{s.per_type[t][2]:.4f}" if t in s.per_type else "-" for t in ("PER", "ORG", "LOC", "MISC")]
@@ -251,7 +264,7 @@ class _claimed:
                     p.unlink()
 
 
-@app.command("gemm")
+@app.command("gemm", context_settings={"ignore_unknown_options": True})
 def gemm_cmd(
     m: int = typer.Argument(..., help="Rows of A and C."),
     k: int = typer.Argument(..., help="Reduction dimension."),
@@ -369,6 +382,61 @@ def disasm_cmd(binary: Path = typer.Argument(..., help="Binary program, e.g. pro
     except IsaError as exc:
         raise IsaError(f"{binary}: {exc}") from None
     typer.echo(format_program(program), nl=False)
+
+
+@app.command("exec")
+def exec_cmd(
+    program_file: Path = typer.Argument(..., help="A program: assembly text (prog.s) or a binary from `chipsim asm` (prog.bin)."),
+    chip_name: str = typer.Option("default", "--chip", help="A chip preset (default, tpuv1, edge, a100) or a chip YAML file."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a chip field, e.g. --set core.tensor_core.rows=64 (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Run a hand-written program on a chip (timing only): cycles, per-unit busy and stall time, DRAM traffic, energy."""
+    import json
+
+    from chipsim.config import apply_overrides, chip_from_dict, load_chip_dict, read_text_file
+    from chipsim.executor import execute
+    from isa import decode, parse
+    from isa.encoding import MAGIC
+
+    raw = _read_program_bytes(program_file)
+    if raw.startswith(MAGIC):
+        program = decode(raw)
+    else:
+        try:
+            program = parse(read_text_file(program_file, "assembly file", max_bytes=MAX_PROGRAM_BYTES))
+        except IsaError as exc:
+            raise IsaError(f"{program_file}: {exc}") from None
+    chip = chip_from_dict(apply_overrides(load_chip_dict(chip_name), overrides), source=chip_name)
+    r = execute(program, chip, functional=False, check=True)
+    units = {
+        f"core{c.core}.{u.unit.name.lower()}": {"instructions": u.instructions, "busy_cycles": u.busy_cycles,
+                                                 **{f"stall_{k.value}_cycles": u.stall_cycles(k) for k in _stall_causes()}}
+        for c in r.cores for u in c.units if u.instructions
+    }
+    figures = {"cycles": r.cycles, "latency_s": r.latency_s, "instructions": r.instructions, "macs": r.useful_macs,
+               "utilization": r.utilization, "dram_read_bytes": r.dram_read_bytes, "dram_write_bytes": r.dram_write_bytes,
+               "energy_j": dict(r.energy_j), "phases": len(r.phases), "units": units}
+    if as_json:
+        console.print_json(json.dumps(figures))
+        return
+    head = Table(title=f"{program_file} on {chip.name} ({program.num_cores} cores, {program.num_instructions:,} instructions)", show_header=False)
+    for key, value in (("cycles", f"{r.cycles:,}"), (f"latency at {chip.clock_mhz:g} MHz", f"{r.latency_s * 1e6:.3f} us"),
+                       ("MACs", f"{r.useful_macs:,}"), ("utilization", f"{100 * r.utilization:.2f} %"),
+                       ("DRAM read + write", f"{r.dram_read_bytes:,} + {r.dram_write_bytes:,} B"),
+                       ("energy", f"{r.energy_total_j * 1e6:.3f} uJ"), ("barrier phases", str(len(r.phases)))):
+        head.add_row(key, value)
+    print_table(head)
+    table = Table("unit", "instructions", "busy", *[f"stall {k.value}" for k in _stall_causes()], title="per unit (cycles)")
+    for name, u in units.items():
+        table.add_row(name, str(u["instructions"]), f"{u['busy_cycles']:,}", *[f"{u[f'stall_{k.value}_cycles']:,}" for k in _stall_causes()])
+    print_table(table)
+
+
+def _stall_causes():  # type: ignore[no-untyped-def]
+    from chipsim.stats import StallCause
+
+    return tuple(StallCause)
 
 
 @app.command("sweep")
@@ -496,12 +564,35 @@ def _read_program_bytes(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """The `chipsim` command. Every user error is one line on stderr and exit code 2: bad options and values as the
+    command-line parser reports them, bad files and configs as the packages' own errors."""
+    try:  # typer >= 0.20 carries its own copy of click; earlier ones use the click package
+        from typer._click import exceptions as click_errors
+    except ImportError:  # pragma: no cover - depends on the installed typer
+        from click import exceptions as click_errors  # type: ignore[no-redef]
+
     # One BLAS thread: chipsim's matmuls are small, and on a loaded machine a second spinning BLAS thread makes
     # them ~30x slower; sweeps get their parallelism from processes instead.
     threadpool_limits(1)
     try:
-        app()
+        code = app(args=argv, standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:
+        if exc.ctx is not None:
+            print(exc.ctx.get_help())
+        sys.exit(0)
+    except click_errors.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx is not None else "chipsim"
+        message = " ".join(exc.format_message().split()).rstrip(".")
+        err_console.print(f"error: {command}: {message}; see `{command} --help`", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(2)
+    except click_errors.ClickException as exc:
+        err_console.print(f"error: {' '.join(exc.format_message().split())}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("interrupted", highlight=False)
+        sys.exit(130)
     except USER_ERRORS as exc:
         err_console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -27,6 +27,11 @@ from mapper import MapperContext, lower_gemm
 from workloads.errors import WorkloadError
 
 SRAM_LIMIT_BYTES = SRAM_ADDR_SPACE_BYTES  # what one SRAM address field reaches
+# Size limits of one `chipsim gemm`: 4 x 16,383 (four times the ISA's largest dimension) per dimension, and the MACs
+# of BERT-large's FFN at seq 512, batch 32 (4096 x 1024 x 4096 x 4 = 2^36): far beyond that, the program of array
+# tiles (about MACs / array size / K instructions) takes gigabytes to build.
+MAX_GEMM_DIM = 4 * MAX_DIM
+MAX_GEMM_MACS = 1 << 36
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +100,14 @@ def run_gemm(m: int, k: int, n: int, rows: int, cols: int, dataflow: Dataflow, p
     for name, v in (("M", m), ("K", k), ("N", n), ("--rows", rows), ("--cols", cols)):
         if v < 1:
             raise WorkloadError(f"gemm {name} must be a positive integer, got {v}.")
+    for name, v in (("M", m), ("K", k), ("N", n)):
+        if v > MAX_GEMM_DIM:
+            raise WorkloadError(f"gemm {name} is {v:,}, more than {MAX_GEMM_DIM:,}; chipsim gemm is for layer-sized GEMMs.")
+    if m * k * n > MAX_GEMM_MACS:
+        raise WorkloadError(f"gemm {m}x{k}x{n} is {m * k * n:,} MACs, more than {MAX_GEMM_MACS:,}: its program would not fit in "
+                            "memory; split it into smaller GEMMs.")
+    if rows > MAX_DIM or cols > MAX_DIM:
+        raise WorkloadError(f"--rows and --cols must be at most {MAX_DIM} (the ISA's dimension fields), got {rows} and {cols}.")
     t0 = time.perf_counter()
     chip = gemm_chip(rows, cols, dataflow, precision, ideal_memory=ideal_memory, weight_double_buffer=weight_double_buffer)
     prec = DType.INT8 if precision is Precision.INT8 else DType.BF16
