@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402 - after selecting the backend
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.patches import Patch, Rectangle  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from reports.figures import JsonValue  # noqa: E402
@@ -100,8 +100,13 @@ def pareto_plot(ok: pd.DataFrame) -> Figure:
     ax.set_xlabel("latency per inference (ms)")
     ax.set_ylabel("energy per inference (mJ)")
     ax.set_title("Latency vs energy per inference")
-    ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    _legend_below(ax)
     return fig
+
+
+def _legend_below(ax, columns: int = 3) -> None:  # type: ignore[no-untyped-def]
+    """The legend under the axes, so that it covers no point."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=columns, fontsize=8, frameon=False)
 
 
 def area_plot(ok: pd.DataFrame) -> Figure:
@@ -166,9 +171,13 @@ def sensitivity_plot(ok: pd.DataFrame, axes: tuple[tuple[str, tuple[str, ...]], 
     return fig
 
 
-def heatmap_plot(ok: pd.DataFrame, x: tuple[str, tuple[str, ...]], y: tuple[str, tuple[str, ...]]) -> Figure:
-    xs = _ordered_labels(ok[x[0]], x[1])
-    ys = _ordered_labels(ok[y[0]], y[1])
+def heatmap_plot(ok: pd.DataFrame, x: tuple[str, tuple[str, ...]], y: tuple[str, tuple[str, ...]],
+                 finished: pd.DataFrame | None = None) -> Figure:
+    """Mean utilization over two axes; with `finished` (every finished point, failed ones too) a cell whose every
+    point failed is drawn hatched and labelled `failed`, not left blank like a cell that was never run."""
+    both = ok if finished is None else finished
+    xs = _ordered_labels(both[x[0]], x[1])
+    ys = _ordered_labels(both[y[0]], y[1])
     table = (
         ok.assign(_x=ok[x[0]].map(_label), _y=ok[y[0]].map(_label), _u=pd.to_numeric(ok["utilization"], errors="coerce"))
         .groupby(["_y", "_x"])["_u"].mean()
@@ -187,6 +196,12 @@ def heatmap_plot(ok: pd.DataFrame, x: tuple[str, tuple[str, ...]], y: tuple[str,
     for (i, j), value in np.ndenumerate(grid):
         if np.isfinite(value):
             ax.text(j, i, f"{value * 100:.0f}", ha="center", va="center", fontsize=8, color="white" if value < 0.6 else "black")
+    if finished is not None:
+        tried = {(_label(a), _label(b)) for a, b in zip(finished[y[0]], finished[x[0]])}
+        for (i, j), value in np.ndenumerate(grid):
+            if not np.isfinite(value) and (ys[i], xs[j]) in tried:  # points ran there, and every one failed
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor="gray", lw=0))
+                ax.text(j, i, "failed", ha="center", va="center", fontsize=7, color="dimgray")
     fig.colorbar(image, ax=ax, label="mean utilization (%)")
     ax.set_title("Tensor-core utilization (mean over the other axes)")
     return fig
@@ -225,12 +240,16 @@ def layers_plot(per_layer: list[dict[str, JsonValue]]) -> Figure:
 
 
 def roofline_plot(per_layer: list[dict[str, JsonValue]], peak_macs_per_cycle: float, dram_bytes_per_cycle: float) -> Figure:
-    """Per layer: MACs per DRAM byte against achieved MACs per cycle, under the chip's roofline."""
+    """Per layer kind (`qkv`, `ffn1`, ... summed over the encoder's layers): MACs per DRAM byte against achieved
+    MACs per cycle, under the chip's roofline, each point labelled."""
     frame = pd.DataFrame(per_layer)
-    macs = pd.to_numeric(frame["macs"], errors="coerce").to_numpy(float)
-    cycles = pd.to_numeric(frame["cycles"], errors="coerce").to_numpy(float)
-    dram = pd.to_numeric(frame["dram_bytes"], errors="coerce").to_numpy(float)
+    frame["group"] = frame["kind"].astype(str) if "kind" in frame else frame["name"].astype(str).map(_layer_group)
+    for col in ("macs", "cycles", "dram_bytes"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce")
+    grouped = frame.groupby("group", sort=False)[["macs", "cycles", "dram_bytes"]].sum()
+    macs, cycles, dram = (grouped[c].to_numpy(float) for c in ("macs", "cycles", "dram_bytes"))
     keep = (macs > 0) & (cycles > 0) & (dram > 0)
+    names = [str(n) for n, k in zip(grouped.index, keep) if k]
     intensity = macs[keep] / dram[keep]
     achieved = macs[keep] / cycles[keep]
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
@@ -238,12 +257,14 @@ def roofline_plot(per_layer: list[dict[str, JsonValue]], peak_macs_per_cycle: fl
     hi = max(float(intensity.max()) if intensity.size else 10.0, peak_macs_per_cycle / dram_bytes_per_cycle) * 4
     xs = np.geomspace(lo, hi, 200)
     ax.plot(xs, np.minimum(peak_macs_per_cycle, xs * dram_bytes_per_cycle), color="black", lw=1.5, label="roofline")
-    ax.scatter(intensity, achieved, s=22, c="tab:blue", alpha=0.8, label="layers", zorder=3)
+    ax.scatter(intensity, achieved, s=22, c="tab:blue", alpha=0.8, label="layer kinds (summed over the encoder's layers)", zorder=3)
+    for name, xi, yi in zip(names, intensity, achieved):
+        ax.annotate(name, (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=7)
     log_axes(ax)
     ax.set_xlabel("operational intensity (MACs per DRAM byte)")
     ax.set_ylabel("achieved MACs per cycle")
     ax.set_title("Roofline of the best design")
-    ax.legend(loc="lower right", fontsize=8)
+    _legend_below(ax, columns=2)
     return fig
 
 

@@ -129,7 +129,8 @@ def build_report(directory: Path, *, heatmap: tuple[str, str] | None = None) -> 
             saved.append(plots.save(plots.sensitivity_plot(ok, varied), out, "sensitivity", "Per-axis sensitivity"))
         if heat is not None:
             x, y = heat
-            saved.append(plots.save(plots.heatmap_plot(ok, (x, axis_labels[x]), (y, axis_labels[y])), out, "utilization_heatmap", f"Utilization over {x} and {y}"))
+            saved.append(plots.save(plots.heatmap_plot(ok, (x, axis_labels[x]), (y, axis_labels[y]), frame), out, "utilization_heatmap",
+                                    f"Utilization over {x} and {y} (hatched: every point there failed)"))
         else:
             notes.append("The utilization heatmap needs two axes with several values; this sweep has fewer.")
         curve = hypervolume_curve(results)

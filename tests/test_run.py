@@ -173,3 +173,26 @@ def test_eval_whole_test_split_through_the_chip_f1_within_one_point():
 def test_set_a_whole_chip_preset_then_refine_it():
     c = cfg("chip=tpuv1", "chip.mesh.cols=2", "functional=false")
     assert c.chip.name == "tpuv1" and c.chip.core.tensor_core.rows == 256 and c.chip.mesh.cols == 2
+
+
+def test_a_second_run_into_a_claimed_folder_fails_before_simulating(tmp_path):
+    """Two `chipsim run` into one new --out: the one that finds the folder claimed stops at once (before: it finished
+    its whole simulation, then failed with OSError: Directory not empty)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".chipsim-run-in-progress").write_text("")
+    r = chipsim("run", str(RUN_FILE), "--timing-only", "--out", str(out))
+    assert r.returncode == 2 and "is being written by another chipsim run" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == [".chipsim-run-in-progress"]
+
+
+def test_run_saves_its_resolved_config_and_it_runs_again_identically(tmp_path):
+    out = tmp_path / "out"
+    r = chipsim("run", str(RUN_FILE), "--timing-only", "--set", "workload.model=bert-tiny", "--set", "workload.seq_len=32", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert oct(out.stat().st_mode & 0o777) == "0o755"
+    saved = load_run_config(out / "config.yaml")
+    assert saved.sha256() == json.loads((out / "result.json").read_text())["config_sha256"]
+    again = chipsim("run", str(out / "config.yaml"), "--timing-only", "--out", str(tmp_path / "again"))
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "again" / "result.json").read_text())["cycles"] == json.loads((out / "result.json").read_text())["cycles"]

@@ -221,3 +221,49 @@ def test_store_refuses_a_second_sweep_while_one_runs(tmp_path: Path) -> None:
     with SweepStore.for_sweep(tmp_path / "out", plan.store_header()):
         with pytest.raises(SweepError, match="in use by another running chipsim sweep"):
             SweepStore.for_sweep(tmp_path / "out", plan.store_header())
+
+
+class _LostCluster(cf.Executor):
+    """An executor whose futures fail as a lost Dask cluster's do (cancelled), or never finish."""
+
+    def __init__(self, hang: bool = False) -> None:
+        self.hang = hang
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+        future: cf.Future[object] = cf.Future()
+        if not self.hang:
+            future.cancel()
+            future.set_running_or_notify_cancel()
+        return future
+
+
+def test_a_lost_cluster_leaves_points_pending_and_stops(tmp_path: Path) -> None:
+    """Cancelled futures are the cluster's failure, not the points': nothing is stored as failed, and the sweep
+    stops with one sentence (before: stored as permanently failed 'CancelledError', then hung)."""
+    plan = build_plan(load_sweep(write_sweep(tmp_path, SMALL)))
+    with SweepStore.for_sweep(tmp_path / "out", plan.store_header()) as store:
+        with pytest.raises(SweepError, match="points in flight stay pending: run the same command again to resume"):
+            run_sweep(plan, store, _LostCluster(), parallelism=2)
+    assert SweepStore.open(tmp_path / "out").done_keys() == set()
+
+
+def test_a_cluster_without_workers_is_reported_not_waited_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import chipsim.app.sweep as sweep_module
+
+    monkeypatch.setattr(sweep_module, "HEALTH_CHECK_S", 0.05)
+    plan = build_plan(load_sweep(write_sweep(tmp_path, SMALL)))
+    with SweepStore.for_sweep(tmp_path / "out", plan.store_header()) as store:
+        with pytest.raises(SweepError, match="has had no workers"):
+            run_sweep(plan, store, _LostCluster(hang=True), parallelism=2,
+                      health=lambda: "the Dask cluster at tcp://x:1 has had no workers for 30 s")
+    assert SweepStore.open(tmp_path / "out").done_keys() == set()
+
+
+def test_a_sweep_whose_every_point_fails_exits_2(tmp_path: Path) -> None:
+    data = {"name": "allfail", "base": {"chip": "default", "workload": {"model": "bert-tiny", "seq_len": 16}},
+            "axes": {"core.scratchpad.size_kib": [1, 2]}}
+    sweep = write_sweep(tmp_path, data)
+    r = subprocess.run([sys.executable, "-m", "chipsim", "sweep", str(sweep), "--out", str(tmp_path / "out"), "--workers", "1"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "every one of the 2 computed points failed" in r.stderr and "Traceback" not in r.stderr

@@ -201,6 +201,8 @@ def run_cmd(
         raise WorkloadError("--eval runs sentences through the chip, which needs a functional run; drop --timing-only or set functional: true.")
     out_dir = out or (Path(cfg.output.dir) if cfg.output.dir else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.sha256()[:8]}")
     # Every output is checked before the simulation, and the folder is claimed, so a second run into it fails now.
+    if (out_dir / _claimed.CLAIM).exists():
+        raise OutputError(f"output folder {out_dir} is being written by another chipsim run; choose another --out")
     check_new_dir(out_dir, "output folder")
     if trace is not None:
         check_new_file(trace, "--trace file", force=force)

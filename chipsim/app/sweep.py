@@ -136,6 +136,8 @@ def check_dask_address(address: str) -> None:
     except ValueError:
         port = None
         parts = None
+    if parts is not None and parts.scheme == "inproc" and parts.netloc:  # a cluster in this process (tests, notebooks)
+        return
     if parts is None or parts.scheme not in ("tcp", "tls", "ws", "wss") or not parts.hostname or port is None:
         raise SweepError(f"--dask {address!r} is not a scheduler address; give tcp://HOST:PORT, e.g. tcp://127.0.0.1:8786")
 
@@ -181,7 +183,9 @@ def dask_executor(address: str) -> Iterator[tuple[cf.Executor, int, Health]]:
 def infrastructure_failure(exc: BaseException, in_flight: int) -> SweepError:
     """A point's future failed outside the point's own code (a worker or the cluster went away): the sweep stops,
     and the points in flight stay pending (never stored as failed), so running the command again resumes them."""
-    what = "the local worker processes died" if isinstance(exc, cf.process.BrokenProcessPool) else f"a worker or the cluster failed ({type(exc).__name__}: {exc})"
+    from concurrent.futures.process import BrokenProcessPool
+
+    what = "the local worker processes died" if isinstance(exc, BrokenProcessPool) else f"a worker or the cluster failed ({type(exc).__name__}: {exc})"
     return SweepError(f"{what}; the {in_flight} points in flight stay pending: run the same command again to resume")
 
 
