@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chipsim import technology
+from chipsim import cost, technology
 from chipsim.area import AreaComponent, area_breakdown, logic_block_overhead, pe_mm2, pe_um2_45nm, sram_areas, sram_mm2
 from chipsim.config import ChipConfig, Precision, VectorOp, apply_overrides, chip_from_dict, load_chip, load_chip_dict, preset_names
 from chipsim.energy import (
@@ -344,3 +344,47 @@ def test_a100_modelled_blocks_fit_its_die() -> None:
     # modelled blocks must at least fit the 826 mm^2 die (NVIDIA A100 whitepaper) with room for what is not
     # modelled (CUDA cores' control, L1/texture, NVLink and PCIe PHYs, the GPU's front end).
     assert area_breakdown(load_chip("a100"))["total"] < 0.5 * 826.0
+
+
+# ---- cost --------------------------------------------------------------------------------------------------
+
+
+def test_wafer_prices_are_cset_2020_and_rise_as_the_node_shrinks() -> None:
+    assert cost.wafer_usd(7) == 9346.0 and cost.wafer_usd(5) == 16988.0 and cost.wafer_usd(28) == 2891.0
+    prices = [cost.wafer_usd(n) for n in NODES]
+    assert all(a <= b * (1 + 1e-12) for a, b in zip(prices, prices[1:]))
+    assert cost.wafer_usd(14) == pytest.approx(3984.0)  # CSET's 16/12 nm node
+    with pytest.raises(ValueError, match="technology node 3 nm has no wafer price; use 5..90 nm"):
+        cost.wafer_usd(3)
+
+
+def test_dies_per_wafer_and_murphy_yield_by_hand() -> None:
+    # 100 mm^2 on a 300 mm wafer: pi 150^2 / 100 - pi 300 / sqrt(200) = 706.86 - 66.64 = 640.2 sites.
+    assert cost.gross_dies_per_wafer(100.0) == pytest.approx(640.2, abs=0.05)
+    # 1 cm^2 at 0.1 defects/cm^2: ((1 - e^-0.1) / 0.1)^2 = 0.9056.
+    assert cost.murphy_yield(100.0) == pytest.approx(0.905592, abs=1e-6)
+    assert cost.murphy_yield(800.0) < cost.murphy_yield(100.0) < 1.0
+    with pytest.raises(ValueError, match="a die of 20000 mm\\^2 does not fit on a 300 mm wafer; make the chip smaller"):
+        cost.gross_dies_per_wafer(20000.0)
+
+
+@pytest.mark.parametrize("preset", ["default", "tpuv1", "a100", "edge"])
+def test_chip_cost_is_die_plus_dram(preset: str) -> None:
+    chip = load_chip(preset)
+    c = cost.chip_cost_usd(chip)
+    assert c.die_area_mm2 == area_breakdown(chip)["total"]
+    assert c.die_usd == pytest.approx(cost.wafer_usd(chip.technology_nm) / (c.gross_dies_per_wafer * c.die_yield))
+    assert c.dram_usd == pytest.approx(chip.dram.capacity_gb * cost.DRAM_USD_PER_GB[chip.dram.type])
+    assert c.total_usd == c.die_usd + c.dram_usd
+    assert 0 < c.die_yield < 1 and c.total_usd > 0
+
+
+def test_a_bigger_chip_costs_more_and_dram_capacity_follows_bandwidth() -> None:
+    small, big = cost.chip_cost_usd(load_chip("default")), cost.chip_cost_usd(chip_with("mesh.cols=4"))
+    # Twice the cores: more area, and each mm^2 costs more (fewer sites per wafer by edge loss, lower yield).
+    assert big.die_area_mm2 > small.die_area_mm2
+    assert big.die_usd / big.die_area_mm2 > small.die_usd / small.die_area_mm2
+    assert cost.chip_cost_usd(load_chip("a100")).dram_capacity_gb == 40.0  # the preset states it
+    two_stacks = chip_with("dram.bandwidth_gb_per_s=921.6")
+    assert two_stacks.dram.capacity_gb == pytest.approx(2 * 16.0)  # default: the type's capacity per unit
+    assert chip_with("dram.capacity_gb=24.0").dram.capacity_gb == 24.0
