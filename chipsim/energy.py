@@ -119,9 +119,10 @@ MAC_BF16_PJ_7NM = BF16_MULT_PJ_7NM + FP32_ADD_PJ_7NM  # 0.59 pJ
 # we interpolate in log-log. No published point lies outside [8 KB, 1 MB]: above 1 MB we extend with the slope
 # of the last segment at that node (0.14 at 7 nm, 0.46 at 45 nm, the sqrt(size) growth of bitline and wordline
 # length CACTI shows for 45 nm arrays); below 8 KB we keep the 8 KB energy (periphery dominates small arrays,
-# and the two tables' first-segment slopes, 0.09 and 0.5, disagree too much to extrapolate). Writes are taken to cost the
-# same as reads (both tables quote one access energy; CACTI's read and write dynamic energies are of the same
-# order for these sizes). An access touches one bank, so the size is the bank's.
+# and the two tables' first-segment slopes, 0.09 and 0.5, disagree too much to extrapolate). Writes are taken
+# to cost the same as reads (both tables quote one access energy; CACTI's read and write dynamic energies are
+# of the same order for these sizes). An access touches one bank, so the size is the bank's (the tables' KB
+# taken as KiB).
 SRAM_ACCESS_BYTES = 8  # the tables' access width, 64 bits
 SRAM_ANCHORS_KIB_PJ_45NM_7NM: tuple[tuple[float, float, float], ...] = ((8.0, 10.0, 7.5), (32.0, 20.0, 8.5), (1024.0, 100.0, 14.0))
 
