@@ -185,6 +185,7 @@ class DramPreset:
     bandwidth_gb_per_s: float
     latency_ns: float
     energy_pj_per_bit: float
+    capacity_gb: float  # one unit's capacity; a chip's default scales it with the chip's bandwidth (units)
 
 
 # Latency: DRAM core timing (tRCD + CL ~ 28-30 ns in the JEDEC speed bins) plus controller, PHY and queueing
@@ -193,18 +194,22 @@ class DramPreset:
 DRAM_PRESETS: Mapping[DramType, DramPreset] = types.MappingProxyType(
     {
         # One HBM2E stack: 1024 pins x 3.6 Gb/s = 460.8 GB/s (JEDEC JESD235C; SK hynix HBM2E datasheet).
-        # 3.9 pJ/bit: HBM2 access energy (O'Connor et al., "Fine-Grained DRAM", MICRO 2017).
-        DramType.HBM2E: DramPreset(bandwidth_gb_per_s=460.8, latency_ns=100.0, energy_pj_per_bit=3.9),
+        # 3.9 pJ/bit: HBM2 access energy (O'Connor et al., "Fine-Grained DRAM", MICRO 2017). 16 GB: an 8-high
+        # stack of 16 Gb dies (JESD235C; SK hynix HBM2E 16 GB).
+        DramType.HBM2E: DramPreset(bandwidth_gb_per_s=460.8, latency_ns=100.0, energy_pj_per_bit=3.9, capacity_gb=16.0),
         # LPDDR5-6400, x64 (four x16 channels): 51.2 GB/s (JEDEC JESD209-5). 4.5 pJ/bit: middle of the
         # ~4-5 pJ/bit device + I/O energy reported for LPDDR4X/LPDDR5 (vendor briefs; O'Connor et al. MICRO 2017
-        # compare LPDDR-class interfaces in the same range).
-        DramType.LPDDR5: DramPreset(bandwidth_gb_per_s=51.2, latency_ns=120.0, energy_pj_per_bit=4.5),
+        # compare LPDDR-class interfaces in the same range). 8 GB: one 16 Gb die per x16 channel (JESD209-5
+        # densities; a representative part, not a limit).
+        DramType.LPDDR5: DramPreset(bandwidth_gb_per_s=51.2, latency_ns=120.0, energy_pj_per_bit=4.5, capacity_gb=8.0),
         # DDR4-3200, one x64 channel: 25.6 GB/s (JEDEC JESD79-4). 15 pJ/bit: low end of the ~15-20 pJ/bit a
-        # loaded x64 channel gives in Micron's DDR4 system-power calculator (TN-40-07).
-        DramType.DDR4: DramPreset(bandwidth_gb_per_s=25.6, latency_ns=80.0, energy_pj_per_bit=15.0),
+        # loaded x64 channel gives in Micron's DDR4 system-power calculator (TN-40-07). 16 GB: one single-rank
+        # x8 DIMM of 16 Gb dies (JESD79-4 densities; representative).
+        DramType.DDR4: DramPreset(bandwidth_gb_per_s=25.6, latency_ns=80.0, energy_pj_per_bit=15.0, capacity_gb=16.0),
         # DDR3-2133, one x64 channel: 17.06 GB/s (JEDEC JESD79-3). 20 pJ/bit: Micron DDR3 system-power
-        # calculator (TN-41-01) for a loaded x64 channel.
-        DramType.DDR3: DramPreset(bandwidth_gb_per_s=17.06, latency_ns=80.0, energy_pj_per_bit=20.0),
+        # calculator (TN-41-01) for a loaded x64 channel. 4.29 GB (4 GiB) per channel: TPUv1's 8 GiB on two
+        # DDR3-2133 channels (Jouppi et al., ISCA 2017).
+        DramType.DDR3: DramPreset(bandwidth_gb_per_s=17.06, latency_ns=80.0, energy_pj_per_bit=20.0, capacity_gb=4 * 2**30 / 1e9),
     }
 )
 
@@ -216,6 +221,7 @@ class DramConfig(_Model):
     bandwidth_gb_per_s: Annotated[float, Strict(), Field(gt=0, le=100_000)]
     latency_ns: Annotated[float, Strict(), Field(ge=0, le=100_000)]
     energy_pj_per_bit: Annotated[float, Strict(), Field(gt=0, le=1000)]
+    capacity_gb: Annotated[float, Strict(), Field(gt=0, le=100_000)]  # for the cost model (chipsim/cost.py)
 
     @model_validator(mode="before")
     @classmethod
@@ -230,6 +236,9 @@ class DramConfig(_Model):
         filled.setdefault("bandwidth_gb_per_s", preset.bandwidth_gb_per_s)
         filled.setdefault("latency_ns", preset.latency_ns)
         filled.setdefault("energy_pj_per_bit", preset.energy_pj_per_bit)
+        bandwidth = filled["bandwidth_gb_per_s"]
+        units = bandwidth / preset.bandwidth_gb_per_s if type(bandwidth) in (int, float) and bandwidth > 0 else 1.0
+        filled.setdefault("capacity_gb", preset.capacity_gb * units)  # a bad bandwidth is reported by its own field
         return filled
 
     @property

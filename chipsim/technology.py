@@ -1,9 +1,14 @@
 """Technology-node scaling: how logic energy, logic area and SRAM bitcell area change from node to node.
 
-The energy and area models write their per-event and per-cell figures at 45 nm (where Horowitz, ISSCC 2014,
-published one consistent table) and multiply by the factors here. Between tabulated nodes the factors are
-interpolated linearly in log(factor) against log(node); outside [MIN_NODE_NM, MAX_NODE_NM] they are undefined
-(the chip config rejects such nodes).
+Energy: the energy model quotes every per-operation and per-access energy at two published nodes, 45 nm
+(M. Horowitz, ISSCC 2014) and 7 nm (N. P. Jouppi et al., "Ten Lessons From Three Generations Shaped Google's
+TPUv4i", ISCA 2021, Table 2, which re-measured Horowitz's table on a 7 nm design). `energy_between_anchors`
+is the node scaling law: between 7 and 45 nm an energy follows a power law in the node, E(n) = E7 (n / 7)^k,
+with k fitted per operation to its two published values (so each operation keeps the unequal scaling the
+TPUv4i paper documents: SRAM and wires scale far less than arithmetic); outside [7, 45] nm it follows the
+Stillmaker & Baas factor below from the nearer anchor. Area: logic area and SRAM bitcells scale with the
+factors below. Between tabulated nodes the factors are interpolated linearly in log(factor) against log(node);
+outside [MIN_NODE_NM, MAX_NODE_NM] they are undefined (the chip config rejects such nodes).
 
 Sources:
 - Logic energy and area: A. Stillmaker and B. Baas, "Scaling equations for the accurate prediction of CMOS
@@ -23,7 +28,9 @@ import math
 from dataclasses import dataclass
 from functools import cache
 
-REFERENCE_NODE_NM = 45  # every base figure in energy.py / area.py is quoted at this node
+REFERENCE_NODE_NM = 45  # the Stillmaker & Baas factors below are relative to this node (1.0 at 45 nm)
+ENERGY_ANCHOR_LOW_NM = 7  # the TPUv4i table's node (Jouppi et al., ISCA 2021)
+ENERGY_ANCHOR_HIGH_NM = 45  # Horowitz's table's node (ISSCC 2014)
 MIN_NODE_NM = 5
 MAX_NODE_NM = 90
 
@@ -124,3 +131,21 @@ def sram_bitcell_um2(node_nm: float) -> float:
     """High-density 6T SRAM bitcell area at `node_nm`, um^2."""
     _check_node(node_nm)
     return _log_interp(tuple((float(n), a) for n, a in _SRAM_BITCELL_UM2), node_nm)
+
+
+def energy_between_anchors(pj_at_45nm: float, pj_at_7nm: float, node_nm: float) -> float:
+    """Energy at `node_nm` of an operation published as `pj_at_45nm` (Horowitz) and `pj_at_7nm` (TPUv4i).
+
+    Between 7 and 45 nm: the power law through both published values. Below 7 nm or above 45 nm: the nearer
+    published value times the Stillmaker & Baas energy factor from that node (see the module docstring).
+    """
+    _check_node(node_nm)
+    if not (pj_at_45nm > 0 and pj_at_7nm > 0):
+        raise ValueError(f"published energies must be positive, got {pj_at_45nm} pJ at 45 nm and {pj_at_7nm} pJ at 7 nm")
+    lo, hi = ENERGY_ANCHOR_LOW_NM, ENERGY_ANCHOR_HIGH_NM
+    if node_nm < lo:
+        return pj_at_7nm * energy_scale(node_nm) / energy_scale(lo)
+    if node_nm > hi:
+        return pj_at_45nm * energy_scale(node_nm) / energy_scale(hi)
+    exponent = math.log(pj_at_45nm / pj_at_7nm) / math.log(hi / lo)
+    return pj_at_7nm * (node_nm / lo) ** exponent
