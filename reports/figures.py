@@ -50,12 +50,12 @@ class Comparison(enum.Enum):
 
 SCALAR_FIGURES: tuple[str, ...] = (
     "cycles", "latency_s", "inferences_per_s", "energy_j", "energy_per_inference_j", "area_mm2", "power_w",
-    "tops_per_w", "utilization", "dram_bytes", "bound_cycles", "mapping_efficiency",
+    "tops_per_w", "utilization", "dram_bytes", "bound_cycles", "mapping_efficiency", "cost_usd",
 )
 VALIDATION_FIGURES: tuple[str, ...] = ("bit_exact", "max_abs_logit_diff", "tag_agreement", "f1_chip", "f1_reference")
 # Figures of a result record that constraints and objectives may name (see figures_of).
 METRICS: tuple[str, ...] = SCALAR_FIGURES + tuple(f for f in VALIDATION_FIGURES if f != "bit_exact")
-STATIC_METRICS: frozenset[str] = frozenset({"area_mm2"})  # known from the chip alone, checked before running
+STATIC_METRICS: frozenset[str] = frozenset({"area_mm2", "cost_usd"})  # known from the chip alone, checked before running
 
 _CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(<=|>=|==|!=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 

@@ -71,6 +71,8 @@ class RunRecord:
     tops_per_w: float
     area_mm2: float
     area_breakdown_mm2: dict[str, float]
+    cost_usd: float  # the chip's cost: one good die plus its DRAM (chipsim/cost.py)
+    cost_breakdown_usd: dict[str, float]  # die_usd, dram_usd, die_yield, gross_dies_per_wafer, wafer_usd
     utilization: float
     dram_read_bytes: int  # what reached DRAM over the run (global-buffer hits excluded)
     dram_write_bytes: int

@@ -56,6 +56,7 @@ def summary_tables(r: RunRecord, top: int = 8) -> list[Table]:
         ("throughput", f"{r.tops:.2f} TOPS"),
         ("efficiency", f"{r.tops_per_w:.2f} TOPS/W"),
         ("area", f"{r.area_mm2:.1f} mm^2"),
+        ("cost (die + DRAM)", f"${r.cost_usd:,.0f} (${r.cost_breakdown_usd.get('die_usd', 0):,.2f} + ${r.cost_breakdown_usd.get('dram_usd', 0):,.0f})"),
         ("utilization (MACs / PE-cycles)", f"{100 * r.utilization:.1f} %"),
         ("DRAM traffic (read + write)", f"{r.dram_read_bytes / 1e6:,.2f} + {r.dram_write_bytes / 1e6:,.2f} MB"),
         ("DRAM traffic / compulsory", f"{r.dram_bytes / r.compulsory_dram_bytes:.2f}x of {r.compulsory_dram_bytes / 1e6:,.2f} MB"

@@ -114,3 +114,19 @@ def test_bad_input_is_one_clear_sentence(changes: dict[str, object], message: st
     text = error(**changes)
     assert message in text
     assert "\n" not in text and "Traceback" not in text
+
+
+def test_cost_constraints_prune_before_running_like_area():
+    """cost_usd needs only the chip: a constraint on it prunes the plan, on the real cost model."""
+    from chipsim.app.sweep_plan import build_plan, parse_sweep
+    from chipsim.config import apply_overrides, chip_from_dict, load_chip_dict
+    from chipsim.cost import chip_cost_usd
+
+    axes = {"dram.type": ["hbm2e", "lpddr5"]}
+    hbm = chip_cost_usd(chip_from_dict(apply_overrides(load_chip_dict("default"), ["dram.type=hbm2e"]))).total_usd
+    lp = chip_cost_usd(chip_from_dict(apply_overrides(load_chip_dict("default"), ["dram.type=lpddr5"]))).total_usd
+    limit = (hbm + lp) / 2
+    plan = build_plan(parse_sweep({"base": "default", "axes": axes, "constraints": [f"cost_usd <= {limit}"]},
+                                  source="c.yaml", sweep_dir=Path(".")))
+    assert plan.excluded == 1 and len(plan.points) == 1
+    assert plan.points[0].config["chip"]["dram"]["type"] == ("hbm2e" if hbm < lp else "lpddr5")

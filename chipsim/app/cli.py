@@ -333,6 +333,15 @@ def chip_cmd(
         f"{chip.dram.bandwidth_gb_per_s:g} GB/s = {chip.dram_bytes_per_cycle:.1f} B/cycle",
         highlight=False,
     )
+    from chipsim.cost import chip_cost_usd
+
+    cost = chip_cost_usd(chip)
+    console.print(
+        f"cost ${cost.total_usd:,.2f}: die ${cost.die_usd:,.2f} ({cost.die_area_mm2:.1f} mm^2 of modelled blocks, "
+        f"{cost.gross_dies_per_wafer:,.0f} dies per wafer at ${cost.wafer_usd:,.0f}, yield {100 * cost.die_yield:.1f}%) "
+        f"+ DRAM ${cost.dram_usd:,.2f} ({cost.dram_capacity_gb:g} GB at ${cost.dram_usd_per_gb:g}/GB)",
+        highlight=False,
+    )
     area = Table("component", "area mm^2", "share", title="area")
     parts = area_breakdown(chip)
     for name, mm2 in parts.items():

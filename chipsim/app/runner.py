@@ -18,6 +18,7 @@ import chipsim
 from chipsim.app.bound import workload_bound
 from chipsim.app.runconfig import RunConfig
 from chipsim.config import ConfigError, Precision
+from chipsim.cost import chip_cost_usd
 from chipsim.executor import execute
 from chipsim.stats import PhaseStats, RunResult, StallCause
 from isa import Opcode, Unit, verify
@@ -129,6 +130,7 @@ def _record(cfg: RunConfig, graph: nx.DiGraph, lowered: Lowered, result: RunResu
         for unit in _WORK_UNITS
     } if unit_time else {}
     bound, compulsory = workload_bound(chip, graph, lowered.layout)
+    cost = chip_cost_usd(chip)
     return RunRecord(
         chipsim_version=chipsim.__version__, config_sha256=cfg.sha256(), chip=chip.name, model=cfg.workload.model,
         seq_len=cfg.workload.seq_len, batch=batch, precision=chip.core.tensor_core.precision.value, functional=functional,
@@ -136,7 +138,10 @@ def _record(cfg: RunConfig, graph: nx.DiGraph, lowered: Lowered, result: RunResu
         macs=macs, energy_j=energy_run / batch,
         energy_breakdown_j={k: v / batch for k, v in result.energy_j.items()},
         power_w=energy_run / latency, tops=2 * macs / latency / 1e12, tops_per_w=2 * macs / energy_run / 1e12,
-        area_mm2=result.area_mm2["total"], area_breakdown_mm2=dict(result.area_mm2), utilization=result.utilization,
+        area_mm2=result.area_mm2["total"], area_breakdown_mm2=dict(result.area_mm2),
+        cost_usd=cost.total_usd, cost_breakdown_usd={"die_usd": cost.die_usd, "dram_usd": cost.dram_usd, "die_yield": cost.die_yield,
+                                                      "gross_dies_per_wafer": cost.gross_dies_per_wafer, "wafer_usd": cost.wafer_usd},
+        utilization=result.utilization,
         dram_read_bytes=result.dram_read_bytes, dram_write_bytes=result.dram_write_bytes,
         dram_bytes=result.dram_read_bytes + result.dram_write_bytes, compulsory_dram_bytes=compulsory,
         bound_cycles=bound.bound_cycles, bound_limiter=bound.limiter,

@@ -227,8 +227,8 @@ def run_search(
                 trial = search.ask()
                 asks += 1
                 combo = tuple(int(trial.params[a.name]) for a in spec.axes)
-                point, area = plan_point(spec, combo, evaluated + len(new))
-                if not static_constraints_hold(spec, area):
+                point, static = plan_point(spec, combo, evaluated + len(new))
+                if not static_constraints_hold(spec, static):
                     batch.append((trial, None))  # never run: told as failed
                     continue
                 batch.append((trial, point))

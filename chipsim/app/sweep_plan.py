@@ -37,6 +37,7 @@ from pydantic import ValidationError
 import chipsim
 from chipsim.app.runconfig import RunConfig, resolve_chip, run_config_from_dict
 from chipsim.area import area_breakdown
+from chipsim.cost import chip_cost_usd
 from chipsim.config import (
     ChipConfig,
     ConfigError,
@@ -402,13 +403,17 @@ def _sample(spec: SweepSpec) -> list[tuple[int, ...]]:
     return [tuple(int(i) for i in np.unravel_index(code, sizes)) for code in flat]
 
 
-def _static_area_mm2(config: RunConfig) -> float:
-    return area_breakdown(config.chip)["total"]
+StaticFigures = dict[str, float]
 
 
-def plan_point(spec: SweepSpec, combo: tuple[int, ...], index: int) -> tuple[PlannedPoint, float | None]:
-    """The point for one combination of axis value indices, and its area when a static constraint needs it (the
-    caller drops the point when that area breaks a constraint); an invalid combination carries its error."""
+def _static_figures(config: RunConfig) -> StaticFigures:
+    """The figures known from the chip alone (area and cost), checked before a point runs."""
+    return {"area_mm2": area_breakdown(config.chip)["total"], "cost_usd": chip_cost_usd(config.chip).total_usd}
+
+
+def plan_point(spec: SweepSpec, combo: tuple[int, ...], index: int) -> tuple[PlannedPoint, StaticFigures | None]:
+    """The point for one combination of axis value indices, and its static figures when a static constraint needs
+    them (the caller drops the point when one breaks a constraint); an invalid combination carries its error."""
     data = copy.deepcopy(spec.base)
     for axis, i in zip(spec.axes, combo):
         for leaf, leaf_value in _leaf_assignments(axis.path, axis.values[i]):
@@ -418,12 +423,12 @@ def plan_point(spec: SweepSpec, combo: tuple[int, ...], index: int) -> tuple[Pla
     except ConfigError as exc:
         raw_sha = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
         return PlannedPoint(index, combo, point_key("invalid:" + raw_sha), None, str(exc)), None
-    area = _static_area_mm2(config) if any(c.metric in STATIC_METRICS for c in spec.constraints) else None
-    return PlannedPoint(index, combo, point_key(config.sha256()), config.model_dump(mode="json", exclude={"output"}), None), area
+    static = _static_figures(config) if any(c.metric in STATIC_METRICS for c in spec.constraints) else None
+    return PlannedPoint(index, combo, point_key(config.sha256()), config.model_dump(mode="json", exclude={"output"}), None), static
 
 
-def static_constraints_hold(spec: SweepSpec, area: float | None) -> bool:
-    return area is None or all(c.holds(area) for c in spec.constraints if c.metric in STATIC_METRICS)
+def static_constraints_hold(spec: SweepSpec, static: StaticFigures | None) -> bool:
+    return static is None or all(c.holds(static[c.metric]) for c in spec.constraints if c.metric in STATIC_METRICS)
 
 
 def build_plan(spec: SweepSpec) -> SweepPlan:
@@ -433,12 +438,12 @@ def build_plan(spec: SweepSpec) -> SweepPlan:
     points: list[PlannedPoint] = []
     keys: set[str] = set()
     excluded = 0
-    areas: list[float] = []
+    seen: list[StaticFigures] = []
     for combo in (() if spec.sampling.method.searches else _sample(spec)):
-        point, area = plan_point(spec, combo, len(points))
-        if area is not None:
-            areas.append(area)
-            if not static_constraints_hold(spec, area):
+        point, figures = plan_point(spec, combo, len(points))
+        if figures is not None:
+            seen.append(figures)
+            if not static_constraints_hold(spec, figures):
                 excluded += 1
                 continue
         if point.config is not None and point.key in keys:  # two combinations that resolve to the same config
@@ -447,9 +452,11 @@ def build_plan(spec: SweepSpec) -> SweepPlan:
         points.append(point)
     if excluded and not points:
         texts = "; ".join(c.text for c in static)
+        ranges = ", ".join(f"{m} from {min(f[m] for f in seen):.1f} to {max(f[m] for f in seen):.1f}"
+                           for m in sorted({c.metric for c in static}))
         raise SweepError(
             f"{spec.source}: the constraints ({texts}) exclude every one of the {excluded} points "
-            f"(their area ranges from {min(areas):.1f} to {max(areas):.1f} mm^2); loosen them or change the axes"
+            f"({ranges}); loosen them or change the axes"
         )
     return SweepPlan(spec, tuple(points), excluded)
 
