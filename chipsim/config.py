@@ -97,6 +97,9 @@ class TensorCoreConfig(_Model):
     dataflow: Dataflow = Dataflow.WS
     precision: Precision = Precision.INT8
     weight_double_buffer: Bool = True  # a shadow weight register per PE: LDW overlaps the running MATMUL
+    # Pipelined folds: the next fold (and a MATMUL right behind a MATMUL) streams while the current one drains,
+    # as chipsim/array_reference.py runs them; false is SCALE-Sim's convention (each fold fills and drains).
+    fold_overlap: Bool = True
 
 
 class SramConfig(_Model):

@@ -11,6 +11,11 @@ Queue entry layouts (element 0 is the kind, element 1 the instruction index in t
     (SEND,    idx, dst_core, tag, nbytes, links, serialization_cycles, hop_cycles, instr)
     (RECV,    idx, src_core, tag, nbytes, instr)
     (SIGNAL,  idx, sem)   (WAIT, idx, sem)   (BARRIER, idx, barrier_number)   (HALT, idx)
+
+Pipelined folds (`core.tensor_core.fold_overlap`): a MATMUL whose predecessor on the MXU queue is a MATMUL
+(nothing between them: no WAIT, SIGNAL, LDW or BARRIER) continues that MATMUL's run of folds, so its entry
+carries the cycles it adds to the run (`timing.matmul_timing(..., after_matmul_stream=...)`). Consecutive
+MXU entries run back to back in the executor, so the saving is exact; anything between them ends the run.
 """
 
 from __future__ import annotations
@@ -85,6 +90,7 @@ class Decoder:
         self.dataflow = tc.dataflow
         self.precision = tc.precision
         self.double_buffer = tc.weight_double_buffer
+        self.fold_overlap = tc.fold_overlap
         self.port_bpc = {Mem.SPAD: core.scratchpad.bytes_per_cycle, Mem.ACC: core.accumulator.bytes_per_cycle}
         self.lanes = core.vector.lanes
         self.vec_cycles = core.vector.cycles_per_op
@@ -95,12 +101,13 @@ class Decoder:
         self.link_bpc = chip.noc.link_bytes_per_cycle
         self.hop_cycles = chip.noc.hop_cycles
         self._cache: dict[tuple[object, ...], Decoded] = {}  # shape key -> (kind, info, events)
+        self._chain_cache: dict[tuple[object, ...], Info] = {}  # (shape key, previous stream) -> info
 
     # -- per-shape work (cache misses only) -------------------------------------------------------------------
     def _port_cycles(self, reads: dict[Mem, int], writes: dict[Mem, int]) -> int:
         return max(timing.sram_port_cycles(reads.get(m, 0) + writes.get(m, 0), bpc) for m, bpc in self.port_bpc.items())
 
-    def _matmul(self, i: Instr) -> Decoded:
+    def _matmul(self, i: Instr, after_matmul_stream: int = 0) -> Decoded:
         prec = _PRECISION_OF[i.precision]
         if prec is not self.precision:
             raise ExecutionError(
@@ -111,6 +118,7 @@ class Decoder:
         t = timing.matmul_timing(
             self.dataflow, self.rows, self.cols, i.m, i.k, i.n,
             weight_double_buffer=self.double_buffer, preloaded=preloaded and self.dataflow is Dataflow.WS,
+            fold_overlap=self.fold_overlap, after_matmul_stream=after_matmul_stream,
         )
         traffic = timing.matmul_traffic(
             self.dataflow, self.rows, self.cols, i.m, i.k, i.n,
@@ -183,6 +191,17 @@ class Decoder:
         self._cache[key] = found
         return found
 
+    def _chained(self, prev: Instr, i: Instr, key: tuple[object, ...]) -> Info:
+        """Queue info of MATMUL `i` continuing the run of folds of MATMUL `prev`, just before it on the MXU
+        queue: it adds its folds to the running array without a fill and drain of its own (`isa/SPEC.md`,
+        `## Timing`, pipelined folds). Events are those of the shape, counted once per instruction."""
+        chain_key = (key, timing.matmul_stream_cycles(self.dataflow, prev.m, prev.k, prev.n))
+        found = self._chain_cache.get(chain_key)
+        if found is None:
+            found = self._matmul(i, after_matmul_stream=chain_key[1])[1]
+            self._chain_cache[chain_key] = found
+        return found
+
     # -- whole program ----------------------------------------------------------------------------------------
     def decode_core(self, core: int, instrs: tuple[Instr, ...], num_cores: int) -> DecodedCore:
         queues: list[list[QueueEntry]] = [[] for _ in range(NUM_UNITS)]
@@ -203,7 +222,13 @@ class Decoder:
                     if found is None:
                         found = self._miss(instr, key)
                     keys.append(key)
-                    queues[unit_of[op]].append((found[0], idx, found[1], instr))
+                    queue = queues[unit_of[op]]
+                    info = found[1]
+                    if op is Opcode.MATMUL and self.fold_overlap and queue and queue[-1][0] == LOCAL:
+                        prev = queue[-1][3]
+                        if prev is not None and prev[0] is Opcode.MATMUL:
+                            info = self._chained(prev, instr, key)
+                    queue.append((found[0], idx, info, instr))
                 elif cat == _SYNC:
                     unit = instr[1]  # the unit field (isa.queue_of)
                     if unit is Unit.CTRL:
