@@ -21,8 +21,9 @@ ws / is (one kernel; `is` is ws on the transposed problem, C^T = B^T A^T with A^
 os:
 - PE(r, c) accumulates C[r, c] of its fold; A enters row r skewed by r, B enters column c skewed by c; they
   meet at PE(r, c) at S + t + r + c. A PE moves its finished sum into its output register in the cycle of its
-  last MAC; once the bottom PE of a column has done so, the column's output registers shift down and out of
-  the bottom edge, one row per cycle (R cycles).
+  last MAC; once the bottom PE of a column has done so, the column's output bus reads the output registers
+  out of the bottom edge, one row per cycle, row 0 first (R cycles). (A shift chain instead would carry the
+  next fold's early sums along with the previous fold's, so the next fold could not overlap the drain.)
 
 The array controller issues folds by the rules in `_schedule_stationary` / `_schedule_os`; the kernels check
 every rule's physical consequence (a MAC uses the weight of its own fold and row, an output register is empty
@@ -30,7 +31,7 @@ when a sum moves into it, operands of one MAC belong together) and report a haza
 that overlaps too much fails loudly instead of computing wrong numbers.
 
 A MATMUL ends in the cycle its last wavefront leaves the array (ws/is: the MAC of the bottom-right PE; os: the
-last output shifted out of the bottom-right column); fill and drain traverse the whole physical array even for
+last output read out of the bottom-right column); fill and drain traverse the whole physical array even for
 a partial fold, as the closed forms count them.
 """
 
@@ -50,7 +51,7 @@ _HAZARD_TEXT = {
     HAZARD_WEIGHT: "a PE met an operand whose fold's weight was not in its active register",
     HAZARD_OPERANDS: "the A and B operands meeting in a PE belong to different folds or steps",
     HAZARD_OUTPUT_REGISTER: "a PE finished a sum while its output register still held an earlier fold's",
-    HAZARD_OUTPUT_CHAIN: "a column began shifting out a fold while it was still shifting out the previous one",
+    HAZARD_OUTPUT_CHAIN: "a column began reading out a fold while it was still reading out the previous one",
 }
 
 
@@ -174,25 +175,22 @@ def _os_kernel(rows, cols, a, b, koff, t_len, s_start, inst, n_inst, y, y_cycle)
     o_val = np.zeros((rows, cols), a.dtype)
     o_fold = np.full((rows, cols), -1, np.int64)
     o_row = np.zeros((rows, cols), np.int64)
-    shifting = np.zeros(cols, np.int64)  # output shifts left to do in each column
+    reading = np.zeros(cols, np.int64)  # output registers left to read out of each column
     end = np.full(n_inst, -1, np.int64)
     for now in range(horizon + 1):
-        # phase A: columns that are draining shift their output registers down; the bottom one leaves
+        # phase A: each draining column's output bus reads one output register, row 0 first, to the bottom edge
         for c in range(cols):
-            if shifting[c] == 0:
+            if reading[c] == 0:
                 continue
-            g = o_fold[rows - 1, c]
+            row = rows - reading[c]
+            g = o_fold[row, c]
             if g >= 0:
-                y[g, o_row[rows - 1, c], c] = o_val[rows - 1, c]
-                y_cycle[g, o_row[rows - 1, c], c] = now
+                y[g, o_row[row, c], c] = o_val[row, c]
+                y_cycle[g, o_row[row, c], c] = now
                 if now > end[inst[g]]:
                     end[inst[g]] = now
-            for r in range(rows - 1, 0, -1):
-                o_val[r, c] = o_val[r - 1, c]
-                o_fold[r, c] = o_fold[r - 1, c]
-                o_row[r, c] = o_row[r - 1, c]
-            o_fold[0, c] = -1
-            shifting[c] -= 1
+            o_fold[row, c] = -1
+            reading[c] -= 1
         # phase B: A moves right, B moves down, PEs with both operands accumulate
         for c in range(cols - 1, -1, -1):
             for r in range(rows - 1, -1, -1):
@@ -238,15 +236,16 @@ def _os_kernel(rows, cols, a, b, koff, t_len, s_start, inst, n_inst, y, y_cycle)
                     o_row[r, c] = r
                     acc_fold[r, c] = -1
                     if r == rows - 1:
-                        if shifting[c] > 0:
+                        if reading[c] > 0:
                             return HAZARD_OUTPUT_CHAIN, now, end
-                        shifting[c] = rows
+                        reading[c] = rows
     return HAZARD_NONE, horizon + 1, end
 
 
 # --- the array controller: when each fold's weight load and stream begin ------------------------------------
 def _schedule_stationary(
-    stream_lens: Sequence[int], rows: int, cols: int, *, weight_double_buffer: bool, fold_overlap: bool
+    stream_lens: Sequence[int], starts_matmul: Sequence[bool], rows: int, cols: int, *, weight_double_buffer: bool,
+    fold_overlap: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(stream start S, weight load start L) of each fold, 0-based cycles, issued as early as the rules allow.
 
@@ -256,7 +255,8 @@ def _schedule_stationary(
       g-1's last operand row has entered (the load wave then trails fold g-1's last operands).
     - Fold g streams once its load has reached row R-1 of column 0 (R cycles after the load began).
     - `fold_overlap=False` (SCALE-Sim's convention): fold g streams, and without a shadow loads, only after
-      fold g-1's last wavefront has left the array.
+      fold g-1's last wavefront has left the array; the first fold of a MATMUL loads only then, too (each
+      MATMUL starts from an empty array).
     """
     r, c = rows, cols
     s = np.zeros(len(stream_lens), np.int64)
@@ -265,7 +265,7 @@ def _schedule_stationary(
     for g in range(1, len(stream_lens)):
         t_prev = stream_lens[g - 1]
         drained = int(s[g - 1]) + t_prev + r + c - 2  # first cycle after fold g-1's last wavefront left
-        if weight_double_buffer:
+        if weight_double_buffer and (fold_overlap or not starts_matmul[g]):
             ld[g] = max(int(s[g - 1]), int(ld[g - 1]) + r)
         else:
             ld[g] = int(s[g - 1]) + t_prev if fold_overlap else drained
@@ -276,7 +276,7 @@ def _schedule_stationary(
 
 def _schedule_os(stream_lens: Sequence[int], rows: int, cols: int, *, fold_overlap: bool) -> np.ndarray:
     """Stream start S of each os fold: after the previous fold's operands have entered, and late enough that
-    each PE finishes its sum only after its output register has been shifted out (which gives fold g the
+    each PE finishes its sum only after its output register has been read out (which gives fold g the
     earliest start S[g-1] + T[g-1] + max(0, R - T[g])); without overlap, after the previous fold fully left."""
     r, c = rows, cols
     s = np.zeros(len(stream_lens), np.int64)
@@ -362,7 +362,8 @@ def _run_stationary(checked: list[tuple[np.ndarray, np.ndarray]], rows: int, col
                 places.append((c0, cn))
     t_len = np.array([x.shape[0] for x in xs], np.int64)
     xoff = np.concatenate(([0], np.cumsum(t_len)[:-1])).astype(np.int64)
-    s, ld = _schedule_stationary(list(t_len), rows, cols, weight_double_buffer=weight_double_buffer, fold_overlap=fold_overlap)
+    starts = [f == 0 or insts[f] != insts[f - 1] for f in range(len(insts))]
+    s, ld = _schedule_stationary(list(t_len), starts, rows, cols, weight_double_buffer=weight_double_buffer, fold_overlap=fold_overlap)
     y = np.zeros((int(t_len.sum()), cols), acc_dtype)
     y_cycle = np.full(y.shape, -1, np.int64)
     ends, simulated = _finish(_stationary_kernel(rows, cols, weight_double_buffer, np.concatenate(xs), xoff,
