@@ -59,7 +59,7 @@ class GemmCase:
 
 @dataclass(frozen=True, slots=True)
 class ChipsimEstimate:
-    cycles: int  # `chipsim gemm ... --ideal-memory --no-weight-double-buffer` cycles
+    cycles: int  # `chipsim gemm ... --ideal-memory --no-weight-double-buffer --no-fold-overlap` cycles
     wall_s: float  # median wall time of one run_gemm call (mapping-free ideal program + executor)
     cpu_s: float
 
@@ -68,7 +68,7 @@ class ChipsimEstimate:
 class ScaleSimRow:
     case: GemmCase
     scalesim_cycles: int  # as reported (COMPUTE_REPORT "Total Cycles", CALC bandwidth)
-    chipsim_cycles: int  # chipsim gemm --ideal-memory --no-weight-double-buffer
+    chipsim_cycles: int  # chipsim gemm --ideal-memory --no-weight-double-buffer --no-fold-overlap
     os_drain_cycles: int  # chipsim's output drain that SCALE-Sim's os code omits (0 for ws/is)
     scalesim_wall_s: float
     scalesim_cpu_s: float
@@ -99,14 +99,14 @@ class ScaleSimRow:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# chipsim side: `chipsim gemm M K N --rows R --cols C --dataflow D --ideal-memory --no-weight-double-buffer`
+# chipsim side: `chipsim gemm M K N --rows R --cols C --dataflow D --ideal-memory --no-weight-double-buffer --no-fold-overlap`
 
 
 def chipsim_ideal(case: GemmCase, *, repeats: int = CHIPSIM_REPEATS) -> ChipsimEstimate:
     """chipsim's ideal-memory cycles for one GEMM, and the wall and CPU time of one `run_gemm` call.
 
     SCALE-Sim loads every fold's stationary operand with the array idle, so the matched comparison turns weight
-    double buffering off (`--no-weight-double-buffer`).
+    double buffering and fold pipelining off (`--no-weight-double-buffer --no-fold-overlap`).
     """
     walls: list[float] = []
     cpus: list[float] = []
@@ -114,7 +114,7 @@ def chipsim_ideal(case: GemmCase, *, repeats: int = CHIPSIM_REPEATS) -> ChipsimE
     for _ in range(repeats):
         w0, c0 = time.perf_counter(), time.process_time()
         g = run_gemm(case.m, case.k, case.n, case.rows, case.cols, case.dataflow, Precision.INT8, ideal_memory=True,
-                     weight_double_buffer=False)
+                     weight_double_buffer=False, fold_overlap=False)
         walls.append(time.perf_counter() - w0)
         cpus.append(time.process_time() - c0)
         cycles = g.cycles
@@ -265,10 +265,11 @@ def chip_build_share(case: GemmCase, repeats: int = 20) -> tuple[float, float]:
     t0 = time.perf_counter()
     for _ in range(repeats):
         run_gemm(case.m, case.k, case.n, case.rows, case.cols, case.dataflow, Precision.INT8, ideal_memory=True,
-                 weight_double_buffer=False)
+                 weight_double_buffer=False, fold_overlap=False)
     t1 = time.perf_counter()
     for _ in range(repeats):
-        gemm_chip(case.rows, case.cols, case.dataflow, Precision.INT8, ideal_memory=True, weight_double_buffer=False)
+        gemm_chip(case.rows, case.cols, case.dataflow, Precision.INT8, ideal_memory=True, weight_double_buffer=False,
+                  fold_overlap=False)
     t2 = time.perf_counter()
     return (t1 - t0) / repeats, (t2 - t1) / repeats
 
@@ -381,7 +382,7 @@ own virtualenv `.venv-peers` (SCALE-Sim 3.0.0, ZigZag 3.9.1, numpy < 2.3) as sub
 and `tests/test_validation_scalesim.py` repeats a handful of the SCALE-Sim cases live in CI.
 
 chipsim's side goes through its real entry points: `chipsim.app.gemm.run_gemm`, the function behind
-`chipsim gemm M K N --rows R --cols C --dataflow D [--ideal-memory] [--no-weight-double-buffer]`, called in
+`chipsim gemm M K N --rows R --cols C --dataflow D [--ideal-memory] [--no-weight-double-buffer] [--no-fold-overlap]`, called in
 process, and `chipsim.app.runner.run`, the function behind `chipsim run`. Speed ratios divide the peer's wall time
 for one GEMM (inside the peer: configuration, simulation and reports; interpreter start-up excluded) by the
 median wall time of one `run_gemm` call on the same GEMM in the same run, timed after the peers have finished
@@ -392,7 +393,7 @@ SCALESIM_INTRO = """## Against SCALE-Sim 3.0.0 (compute cycles, ideal memory)
 
 SCALE-Sim runs each GEMM in GEMM mode (topology `Layer, M, N, K,`) with `InterfaceBandwidth: CALC`, where its
 memory never stalls the array, and 64 MiB SRAMs; its "Total Cycles" is compared with
-`chipsim gemm M K N --ideal-memory --no-weight-double-buffer` (operands on chip, unlimited SRAM ports; every fold
+`chipsim gemm M K N --ideal-memory --no-weight-double-buffer --no-fold-overlap` (operands on chip, unlimited SRAM ports; every fold
 loads its stationary operand with the array idle, as SCALE-Sim does). *Raw error* is
 (chipsim - SCALE-Sim) / SCALE-Sim. *After conventions* is the difference in cycles once the two conventions below
 are applied (SCALE-Sim's 0-based last-cycle index, +1; SCALE-Sim's missing os output drain, chipsim's R cycles
@@ -465,8 +466,8 @@ of the installed 3.0.0 wheel. T is the streamed dimension: ws T = M, os T = K, i
 | 2 | ws fold | ifmap demand: R weight-load rows + T + (C - 1) drain, skewed by R - 1: 2R + C + T - 2 | R load + T stream + (R + C - 2) skew | yes |
 | 3 | is fold | the ws mirror, A^T stationary (Sr = K, Sc = M): 2R + C + T - 2 | the same | yes |
 | 4 | os fold | T + (C - 1), skewed by R - 1: R + C + T - 2 (the ISPASS 2020 paper, Table 1: 2R + C + T - 2; the maintainers agree the code is short by R, scalesim-project/scale-sim-v3#4) | T + (R + C - 2) skew + R output drain = 2R + C + T - 2, as the paper | no: chipsim is R per os fold above SCALE-Sim's code |
-| 5 | first stationary load | counted in every fold, the first included | counted; `weight_double_buffer` hides all but the first, `preloaded` (an earlier LDW) the first as well | yes with `weight_double_buffer=False` |
-| 6 | overlap between folds | none: fold demand matrices are concatenated | none without double buffering; with it, the next fold's load hides under the current stream | yes with `weight_double_buffer=False` |
+| 5 | first stationary load | counted in every fold, the first included | counted; `weight_double_buffer` hides all but the first, `preloaded` (an earlier LDW) the first as well | yes with `weight_double_buffer=False, fold_overlap=False` |
+| 6 | overlap between folds | none: fold demand matrices are concatenated | with `fold_overlap=False`, none without double buffering, and with it the next fold's load hides under the current stream; with `fold_overlap` (the default) folds pipeline as the cycle-level array model runs them: one fill and drain per run of folds | yes with `weight_double_buffer=False, fold_overlap=False` (`--no-weight-double-buffer --no-fold-overlap`) |
 | 7 | partial folds (edge tiles) | padded with null requests to the full R x C array: full skew and load | the same: skew R + C - 2 and load R whatever the tile uses | yes |
 | 8 | memory | CALC bandwidth: no stalls, zero stall cycles on every case | `--ideal-memory`: no DMA or SRAM-port stalls | yes |
 | 9 | GEMM mapping | `M, N, K` -> conv with an M x K ifmap, a 1 x K filter, N filters: ws folds ceil(K/R) ceil(N/C), os ceil(M/R) ceil(N/C), is ceil(K/R) ceil(M/C) | the same fold counts | yes |
