@@ -64,7 +64,8 @@ def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, residual: bool,
     per_core = -(-items // active)
     mxu = 0
     for k0 in range(0, k, tk):
-        mxu += timing.matmul_timing(tc.dataflow, tc.rows, tc.cols, tm, min(tk, k - k0), tn, weight_double_buffer=tc.weight_double_buffer).total_cycles
+        mxu += timing.matmul_timing(tc.dataflow, tc.rows, tc.cols, tm, min(tk, k - k0), tn, weight_double_buffer=tc.weight_double_buffer,
+                                    fold_overlap=tc.fold_overlap).total_cycles
     m_tiles = -(-m // tm)
     b_per_item = k * tn * q / (m_tiles if tk >= k else 1)  # a whole weight block stays put across row tiles
     a_per_item = 0 if a_resident else tm * k * q
