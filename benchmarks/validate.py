@@ -311,7 +311,7 @@ def render(ss: Sequence[ScaleSimRow], zz: Sequence[ZigZagRow], hw: HardwareResul
     parts = [HEADER.format(command=command, total_s=total_s)]
     parts += [SCALESIM_INTRO, "### Summary per dataflow", "", *scalesim_summary(ss), "", scalesim_headline(ss), "", speed_note(ss), ""]
     parts += ["### Every case", "", *scalesim_table(ss), ""]
-    parts += [CONVENTIONS]
+    parts += [CONVENTIONS, ARRAY_REFERENCE]
     if zz:
         parts += [ZIGZAG_INTRO, *zigzag_tables(list(zz)), "", ZIGZAG_DIFFERENCES]
     if hw is not None:
@@ -455,6 +455,47 @@ TPUv1 activations stay in the 24 MiB Unified Buffer (the host fills it over PCIe
 DDR3; chipsim's kernels exchange activations through DRAM, so its figure is pessimistic by that traffic.
 """
 
+ARRAY_REFERENCE = """## The cycle-level array model, the closed forms and SCALE-Sim
+
+`chipsim/array_reference.py` runs the systolic array one clock at a time (numba): PE registers, operand skew,
+weight double-buffering with the swap travelling with the wavefront (ws/is), output registers read out of each
+column (os), accumulation, and real values (int8 with int32 accumulation, bf16 with fp32 accumulation). It
+records the cycle each output leaves the array and the cycle each MATMUL's last wavefront leaves. Its kernels
+check every register rule (a MAC uses the weight of its own fold and row, operands that meet belong together,
+an output register is empty when a sum moves into it), so a fold schedule that overlapped too much would stop
+with a hazard rather than compute wrong numbers; tests/test_array_reference.py shows the checks firing when a
+fold is issued one cycle early.
+
+| | cycle-level model | closed forms (`chipsim/timing.py`) | SCALE-Sim 3.0.0 |
+|---|---|---|---|
+| what it is | registers advanced one clock at a time, real values | one formula per MATMUL (cached) | per-fold demand matrices (Python), no values |
+| folds | pipelined (default) or per fold, both run | both, `core.tensor_core.fold_overlap` | per fold only |
+| weight double-buffering | shadow registers, swap with the wavefront | `weight_double_buffer` | none |
+| back-to-back MATMULs | one run of folds across instructions | `after_matmul_stream` (executor: consecutive MXU MATMULs) | one GEMM per run |
+| agreement | ground truth | exactly equal to the model on every case tested | exactly equal to the closed forms under `--no-weight-double-buffer --no-fold-overlap` after conventions 1 and 4 |
+| speed | ~30,000-50,000 simulated cycles/s on a 32x32 array | ~100,000 MATMULs/s uncached, 10^8-10^9 cycles/s | see the speed ratios above |
+
+How they are tied. tests/test_array_reference.py draws random arrays (1..32 rows and columns), every dataflow,
+one to three back-to-back MATMULs of 1..40 per dimension, with and without weight double-buffering and
+pipelined folds, int8 and bf16, and asserts that the model's cycle count after each MATMUL equals the closed
+forms' running sum exactly, and that its outputs equal A @ B (int8 bit-exact, bf16 within fp32 rounding); a
+one-off run of 400 further random cases up to 69 per dimension found no difference. SCALE-Sim is tied to the
+closed forms under its convention by the table above (tests/test_validation_scalesim.py runs some cases live),
+and so, through them, to the model with `fold_overlap=False`.
+
+What pipelining changes. With the fill and drain paid once per run of folds, an ideal-memory 128x768x2304 GEMM
+on a 128x128 ws array takes 14,206 cycles (97.3% utilization) against 41,384 (33.4%) per fold, which was the
+ceiling at M = 128 whatever the mapper did (tests/test_run.py). The rules, derived in `## Timing` of
+isa/SPEC.md: ws/is with a shadow pay `R + (F - 1) * max(T, R) + T + R + C - 2` (a load shows only when the
+stream T is shorter than R), without one `F * (T + R) + R + C - 2`; os pays `(F - 1) * max(T, R) + T + 2R + C - 2`.
+The default BERT NER run (`chipsim run bert_ner.yaml --timing-only`) went from 255,889 to 237,093 cycles (-7.3%):
+its MATMULs are mostly DRAM- and dependency-bound, so the array's saving shows only in part.
+
+Speeds from `python -m benchmarks.bench_array_reference` on the shared 2-core development machine (int8, 32x32,
+pipelined; numba's one-off compile about 13 s): ws and is about 50,000 simulated cycles/s, os about 30,000-43,000;
+the uncached closed form about 100,000 evaluations/s, 10^4 to 6 x 10^4 times faster in cycles covered per second.
+"""
+
 CONVENTIONS = """## Conventions, and why chipsim's are what they are
 
 Read from `scalesim/compute/systolic_compute_{ws,os,is}.py` and `scalesim/memory/double_buffered_scratchpad_mem.py`
@@ -482,12 +523,12 @@ Why chipsim keeps its two differing conventions:
    column links, one array row per cycle, which takes R more cycles; SCALE-Sim's comment in the same function
    says the outputs stream out of the bottom edge, but its demand matrix writes each output row in the cycle
    its last MAC happens, as if every PE had its own port to the output SRAM. The paper and the maintainers
-   give 2R + C + T - 2. A design with a shadow output register per PE could overlap this drain with the next
-   fold; chipsim does not assume one.
+   give 2R + C + T - 2. Under pipelined folds (the default) the drain overlaps the next fold's stream, as the
+   cycle-level array model shows (below); under `fold_overlap=False` every fold pays it.
 
-chipsim's default chip double-buffers the stationary operand, which SCALE-Sim cannot express: its cycles are
-then (folds - 1) x R lower than the matched numbers above (e.g. 128x768x768 ws on 32x32: 575 x 32 = 18,400
-cycles, 14%).
+chipsim's default chip double-buffers the stationary operand and pipelines folds, which SCALE-Sim cannot
+express: a ws or is fold then costs max(T, R) instead of 2R + C + T - 2, and the fill and drain are paid once
+(e.g. 128x768x768 ws on 32x32: 73,822 cycles against the matched 127,872, 42% fewer; see the next section).
 """
 
 
