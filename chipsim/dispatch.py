@@ -94,6 +94,7 @@ class Decoder:
         self.port_bpc = {Mem.SPAD: core.scratchpad.bytes_per_cycle, Mem.ACC: core.accumulator.bytes_per_cycle}
         self.lanes = core.vector.lanes
         self.vec_cycles = core.vector.cycles_per_op
+        self.vec_latency = core.vector.latency_cycles
         self.dma_bpc = core.dma.bytes_per_cycle
         self.dram_bpc = chip.dram_bytes_per_cycle
         self.dram_latency = timing.ns_to_cycles(chip.dram.latency_ns, chip.clock_mhz)
@@ -146,7 +147,8 @@ class Decoder:
         spec = i.spec
         elements = i.rows * i.cols
         ops = [VectorOp(v.value) for v in spec.vec_ops]
-        compute = sum(timing.vector_cycles(elements, self.lanes, self.vec_cycles.cycles(op)) for op in ops)
+        compute = sum(timing.vector_cycles(elements, self.lanes, self.vec_cycles.cycles(op), self.vec_latency.cycles(op))
+                      for op in ops)
         reads: dict[Mem, int] = {}
         writes: dict[Mem, int] = {}
         for o in spec.operands(i):

@@ -201,10 +201,12 @@ def sram_port_cycles(num_bytes: int, bytes_per_cycle: int) -> int:
     return ceil_div(num_bytes, bytes_per_cycle) if num_bytes else 0
 
 
-def vector_cycles(elements: int, lanes: int, cycles_per_op: int) -> int:
-    """A vector op over `elements` values: ceil(elements / lanes) lane-groups, each `cycles_per_op` cycles
-    (the config's per-op figure is the issue interval; pipeline fill is taken as part of it)."""
-    return ceil_div(elements, lanes) * cycles_per_op
+def vector_cycles(elements: int, lanes: int, cycles_per_op: int, latency_cycles: int = 1) -> int:
+    """A vector op over `elements` values on a pipelined unit: ceil(elements / lanes) lane-groups issue one per
+    `cycles_per_op` cycles (1: one op per lane per cycle), and the last one's result is ready `latency_cycles`
+    after its issue: groups * cycles_per_op + latency_cycles - 1. With latency 1 this is the issue-interval-only
+    convention (each group `cycles_per_op` cycles, fill folded in)."""
+    return ceil_div(elements, lanes) * cycles_per_op + latency_cycles - 1
 
 
 def dram_bytes_per_cycle(bandwidth_gb_per_s: float, clock_mhz: float) -> float:

@@ -73,7 +73,7 @@ def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, residual: bool,
     dma = _dma_cycles(chip, int(a_per_item + b_per_item + out_bytes), active)
     v = chip.core.vector
     ops = [VectorOp.CONVERT, VectorOp.MUL, VectorOp.ADD] + [VectorOp.ADD] * residual + [VectorOp.GELU] * gelu + [VectorOp.QUANT] * out_q
-    vec = sum(timing.vector_cycles(tm * tn, v.lanes, v.cycles_per_op.cycles(op)) for op in ops)
+    vec = sum(timing.vector_cycles(tm * tn, v.lanes, v.cycles_per_op.cycles(op), v.latency_cycles.cycles(op)) for op in ops)
     latency = timing.ns_to_cycles(chip.dram.latency_ns, chip.clock_mhz)
     # Items pipeline (loads run one item ahead, chunks one chunk ahead); exposed are the first chunk's load,
     # the last epilogue and the last store.

@@ -197,7 +197,8 @@ def test_noc_moves_bytes_between_cores() -> None:
 
 
 def test_barrier_holds_every_unit_of_every_core() -> None:
-    # Core 0's VEXP on 16 fp32 elements: 4 lanes, 4 cycles per exp -> 4 * 4 = 16 cycles; everything after the
+    # Core 0's VEXP on 16 fp32 elements: 4 lanes, so 4 lane-groups issue one per cycle, and the last one's exp
+    # takes the default latency of 4 + 1 + 2 * 4 = 13 cycles: 4 + 13 - 1 = 16 cycles; everything after the
     # barrier starts at 16, so core 1's VEXP runs 16..32.
     src = """
 .mesh 1 2

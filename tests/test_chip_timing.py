@@ -208,3 +208,20 @@ def test_vector_cycles() -> None:
     # 10 x 7 = 70 elements on 16 lanes: 5 lane-groups, 4 cycles each.
     assert vector_cycles(70, 16, 4) == 20
     assert vector_cycles(64, 16, 1) == 4
+    # Pipelined: 5 lane-groups issue one per cycle; the last one's result comes 13 cycles after its issue.
+    assert vector_cycles(70, 16, 1, latency_cycles=13) == 5 + 13 - 1
+    assert vector_cycles(1, 16, 1, latency_cycles=4) == 4  # one group: just the latency
+
+
+def test_default_vector_unit_is_pipelined_with_cited_latencies() -> None:
+    from chipsim.config import VectorConfig, VectorOp
+
+    v = VectorConfig(lanes=8)
+    assert all(v.cycles_per_op.cycles(op) == 1 for op in VectorOp)  # one op per lane per cycle
+    alu = v.latency_cycles.cycles(VectorOp.ADD)
+    assert alu == 4 and v.latency_cycles.cycles(VectorOp.RSQRT) == 1 + 2 * alu
+    assert v.latency_cycles.cycles(VectorOp.EXP) == alu + 1 + 2 * alu
+    # A long op is throughput-bound: 4096 GELUs on 8 lanes take 512 issue cycles plus one latency, where the
+    # earlier issue-interval convention (8 cycles per lane-group) took 4096.
+    gelu = vector_cycles(4096, 8, 1, v.latency_cycles.cycles(VectorOp.GELU))
+    assert gelu == 512 + v.latency_cycles.cycles(VectorOp.GELU) - 1 < vector_cycles(4096, 8, 8)
