@@ -488,8 +488,9 @@ on a 128x128 ws array takes 14,206 cycles (97.3% utilization) against 41,384 (33
 ceiling at M = 128 whatever the mapper did (tests/test_run.py). The rules, derived in `## Timing` of
 isa/SPEC.md: ws/is with a shadow pay `R + (F - 1) * max(T, R) + T + R + C - 2` (a load shows only when the
 stream T is shorter than R), without one `F * (T + R) + R + C - 2`; os pays `(F - 1) * max(T, R) + T + 2R + C - 2`.
-The default BERT NER run (`chipsim run bert_ner.yaml --timing-only`) went from 255,889 to 237,093 cycles (-7.3%):
-its MATMULs are mostly DRAM- and dependency-bound, so the array's saving shows only in part.
+The default BERT NER run (`chipsim run bert_ner.yaml --timing-only`) went from 255,889 to 237,093 cycles (-7.3%)
+with pipelined folds: its MATMULs are mostly DRAM- and dependency-bound, so the array's saving shows only in
+part. The pipelined vector unit with per-op latencies (`## Timing` in isa/SPEC.md) then brings it to 239,456.
 
 Speeds from `python -m benchmarks.bench_array_reference` on the shared 2-core development machine (int8, 32x32,
 pipelined; numba's one-off compile about 13 s): ws and is about 50,000 simulated cycles/s, os about 30,000-43,000;
