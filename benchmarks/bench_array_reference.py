@@ -50,8 +50,9 @@ def main() -> None:
             run = run_matmuls([(a, b)], ROWS, COLS, df, Precision.INT8)
             closed = matmul_timing.__wrapped__(df, ROWS, COLS, m, k, n, weight_double_buffer=True)
             assert run.total_cycles == closed.total_cycles, (df, m, k, n, run.total_cycles, closed.total_cycles)
-            ref_s = timed(lambda: run_matmuls([(a, b)], ROWS, COLS, df, Precision.INT8))
-            form_s = timed(lambda: matmul_timing.__wrapped__(df, ROWS, COLS, m, k, n, weight_double_buffer=True), 0.2)
+            ref_s = timed(lambda a=a, b=b, df=df: run_matmuls([(a, b)], ROWS, COLS, df, Precision.INT8))
+            form_s = timed(lambda df=df, m=m, k=k, n=n: matmul_timing.__wrapped__(df, ROWS, COLS, m, k, n,
+                                                                                 weight_double_buffer=True), 0.2)
             ref_rate, form_rate = run.simulated_cycles / ref_s, run.total_cycles / form_s
             print(f"{df.value:8} {f'{m}x{k}x{n}':>16} {run.total_cycles:9,} {ref_rate:16,.0f} {1 / form_s:20,.0f} "
                   f"{form_rate:18,.3g} {form_rate / ref_rate:8,.0f}x")

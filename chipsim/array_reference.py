@@ -44,14 +44,13 @@ import numpy as np
 from numba import njit
 
 from chipsim.config import Dataflow, Precision
-from chipsim.timing import ceil_div
 
-HAZARD_NONE, HAZARD_WEIGHT, HAZARD_OPERANDS, HAZARD_OUTPUT_REGISTER, HAZARD_OUTPUT_CHAIN = range(5)
+HAZARD_NONE, HAZARD_WEIGHT, HAZARD_OPERANDS, HAZARD_OUTPUT_REGISTER, HAZARD_OUTPUT_BUS = range(5)
 _HAZARD_TEXT = {
     HAZARD_WEIGHT: "a PE met an operand whose fold's weight was not in its active register",
     HAZARD_OPERANDS: "the A and B operands meeting in a PE belong to different folds or steps",
     HAZARD_OUTPUT_REGISTER: "a PE finished a sum while its output register still held an earlier fold's",
-    HAZARD_OUTPUT_CHAIN: "a column began reading out a fold while it was still reading out the previous one",
+    HAZARD_OUTPUT_BUS: "a column began reading out a fold while it was still reading out the previous one",
 }
 
 
@@ -66,7 +65,7 @@ class ArrayRun:
     outputs: tuple[np.ndarray, ...]  # C (m x n) of each MATMUL: int32 for int8, float32 for bf16
     exit_cycles: tuple[np.ndarray, ...]  # m x n: the cycle (0-based) each output's last partial sum left the array
     end_cycles: tuple[int, ...]  # the last cycle (0-based) in which each MATMUL's data was in the array
-    simulated_cycles: int  # cycles the kernel advanced (end of the last MATMUL + 1)
+    simulated_cycles: int  # cycles the kernel advanced (a few past the end of the last MATMUL)
 
     @property
     def total_cycles(self) -> int:
@@ -129,8 +128,7 @@ def _stationary_kernel(rows, cols, double_buffer, x, xoff, w, t_len, s_start, l_
                     return HAZARD_WEIGHT, now, end
                 above = p_val[r - 1, c] if r > 0 else zero
                 p_val[r, c] = above + a_val[r, c] * act_val[r, c]
-                if now > end[inst[g]]:
-                    end[inst[g]] = now
+                end[inst[g]] = max(end[inst[g]], now)
                 if r == rows - 1:
                     y[xoff[g] + a_t[r, c], c] = p_val[r, c]
                     y_cycle[xoff[g] + a_t[r, c], c] = now
@@ -174,7 +172,6 @@ def _os_kernel(rows, cols, a, b, koff, t_len, s_start, inst, n_inst, y, y_cycle)
     acc_fold = np.full((rows, cols), -1, np.int64)
     o_val = np.zeros((rows, cols), a.dtype)
     o_fold = np.full((rows, cols), -1, np.int64)
-    o_row = np.zeros((rows, cols), np.int64)
     reading = np.zeros(cols, np.int64)  # output registers left to read out of each column
     end = np.full(n_inst, -1, np.int64)
     for now in range(horizon + 1):
@@ -185,10 +182,9 @@ def _os_kernel(rows, cols, a, b, koff, t_len, s_start, inst, n_inst, y, y_cycle)
             row = rows - reading[c]
             g = o_fold[row, c]
             if g >= 0:
-                y[g, o_row[row, c], c] = o_val[row, c]
-                y_cycle[g, o_row[row, c], c] = now
-                if now > end[inst[g]]:
-                    end[inst[g]] = now
+                y[g, row, c] = o_val[row, c]
+                y_cycle[g, row, c] = now
+                end[inst[g]] = max(end[inst[g]], now)
             o_fold[row, c] = -1
             reading[c] -= 1
         # phase B: A moves right, B moves down, PEs with both operands accumulate
@@ -226,18 +222,16 @@ def _os_kernel(rows, cols, a, b, koff, t_len, s_start, inst, n_inst, y, y_cycle)
                     acc_fold[r, c] = g
                 else:
                     acc_val[r, c] = acc_val[r, c] + a_val[r, c] * b_val[r, c]
-                if now > end[inst[g]]:
-                    end[inst[g]] = now
+                end[inst[g]] = max(end[inst[g]], now)
                 if a_t[r, c] == t_len[g] - 1:
                     if o_fold[r, c] >= 0:
                         return HAZARD_OUTPUT_REGISTER, now, end
                     o_val[r, c] = acc_val[r, c]
                     o_fold[r, c] = g
-                    o_row[r, c] = r
                     acc_fold[r, c] = -1
                     if r == rows - 1:
                         if reading[c] > 0:
-                            return HAZARD_OUTPUT_CHAIN, now, end
+                            return HAZARD_OUTPUT_BUS, now, end
                         reading[c] = rows
     return HAZARD_NONE, horizon + 1, end
 
@@ -335,10 +329,10 @@ def run_matmuls(
 
 
 def _finish(kernel_result: tuple[int, int, np.ndarray]) -> tuple[tuple[int, ...], int]:
-    code, cycle, end = kernel_result
+    code, cycle, end = kernel_result  # cycle: where the hazard happened, or how many cycles were simulated
     if code != HAZARD_NONE:
         raise ArrayHazard(f"cycle {cycle}: {_HAZARD_TEXT[code]}")
-    return tuple(int(e) for e in end), int(end[-1]) + 1
+    return tuple(int(e) for e in end), int(cycle)
 
 
 def _run_stationary(checked: list[tuple[np.ndarray, np.ndarray]], rows: int, cols: int, dataflow: Dataflow,

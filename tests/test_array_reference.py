@@ -35,8 +35,12 @@ def closed_form_ends(shapes: list[tuple[int, int, int]], rows: int, cols: int, d
 def operands(rng: np.random.Generator, m: int, k: int, n: int, prec: Precision) -> tuple[np.ndarray, np.ndarray]:
     if prec is Precision.INT8:
         return rng.integers(-128, 128, (m, k), dtype=np.int8), rng.integers(-128, 128, (k, n), dtype=np.int8)
-    to_bf16 = lambda x: (x.astype(np.float32).view(np.uint32) & np.uint32(0xFFFF0000)).view(np.float32)  # noqa: E731
-    return to_bf16(rng.standard_normal((m, k))), to_bf16(rng.standard_normal((k, n)))
+    return bf16(rng.standard_normal((m, k))), bf16(rng.standard_normal((k, n)))
+
+
+def bf16(x: np.ndarray) -> np.ndarray:
+    """x rounded toward zero to bf16, held in float32 (the low 16 bits cleared)."""
+    return (x.astype(np.float32).view(np.uint32) & np.uint32(0xFFFF0000)).view(np.float32)
 
 
 def assert_equals_matmul(out: np.ndarray, a: np.ndarray, b: np.ndarray, prec: Precision) -> None:
