@@ -473,7 +473,7 @@ fold is issued one cycle early.
 | weight double-buffering | shadow registers, swap with the wavefront | `weight_double_buffer` | none |
 | back-to-back MATMULs | one run of folds across instructions | `after_matmul_stream` (executor: consecutive MXU MATMULs) | one GEMM per run |
 | agreement | ground truth | exactly equal to the model on every case tested | exactly equal to the closed forms under `--no-weight-double-buffer --no-fold-overlap` after conventions 1 and 4 |
-| speed | ~30,000-50,000 simulated cycles/s on a 32x32 array | ~100,000 MATMULs/s uncached, 10^8-10^9 cycles/s | see the speed ratios above |
+| speed | ~30,000-110,000 simulated cycles/s on a 32x32 array | ~100,000-300,000 MATMULs/s uncached, 10^8-10^9 cycles/s | see the speed ratios above |
 
 How they are tied. tests/test_array_reference.py draws random arrays (1..32 rows and columns), every dataflow,
 one to three back-to-back MATMULs of 1..40 per dimension, with and without weight double-buffering and
@@ -493,8 +493,9 @@ with pipelined folds: its MATMULs are mostly DRAM- and dependency-bound, so the 
 part. The pipelined vector unit with per-op latencies (`## Timing` in isa/SPEC.md) then brings it to 239,456.
 
 Speeds from `python -m benchmarks.bench_array_reference` on the shared 2-core development machine (int8, 32x32,
-pipelined; numba's one-off compile about 13 s): ws and is about 50,000 simulated cycles/s, os about 30,000-43,000;
-the uncached closed form about 100,000 evaluations/s, 10^4 to 6 x 10^4 times faster in cycles covered per second.
+pipelined; numba's one-off compile 7-13 s; three runs, which varied with the machine's load): ws and is 50,000 to
+110,000 simulated cycles/s, os 30,000 to 43,000; the uncached closed form 100,000 to 300,000 evaluations/s,
+10^4 to 10^5 times faster in cycles covered per second.
 """
 
 CONVENTIONS = """## Conventions, and why chipsim's are what they are
