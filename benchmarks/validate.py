@@ -59,7 +59,7 @@ class GemmCase:
 
 @dataclass(frozen=True, slots=True)
 class ChipsimEstimate:
-    cycles: int  # `chipsim gemm ... --ideal-memory --no-weight-double-buffer` cycles
+    cycles: int  # `chipsim gemm ... --ideal-memory --no-weight-double-buffer --no-fold-overlap` cycles
     wall_s: float  # median wall time of one run_gemm call (mapping-free ideal program + executor)
     cpu_s: float
 
@@ -68,7 +68,7 @@ class ChipsimEstimate:
 class ScaleSimRow:
     case: GemmCase
     scalesim_cycles: int  # as reported (COMPUTE_REPORT "Total Cycles", CALC bandwidth)
-    chipsim_cycles: int  # chipsim gemm --ideal-memory --no-weight-double-buffer
+    chipsim_cycles: int  # chipsim gemm --ideal-memory --no-weight-double-buffer --no-fold-overlap
     os_drain_cycles: int  # chipsim's output drain that SCALE-Sim's os code omits (0 for ws/is)
     scalesim_wall_s: float
     scalesim_cpu_s: float
@@ -99,14 +99,14 @@ class ScaleSimRow:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# chipsim side: `chipsim gemm M K N --rows R --cols C --dataflow D --ideal-memory --no-weight-double-buffer`
+# chipsim side: `chipsim gemm M K N --rows R --cols C --dataflow D --ideal-memory --no-weight-double-buffer --no-fold-overlap`
 
 
 def chipsim_ideal(case: GemmCase, *, repeats: int = CHIPSIM_REPEATS) -> ChipsimEstimate:
     """chipsim's ideal-memory cycles for one GEMM, and the wall and CPU time of one `run_gemm` call.
 
     SCALE-Sim loads every fold's stationary operand with the array idle, so the matched comparison turns weight
-    double buffering off (`--no-weight-double-buffer`).
+    double buffering and fold pipelining off (`--no-weight-double-buffer --no-fold-overlap`).
     """
     walls: list[float] = []
     cpus: list[float] = []
@@ -114,7 +114,7 @@ def chipsim_ideal(case: GemmCase, *, repeats: int = CHIPSIM_REPEATS) -> ChipsimE
     for _ in range(repeats):
         w0, c0 = time.perf_counter(), time.process_time()
         g = run_gemm(case.m, case.k, case.n, case.rows, case.cols, case.dataflow, Precision.INT8, ideal_memory=True,
-                     weight_double_buffer=False)
+                     weight_double_buffer=False, fold_overlap=False)
         walls.append(time.perf_counter() - w0)
         cpus.append(time.process_time() - c0)
         cycles = g.cycles
@@ -265,10 +265,11 @@ def chip_build_share(case: GemmCase, repeats: int = 20) -> tuple[float, float]:
     t0 = time.perf_counter()
     for _ in range(repeats):
         run_gemm(case.m, case.k, case.n, case.rows, case.cols, case.dataflow, Precision.INT8, ideal_memory=True,
-                 weight_double_buffer=False)
+                 weight_double_buffer=False, fold_overlap=False)
     t1 = time.perf_counter()
     for _ in range(repeats):
-        gemm_chip(case.rows, case.cols, case.dataflow, Precision.INT8, ideal_memory=True, weight_double_buffer=False)
+        gemm_chip(case.rows, case.cols, case.dataflow, Precision.INT8, ideal_memory=True, weight_double_buffer=False,
+                  fold_overlap=False)
     t2 = time.perf_counter()
     return (t1 - t0) / repeats, (t2 - t1) / repeats
 
@@ -310,7 +311,7 @@ def render(ss: Sequence[ScaleSimRow], zz: Sequence[ZigZagRow], hw: HardwareResul
     parts = [HEADER.format(command=command, total_s=total_s)]
     parts += [SCALESIM_INTRO, "### Summary per dataflow", "", *scalesim_summary(ss), "", scalesim_headline(ss), "", speed_note(ss), ""]
     parts += ["### Every case", "", *scalesim_table(ss), ""]
-    parts += [CONVENTIONS]
+    parts += [CONVENTIONS, ARRAY_REFERENCE]
     if zz:
         parts += [ZIGZAG_INTRO, *zigzag_tables(list(zz)), "", ZIGZAG_DIFFERENCES]
     if hw is not None:
@@ -381,7 +382,7 @@ own virtualenv `.venv-peers` (SCALE-Sim 3.0.0, ZigZag 3.9.1, numpy < 2.3) as sub
 and `tests/test_validation_scalesim.py` repeats a handful of the SCALE-Sim cases live in CI.
 
 chipsim's side goes through its real entry points: `chipsim.app.gemm.run_gemm`, the function behind
-`chipsim gemm M K N --rows R --cols C --dataflow D [--ideal-memory] [--no-weight-double-buffer]`, called in
+`chipsim gemm M K N --rows R --cols C --dataflow D [--ideal-memory] [--no-weight-double-buffer] [--no-fold-overlap]`, called in
 process, and `chipsim.app.runner.run`, the function behind `chipsim run`. Speed ratios divide the peer's wall time
 for one GEMM (inside the peer: configuration, simulation and reports; interpreter start-up excluded) by the
 median wall time of one `run_gemm` call on the same GEMM in the same run, timed after the peers have finished
@@ -392,7 +393,7 @@ SCALESIM_INTRO = """## Against SCALE-Sim 3.0.0 (compute cycles, ideal memory)
 
 SCALE-Sim runs each GEMM in GEMM mode (topology `Layer, M, N, K,`) with `InterfaceBandwidth: CALC`, where its
 memory never stalls the array, and 64 MiB SRAMs; its "Total Cycles" is compared with
-`chipsim gemm M K N --ideal-memory --no-weight-double-buffer` (operands on chip, unlimited SRAM ports; every fold
+`chipsim gemm M K N --ideal-memory --no-weight-double-buffer --no-fold-overlap` (operands on chip, unlimited SRAM ports; every fold
 loads its stationary operand with the array idle, as SCALE-Sim does). *Raw error* is
 (chipsim - SCALE-Sim) / SCALE-Sim. *After conventions* is the difference in cycles once the two conventions below
 are applied (SCALE-Sim's 0-based last-cycle index, +1; SCALE-Sim's missing os output drain, chipsim's R cycles
@@ -454,6 +455,49 @@ TPUv1 activations stay in the 24 MiB Unified Buffer (the host fills it over PCIe
 DDR3; chipsim's kernels exchange activations through DRAM, so its figure is pessimistic by that traffic.
 """
 
+ARRAY_REFERENCE = """## The cycle-level array model, the closed forms and SCALE-Sim
+
+`chipsim/array_reference.py` runs the systolic array one clock at a time (numba): PE registers, operand skew,
+weight double-buffering with the swap travelling with the wavefront (ws/is), output registers read out of each
+column (os), accumulation, and real values (int8 with int32 accumulation, bf16 with fp32 accumulation). It
+records the cycle each output leaves the array and the cycle each MATMUL's last wavefront leaves. Its kernels
+check every register rule (a MAC uses the weight of its own fold and row, operands that meet belong together,
+an output register is empty when a sum moves into it), so a fold schedule that overlapped too much would stop
+with a hazard rather than compute wrong numbers; tests/test_array_reference.py shows the checks firing when a
+fold is issued one cycle early.
+
+| | cycle-level model | closed forms (`chipsim/timing.py`) | SCALE-Sim 3.0.0 |
+|---|---|---|---|
+| what it is | registers advanced one clock at a time, real values | one formula per MATMUL (cached) | per-fold demand matrices (Python), no values |
+| folds | pipelined (default) or per fold, both run | both, `core.tensor_core.fold_overlap` | per fold only |
+| weight double-buffering | shadow registers, swap with the wavefront | `weight_double_buffer` | none |
+| back-to-back MATMULs | one run of folds across instructions | `after_matmul_stream` (executor: consecutive MXU MATMULs) | one GEMM per run |
+| agreement | ground truth | exactly equal to the model on every case tested | exactly equal to the closed forms under `--no-weight-double-buffer --no-fold-overlap` after conventions 1 and 4 |
+| speed | ~30,000-110,000 simulated cycles/s on a 32x32 array | ~100,000-300,000 MATMULs/s uncached, 10^8-10^9 cycles/s | see the speed ratios above |
+
+How they are tied. tests/test_array_reference.py draws random arrays (1..32 rows and columns), every dataflow,
+one to three back-to-back MATMULs of 1..40 per dimension, with and without weight double-buffering and
+pipelined folds, int8 and bf16, and asserts that the model's cycle count after each MATMUL equals the closed
+forms' running sum exactly, and that its outputs equal A @ B (int8 bit-exact, bf16 within fp32 rounding); a
+one-off run of 400 further random cases up to 69 per dimension found no difference. SCALE-Sim is tied to the
+closed forms under its convention by the table above (tests/test_validation_scalesim.py runs some cases live),
+and so, through them, to the model with `fold_overlap=False`.
+
+What pipelining changes. With the fill and drain paid once per run of folds, an ideal-memory 128x768x2304 GEMM
+on a 128x128 ws array takes 14,206 cycles (97.3% utilization) against 41,384 (33.4%) per fold, which was the
+ceiling at M = 128 whatever the mapper did (tests/test_run.py). The rules, derived in `## Timing` of
+isa/SPEC.md: ws/is with a shadow pay `R + (F - 1) * max(T, R) + T + R + C - 2` (a load shows only when the
+stream T is shorter than R), without one `F * (T + R) + R + C - 2`; os pays `(F - 1) * max(T, R) + T + 2R + C - 2`.
+The default BERT NER run (`chipsim run bert_ner.yaml --timing-only`) went from 255,889 to 237,093 cycles (-7.3%)
+with pipelined folds: its MATMULs are mostly DRAM- and dependency-bound, so the array's saving shows only in
+part. The pipelined vector unit with per-op latencies (`## Timing` in isa/SPEC.md) then brings it to 239,456.
+
+Speeds from `python -m benchmarks.bench_array_reference` on the shared 2-core development machine (int8, 32x32,
+pipelined; numba's one-off compile 7-13 s; three runs, which varied with the machine's load): ws and is 50,000 to
+110,000 simulated cycles/s, os 30,000 to 43,000; the uncached closed form 100,000 to 300,000 evaluations/s,
+10^4 to 10^5 times faster in cycles covered per second.
+"""
+
 CONVENTIONS = """## Conventions, and why chipsim's are what they are
 
 Read from `scalesim/compute/systolic_compute_{ws,os,is}.py` and `scalesim/memory/double_buffered_scratchpad_mem.py`
@@ -465,8 +509,8 @@ of the installed 3.0.0 wheel. T is the streamed dimension: ws T = M, os T = K, i
 | 2 | ws fold | ifmap demand: R weight-load rows + T + (C - 1) drain, skewed by R - 1: 2R + C + T - 2 | R load + T stream + (R + C - 2) skew | yes |
 | 3 | is fold | the ws mirror, A^T stationary (Sr = K, Sc = M): 2R + C + T - 2 | the same | yes |
 | 4 | os fold | T + (C - 1), skewed by R - 1: R + C + T - 2 (the ISPASS 2020 paper, Table 1: 2R + C + T - 2; the maintainers agree the code is short by R, scalesim-project/scale-sim-v3#4) | T + (R + C - 2) skew + R output drain = 2R + C + T - 2, as the paper | no: chipsim is R per os fold above SCALE-Sim's code |
-| 5 | first stationary load | counted in every fold, the first included | counted; `weight_double_buffer` hides all but the first, `preloaded` (an earlier LDW) the first as well | yes with `weight_double_buffer=False` |
-| 6 | overlap between folds | none: fold demand matrices are concatenated | none without double buffering; with it, the next fold's load hides under the current stream | yes with `weight_double_buffer=False` |
+| 5 | first stationary load | counted in every fold, the first included | counted; `weight_double_buffer` hides all but the first, `preloaded` (an earlier LDW) the first as well | yes with `weight_double_buffer=False, fold_overlap=False` |
+| 6 | overlap between folds | none: fold demand matrices are concatenated | with `fold_overlap=False`, none without double buffering, and with it the next fold's load hides under the current stream; with `fold_overlap` (the default) folds pipeline as the cycle-level array model runs them: one fill and drain per run of folds | yes with `weight_double_buffer=False, fold_overlap=False` (`--no-weight-double-buffer --no-fold-overlap`) |
 | 7 | partial folds (edge tiles) | padded with null requests to the full R x C array: full skew and load | the same: skew R + C - 2 and load R whatever the tile uses | yes |
 | 8 | memory | CALC bandwidth: no stalls, zero stall cycles on every case | `--ideal-memory`: no DMA or SRAM-port stalls | yes |
 | 9 | GEMM mapping | `M, N, K` -> conv with an M x K ifmap, a 1 x K filter, N filters: ws folds ceil(K/R) ceil(N/C), os ceil(M/R) ceil(N/C), is ceil(K/R) ceil(M/C) | the same fold counts | yes |
@@ -481,12 +525,12 @@ Why chipsim keeps its two differing conventions:
    column links, one array row per cycle, which takes R more cycles; SCALE-Sim's comment in the same function
    says the outputs stream out of the bottom edge, but its demand matrix writes each output row in the cycle
    its last MAC happens, as if every PE had its own port to the output SRAM. The paper and the maintainers
-   give 2R + C + T - 2. A design with a shadow output register per PE could overlap this drain with the next
-   fold; chipsim does not assume one.
+   give 2R + C + T - 2. Under pipelined folds (the default) the drain overlaps the next fold's stream, as the
+   cycle-level array model shows (below); under `fold_overlap=False` every fold pays it.
 
-chipsim's default chip double-buffers the stationary operand, which SCALE-Sim cannot express: its cycles are
-then (folds - 1) x R lower than the matched numbers above (e.g. 128x768x768 ws on 32x32: 575 x 32 = 18,400
-cycles, 14%).
+chipsim's default chip double-buffers the stationary operand and pipelines folds, which SCALE-Sim cannot
+express: a ws or is fold then costs max(T, R) instead of 2R + C + T - 2, and the fill and drain are paid once
+(e.g. 128x768x768 ws on 32x32: 73,822 cycles against the matched 127,872, 42% fewer; see the next section).
 """
 
 

@@ -98,6 +98,9 @@ class TensorCoreConfig(_Model):
     dataflow: Dataflow = Dataflow.WS
     precision: Precision = Precision.INT8
     weight_double_buffer: Bool = True  # a shadow weight register per PE: LDW overlaps the running MATMUL
+    # Pipelined folds: the next fold (and a MATMUL right behind a MATMUL) streams while the current one drains,
+    # as chipsim/array_reference.py runs them; false is SCALE-Sim's convention (each fold fills and drains).
+    fold_overlap: Bool = True
 
 
 class SramConfig(_Model):
@@ -127,16 +130,17 @@ class SramConfig(_Model):
 
 
 class VectorCyclesPerOpConfig(_Model):
-    """Issue interval of each vector op kind, in cycles per lane-group of elements. Defaults: one cycle for
-    simple fp32 ops; several for the iterative/polynomial ones (our choice, typical of pipelined SFUs)."""
+    """Issue interval of each vector op kind, in cycles per lane-group of elements: 1 (every default) is a fully
+    pipelined unit that accepts one op per lane per cycle. A value above 1 models a unit that iterates on each
+    lane-group (chipsim's earlier convention was exp 4, gelu 8, rsqrt 4, recip 4 with no separate latency)."""
 
     add: Annotated[int, Strict(), Field(ge=1, le=1024)] = 1
     mul: Annotated[int, Strict(), Field(ge=1, le=1024)] = 1
     max: Annotated[int, Strict(), Field(ge=1, le=1024)] = 1
-    exp: Annotated[int, Strict(), Field(ge=1, le=1024)] = 4
-    gelu: Annotated[int, Strict(), Field(ge=1, le=1024)] = 8
-    rsqrt: Annotated[int, Strict(), Field(ge=1, le=1024)] = 4
-    recip: Annotated[int, Strict(), Field(ge=1, le=1024)] = 4
+    exp: Annotated[int, Strict(), Field(ge=1, le=1024)] = 1
+    gelu: Annotated[int, Strict(), Field(ge=1, le=1024)] = 1
+    rsqrt: Annotated[int, Strict(), Field(ge=1, le=1024)] = 1
+    recip: Annotated[int, Strict(), Field(ge=1, le=1024)] = 1
     reduce: Annotated[int, Strict(), Field(ge=1, le=1024)] = 1
     quant: Annotated[int, Strict(), Field(ge=1, le=1024)] = 1
     convert: Annotated[int, Strict(), Field(ge=1, le=1024)] = 1
@@ -146,9 +150,44 @@ class VectorCyclesPerOpConfig(_Model):
         return value
 
 
+# fp32 add, multiply and fused multiply-add: 4 cycles from issue to a dependent issue on NVIDIA Volta (Jia et al.,
+# "Dissecting the NVIDIA Volta GPU Architecture via Microbenchmarking", arXiv:1804.06826, 2018, ch. 4).
+_FP32_ALU_LATENCY_CYCLES = 4
+# rsqrt, recip: a table lookup then the quadratic C0 + C1*x + C2*x^2 of a multifunction interpolator (Oberman and
+# Siu, "A High-Performance Area-Efficient Multifunction Interpolator", ARITH 2005): 1 + two dependent multiply-
+# adds = 1 + 2 * 4 cycles. Derived from the two sources above, not measured.
+_SFU_LATENCY_CYCLES = 1 + 2 * _FP32_ALU_LATENCY_CYCLES
+# exp: range reduction (one multiply by log2(e)) before the interpolator: 4 + 9. Derived, not measured.
+_EXP_LATENCY_CYCLES = _FP32_ALU_LATENCY_CYCLES + _SFU_LATENCY_CYCLES
+# gelu, tanh form 0.5 x (1 + tanh(k (x + 0.044715 x^3))) with tanh(v) = 1 - 2 / (exp(2v) + 1), as a dependent
+# chain: x*x, *x, fma, *k (4 ALU ops), exp, add, recip, fma, add, *0.5x (4 more ALU ops). Derived, not measured.
+_GELU_LATENCY_CYCLES = 8 * _FP32_ALU_LATENCY_CYCLES + _EXP_LATENCY_CYCLES + _SFU_LATENCY_CYCLES
+
+
+class VectorLatencyConfig(_Model):
+    """Pipeline latency of each vector op kind, in cycles from a lane-group's issue to its result: what the last
+    lane-group adds after the others have issued (sources next to the defaults above)."""
+
+    add: Annotated[int, Strict(), Field(ge=1, le=4096)] = _FP32_ALU_LATENCY_CYCLES
+    mul: Annotated[int, Strict(), Field(ge=1, le=4096)] = _FP32_ALU_LATENCY_CYCLES
+    max: Annotated[int, Strict(), Field(ge=1, le=4096)] = _FP32_ALU_LATENCY_CYCLES
+    exp: Annotated[int, Strict(), Field(ge=1, le=4096)] = _EXP_LATENCY_CYCLES
+    gelu: Annotated[int, Strict(), Field(ge=1, le=4096)] = _GELU_LATENCY_CYCLES
+    rsqrt: Annotated[int, Strict(), Field(ge=1, le=4096)] = _SFU_LATENCY_CYCLES
+    recip: Annotated[int, Strict(), Field(ge=1, le=4096)] = _SFU_LATENCY_CYCLES
+    reduce: Annotated[int, Strict(), Field(ge=1, le=4096)] = _FP32_ALU_LATENCY_CYCLES
+    quant: Annotated[int, Strict(), Field(ge=1, le=4096)] = _FP32_ALU_LATENCY_CYCLES
+    convert: Annotated[int, Strict(), Field(ge=1, le=4096)] = _FP32_ALU_LATENCY_CYCLES
+
+    def cycles(self, op: VectorOp) -> int:
+        value: int = getattr(self, op.value)
+        return value
+
+
 class VectorConfig(_Model):
     lanes: Annotated[int, Strict(), Field(ge=1, le=4096)]
-    cycles_per_op: VectorCyclesPerOpConfig = VectorCyclesPerOpConfig()
+    cycles_per_op: VectorCyclesPerOpConfig = VectorCyclesPerOpConfig()  # issue interval per lane-group
+    latency_cycles: VectorLatencyConfig = VectorLatencyConfig()
 
 
 class DmaConfig(_Model):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from chipsim import timing
-from chipsim.config import ChipConfig, Dataflow, Precision, VectorCyclesPerOpConfig, VectorOp
+from chipsim.config import ChipConfig, Dataflow, Precision, VectorCyclesPerOpConfig, VectorLatencyConfig, VectorOp
 from chipsim.energy import Event, mac_event, vector_event
 from isa import OPCODES, Instr, Mem, Opcode, TimingRule, VecOp
 from isa.operands import matmul_out_dtype
@@ -58,10 +58,12 @@ class TimingModel:
     dataflow: Dataflow
     precision: Precision
     weight_double_buffer: bool
+    fold_overlap: bool
     spad_bytes_per_cycle: int
     acc_bytes_per_cycle: int
     lanes: int
     vector_cycles_per_op: VectorCyclesPerOpConfig
+    vector_latency_cycles: VectorLatencyConfig
     dma_bytes_per_cycle: int
     dma_engines: int
     dram_bytes_per_cycle: float
@@ -77,8 +79,9 @@ class TimingModel:
         tc = core.tensor_core
         return TimingModel(
             rows=tc.rows, cols=tc.cols, dataflow=tc.dataflow, precision=tc.precision, weight_double_buffer=tc.weight_double_buffer,
+            fold_overlap=tc.fold_overlap,
             spad_bytes_per_cycle=core.scratchpad.bytes_per_cycle, acc_bytes_per_cycle=core.accumulator.bytes_per_cycle,
-            lanes=core.vector.lanes, vector_cycles_per_op=core.vector.cycles_per_op,
+            lanes=core.vector.lanes, vector_cycles_per_op=core.vector.cycles_per_op, vector_latency_cycles=core.vector.latency_cycles,
             dma_bytes_per_cycle=core.dma.bytes_per_cycle, dma_engines=core.dma.engines,
             dram_bytes_per_cycle=chip.dram_bytes_per_cycle,
             dram_latency_cycles=timing.ns_to_cycles(chip.dram.latency_ns, chip.clock_mhz),
@@ -93,7 +96,9 @@ class TimingModel:
             timing.sram_port_cycles(reads.get(Mem.ACC, 0) + writes.get(Mem.ACC, 0), self.acc_bytes_per_cycle),
         )
 
-    def matmul(self, m: int, k: int, n: int, dtype: DType, *, accumulate: bool, preloaded: bool) -> ComputeCost:
+    def matmul(self, m: int, k: int, n: int, dtype: DType, *, accumulate: bool, preloaded: bool, after_matmul_stream: int = 0) -> ComputeCost:
+        """A MATMUL; `after_matmul_stream` > 0 when it continues the run of folds of the MATMUL just before it on
+        the same array (pipelined folds: chipsim.timing.matmul_timing)."""
         prec = _PRECISION_OF[dtype]
         if prec is not self.precision:
             raise CostError(
@@ -103,6 +108,7 @@ class TimingModel:
         t = timing.matmul_timing(
             self.dataflow, self.rows, self.cols, m, k, n,
             weight_double_buffer=self.weight_double_buffer, preloaded=preloaded and self.dataflow is Dataflow.WS,
+            fold_overlap=self.fold_overlap, after_matmul_stream=after_matmul_stream,
         )
         traffic = timing.matmul_traffic(
             self.dataflow, self.rows, self.cols, m, k, n, in_itemsize=dtype.itemsize,
@@ -128,7 +134,8 @@ class TimingModel:
     def vector(self, vec_ops: tuple[VecOp, ...], elements: int, reads: Mapping[Mem, int], writes: Mapping[Mem, int]) -> ComputeCost:
         """A vector instruction over `elements` values doing `vec_ops` (the ISA table's classes for its opcode)."""
         ops = [VectorOp(v.value) for v in vec_ops]
-        compute = sum(timing.vector_cycles(elements, self.lanes, self.vector_cycles_per_op.cycles(op)) for op in ops)
+        compute = sum(timing.vector_cycles(elements, self.lanes, self.vector_cycles_per_op.cycles(op), self.vector_latency_cycles.cycles(op))
+                      for op in ops)
         cycles = max(compute, self.port_cycles(reads, writes))
         events = [(vector_event(op), elements) for op in ops]
         events += [(READ_EVENT[m], b) for m, b in reads.items()] + [(WRITE_EVENT[m], b) for m, b in writes.items()]

@@ -13,6 +13,11 @@ its core's program, instr the instruction (None for the closing HALT entry), and
     SEND     (dst_core, tag, nbytes, links, serialization_cycles, hop_cycles)
     RECV     (src_core, tag, nbytes)
     SIGNAL / WAIT: the semaphore; BARRIER: the barrier's number; HALT: None
+
+Pipelined folds (`core.tensor_core.fold_overlap`): a MATMUL whose predecessor on the MXU queue is a MATMUL
+(nothing between them: no WAIT, SIGNAL, LDW or BARRIER) continues that MATMUL's run of folds, so its entry
+carries the cycles it adds to the run (`timing.matmul_timing(..., after_matmul_stream=...)`). Consecutive
+MXU entries run back to back in the executor, so the saving is exact; anything between them ends the run.
 """
 
 from __future__ import annotations
@@ -81,6 +86,7 @@ class Decoder:
         self.chip = chip
         self.model = TimingModel.of(chip)
         self._cache: dict[tuple[object, ...], Decoded] = {}  # shape key -> (kind, info, events)
+        self._chain_cache: dict[tuple[object, ...], Info] = {}  # (shape key, previous stream) -> info
 
     # -- per-shape work (cache misses only) -------------------------------------------------------------------
     def _noc(self, i: Instr, core: int, num_cores: int) -> Decoded:
@@ -106,6 +112,22 @@ class Decoder:
         self._cache[key] = found
         return found
 
+    def _chained(self, prev: Instr, i: Instr, key: tuple[object, ...]) -> Info:
+        """Queue info of MATMUL `i` continuing the run of folds of MATMUL `prev`, just before it on the MXU
+        queue: it adds its folds to the running array without a fill and drain of its own (`isa/SPEC.md`,
+        `## Timing`, pipelined folds). Events are those of the shape, counted once per instruction."""
+        chain_key = (key, timing.matmul_stream_cycles(self.model.dataflow, prev.m, prev.k, prev.n))
+        found = self._chain_cache.get(chain_key)
+        if found is None:
+            try:
+                c = self.model.matmul(i.m, i.k, i.n, i.precision, accumulate=bool(i.accumulate), preloaded=bool(i.preloaded),
+                                      after_matmul_stream=chain_key[1])
+            except CostError as exc:
+                raise ExecutionError(str(exc)) from None
+            found = (c.cycles, c.stretched_cycles)
+            self._chain_cache[chain_key] = found
+        return found
+
     # -- whole program ----------------------------------------------------------------------------------------
     def decode_core(self, core: int, instrs: tuple[Instr, ...], num_cores: int) -> DecodedCore:
         queues: list[list[QueueEntry]] = [[] for _ in range(NUM_UNITS)]
@@ -128,7 +150,13 @@ class Decoder:
                     if found is None:
                         found = self._miss(instr, key)
                     keys.append(key)
-                    queues[unit_of[op]].append((found[0], idx, found[1], instr))
+                    queue = queues[unit_of[op]]
+                    info = found[1]
+                    if op is Opcode.MATMUL and self.model.fold_overlap and queue and queue[-1][0] == LOCAL:
+                        prev = queue[-1][3]
+                        if prev is not None and prev[0] is Opcode.MATMUL:
+                            info = self._chained(prev, instr, key)
+                    queue.append((found[0], idx, info, instr))
                 elif cat == _SYNC:
                     unit = instr[1]  # the unit field (isa.queue_of)
                     if unit is Unit.CTRL:

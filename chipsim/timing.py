@@ -7,7 +7,8 @@ Conventions (the same in every function):
 - a cycle count is the number of clock cycles from the cycle in which the unit starts the instruction to the
   cycle in which its last result is written, both included (so a one-cycle operation costs 1);
 - the systolic array is `rows x cols` PEs; its fill and drain traverse the whole physical array (operands
-  enter at the left/top edge and results leave at the bottom edge), as in SCALE-Sim;
+  enter at the left/top edge and results leave at the bottom edge), as in SCALE-Sim; `matmul_timing` is tied
+  exactly to the cycle-level model in `chipsim/array_reference.py` by tests/test_array_reference.py;
 - shared resources (the DRAM channel, NoC links) are not modelled here; the executor adds their contention.
 
 Dataflows (`chipsim.config.Dataflow`): ws keeps the weights B (k x n) in the PEs and streams A; os keeps the
@@ -39,8 +40,8 @@ class MatmulTiming:
     folds: int  # array-sized pieces the MATMUL is cut into
     weight_load_cycles: int  # exposed stationary-operand loads (ws/is), summed over folds
     stream_cycles: int  # cycles in which operand rows enter the array, summed over folds
-    skew_cycles: int  # wavefront fill + drain (rows + cols - 2 per fold), summed over folds
-    output_drain_cycles: int  # os only: shifting the stationary rows x cols outputs out (rows per fold)
+    skew_cycles: int  # exposed wavefront fill + drain (rows + cols - 2 per fold, or once per run of folds)
+    output_drain_cycles: int  # os only: exposed shifts of the stationary rows x cols outputs out (rows each)
 
     @property
     def total_cycles(self) -> int:
@@ -71,32 +72,64 @@ def matmul_timing(
     *,
     weight_double_buffer: bool,
     preloaded: bool = False,
+    fold_overlap: bool = True,
+    after_matmul_stream: int = 0,
 ) -> MatmulTiming:
     """Cycles of C[m,n] (+)= A[m,k] @ B[k,n] on an `array_rows x array_cols` systolic array, with folds.
 
-    ws: B is cut into ceil(k/R) * ceil(n/C) folds; each loads R rows of weights (R cycles), streams the m rows
-        of A (m cycles) and pays the wavefront skew R + C - 2. With `weight_double_buffer` the next fold's
-        load overlaps the current fold's stream (m + R + C - 2 >= R always), so only the first load shows.
-        `preloaded` (an earlier LDW put the single fold in the array) removes that first load as well.
-    is: the mirror of ws with A^T stationary: ceil(k/R) * ceil(m/C) folds, each streams the n columns of B.
-    os: C is cut into ceil(m/R) * ceil(n/C) folds; each streams k operand pairs with skew R + C - 2, then
-        shifts the R x C stationary outputs out of the array (R cycles).
+    Folding: ws cuts B into F = ceil(k/R) * ceil(n/C) folds and streams the T = m rows of A through each; is is
+    the mirror with A^T stationary (F = ceil(k/R) * ceil(m/C), T = n); os cuts C into F = ceil(m/R) * ceil(n/C)
+    folds, each streaming T = k operand pairs and then shifting its R x C outputs out (R cycles).
+
+    `fold_overlap=False` is SCALE-Sim's convention: every fold pays the wavefront fill and drain R + C - 2;
+    ws/is load R rows of weights per fold (R cycles), of which `weight_double_buffer` hides all but the first.
+
+    `fold_overlap=True` (pipelined folds, as `chipsim.array_reference` runs them): fold g+1 streams right behind
+    fold g, so the fill and drain R + C - 2 (and os's last output shift R) are paid once per run of folds.
+    ws/is with double-buffered weights: the next fold's load (R cycles) runs under the current stream and shows
+    only when the stream is shorter, R - T per later fold; without the shadow registers every load shows (R).
+    os: a fold's outputs shift out (R cycles) under the next fold's stream, showing R - T when T < R.
+
+    `preloaded` (ws: an earlier LDW put the first fold in the array) removes the first load.
+    `after_matmul_stream` > 0: this MATMUL continues a run of folds begun by the MATMUL just before it on the
+    same array, whose folds streamed that many rows each; the cycles are those it adds to the run (no fill or
+    drain of its own; ws/is with a shadow expose R - that stream length of their first load, os R - T).
+    Derivations: `## Timing` in isa/SPEC.md.
     """
     r, c = array_rows, array_cols
     if min(r, c, m, k, n) < 1:
         raise ValueError(f"matmul dimensions must be >= 1, got array {r}x{c} and m={m}, k={k}, n={n}")
     skew = r + c - 2
+    chained = fold_overlap and after_matmul_stream > 0
     if dataflow is Dataflow.OS:
-        folds = ceil_div(m, r) * ceil_div(n, c)
-        return MatmulTiming(folds, 0, folds * k, folds * skew, folds * r)
+        folds, t = ceil_div(m, r) * ceil_div(n, c), k
+        if not fold_overlap:
+            return MatmulTiming(folds, 0, folds * t, folds * skew, folds * r)
+        hidden_shift = max(0, r - t)
+        if chained:
+            return MatmulTiming(folds, 0, folds * t, 0, folds * hidden_shift)
+        return MatmulTiming(folds, 0, folds * t, skew, r + (folds - 1) * hidden_shift)
     if dataflow is Dataflow.WS:
-        folds, stream = ceil_div(k, r) * ceil_div(n, c), m
+        folds, t = ceil_div(k, r) * ceil_div(n, c), m
     else:
-        folds, stream = ceil_div(k, r) * ceil_div(m, c), n
-    exposed_loads = 1 if weight_double_buffer else folds
-    if preloaded:
-        exposed_loads -= 1
-    return MatmulTiming(folds, exposed_loads * r, folds * stream, folds * skew, 0)
+        folds, t = ceil_div(k, r) * ceil_div(m, c), n
+    first_load = 0 if preloaded else r
+    if not fold_overlap:
+        loads = first_load + (folds - 1) * r if not weight_double_buffer else first_load
+        return MatmulTiming(folds, loads, folds * t, folds * skew, 0)
+    if not weight_double_buffer:
+        loads = folds * r if chained else first_load + (folds - 1) * r
+    elif chained:
+        loads = max(0, r - after_matmul_stream) + (folds - 1) * max(0, r - t)
+    else:
+        loads = first_load + (folds - 1) * max(0, r - t)
+    return MatmulTiming(folds, loads, folds * t, 0 if chained else skew, 0)
+
+
+def matmul_stream_cycles(dataflow: Dataflow, m: int, k: int, n: int) -> int:
+    """Rows one fold of this MATMUL streams through the array (T: ws m, is n, os k); what the next MATMUL on
+    the same array passes as `after_matmul_stream` to `matmul_timing`."""
+    return m if dataflow is Dataflow.WS else n if dataflow is Dataflow.IS else k
 
 
 @cache
@@ -139,7 +172,7 @@ def scalesim_matmul_cycles(
 
     SCALE-Sim names the streamed dimension T: ws T = m (ofmap pixels), os T = k (window), is T = n (filters).
     Paper: 2R + C + T - 2 per fold for every dataflow. Code: ws and is the same; os R + C + T - 2 per fold.
-    Equal to `matmul_timing(..., weight_double_buffer=False).total_cycles` under PAPER.
+    Equal to `matmul_timing(..., weight_double_buffer=False, fold_overlap=False).total_cycles` under PAPER.
 
     SCALE-Sim 3.0.0's COMPUTE_REPORT "Total Cycles" is the 0-based index of its last cycle, one less than the
     count returned here under CODE (checked live against SCALE-Sim in tests/test_validation_scalesim.py;
@@ -168,10 +201,12 @@ def sram_port_cycles(num_bytes: int, bytes_per_cycle: int) -> int:
     return ceil_div(num_bytes, bytes_per_cycle) if num_bytes else 0
 
 
-def vector_cycles(elements: int, lanes: int, cycles_per_op: int) -> int:
-    """A vector op over `elements` values: ceil(elements / lanes) lane-groups, each `cycles_per_op` cycles
-    (the config's per-op figure is the issue interval; pipeline fill is taken as part of it)."""
-    return ceil_div(elements, lanes) * cycles_per_op
+def vector_cycles(elements: int, lanes: int, cycles_per_op: int, latency_cycles: int = 1) -> int:
+    """A vector op over `elements` values on a pipelined unit: ceil(elements / lanes) lane-groups issue one per
+    `cycles_per_op` cycles (1: one op per lane per cycle), and the last one's result is ready `latency_cycles`
+    after its issue: groups * cycles_per_op + latency_cycles - 1. With latency 1 this is the issue-interval-only
+    convention (each group `cycles_per_op` cycles, fill folded in)."""
+    return ceil_div(elements, lanes) * cycles_per_op + latency_cycles - 1
 
 
 def dram_bytes_per_cycle(bandwidth_gb_per_s: float, clock_mhz: float) -> float:

@@ -170,6 +170,12 @@ def test_wrong_type() -> None:
         "core.tensor_core.weight_double_buffer: got 'yes'; must be true or false",
     )
     assert problems_of(with_("mesh", 4)) == ("mesh: got 4; must be a mapping with fields rows, cols",)
+    assert problems_of(with_("core.tensor_core.fold_overlap", "no")) == (
+        "core.tensor_core.fold_overlap: got 'no'; must be true or false",
+    )
+    assert problems_of(with_("core.vector.latency_cycles", {"gelu": 0})) == (
+        "core.vector.latency_cycles.gelu: got 0; must be an integer >= 1 and <= 4096",
+    )
 
 
 def test_bad_enum_lists_the_valid_values() -> None:

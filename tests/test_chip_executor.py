@@ -73,12 +73,12 @@ def gemm_dram(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndar
 #   1 dma_ld B 32 B: waits for the engine until 14; ends 14 + 4 + 10 = 28 (14 structural stall cycles).
 #   2 signal dma: fires when both loads are done, at 28.
 #   3 wait mxu: blocked 0..28.
-#   4 matmul 4x8x4 on 4x4 ws without double buffering: ceil(8/4) * ceil(4/4) = 2 folds of
-#     R (load 4) + m (4) + R + C - 2 (6) = 14 -> 28 cycles, 28..56. SRAM ports: spad 64 B / 64 = 1,
-#     acc (2 x 64 B written + 64 B read back) / 64 = 3, both below 28.
-#   5 signal mxu at 56;  6 wait dma: 28..56.
-#   7 dma_st 64 B int32: engine 64/8 = 8, channel 4 -> 56 + 8 + 10 = 74.
-GEMM_CYCLES = 74
+#   4 matmul 4x8x4 on 4x4 ws without double buffering: ceil(8/4) * ceil(4/4) = 2 pipelined folds, each
+#     R (load 4) + m (4), then one fill and drain R + C - 2 (6) = 22 cycles, 28..50. SRAM ports: spad
+#     64 B / 64 = 1, acc (2 x 64 B written + 64 B read back) / 64 = 3, both below 22.
+#   5 signal mxu at 50;  6 wait dma: 28..50.
+#   7 dma_st 64 B int32: engine 64/8 = 8, channel 4 -> 50 + 8 + 10 = 68.
+GEMM_CYCLES = 68
 
 
 def test_golden_gemm_cycles_and_result() -> None:
@@ -86,25 +86,26 @@ def test_golden_gemm_cycles_and_result() -> None:
     dram, a, b = gemm_dram(np.random.default_rng(1))
     r = execute(parse(GEMM), chip, functional=True, dram=dram)
     assert r.cycles == GEMM_CYCLES
-    np.testing.assert_array_equal(r.instr_start[0], [0, 14, 14, 0, 28, 56, 14, 56, 74])
-    np.testing.assert_array_equal(r.instr_end[0], [14, 28, 28, 28, 56, 56, 56, 74, 74])
+    np.testing.assert_array_equal(r.instr_start[0], [0, 14, 14, 0, 28, 50, 14, 50, 68])
+    np.testing.assert_array_equal(r.instr_end[0], [14, 28, 28, 28, 50, 50, 50, 68, 68])
     out = dram[0x100:0x140].view(np.int32).reshape(4, 4)
     np.testing.assert_array_equal(out, a.astype(np.int32) @ b.astype(np.int32))
     assert r.useful_macs == 4 * 8 * 4
-    assert r.utilization == pytest.approx(128 / (16 * 74))
+    assert r.utilization == pytest.approx(128 / (16 * GEMM_CYCLES))
     dma, mxu = r.unit_stats(0, Unit.DMA), r.unit_stats(0, Unit.MXU)
-    assert (dma.busy_cycles, dma.stall_structural_cycles, dma.stall_dependency_cycles) == (28 + 18, 14, 42)
-    assert (mxu.busy_cycles, mxu.stall_dependency_cycles) == (28, 28)
+    assert (dma.busy_cycles, dma.stall_structural_cycles, dma.stall_dependency_cycles) == (28 + 18, 14, 14 + (50 - 28))
+    assert (mxu.busy_cycles, mxu.stall_dependency_cycles) == (22, 28)
     assert r.events["dram_read_bytes"] == 64 and r.events["dram_write_bytes"] == 64
     assert r.events["mac_int8"] == 128
 
 
 def test_double_buffered_weights_and_two_dma_engines_shorten_the_gemm() -> None:
-    # Two engines: both loads end at 14. Double-buffered weights: 4 + 2 * 10 = 24 matmul cycles, 14..38.
-    # Store 38 + 8 + 10 = 56.
+    # Two engines: both loads end at 14. Double-buffered weights: load 4, then the 2 folds stream back to back
+    # (the second load of 4 hides under the first stream of 4): 4 + 2 * 4 + 6 = 18 matmul cycles, 14..32.
+    # Store 32 + 8 + 10 = 50.
     chip = make_chip(**{"core.dma.engines": 2, "core.tensor_core.weight_double_buffer": True})
     dram, _, _ = gemm_dram(np.random.default_rng(2))
-    assert execute(parse(GEMM), chip, functional=True, dram=dram).cycles == 56
+    assert execute(parse(GEMM), chip, functional=True, dram=dram).cycles == 50
 
 
 def test_timing_only_matches_functional_exactly() -> None:
@@ -196,7 +197,8 @@ def test_noc_moves_bytes_between_cores() -> None:
 
 
 def test_barrier_holds_every_unit_of_every_core() -> None:
-    # Core 0's VEXP on 16 fp32 elements: 4 lanes, 4 cycles per exp -> 4 * 4 = 16 cycles; everything after the
+    # Core 0's VEXP on 16 fp32 elements: 4 lanes, so 4 lane-groups issue one per cycle, and the last one's exp
+    # takes the default latency of 4 + 1 + 2 * 4 = 13 cycles: 4 + 13 - 1 = 16 cycles; everything after the
     # barrier starts at 16, so core 1's VEXP runs 16..32.
     src = """
 .mesh 1 2
@@ -276,10 +278,10 @@ def test_functional_needs_dram_and_reports_bad_addresses_with_location() -> None
 
 def test_dataflows_give_their_closed_form_on_the_gemm() -> None:
     # os: ceil(4/4) * ceil(4/4) = 1 fold: k (8) + R + C - 2 (6) + drain 4 = 18 -> matmul 28..46, store 46 + 18 = 64.
-    # is: ceil(8/4) * ceil(4/4) = 2 folds of 4 + n (4) + 6 = 14 -> 28, same as ws here: 74.
+    # is: ceil(8/4) * ceil(4/4) = 2 folds of 4 + n (4), + 6 once = 22, same as ws here: 68.
     dram, _, _ = gemm_dram(np.random.default_rng(4))
     assert execute(parse(GEMM), make_chip(**{"core.tensor_core.dataflow": "os"}), functional=True, dram=dram).cycles == 64
-    assert execute(parse(GEMM), make_chip(**{"core.tensor_core.dataflow": "is"}), functional=False).cycles == 74
+    assert execute(parse(GEMM), make_chip(**{"core.tensor_core.dataflow": "is"}), functional=False).cycles == GEMM_CYCLES
 
 
 def test_trace_has_one_track_per_core_and_unit(tmp_path: Path) -> None:
@@ -290,7 +292,7 @@ def test_trace_has_one_track_per_core_and_unit(tmp_path: Path) -> None:
     doc = json.loads(path.read_text())
     spans = [e for e in doc["traceEvents"] if e["ph"] == "X"]
     matmul = next(e for e in spans if e["name"] == "matmul")
-    assert (matmul["pid"], matmul["tid"], matmul["ts"], matmul["dur"]) == (0, int(Unit.MXU), 0.028, 0.028)
+    assert (matmul["pid"], matmul["tid"], matmul["ts"], matmul["dur"]) == (0, int(Unit.MXU), 0.028, 0.022)
     names = {(e["pid"], e["tid"]): e["args"]["name"] for e in doc["traceEvents"] if e["name"] == "thread_name"}
     assert names == {(0, 0): "DMA", (0, 1): "MXU", (0, 2): "VEC", (0, 3): "NOC"}
     with pytest.raises(ValueError, match="trace=True"):
@@ -316,3 +318,17 @@ def test_ldw_then_preloaded_matmul_skips_the_weight_load() -> None:
     r = execute(parse(pre), make_chip(), functional=True, dram=np.zeros(16, np.uint8))
     np.testing.assert_array_equal(r.instr_end[0], [4, 14, 14])
     assert execute(parse(pre.replace("pre=1 tb=0", "pre=0 tb=0")), make_chip(), functional=False).cycles == 18
+
+
+def test_back_to_back_matmuls_continue_one_run_of_folds() -> None:
+    # The GEMM's MATMUL alone: 22 cycles (2 folds of load 4 + stream 4, one fill and drain of 6). A second one
+    # right behind it on the MXU queue adds its folds to the run without a fill and drain: 2 * (4 + 4) = 16.
+    # Anything between them on the queue (here a SIGNAL) ends the run: 22 + 22. SCALE-Sim's convention:
+    # 2 * 14 per MATMUL.
+    mm = "    matmul a=spad:0x0 b=spad:0x20 c=acc:0x{:x} m=4 k=8 n=4 prec=int8 acc=0 pre=0 tb=0\n"
+    chained = ".core 0\n" + mm.format(0) + mm.format(0x40) + "    halt\n"
+    split = ".core 0\n" + mm.format(0) + "    signal unit=mxu sem=0\n" + mm.format(0x40) + "    halt\n"
+    assert execute(parse(chained), make_chip(), functional=False).cycles == 22 + 16
+    assert execute(parse(split), make_chip(), functional=False).cycles == 22 + 22
+    per_fold = make_chip(**{"core.tensor_core.fold_overlap": False})
+    assert execute(parse(chained), per_fold, functional=False).cycles == 2 * 28

@@ -25,8 +25,10 @@ from chipsim.timing import (
 WS, OS, IS = Dataflow.WS, Dataflow.OS, Dataflow.IS
 
 
-def total(df: Dataflow, r: int, c: int, m: int, k: int, n: int, *, db: bool = False, pre: bool = False) -> int:
-    return matmul_timing(df, r, c, m, k, n, weight_double_buffer=db, preloaded=pre).total_cycles
+def total(df: Dataflow, r: int, c: int, m: int, k: int, n: int, *, db: bool = False, pre: bool = False,
+          overlap: bool = False) -> int:
+    """The hand counts below are SCALE-Sim's per-fold convention unless `overlap` (pipelined folds)."""
+    return matmul_timing(df, r, c, m, k, n, weight_double_buffer=db, preloaded=pre, fold_overlap=overlap).total_cycles
 
 
 # --- hand counts -------------------------------------------------------------------------------------------
@@ -55,8 +57,19 @@ def test_ws_4x4_single_fold_hand_count() -> None:
 def test_ws_folds_and_double_buffer() -> None:
     assert total(WS, 2, 2, 2, 4, 4) == 24
     assert total(WS, 2, 2, 2, 4, 4, db=True) == 18
-    t = matmul_timing(WS, 2, 2, 2, 4, 4, weight_double_buffer=True)
+    t = matmul_timing(WS, 2, 2, 2, 4, 4, weight_double_buffer=True, fold_overlap=False)
     assert (t.folds, t.weight_load_cycles, t.stream_cycles, t.skew_cycles, t.output_drain_cycles) == (4, 2, 8, 8, 0)
+
+
+# Pipelined folds, same GEMM: the 4 folds stream back to back (each next load of R = 2 hides under a stream of
+# m = 2), so load 2 + streams 4 * 2 + one fill and drain R + C - 2 = 2: 12. Without the shadow registers each
+# load shows: 4 * (2 + 2) + 2 = 18. os 2x2, m=4, k=1, n=2: two folds of k = 1 < R = 2, so the first fold's
+# output shift shows R - k = 1 under the second's stream: 1 + 1 + 1 + (R + C - 2) + R = 7 (per fold: 2 * 5).
+def test_pipelined_folds_hand_counts() -> None:
+    assert total(WS, 2, 2, 2, 4, 4, db=True, overlap=True) == 12
+    assert total(WS, 2, 2, 2, 4, 4, overlap=True) == 18
+    assert total(OS, 2, 2, 4, 1, 2, overlap=True) == 7
+    assert total(OS, 2, 2, 4, 1, 2) == 10
 
 
 # OS on 2x2, m=2, k=3, n=2: PE(r,c) gets A[r][t'] from the left and B[t'][c] from the top at t = t' + r + c;
@@ -195,3 +208,20 @@ def test_vector_cycles() -> None:
     # 10 x 7 = 70 elements on 16 lanes: 5 lane-groups, 4 cycles each.
     assert vector_cycles(70, 16, 4) == 20
     assert vector_cycles(64, 16, 1) == 4
+    # Pipelined: 5 lane-groups issue one per cycle; the last one's result comes 13 cycles after its issue.
+    assert vector_cycles(70, 16, 1, latency_cycles=13) == 5 + 13 - 1
+    assert vector_cycles(1, 16, 1, latency_cycles=4) == 4  # one group: just the latency
+
+
+def test_default_vector_unit_is_pipelined_with_cited_latencies() -> None:
+    from chipsim.config import VectorConfig, VectorOp
+
+    v = VectorConfig(lanes=8)
+    assert all(v.cycles_per_op.cycles(op) == 1 for op in VectorOp)  # one op per lane per cycle
+    alu = v.latency_cycles.cycles(VectorOp.ADD)
+    assert alu == 4 and v.latency_cycles.cycles(VectorOp.RSQRT) == 1 + 2 * alu
+    assert v.latency_cycles.cycles(VectorOp.EXP) == alu + 1 + 2 * alu
+    # A long op is throughput-bound: 4096 GELUs on 8 lanes take 512 issue cycles plus one latency, where the
+    # earlier issue-interval convention (8 cycles per lane-group) took 4096.
+    gelu = vector_cycles(4096, 8, 1, v.latency_cycles.cycles(VectorOp.GELU))
+    assert gelu == 512 + v.latency_cycles.cycles(VectorOp.GELU) - 1 < vector_cycles(4096, 8, 8)

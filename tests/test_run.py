@@ -148,6 +148,21 @@ def test_gemm_ideal_memory_is_the_array_formula():
         assert got["cycles"] == want and got["macs"] == 100 * 70 * 50
 
 
+def test_pipelined_folds_fill_a_128x128_ws_array_past_90_percent():
+    """Issue 11: 108 folds of m = 128 rows stream back to back (one fill and drain), where SCALE-Sim's per-fold
+    convention pays 128 + 128 + 254 cycles for every 128 useful ones."""
+    from chipsim import timing
+    from chipsim.app.gemm import run_gemm
+    from chipsim.config import Dataflow, Precision
+
+    piped = run_gemm(128, 768, 2304, 128, 128, Dataflow.WS, Precision.INT8, ideal_memory=True)
+    assert piped.utilization > 0.90
+    per_fold = run_gemm(128, 768, 2304, 128, 128, Dataflow.WS, Precision.INT8, ideal_memory=True, fold_overlap=False)
+    assert per_fold.cycles == timing.matmul_timing(Dataflow.WS, 128, 128, 128, 768, 2304, weight_double_buffer=True,
+                                                   fold_overlap=False).total_cycles
+    assert per_fold.utilization < 0.34 and piped.macs == per_fold.macs
+
+
 def test_gemm_with_memory_is_slower_than_ideal_and_mapped():
     from chipsim.config import Dataflow, Precision
     from chipsim.app.gemm import run_gemm
