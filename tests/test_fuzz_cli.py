@@ -14,6 +14,8 @@ import typing
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from chipsim.app.cli import main
@@ -257,3 +259,34 @@ def test_every_bad_input_is_one_line_exit_2_and_changes_nothing(tmp_path: Path, 
             failures.append(f"{label} ({' '.join(argv)[:120]}): {'; '.join(problems)}")
     assert {p: p.read_bytes() for p in watched} == before_repo
     assert not failures, f"{len(failures)} of {len(cases)} bad inputs misbehaved:\n" + "\n".join(failures)
+
+
+LEAVES = [path for path, _ in _leaf_fields(ChipConfig)]
+YAML_VALUES = st.one_of(
+    st.integers(-(2**70), 2**70).map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["null", "true", "[]", "{}", "[1, 2]", "{a: 1}", "ws", "int8", "hbm2e", "''", "'x'", "1e9", "-0"]),
+    st.text(max_size=12),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(sets=st.lists(st.tuples(st.sampled_from(LEAVES), YAML_VALUES), min_size=1, max_size=4))
+def test_random_chip_overrides_are_a_chip_or_a_config_error(sets: list[tuple[str, str]]) -> None:
+    """Hypothesis over every chip field and arbitrary YAML values: a valid chip or one ConfigError, nothing else."""
+    from chipsim.config import ConfigError, apply_overrides, chip_from_dict, load_chip_dict
+
+    try:
+        chip = chip_from_dict(apply_overrides(load_chip_dict("default"), [f"{p}={v}" for p, v in sets]))
+    except ConfigError as exc:
+        assert "\n" not in str(exc) and str(exc)
+    else:
+        assert chip.num_cores >= 1 and chip.peak_macs_per_cycle >= 1
+
+
+def test_a_grid_too_large_to_plan_is_refused_at_once(tmp_path: Path) -> None:
+    from chipsim.app.sweep_plan import SweepError, build_plan, parse_sweep
+
+    axes = {"core.tensor_core.rows": list(range(1, 101)), "core.tensor_core.cols": list(range(1, 101)),
+            "clock_mhz": [float(c) for c in range(100, 190)]}  # 900,000 points
+    with pytest.raises(SweepError, match="more than the 100,000 a plan may hold; search it instead"):
+        build_plan(parse_sweep({"base": "default", "axes": axes}, source="big.yaml", sweep_dir=ROOT))

@@ -62,7 +62,9 @@ from reports.figures import (
 )
 from reports.store import StoreHeader
 
-MAX_PLAN_POINTS = 1_000_000  # a plan larger than this is almost surely a typo in an axis
+# Planning validates every point's run config (about 1 ms each here), so a plan of 100,000 points takes a couple of
+# minutes before the first point runs; a larger space is for a search (method: nsga2 or tpe), which plans as it goes.
+MAX_PLAN_POINTS = 100_000
 
 
 class SamplingMethod(enum.Enum):
@@ -378,7 +380,8 @@ def _sample(spec: SweepSpec) -> list[tuple[int, ...]]:
     method = spec.sampling.method
     if method is SamplingMethod.GRID:
         if total > MAX_PLAN_POINTS:
-            raise SweepError(f"{spec.source}: the grid has {total:,} points, more than {MAX_PLAN_POINTS:,}; use method: random or lhs with points: N")
+            raise SweepError(f"{spec.source}: the grid has {total:,} points, more than the {MAX_PLAN_POINTS:,} a plan may hold; "
+                             "search it instead (sampling: {method: nsga2, budget: 2000}) or sample it (method: random or lhs with points: N)")
         flat = rng.permutation(total).tolist()
     elif method is SamplingMethod.RANDOM:
         assert spec.sampling.points is not None
