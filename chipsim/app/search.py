@@ -32,21 +32,19 @@ import time
 from collections.abc import Sequence
 
 from chipsim.app.sweep import (
-    HEALTH_CHECK_S,
     Evaluator,
     Health,
+    collect_finished,
     PointTask,
     ProgressSink,
     SweepSummary,
     evaluate_point,
     evaluate_with_runner,
-    infrastructure_failure,
 )
 from chipsim.app.sweep_plan import (
     JsonValue,
     PlannedPoint,
     SamplingMethod,
-    SweepError,
     SweepPlan,
     SweepSpec,
     plan_point,
@@ -192,17 +190,7 @@ def run_search(
                 else:
                     pending[executor.submit(evaluate_point, PointTask(point.key, point.config), evaluator)] = point.key
             while pending:
-                finished, _ = cf.wait(pending, timeout=HEALTH_CHECK_S, return_when=cf.FIRST_COMPLETED)
-                if not finished and health is not None:
-                    lost = health()
-                    if lost is not None:
-                        raise SweepError(f"{lost}; the {len(pending)} points in flight stay pending: run the same command again to resume")
-                for future in finished:
-                    try:
-                        outcome = future.result()
-                    except Exception as exc:  # noqa: BLE001 - not the point's code (it returns its own failures)
-                        raise infrastructure_failure(exc, len(pending)) from None
-                    pending.pop(future)
+                for outcome in collect_finished(pending, health):
                     outcomes[outcome.key] = outcome
                     commit(outcome)
         finally:

@@ -180,6 +180,25 @@ def dask_executor(address: str) -> Iterator[tuple[cf.Executor, int, Health]]:
         client.close()
 
 
+def collect_finished(pending: dict[cf.Future[PointOutcome], str], health: Health | None) -> list[PointOutcome]:
+    """Wait until some of `pending` finish and return their outcomes (removed from `pending`), asking `health` every
+    HEALTH_CHECK_S while nothing finishes. A lost cluster, or a future that failed outside its point's own code,
+    raises a SweepError and leaves the points in flight pending."""
+    finished, _ = cf.wait(pending, timeout=HEALTH_CHECK_S, return_when=cf.FIRST_COMPLETED)
+    if not finished and health is not None:
+        lost = health()
+        if lost is not None:
+            raise SweepError(f"{lost}; the {len(pending)} points in flight stay pending: run the same command again to resume")
+    outcomes = []
+    for future in finished:
+        try:
+            outcomes.append(future.result())
+        except Exception as exc:  # noqa: BLE001 - not the point's code (it returns its own failures)
+            raise infrastructure_failure(exc, len(pending)) from None
+        pending.pop(future)
+    return outcomes
+
+
 def infrastructure_failure(exc: BaseException, in_flight: int) -> SweepError:
     """A point's future failed outside the point's own code (a worker or the cluster went away): the sweep stops,
     and the points in flight stay pending (never stored as failed), so running the command again resumes them."""
@@ -246,17 +265,7 @@ def run_sweep(
                 pending[executor.submit(evaluate_point, PointTask(point.key, point.config), evaluator)] = point.key
             if not pending:
                 break
-            finished, _ = cf.wait(pending, timeout=HEALTH_CHECK_S, return_when=cf.FIRST_COMPLETED)
-            if not finished and health is not None:
-                lost = health()
-                if lost is not None:
-                    raise SweepError(f"{lost}; the {len(pending)} points in flight stay pending: run the same command again to resume")
-            for future in finished:
-                try:
-                    outcome = future.result()
-                except Exception as exc:  # noqa: BLE001 - not the point's code (it returns its own failures)
-                    raise infrastructure_failure(exc, len(pending)) from None
-                pending.pop(future)
+            for outcome in collect_finished(pending, health):
                 commit(outcome)
     finally:
         for future in pending:
