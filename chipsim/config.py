@@ -558,7 +558,8 @@ def parse_yaml(text: str, source: str, what: str = "chip config") -> object:
                else "fix the syntax at that line")
         raise ConfigError([f"{where}: invalid YAML: {problem}; {fix}"], what=what) from None
     except (yaml.YAMLError, RecursionError) as exc:
-        raise ConfigError([f"{source}: invalid YAML: {exc}; fix the file's syntax"], what=what) from None
+        said = " ".join(re.sub(r'\s*in "<unicode string>", position (\d+)', r" (at character \1)", str(exc)).split())  # one line
+        raise ConfigError([f"{source}: invalid YAML: {said}; fix the file's syntax"], what=what) from None
 
 
 def read_text_file(path: Path, what: str, max_bytes: int = MAX_YAML_BYTES) -> str:

@@ -357,3 +357,14 @@ def test_chip_command_reports_config_errors_with_exit_code_2(tmp_path: Path, cap
     err = capsys.readouterr().err
     assert "core.tensor_core.rowz: unknown field; did you mean 'rows'?" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("text", ["chip: default\x00\n", "name: x\x07\n", "a: \x1b[31m\n"])
+def test_a_yaml_reader_error_is_one_line(text: str) -> None:
+    """PyYAML words an unprintable character over two lines (`... in "<unicode string>", position N`)."""
+    from chipsim.config import parse_yaml
+
+    with pytest.raises(ConfigError) as info:
+        parse_yaml(text, "f.yaml")
+    message = str(info.value)
+    assert "\n" not in message and "unacceptable character" in message and "(at character " in message, message
