@@ -156,6 +156,10 @@ def _cases(tmp: Path) -> list[tuple[str, list[str]]]:
     (tmp / "notempty").mkdir()
     (tmp / "notempty" / "keep.txt").write_text("keep\n")
     (tmp / "good.s").write_text(GOOD_ASM)
+    (tmp / "listmodel").mkdir()
+    (tmp / "listmodel" / "manifest.json").write_text("[1, 2, 3]\n")
+    (tmp / "badjsonmodel").mkdir()
+    (tmp / "badjsonmodel" / "manifest.json").write_text("{not json\n")
     (tmp / "sweep_escape.yaml").write_text("name: ../../../x\nbase: default\naxes: {dram.type: [hbm2e]}\n")
     (tmp / "sweep_bad_sampling.yaml").write_text(SWEEP_OK + "sampling: {method: nsga2}\n")
     cases += [
@@ -163,6 +167,9 @@ def _cases(tmp: Path) -> list[tuple[str, list[str]]]:
         ("infer undecodable argv", ["infer", "Ob\udcff\udcfema"]),
         ("infer bad precision", ["infer", "hello", "--precision", "fp64"]),
         ("eval bad precision", ["eval", "--precision", "int4"]),
+        ("infer manifest is a list", ["infer", "hello", "--model", str(tmp / "listmodel")]),
+        ("infer manifest not JSON", ["infer", "hello", "--model", str(tmp / "badjsonmodel")]),
+        ("eval manifest is a list", ["eval", "--model", str(tmp / "listmodel")]),
         ("run --set bad value", ["run", RUN_FILE, "--set", "workload.batch=abc", "--out", str(tmp / "o1")]),
         ("run --set dram={}", ["run", RUN_FILE, "--set", "chip.dram={}", "--out", str(tmp / "o1")]),
         ("run --set unknown", ["run", RUN_FILE, "--set", "dram={}", "--out", str(tmp / "o1")]),
