@@ -425,15 +425,16 @@ core here; one made during this work landed within 7% of the extrapolated int8 f
 
 HARDWARE_NOTES = """### Why the A100 prediction differs (modelling gaps, not fitted away)
 
-- *The L2, as a cache of DRAM blocks.* The preset's 40 MB L2 is chipsim's global buffer: a chip-wide LRU cache
-  of 4 KiB DRAM blocks read at 5120 B/clock (`chipsim/global_buffer.py`). The mapper's re-reads (at batch 1 each
+- *The L2, as a cache of DRAM bytes.* The preset's 40 MB L2 is chipsim's global buffer: a chip-wide LRU cache
+  holding exactly the bytes moved (recency per 4 KiB block), read at 5120 B/clock (`chipsim/global_buffer.py`). The mapper's re-reads (at batch 1 each
   of the 108 cores that computes a block of output columns reads the whole activation matrix; from batch 16 up
   a layer's weights are re-read for every block of rows, since an SM's 164 KiB of shared memory holds few rows)
-  now mostly hit it, as on the GPU; the "DRAM MB / seq" column counts every DMA transfer's bytes, hits
-  included, so it overstates what reaches HBM. Before the buffer was modelled the batch-128 predictions were
-  2.0-2.2x the measurements; with it they are within 15%. The buffer is an idealised cache: no sectors,
+  now mostly hit it, as on the GPU; the "DRAM MB / seq" column counts what reaches HBM (hits excluded), never
+  less than the weights. Before the buffer was modelled the batch-128 predictions were 2.0-2.2x the
+  measurements; with it they are within 10% (-6%). The buffer is an idealised cache: no sectors,
   no set conflicts, no L2 partitions (the A100 splits its L2 in two halves with a slower crossbar between them).
-- *Batch 1 is faster than measured (int8 -30%, bf16 -11%).* What chipsim leaves out costs the GPU most at
+- *Batch 1 is faster than measured (int8 -40%, bf16 -26%; pipelined folds and the pipelined vector unit made
+  chipsim faster still).* What chipsim leaves out costs the GPU most at
   batch 1: about 100 kernel launches per inference (a few microseconds each), synchronisation between them,
   and TensorRT's int8 kernels keeping some layers in fp16/fp32. chipsim's barriers between kernels are free.
 - *Kernels separated by barriers, results through DRAM.* chipsim's mapper runs one kernel at a time and every
@@ -457,7 +458,7 @@ The preset's numbers match Jouppi et al., ISCA 2017: 256 x 256 = 65,536 int8 MAC
 91.75 TOPS against the paper's 92), 24 MiB Unified Buffer (16 MiB scratchpad + 8 MiB global buffer, the ISA's
 24-bit addresses cap a scratchpad at 16 MiB) and 4 MiB of accumulators, two DDR3-2133 channels at 34 GB/s,
 28 nm. No BERT measurement on TPUv1 has been published, so its row is a prediction only: BERT-base's 85 MB of
-int8 weights alone take 2.5 ms at 34 GB/s, and chipsim's run is DRAM-bound (the roofline column). On the real
+int8 weights alone take 2.5 ms at 34 GB/s, and chipsim's run is DRAM-bound (the bound column). On the real
 TPUv1 activations stay in the 24 MiB Unified Buffer (the host fills it over PCIe) and only weights come from
 DDR3; chipsim's kernels exchange activations through DRAM, so its figure is pessimistic by that traffic.
 """

@@ -240,8 +240,9 @@ port of 64 bit/cycle; ZigZag searches the temporal mapping (LOMA, `opt="latency"
 (int8 operands) from DRAM through its mapper and executor on `benchmarks/peers/zigzag_tpu_like.yaml`: ZigZag's
 array, its memory sizes, its DRAM bandwidth (8 B/cycle at a nominal 1 GHz), latency and read energy
 (700 pJ per 64 bits). The file lists what chipsim's config cannot express: the energy per MAC and per SRAM
-byte (chipsim's come from its own table at 28 nm: 0.12 pJ per int8 MAC against ZigZag's 0.04, about 6 pJ/B of
-SRAM against 52), separate DRAM write energy, per-PE output registers, and weights that skip the SRAM.
+byte (chipsim's come from its calibration at 28 nm, docs/CALIBRATION.md: 0.23 pJ per int8 MAC against ZigZag's
+0.04, about 6-9 pJ/B of SRAM against 52), separate DRAM write energy, per-PE output registers, and weights that
+skip the SRAM.
 So the energy table also prices chipsim's own counts of MACs and DRAM bytes with ZigZag's constants.
 The attention output projection has the QKV shape and is not repeated.
 """
@@ -256,14 +257,14 @@ DIFFERENCES = """### Why they differ
   written once). The table above splits chipsim's extra DRAM time into those two parts.
 - *Overlap.* ZigZag's latency is onload + compute + offload, its output writes not overlapped with compute;
   chipsim's DMA, array and stores run concurrently, but its latency is still above its own DRAM time (last
-  column): the pipeline's first loads and last stores do not overlap compute either, and its array needs 1.48x
-  ZigZag's compute cycles (next point), so transfers and array time overlap only in part.
-- *No fill or drain in ZigZag.* ZigZag's compute is the temporal loop count (MACs / 1024) plus stalls, with no
-  per-fold wavefront skew or weight load; chipsim's array alone (the ideal-memory column) pays R + C - 2 per
-  fold: (128 + 62) / 128 = 1.48x at M = 128 on a 32 x 32 array.
+  column): the pipeline's first loads and last stores do not overlap compute either.
+- *Fill and drain.* ZigZag's compute is the temporal loop count (MACs / 1024) plus stalls, with no wavefront
+  skew; chipsim's array alone (the ideal-memory column) pipelines its folds and pays the fill and drain once per
+  run of folds, so it is within 0.1% of ZigZag's compute. Under SCALE-Sim's per-fold convention
+  (`--no-fold-overlap`) it would pay R + C - 2 per fold: (128 + 62) / 128 = 1.48x at M = 128 on a 32 x 32 array.
 - *Energy.* DRAM dominates ZigZag's total. Priced with ZigZag's MAC and DRAM constants, chipsim's counts differ
   from ZigZag's total only by its extra DRAM bytes. chipsim's own model is higher still for two reasons: its
-  MAC is 0.12 pJ against 0.04 (its cited table at 28 nm), and its SRAM energy counts int32 partial sums written
+  MAC is 0.23 pJ against 0.04 (its calibration at 28 nm), and its SRAM energy counts int32 partial sums written
   to and read back from the accumulator SRAM once per 32-row K fold (K / 32 = 24 round trips for K = 768),
   where ZigZag accumulates in 16-bit registers inside each PE (0.021 pJ per access); that traffic outweighs
   ZigZag's dearer SRAM bytes (52 pJ/B against about 6).
