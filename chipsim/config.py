@@ -575,6 +575,11 @@ def read_text_file(path: Path, what: str, max_bytes: int = MAX_YAML_BYTES) -> st
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError([f"{path} cannot be read ({exc.strerror}); check its permissions"], what=what) from None
+    return decode_text(data, path, what)
+
+
+def decode_text(data: bytes, path: Path, what: str) -> str:
+    """The UTF-8 text of a file already read, or one sentence naming the line of the first byte that is not."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

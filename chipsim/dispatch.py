@@ -73,7 +73,6 @@ class DecodedCore:
     queues: tuple[tuple[QueueEntry, ...], ...]  # one per unit, DMA MXU VEC NOC
     executed: int  # instructions up to and including HALT (or all, without one)
     barriers: int
-    events: dict[Event, int]  # over the whole program
     macs: int
     phase_events: tuple[dict[Event, int], ...]  # per phase: before barrier 0, ..., after the last barrier
 
@@ -133,7 +132,6 @@ class Decoder:
         queues: list[list[QueueEntry]] = [[] for _ in range(NUM_UNITS)]
         keys: list[tuple[object, ...]] = []
         phase_keys: list[list[tuple[object, ...]]] = [keys]
-        events: dict[Event, int] = {}
         noc_events: list[dict[Event, int]] = [{}]
         cache, shape_key, category, unit_of = self._cache, _SHAPE_KEY, _CATEGORY, _UNIT_OF
         barriers = 0
@@ -187,11 +185,9 @@ class Decoder:
             for key, n in Counter(these).items():
                 for ev, per in cache[key][2]:
                     phase[ev] = phase.get(ev, 0) + n * per
-            for ev, n in phase.items():
-                events[ev] = events.get(ev, 0) + n
             phases.append(phase)
-        macs = events.get(Event.MAC_INT8, 0) + events.get(Event.MAC_BF16, 0)
-        return DecodedCore(tuple(tuple(q) for q in queues), executed, barriers, events, macs, tuple(phases))
+        macs = sum(p.get(Event.MAC_INT8, 0) + p.get(Event.MAC_BF16, 0) for p in phases)
+        return DecodedCore(tuple(tuple(q) for q in queues), executed, barriers, macs, tuple(phases))
 
 
 def decode_program(program: Program, chip: ChipConfig) -> tuple[DecodedCore, ...]:

@@ -139,8 +139,8 @@ class _Run:
         # written into it (DRAM reads that missed, and stores).
         self.gbuf_hit_bytes = [0] * (nbar + 1)
         self.gbuf_fill_bytes = [0] * (nbar + 1)
-        self.phase = [0] * g_count  # barriers each unit has passed: the phase its instructions belong to
-        self.snaps: list[list[tuple[int, int, int, int, int]]] = [[] for _ in range(g_count)]  # counters at each barrier
+        # Each unit's counters at every barrier it has passed; their number is the phase its instructions belong to.
+        self.snaps: list[list[tuple[int, int, int, int, int]]] = [[] for _ in range(g_count)]
         self.heap: list[tuple[int, int, int, int]] = []
         self.seq = 0
         self.starts = [[-1] * len(instrs) for instrs in program.cores]
@@ -245,7 +245,7 @@ class _Run:
                     instr = op[3]
                     nbytes = instr.rows * instr.cols * instr.dtype.itemsize  # type: ignore[union-attr]
                     hit_bytes = self.gbuf.access(instr)  # type: ignore[arg-type]
-                    phase = self.phase[g]
+                    phase = len(self.snaps[g])
                     self.gbuf_hit_bytes[phase] += hit_bytes
                     self.gbuf_fill_bytes[phase] += nbytes - hit_bytes
                     if hit_bytes:
@@ -394,7 +394,6 @@ class _Run:
             idx = self.queues[w][p][1]
             self.st_dep[w] += release - at
             self.count[w] += 1
-            self.phase[w] += 1
             self.snaps[w].append(self._counters(w))
             self.ptr[w] = p + 1
             self.avail[w] = release

@@ -102,14 +102,6 @@ class PhaseStats:
     def cycles(self) -> int:
         return self.end_cycle - self.start_cycle
 
-    @property
-    def dram_read_bytes(self) -> int:
-        return self.events.get("dram_read_bytes", 0)
-
-    @property
-    def dram_write_bytes(self) -> int:
-        return self.events.get("dram_write_bytes", 0)
-
 
 @dataclass(frozen=True, slots=True)
 class TraceEvent:

@@ -407,8 +407,9 @@ def exec_cmd(
     """Run a hand-written program on a chip (timing only): cycles, per-unit busy and stall time, DRAM traffic, energy."""
     import json
 
-    from chipsim.config import apply_overrides, chip_from_dict, load_chip_dict, read_text_file
+    from chipsim.config import apply_overrides, chip_from_dict, decode_text, load_chip_dict
     from chipsim.executor import execute
+    from chipsim.stats import StallCause
     from isa import decode, parse
     from isa.encoding import MAGIC
 
@@ -417,14 +418,14 @@ def exec_cmd(
         program = decode(raw)
     else:
         try:
-            program = parse(read_text_file(program_file, "assembly file", max_bytes=MAX_PROGRAM_BYTES))
+            program = parse(decode_text(raw, program_file, "assembly file"))
         except IsaError as exc:
             raise IsaError(f"{program_file}: {exc}") from None
     chip = chip_from_dict(apply_overrides(load_chip_dict(chip_name), overrides), source=chip_name)
     r = execute(program, chip, functional=False, check=True)
     units = {
         f"core{c.core}.{u.unit.name.lower()}": {"instructions": u.instructions, "busy_cycles": u.busy_cycles,
-                                                 **{f"stall_{k.value}_cycles": u.stall_cycles(k) for k in _stall_causes()}}
+                                                 **{f"stall_{k.value}_cycles": u.stall_cycles(k) for k in StallCause}}
         for c in r.cores for u in c.units if u.instructions
     }
     figures = {"cycles": r.cycles, "latency_s": r.latency_s, "instructions": r.instructions, "macs": r.useful_macs,
@@ -440,16 +441,10 @@ def exec_cmd(
                        ("energy", f"{r.energy_total_j * 1e6:.3f} uJ"), ("barrier phases", str(len(r.phases)))):
         head.add_row(key, value)
     print_table(head)
-    table = Table("unit", "instructions", "busy", *[f"stall {k.value}" for k in _stall_causes()], title="per unit (cycles)")
+    table = Table("unit", "instructions", "busy", *[f"stall {k.value}" for k in StallCause], title="per unit (cycles)")
     for name, u in units.items():
-        table.add_row(name, str(u["instructions"]), f"{u['busy_cycles']:,}", *[f"{u[f'stall_{k.value}_cycles']:,}" for k in _stall_causes()])
+        table.add_row(name, str(u["instructions"]), f"{u['busy_cycles']:,}", *[f"{u[f'stall_{k.value}_cycles']:,}" for k in StallCause])
     print_table(table)
-
-
-def _stall_causes():  # type: ignore[no-untyped-def]
-    from chipsim.stats import StallCause
-
-    return tuple(StallCause)
 
 
 @app.command("sweep")
@@ -465,16 +460,21 @@ def sweep_cmd(
     from contextlib import ExitStack
 
     from chipsim.app.search import run_search
-    from chipsim.app.sweep import RichProgress, check_dask_address, dask_executor, default_workers, local_executor, run_sweep
+    from chipsim.app.sweep import (
+        RichProgress,
+        check_dask_address,
+        check_sweep_options,
+        dask_executor,
+        default_workers,
+        local_executor,
+        run_sweep,
+    )
     from chipsim.app.sweep_plan import SweepError, build_plan, load_sweep
     from reports.store import SweepStore
     from reports.table import load_results
 
     # Every option is checked, and the cluster reached, before a results folder is created.
-    if max_points is not None and max_points < 1:
-        raise SweepError(f"--max-points is {max_points}; give at least 1 (or leave it out to run the whole plan)")
-    if workers is not None and workers < 1:
-        raise SweepError(f"--workers is {workers}; give at least 1 worker process")
+    check_sweep_options(max_points=max_points, workers=workers)
     if dask is not None:
         check_dask_address(dask)
     plan = build_plan(load_sweep(sweep_file))

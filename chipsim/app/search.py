@@ -112,31 +112,37 @@ class Search:
         self.study = optuna.create_study(directions=directions, sampler=sampler)
         self.distributions = {a.name: optuna.distributions.CategoricalDistribution(list(range(len(a.values)))) for a in spec.axes}
 
+    def _result(self, point: StoredPoint | None) -> tuple[list[float], dict[str, float]] | None:
+        """A finished point's objective values and constraint values, or None when the optimiser must be told it
+        failed (never run, failed, or missing an objective)."""
+        if point is None or point.status is not PointStatus.OK or point.record is None:
+            return None
+        values, constraints = _values_and_constraints(self.spec, point.record)
+        return None if values is None else (values, constraints)
+
     def tell_stored(self, combo: tuple[int, ...], point: StoredPoint) -> None:
+        """Add a point the store already holds to the study, as a trial at those axis value indices."""
         params = {a.name: i for a, i in zip(self.spec.axes, combo)}
-        State = self.optuna.trial.TrialState
-        if point.status is PointStatus.OK and point.record is not None:
-            values, constraints = _values_and_constraints(self.spec, point.record)
-            if values is not None:
-                self.study.add_trial(self.optuna.trial.create_trial(
-                    params=params, distributions=self.distributions, values=values, constraints=constraints))
-                return
-        self.study.add_trial(self.optuna.trial.create_trial(params=params, distributions=self.distributions, state=State.FAIL))
+        result = self._result(point)
+        if result is None:
+            trial = self.optuna.trial.create_trial(params=params, distributions=self.distributions, state=self.optuna.trial.TrialState.FAIL)
+        else:
+            trial = self.optuna.trial.create_trial(params=params, distributions=self.distributions, values=result[0], constraints=result[1])
+        self.study.add_trial(trial)
 
     def ask(self):  # type: ignore[no-untyped-def]
         return self.study.ask(self.distributions)
 
-    def tell(self, trial, outcome: PointOutcome | None) -> None:  # type: ignore[no-untyped-def]
-        """Tell the result of one asked trial: an outcome, or None for a point never run (area constraint)."""
-        State = self.optuna.trial.TrialState
-        if outcome is not None and outcome.status is PointStatus.OK and outcome.record is not None:
-            values, constraints = _values_and_constraints(self.spec, outcome.record)
-            if values is not None:
-                for name, v in constraints.items():
-                    trial.set_constraint(name, v)
-                self.study.tell(trial, values)
-                return
-        self.study.tell(trial, state=State.FAIL)
+    def tell(self, trial, point: StoredPoint | None) -> None:  # type: ignore[no-untyped-def]
+        """Tell the result of one asked trial: the stored point it resolved to, or None for a point never run (a
+        static constraint)."""
+        result = self._result(point)
+        if result is None:
+            self.study.tell(trial, state=self.optuna.trial.TrialState.FAIL)
+            return
+        for name, v in result[1].items():
+            trial.set_constraint(name, v)
+        self.study.tell(trial, result[0])
 
 
 def run_search(
@@ -178,25 +184,21 @@ def run_search(
         if progress is not None:
             progress.advance(outcome)
 
-    def evaluate(points: Sequence[PlannedPoint]) -> dict[str, PointOutcome]:
+    def evaluate(points: Sequence[PlannedPoint]) -> None:
         """Run points in parallel (invalid ones fail without running); commit each as it finishes."""
-        outcomes: dict[str, PointOutcome] = {}
         pending: dict[cf.Future[PointOutcome], str] = {}
         try:
             for point in points:
                 if point.config is None:
-                    outcomes[point.key] = PointOutcome(point.key, PointStatus.FAILED, point.error, None, 0.0)
-                    commit(outcomes[point.key])
+                    commit(PointOutcome(point.key, PointStatus.FAILED, point.error, None, 0.0))
                 else:
                     pending[executor.submit(evaluate_point, PointTask(point.key, point.config), evaluator)] = point.key
             while pending:
                 for outcome in collect_finished(pending, health):
-                    outcomes[outcome.key] = outcome
                     commit(outcome)
         finally:
             for future in pending:
                 future.cancel()
-        return outcomes
 
     try:
         # Points a killed run had planned but not finished: run them first, then tell the study.
@@ -227,12 +229,7 @@ def run_search(
             evaluated += len(new)
             evaluate(list(new.values()))
             for trial, maybe in batch:  # tell in ask order: the same study whatever the workers' timing
-                if maybe is None:
-                    search.tell(trial, None)
-                else:
-                    stored_point = done[maybe.key]
-                    search.tell(trial, PointOutcome(maybe.key, stored_point.status or PointStatus.FAILED, stored_point.error,
-                                                    stored_point.record, 0.0))
+                search.tell(trial, None if maybe is None else done[maybe.key])
     finally:
         if progress is not None:
             progress.stop()

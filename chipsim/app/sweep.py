@@ -110,11 +110,18 @@ def _init_local_worker() -> None:
     threadpool_limits(1)  # parallelism comes from processes; one BLAS thread each
 
 
+def check_sweep_options(*, max_points: int | None = None, workers: int | None = None) -> None:
+    """The counts a sweep is run with: each at least 1 when given (the CLI checks them before making a folder)."""
+    if max_points is not None and max_points < 1:
+        raise SweepError(f"--max-points is {max_points}; give at least 1 (or leave it out to run the whole plan)")
+    if workers is not None and workers < 1:
+        raise SweepError(f"--workers is {workers}; give at least 1 worker process")
+
+
 @contextmanager
 def local_executor(workers: int) -> Iterator[cf.Executor]:
     """A pool of `workers` fresh processes (spawned, so nothing of the parent's state leaks into them)."""
-    if workers < 1:
-        raise SweepError(f"--workers is {workers}; give at least 1 worker process")
+    check_sweep_options(workers=workers)
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_local_worker)
     try:
         yield pool
@@ -232,8 +239,7 @@ def run_sweep(
     SweepError and leaves the points in flight pending; so does `health` naming a lost cluster while nothing
     finishes."""
     start = time.perf_counter()
-    if max_points is not None and max_points < 1:
-        raise SweepError(f"--max-points is {max_points}; give at least 1 (or leave it out to run the whole plan)")
+    check_sweep_options(max_points=max_points)
     selected: Sequence[PlannedPoint] = plan.points[:max_points] if max_points is not None else plan.points
     done = store.done_keys()
     todo = [p for p in selected if p.key not in done]

@@ -36,7 +36,6 @@ from pydantic import ValidationError
 
 import chipsim
 from chipsim.app.runconfig import RunConfig, resolve_chip, run_config_from_dict
-from chipsim.area import area_breakdown
 from chipsim.cost import chip_cost_usd
 from chipsim.config import (
     ChipConfig,
@@ -411,7 +410,8 @@ StaticFigures = dict[str, float]
 
 def _static_figures(config: RunConfig) -> StaticFigures:
     """The figures known from the chip alone (area and cost), checked before a point runs."""
-    return {"area_mm2": area_breakdown(config.chip)["total"], "cost_usd": chip_cost_usd(config.chip).total_usd}
+    cost = chip_cost_usd(config.chip)  # prices the area model's total die area: one area computation serves both
+    return {"area_mm2": cost.die_area_mm2, "cost_usd": cost.total_usd}
 
 
 def plan_point(spec: SweepSpec, combo: tuple[int, ...], index: int) -> tuple[PlannedPoint, StaticFigures | None]:
