@@ -361,15 +361,17 @@ def emit_rownorm(b: CoreBuilder, k: RowNorm, work: Work, dram: DramLayout, ctx: 
         return
     int8, q, tr, h = ctx.int8, ctx.q_itemsize, k.tr, k.cols
     in_t, outf_t, outq_t = dram[k.inp], dram[k.out_f], dram[k.out_q]
-    gamma, beta = b.spad.take(h * 4, f"{k.name} gamma"), b.spad.take(h * 4, f"{k.name} beta")
-    row_adds = [(dram[name], b.spad.take(h * 4, f"{k.name} {name}")) for name, how in k.addends if how is AddBcast.ROW]
+    hot = b.acc if k.in_acc else b.spad  # where the fp32 rows live and the vector unit works on them
+    assert hot is not None
+    gamma, beta = hot.take(h * 4, f"{k.name} gamma"), hot.take(h * 4, f"{k.name} beta")
+    row_adds = [(dram[name], hot.take(h * 4, f"{k.name} {name}")) for name, how in k.addends if how is AddBcast.ROW]
     pos_t = next((dram[name] for name, how in k.addends if how is AddBcast.POS), None)
-    in_bufs = [b.spad.take(tr * h * 4, f"{k.name} rows") for _ in range(2)]
-    pos_bufs = [b.spad.take(tr * h * 4, f"{k.name} position rows") for _ in range(2)] if pos_t else []
+    in_bufs = [hot.take(tr * h * 4, f"{k.name} rows") for _ in range(2)]
+    pos_bufs = [hot.take(tr * h * 4, f"{k.name} position rows") for _ in range(2)] if pos_t else []
     # With a broadcast the operand rows go straight to the gathered copy (stored, and sent, from there).
     out_bufs = [b.spad.take(tr * h * q, f"{k.name} operand rows") for _ in range(2)] if k.broadcast is None else []
-    sq = b.spad.take(tr * h * 4, f"{k.name} squares")
-    mean, var = b.spad.take(tr * 4, f"{k.name} mean"), b.spad.take(tr * 4, f"{k.name} variance")
+    sq = hot.take(tr * h * 4, f"{k.name} squares")
+    mean, var = hot.take(tr * 4, f"{k.name} mean"), hot.take(tr * 4, f"{k.name} variance")
     consts = b.sem()
     ch_in = Channel(b, Unit.DMA, Unit.VEC)
     ch_pos = Channel(b, Unit.DMA, Unit.VEC) if pos_t else None
@@ -397,7 +399,7 @@ def emit_rownorm(b: CoreBuilder, k: RowNorm, work: Work, dram: DramLayout, ctx: 
                 while r < r0 + rows:  # position rows restart at every sequence boundary
                     pos = r % k.seq
                     run = min(r0 + rows - r, k.seq - pos)
-                    b.emit(Unit.DMA, _ld(Buf(Mem.SPAD, pos_bufs[ps].addr + (r - r0) * h * 4), pos_t, pos, 0, run, h))
+                    b.emit(Unit.DMA, _ld(Buf(hot.mem, pos_bufs[ps].addr + (r - r0) * h * 4), pos_t, pos, 0, run, h))
                     r += run
                 ch_pos.publish(ps)
         loads.append(dma)

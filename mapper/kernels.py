@@ -113,6 +113,7 @@ class RowNorm:
     out_inv_scale: float = 1.0
     broadcast: int | None = None  # scratchpad address where every core gathers the whole out_q over the NoC
     tr: int = 0  # rows per work item (set by tiling)
+    in_acc: bool = False  # the fp32 rows and their vector work in the accumulator (set by tiling)
 
     @property
     def macs(self) -> int:

@@ -49,12 +49,18 @@ def gemm_sram_bytes(tm: int, tn: int, tk: int, q: int, residual: bool, out_q: bo
     return spad, SLOTS * align(tm * tn * 4)
 
 
-def _candidates(full: int, unit: int) -> list[int]:
+def _candidates(full: int, unit: int, cores: int = 1) -> list[int]:
+    """Tile sizes along one dimension: the whole dimension, powers of two times the array, and the exact shares
+    that cut it into 1..4 tiles per core (ragged: 384 on four cores is four tiles of 96, not 256 + 128)."""
     sizes = {min(full, MAX_DIM)}
     t = unit
     while t < full and t <= MAX_DIM:
         sizes.add(t)
         t *= 2
+    for parts in range(2, 4 * cores + 1):
+        share = -(-full // parts)
+        if share <= MAX_DIM and (parts % cores == 0 or parts < cores):
+            sizes.add(share)
     return sorted(sizes, reverse=True)
 
 
@@ -141,7 +147,7 @@ def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, residual: boo
     best: Tiling | None = None
     smallest_need: tuple[int, int] | None = None
     tried = 0
-    for tm, tn, tk in itertools.product(_candidates(m, tc.rows), _candidates(n, tc.cols), _candidates(k, tc.rows)):
+    for tm, tn, tk in itertools.product(_candidates(m, tc.rows, chip.num_cores), _candidates(n, tc.cols, chip.num_cores), _candidates(k, tc.rows)):
         resident = a_resident and tk >= k
         spad, acc = gemm_sram_bytes(tm, tn, tk, q, residual, out_q, resident)
         if smallest_need is None or spad + acc < sum(smallest_need):
@@ -163,8 +169,13 @@ def attention_sram_bytes(tq: int, seq: int, d: int, q: int) -> tuple[int, int]:
     return spad, SLOTS * (align(tq * seq * 4) + align(tq * d * 4))
 
 
-def rownorm_sram_bytes(tr: int, cols: int, q: int) -> int:
-    return SLOTS * (2 * align(tr * cols * 4) + align(tr * cols * q)) + 3 * align(cols * 4) + 2 * align(tr * 4) + align(tr * cols * 4)
+def rownorm_sram_bytes(tr: int, cols: int, q: int, in_acc: bool = False) -> tuple[int, int]:
+    """(scratchpad, accumulator) bytes of one core's row-kernel buffers: the fp32 rows, position rows, squares,
+    per-row statistics and the gamma / beta / addend rows sit in the accumulator when `in_acc` (its port is the
+    wider one), else in the scratchpad; the operand rows for the next matmul are always in the scratchpad."""
+    fp32 = SLOTS * 2 * align(tr * cols * 4) + 4 * align(cols * 4) + 2 * align(tr * 4) + align(tr * cols * 4)
+    operand = SLOTS * align(tr * cols * q)
+    return (operand, fp32) if in_acc else (operand + fp32, 0)
 
 
 def _largest_fitting(name: str, full: int, fits, describe) -> int:
@@ -192,8 +203,26 @@ def tile_to_sram(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
             new[k.name] = dataclasses.replace(k, tq=_largest_fitting(
                 k.name, k.seq, fits, lambda: f"one query row with {k.seq} keys needs {need[0]} B of scratchpad and {need[1]} B of accumulator, the chip has {spad_cap} B and {acc_cap} B"))
         elif isinstance(k, RowNorm):
-            rows_per_core = -(-k.rows // ctx.cores)
-            new[k.name] = dataclasses.replace(k, tr=_largest_fitting(
-                k.name, rows_per_core, lambda t, k=k: rownorm_sram_bytes(t, k.cols, q) <= spad_cap,
-                lambda: f"one row of {k.cols} needs {rownorm_sram_bytes(1, k.cols, q)} B of scratchpad, the chip has {spad_cap} B"))
+            new[k.name] = _tile_rownorm(k, ctx, spad_cap, acc_cap)
     return replace_kernels(g, new)
+
+
+ROW_ITEMS_PER_CORE = 4  # row kernels cut each core's rows in this many items, so loads, vector work and stores overlap
+
+
+def _tile_rownorm(k: RowNorm, ctx: MapperContext, spad_cap: int, acc_cap: int) -> RowNorm:
+    """Rows per item for a row kernel: a quarter of each core's rows (or fewer where they do not fit), with the
+    fp32 work in the accumulator when it fits there, else in the scratchpad."""
+    q = ctx.q_itemsize
+    rows_per_core = -(-k.rows // ctx.cores)
+    want = -(-rows_per_core // ROW_ITEMS_PER_CORE)
+    for in_acc in (True, False):
+        def fits(t: int, in_acc: bool = in_acc) -> bool:
+            spad, acc = rownorm_sram_bytes(t, k.cols, q, in_acc)
+            return spad <= spad_cap and acc <= acc_cap
+        if fits(1):
+            return dataclasses.replace(k, tr=_largest_fitting(k.name, want, fits, lambda: ""), in_acc=in_acc)
+    split, alone = rownorm_sram_bytes(1, k.cols, q, True), rownorm_sram_bytes(1, k.cols, q)[0]
+    raise MapperError(f"kernel {k.name} does not fit even one row: one row of {k.cols} needs {split[0]} B of scratchpad and "
+                      f"{split[1]} B of accumulator, or {alone} B of scratchpad alone, the chip has {spad_cap} B and {acc_cap} B; "
+                      "give core.scratchpad.size_kib / core.accumulator.size_kib more room.")
