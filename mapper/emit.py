@@ -216,7 +216,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, dram: DramLayout, ctx: Mapper
             o_slot = -1
             if ch_out is not None:
                 o_slot = ch_out.acquire()
-                b.emit(Unit.VEC, _to_operand(out_bufs[o_slot], acc, rows, cols, int8, k.out_inv_scale))
+                b.emit(Unit.VEC, _to_operand(out_bufs[o_slot], acc, rows, cols, int8, k.inv_scale_at(n0)))
                 ch_out.publish(o_slot)
             if outf_t is not None:
                 b.signal(Unit.VEC, ready[c])
@@ -254,7 +254,8 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, dram: DramLayout, c
     int8, q = ctx.int8, ctx.q_itemsize
     prec = _q_dtype(int8)
     s_len, d, tq = k.seq, k.head_dim, k.tq
-    q_t, k_t, v_t, mask_t, out_t = dram[k.q], dram[k.k], dram[k.v], dram[k.mask], dram[k.out]
+    qkv_t, mask_t, out_t = dram[k.q], dram[k.mask], dram[k.out]
+    k_col, v_col = k.hidden, 2 * k.hidden  # Q | K | V side by side
     q_bufs = [b.spad.take(tq * d * q, f"{k.name} Q tile") for _ in range(2)]
     kv_bufs = [(b.spad.take(s_len * d * q, f"{k.name} K"), b.spad.take(s_len * d * q, f"{k.name} V"),
                 b.spad.take(s_len * 4, f"{k.name} mask")) for _ in range(2)]
@@ -277,12 +278,12 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, dram: DramLayout, c
         with b.capture(Unit.DMA) as dma:
             if new_head:
                 kv = ch_kv.acquire()
-                b.emit(Unit.DMA, _ld(kv_bufs[kv][0], k_t, row0, h * d, s_len, d))
-                b.emit(Unit.DMA, _ld(kv_bufs[kv][1], v_t, row0, h * d, s_len, d))
+                b.emit(Unit.DMA, _ld(kv_bufs[kv][0], qkv_t, row0, k_col + h * d, s_len, d))
+                b.emit(Unit.DMA, _ld(kv_bufs[kv][1], qkv_t, row0, v_col + h * d, s_len, d))
                 b.emit(Unit.DMA, _ld(kv_bufs[kv][2], mask_t, bi, 0, 1, s_len))
                 ch_kv.publish(kv)
             qs = ch_q.acquire()
-            b.emit(Unit.DMA, _ld(q_bufs[qs], q_t, row0 + q0, h * d, rows, d))
+            b.emit(Unit.DMA, _ld(q_bufs[qs], qkv_t, row0 + q0, h * d, rows, d))
             ch_q.publish(qs)
         loads.append(dma)
         kbuf, vbuf, mbuf = kv_bufs[kv]

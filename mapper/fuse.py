@@ -1,5 +1,5 @@
 """Fuse the operator graph into kernels, epilogues (bias, GELU, residual add, requantize) onto the
-vector unit behind each matmul, and attention (scores, softmax, context) into one on-chip kernel per layer."""
+vector unit behind each matmul, Q, K and V into one GEMM, and attention (scores, softmax, context) into one on-chip kernel per layer."""
 
 from __future__ import annotations
 
@@ -30,9 +30,8 @@ def fuse_epilogues(workload: nx.DiGraph) -> nx.DiGraph:
     ]
     for i in range(cfg.layers):
         p, base = f"l{i}", 1 + PHASES_PER_LAYER * i
-        for name in ("q", "k", "v"):
-            out.append(Gemm(f"{p}.{name}", i, base, m, h, h, "xq", f"{p}.{name}.w", f"{p}.{name}.deq", f"{p}.{name}.b", name, None))
-        out.append(Attention(f"{p}.attn", i, base + 1, b, s, cfg.heads, cfg.head_dim, "q", "k", "v", "mask", "ctx"))
+        out.append(Gemm(f"{p}.qkv", i, base, m, h, 3 * h, "xq", f"{p}.qkv.w", f"{p}.qkv.deq", f"{p}.qkv.b", "qkv", None, parts=3))
+        out.append(Attention(f"{p}.attn", i, base + 1, b, s, cfg.heads, cfg.head_dim, "qkv", "mask", "ctx"))
         out.append(Gemm(f"{p}.attn_out", i, base + 2, m, h, h, "ctx", f"{p}.o.w", f"{p}.o.deq", f"{p}.o.b", None, "y", residual="x"))
         out.append(RowNorm(f"{p}.ln1", i, base + 3, m, h, s, "y", (), f"{p}.ln1.g", f"{p}.ln1.b", cfg.layer_norm_eps, "x1", "x1q"))
         out.append(Gemm(f"{p}.ffn1", i, base + 4, m, h, f, "x1q", f"{p}.ffn1.w", f"{p}.ffn1.deq", f"{p}.ffn1.b", "hq", None, gelu=True))

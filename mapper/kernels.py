@@ -3,7 +3,7 @@
 A kernel graph (networkx DiGraph, nodes in execution order, node attribute "kernel") replaces the workload's
 operator graph after `fuse_epilogues`; later passes refine each kernel with `dataclasses.replace`.
 
-- `Gemm`: out = epilogue(A @ W), epilogue = dequantize + bias [+ GELU] [+ residual], then an int8/bf16 copy
+- `Gemm`: out = epilogue(A @ W) (Q, K and V as one GEMM over their side-by-side weights), epilogue = dequantize + bias [+ GELU] [+ residual], then an int8/bf16 copy
   for the next matmul and/or the fp32 result.
 - `Attention`: per (sequence, head): scores, scale, mask, softmax, probabilities @ V, quantized context.
 - `RowNorm`: rows of fp32 summed with addends, LayerNorm, stored fp32 and as the next matmul's operand.
@@ -60,12 +60,22 @@ class Gemm:
     gelu: bool = False
     out_inv_scale: float = 1.0  # quantization multiplier of out_q (int8)
     raw: bool = False  # no epilogue: the int32 / fp32 accumulator tile is stored as it is (chipsim gemm)
+    parts: int = 1  # equal column parts no output tile straddles (Q | K | V of a fused projection)
+    part_inv_scales: tuple[float, ...] = ()  # per part, the quantization multiplier of out_q (else out_inv_scale)
     a_resident: int | None = None  # scratchpad address where the whole A already sits (gathered over the NoC)
     tiling: Tiling | None = None
 
     @property
     def macs(self) -> int:
         return self.m * self.k * self.n
+
+    @property
+    def part_cols(self) -> int:
+        return self.n // self.parts
+
+    def inv_scale_at(self, n0: int) -> float:
+        """The quantization multiplier of the output columns from n0 on (a tile lies within one part)."""
+        return self.part_inv_scales[n0 // self.part_cols] if self.part_inv_scales else self.out_inv_scale
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +87,7 @@ class Attention:
     seq: int
     heads: int
     head_dim: int
-    q: str
-    k: str
-    v: str
+    q: str  # the DRAM tensor holding Q, K and V side by side ([batch*seq, 3*hidden]: the fused projection's output)
     mask: str  # [batch, seq] fp32 additive bias
     out: str  # quantized context [batch*seq, heads*head_dim]
     score_scale: float = 1.0  # s_q * s_k / sqrt(d) (int8) or 1 / sqrt(d) (bf16)
@@ -93,6 +101,10 @@ class Attention:
     @property
     def macs(self) -> int:
         return 2 * self.batch * self.heads * self.seq * self.seq * self.head_dim
+
+    @property
+    def hidden(self) -> int:
+        return self.heads * self.head_dim
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,9 +85,9 @@ def tensor_shapes(w: WorkloadFacts, q: DType) -> list[TensorShape]:
     par, inp, act = TensorRole.PARAMETER, TensorRole.INPUT, TensorRole.ACTIVATION
     shapes = [("emb.in", m, h, f32, inp), ("emb.pos", s, h, f32, par), ("emb.type", 1, h, f32, par),
               ("emb.ln.g", 1, h, f32, par), ("emb.ln.b", 1, h, f32, par), ("mask", b, s, f32, inp)]
-    shapes += [(n, m, h, f32, act) for n in ("x", "x1", "y")] + [(n, m, h, q, act) for n in ("xq", "x1q", "q", "k", "v", "ctx")]
-    shapes += [("hq", m, f, q, act), ("logits", m, n_lab, f32, TensorRole.OUTPUT)]
-    linears = {"q": (h, h), "k": (h, h), "v": (h, h), "o": (h, h), "ffn1": (h, f), "ffn2": (f, h)}
+    shapes += [(n, m, h, f32, act) for n in ("x", "x1", "y")] + [(n, m, h, q, act) for n in ("xq", "x1q", "ctx")]
+    shapes += [("qkv", m, 3 * h, q, act), ("hq", m, f, q, act), ("logits", m, n_lab, f32, TensorRole.OUTPUT)]
+    linears = {"qkv": (h, 3 * h), "o": (h, h), "ffn1": (h, f), "ffn2": (f, h)}
     for i in range(cfg.layers):
         for name, (kk, nn) in linears.items():
             shapes += [(f"l{i}.{name}.w", kk, nn, q, par), (f"l{i}.{name}.deq", 1, nn, f32, par), (f"l{i}.{name}.b", 1, nn, f32, par)]
@@ -141,7 +141,10 @@ def dram_image(layout: DramLayout, qm: QuantizedModel, input_ids: np.ndarray, at
     put("emb.ln.b", w["emb.ln.b"])
     put("mask", np.concatenate([mask_bias(row) for row in attention_mask]))
     for i, layer in enumerate(qm.layers):
-        for name in ("q", "k", "v", "o", "ffn1", "ffn2"):
+        put(f"l{i}.qkv.w", np.concatenate([lin.w_q if int8 else _bf16_bits(lin.w) for lin in (layer.q, layer.k, layer.v)], axis=1))
+        put(f"l{i}.qkv.deq", np.concatenate([layer.q.deq, layer.k.deq, layer.v.deq]))
+        put(f"l{i}.qkv.b", np.concatenate([layer.q.bias, layer.k.bias, layer.v.bias]))
+        for name in ("o", "ffn1", "ffn2"):
             put_linear(f"l{i}.{name}", getattr(layer, name))
         put(f"l{i}.ln1.g", layer.ln1[0])
         put(f"l{i}.ln1.b", layer.ln1[1])

@@ -4,7 +4,7 @@ GEMMs are cut into output tiles (tm x tn); the tiles are ordered column block by
 cores in contiguous runs, so each core owns whole column blocks (its weight tile stays in its scratchpad across
 row tiles) and the projections and FFNs are split by output columns. Attention is split by (sequence, head):
 each core runs whole heads, with scores, softmax and context on chip. Row kernels (LayerNorm, embeddings) are
-split by rows. Each kernel gets `work`: one tuple of items per core.
+split by rows. A fused Q|K|V GEMM's tiles stay within one of its parts. Each kernel gets `work`: one tuple of items per core.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ def place_on_cores(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
         if isinstance(k, Gemm):
             assert k.tiling is not None
             t = k.tiling
-            tiles = [(m0, n0) for n0 in range(0, k.n, t.tn) for m0 in range(0, k.m, t.tm)]
+            w = k.part_cols  # tiles stay within one part (Q, K or V): the last of each part may be narrower
+            tiles = [(m0, p0 + c0) for p0 in range(0, k.n, w) for c0 in range(0, w, t.tn) for m0 in range(0, k.m, t.tm)]
             work = _deal(tiles, ctx.cores)
         elif isinstance(k, Attention):
             items = [(b, h, q0) for b in range(k.batch) for h in range(k.heads) for q0 in range(0, k.seq, k.tq)]

@@ -41,8 +41,9 @@ def quantize(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
                 out_inv_scale=float(layer.o.inv_scale_in), inv_scale_q=float(layer.inv_scale_q),
                 inv_scale_k=float(layer.inv_scale_k), inv_scale_v=float(layer.inv_scale_v),
             )
-        elif isinstance(k, Gemm) and k.out_q is not None:
+        elif isinstance(k, Gemm) and k.out_q == "qkv":
             layer = qm.layers[k.layer]
-            scale = {"q": layer.inv_scale_q, "k": layer.inv_scale_k, "v": layer.inv_scale_v, "hq": layer.ffn2.inv_scale_in}[k.out_q]
-            new[k.name] = dataclasses.replace(k, out_inv_scale=float(scale))
+            new[k.name] = dataclasses.replace(k, part_inv_scales=tuple(float(s) for s in (layer.inv_scale_q, layer.inv_scale_k, layer.inv_scale_v)))
+        elif isinstance(k, Gemm) and k.out_q == "hq":
+            new[k.name] = dataclasses.replace(k, out_inv_scale=float(qm.layers[k.layer].ffn2.inv_scale_in))
     return replace_kernels(g, new)

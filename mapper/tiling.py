@@ -49,17 +49,18 @@ def gemm_sram_bytes(tm: int, tn: int, tk: int, q: int, residual: bool, out_q: bo
     return spad, SLOTS * align(tm * tn * 4)
 
 
-def _candidates(full: int, unit: int, cores: int = 1) -> list[int]:
-    """Tile sizes along one dimension: the whole dimension, powers of two times the array, and the exact shares
-    that cut it into 1..4 tiles per core (ragged: 384 on four cores is four tiles of 96, not 256 + 128)."""
+def _candidates(full: int, unit: int, cores: int = 1, parts: int = 1) -> list[int]:
+    """Tile sizes along one dimension of `parts` equal parts of `full` each: the whole part, powers of two times
+    the array, and the exact shares that give every core 1..4 tiles (ragged: 384 on four cores is four tiles of 96,
+    not 256 + 128; three parts of 384 on four cores are twelve tiles of 96)."""
     sizes = {min(full, MAX_DIM)}
     t = unit
     while t < full and t <= MAX_DIM:
         sizes.add(t)
         t *= 2
-    for parts in range(2, 4 * cores + 1):
-        share = -(-full // parts)
-        if share <= MAX_DIM and (parts % cores == 0 or parts < cores):
+    for tiles in range(2, 4 * cores + 1):  # tiles per part
+        share = -(-full // tiles)
+        if share <= MAX_DIM and ((tiles * parts) % cores == 0 or tiles * parts < cores):
             sizes.add(share)
     return sorted(sizes, reverse=True)
 
@@ -96,13 +97,14 @@ def _dma_cycles(model: TimingModel, transfers: list[int], active_cores: int) -> 
 
 @cache
 def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, residual: bool, out_q: bool, gelu: bool, tm: int, tn: int, tk: int,
-               a_resident: bool = False, raw: bool = False) -> float:
+               a_resident: bool = False, raw: bool = False, parts: int = 1) -> float:
     """The analytic time of the whole GEMM with this tiling, every per-instruction cost from the chip's
     TimingModel (the executor's): per core, items pipeline as max(array, DMA, vector) each, plus what cannot
-    overlap: the first chunk's load with the DRAM latency, the last epilogue and the last store."""
+    overlap: the first chunk's load with the DRAM latency, the last epilogue and the last store. `n` is the
+    width of one of `parts` column parts that no tile straddles."""
     model = TimingModel.of(chip)
     dtype = DType.INT8 if q == 1 else DType.BF16
-    items = -(-m // tm) * -(-n // tn)
+    items = -(-m // tm) * -(-n // tn) * parts
     active = min(chip.num_cores, items)
     per_core = -(-items // active)
     chunks = [min(tk, k - k0) for k0 in range(0, k, tk)]
@@ -125,8 +127,8 @@ def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0) -> Tiling:
     With A resident in the scratchpad (gathered over the NoC), tilings that keep the whole reduction in one
     chunk read it in place and pay no A traffic; the others load A from DRAM as usual."""
     chip = ctx.chip
-    best, smallest_need = _best_tiling(chip, k.m, k.k, k.n, ctx.q_itemsize, k.residual is not None, k.out_q is not None,
-                                       k.gelu, k.a_resident is not None, ctx.search_candidates, reserved_spad, k.raw)
+    best, smallest_need = _best_tiling(chip, k.m, k.k, k.part_cols, ctx.q_itemsize, k.residual is not None, k.out_q is not None,
+                                       k.gelu, k.a_resident is not None, ctx.search_candidates, reserved_spad, k.raw, k.parts)
     if best is None:
         raise MapperError(
             f"kernel {k.name} ({k.m}x{k.k}x{k.n}) does not fit: its smallest double-buffered tile needs "
@@ -139,22 +141,23 @@ def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0) -> Tiling:
 
 @cache
 def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, residual: bool, out_q: bool, gelu: bool,
-                 a_resident: bool, candidates: int, reserved_spad: int, raw: bool = False) -> tuple[Tiling | None, tuple[int, int]]:
+                 a_resident: bool, candidates: int, reserved_spad: int, raw: bool = False, parts: int = 1) -> tuple[Tiling | None, tuple[int, int]]:
     """The search itself, per GEMM shape (the same shape recurs in every layer): the best tiling, or None, and
-    the SRAM need of the smallest candidate (for the error message)."""
+    the SRAM need of the smallest candidate (for the error message). `n` is the width of one of `parts` column
+    parts; the even shares of the columns over the cores count every part."""
     tc = chip.core.tensor_core
     spad_cap, acc_cap = chip.core.scratchpad.size_bytes - reserved_spad, chip.core.accumulator.size_bytes
     best: Tiling | None = None
     smallest_need: tuple[int, int] | None = None
     tried = 0
-    for tm, tn, tk in itertools.product(_candidates(m, tc.rows, chip.num_cores), _candidates(n, tc.cols, chip.num_cores), _candidates(k, tc.rows)):
+    for tm, tn, tk in itertools.product(_candidates(m, tc.rows, chip.num_cores), _candidates(n, tc.cols, chip.num_cores, parts), _candidates(k, tc.rows)):
         resident = a_resident and tk >= k
         spad, acc = gemm_sram_bytes(tm, tn, tk, q, residual, out_q, resident)
         if smallest_need is None or spad + acc < sum(smallest_need):
             smallest_need = (spad, acc)
         if spad > spad_cap or acc > acc_cap:
             continue
-        cost = _gemm_cost(chip, m, k, n, q, residual, out_q, gelu, tm, tn, tk, resident, raw)
+        cost = _gemm_cost(chip, m, k, n, q, residual, out_q, gelu, tm, tn, tk, resident, raw, parts)
         if best is None or cost < best.cost_cycles:
             best = Tiling(tm, tn, tk, cost)
         tried += 1
