@@ -60,6 +60,11 @@ class DeadlockError(ExecutionError):
     """Every unit that has work left is blocked on something that can never happen."""
 
 
+def timed_cycles(program: Program, chip: ChipConfig) -> int:
+    """A program's cycles on `chip`, timing only: what the mapper's search measures its best candidates with."""
+    return execute(program, chip, functional=False).cycles
+
+
 def execute(
     program: Program,
     chip: ChipConfig,

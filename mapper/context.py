@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from chipsim.config import ChipConfig, Precision
+from isa import Program
 from workloads.quantized import QuantizedModel
+
+Measure = Callable[[Program, ChipConfig], int]  # a program's cycles on a chip, timing only
 
 ALIGN_BYTES = 64  # SRAM and DRAM tensors start on 64-byte boundaries (a DMA burst)
 
@@ -15,6 +19,10 @@ class MapperContext:
     chip: ChipConfig
     qmodel: QuantizedModel | None = None  # None: timing only (no values, scales 1.0)
     search_candidates: int = 512  # tilings the search may score per GEMM shape
+    # The executor, handed in by the application (the mapper does not import it): the search runs its `recheck`
+    # analytically cheapest tilings per GEMM shape as programs and keeps the fastest measured.
+    measure: Measure | None = None
+    recheck: int = 4
 
     @property
     def int8(self) -> bool:

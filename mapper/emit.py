@@ -141,7 +141,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, dram: DramLayout, ctx: Mapper
     loads, stores, mxu, vec = [], [], [], []
     w_slot = aux_slot = -1
     for idx, (m0, n0) in enumerate(items):
-        rows, cols = min(tm, k.m - m0), min(tn, k.n - n0)
+        rows, cols = min(tm, k.m - m0), k.tile_cols(n0)
         new_block = idx == 0 or items[idx - 1][1] != n0
         last_of_block = idx == len(items) - 1 or items[idx + 1][1] != n0
         chunks = [(k0, min(tk, k.k - k0)) for k0 in range(0, k.k, tk)]

@@ -73,6 +73,11 @@ class Gemm:
     def part_cols(self) -> int:
         return self.n // self.parts
 
+    def tile_cols(self, n0: int) -> int:
+        """Output columns of the tile starting at column n0: tn, or fewer at the end of its part."""
+        assert self.tiling is not None
+        return min(self.tiling.tn, (n0 // self.part_cols + 1) * self.part_cols - n0)
+
     def inv_scale_at(self, n0: int) -> float:
         """The quantization multiplier of the output columns from n0 on (a tile lies within one part)."""
         return self.part_inv_scales[n0 // self.part_cols] if self.part_inv_scales else self.out_inv_scale

@@ -44,7 +44,7 @@ def share_over_noc(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
     try:  # the reservation must leave every GEMM a tiling; if it does not, share nothing
         for k in ks:
             if isinstance(k, Gemm):
-                search_gemm(new.get(k.name, k), ctx, spad - addr)  # type: ignore[arg-type]
+                search_gemm(new.get(k.name, k), dataclasses.replace(ctx, measure=None), spad - addr)  # type: ignore[arg-type]
     except MapperError:
         return g
     return with_facts(replace_kernels(g, new), resident_spad_bytes=spad - addr)

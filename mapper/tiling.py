@@ -122,32 +122,40 @@ def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, residual: bool,
 
 
 def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0) -> Tiling:
-    """The cheapest tiling of `k` that fits, by the analytic model, within the candidate budget.
+    """The cheapest tiling of `k` that fits, by the analytic model, within the candidate budget; with a
+    `ctx.measure` (the executor), the `ctx.recheck` cheapest are run as programs and the fastest measured wins.
 
     With A resident in the scratchpad (gathered over the NoC), tilings that keep the whole reduction in one
     chunk read it in place and pay no A traffic; the others load A from DRAM as usual."""
     chip = ctx.chip
-    best, smallest_need = _best_tiling(chip, k.m, k.k, k.part_cols, ctx.q_itemsize, k.residual is not None, k.out_q is not None,
-                                       k.gelu, k.a_resident is not None, ctx.search_candidates, reserved_spad, k.raw, k.parts)
-    if best is None:
+    ranked, smallest_need = _best_tiling(chip, k.m, k.k, k.part_cols, ctx.q_itemsize, k.residual is not None, k.out_q is not None,
+                                         k.gelu, k.a_resident is not None, ctx.search_candidates, reserved_spad, k.raw, k.parts,
+                                         ctx.recheck if ctx.measure is not None else 1)
+    if not ranked:
         raise MapperError(
             f"kernel {k.name} ({k.m}x{k.k}x{k.n}) does not fit: its smallest double-buffered tile needs "
             f"{smallest_need[0]} B of scratchpad and {smallest_need[1]} B of accumulator, the chip has "
             f"{chip.core.scratchpad.size_bytes - reserved_spad} B and {chip.core.accumulator.size_bytes} B; "
             "give core.scratchpad.size_kib / core.accumulator.size_kib more room."
         )
-    return best
+    if len(ranked) == 1 or ctx.measure is None:
+        return ranked[0]
+    from mapper.recheck import fastest_measured  # it emits programs: imported here, past the passes it uses
+
+    return fastest_measured(k, ranked, ctx, reserved_spad)
 
 
 @cache
 def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, residual: bool, out_q: bool, gelu: bool,
-                 a_resident: bool, candidates: int, reserved_spad: int, raw: bool = False, parts: int = 1) -> tuple[Tiling | None, tuple[int, int]]:
-    """The search itself, per GEMM shape (the same shape recurs in every layer): the best tiling, or None, and
-    the SRAM need of the smallest candidate (for the error message). `n` is the width of one of `parts` column
-    parts; the even shares of the columns over the cores count every part."""
+                 a_resident: bool, candidates: int, reserved_spad: int, raw: bool = False, parts: int = 1,
+                 keep: int = 1) -> tuple[tuple[Tiling, ...], tuple[int, int]]:
+    """The search itself, per GEMM shape (the same shape recurs in every layer): the `keep` cheapest tilings by
+    the analytic model, cheapest first (ties in visiting order; none when nothing fits), and the SRAM need of the
+    smallest candidate (for the error message). `n` is the width of one of `parts` column parts; the even shares
+    of the columns over the cores count every part."""
     tc = chip.core.tensor_core
     spad_cap, acc_cap = chip.core.scratchpad.size_bytes - reserved_spad, chip.core.accumulator.size_bytes
-    best: Tiling | None = None
+    scored: list[Tiling] = []
     smallest_need: tuple[int, int] | None = None
     tried = 0
     for tm, tn, tk in itertools.product(_candidates(m, tc.rows, chip.num_cores), _candidates(n, tc.cols, chip.num_cores, parts), _candidates(k, tc.rows)):
@@ -157,14 +165,13 @@ def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, residual: boo
             smallest_need = (spad, acc)
         if spad > spad_cap or acc > acc_cap:
             continue
-        cost = _gemm_cost(chip, m, k, n, q, residual, out_q, gelu, tm, tn, tk, resident, raw, parts)
-        if best is None or cost < best.cost_cycles:
-            best = Tiling(tm, tn, tk, cost)
+        scored.append(Tiling(tm, tn, tk, _gemm_cost(chip, m, k, n, q, residual, out_q, gelu, tm, tn, tk, resident, raw, parts)))
         tried += 1
         if tried >= candidates:
             break
     assert smallest_need is not None
-    return best, smallest_need
+    order = sorted(range(len(scored)), key=lambda i: (scored[i].cost_cycles, i))
+    return tuple(scored[i] for i in order[:keep]), smallest_need
 
 
 def attention_sram_bytes(tq: int, seq: int, d: int, q: int) -> tuple[int, int]:

@@ -1,5 +1,6 @@
 """Mapper passes: invariants between passes, deterministic tiling search, capacity enforcement, placement."""
 
+import numpy as np
 import pytest
 
 from chipsim.config import apply_overrides, chip_from_dict, load_chip_dict
@@ -79,7 +80,7 @@ def test_placement_balances_work_across_cores():
         if isinstance(k, Gemm):
             tiles = {t for core in work for t in core}
             assert len(tiles) == sum(len(core) for core in work)  # no tile twice
-            assert sum(min(k.tiling.tm, k.m - m0) * min(k.tiling.tn, k.n - n0) for m0, n0 in tiles) == k.m * k.n
+            assert sum(min(k.tiling.tm, k.m - m0) * k.tile_cols(n0) for m0, n0 in tiles) == k.m * k.n
         if isinstance(k, Attention):
             heads = [{(b, h) for b, h, _ in core} for core in work]
             assert all(not (a & b) for i, a in enumerate(heads) for b in heads[i + 1 :])  # a head lives on one core
@@ -167,3 +168,37 @@ def test_search_and_executor_cost_an_instruction_alike():
     kind, info, _ = Decoder(c)._miss(mm, ("probe",))
     cost = model.matmul(128, 256, 128, DType.INT8, accumulate=False, preloaded=False)
     assert kind == LOCAL and info == (cost.cycles, cost.stretched_cycles) and cost.stretched_cycles > 0
+
+
+def test_the_search_rechecks_its_best_candidates_in_the_measure():
+    """With a measure (the executor, in the application) the few analytically cheapest tilings run as programs and
+    the fastest measured wins: here a measure that finds the analytic favourite slow makes the runner-up win."""
+    c = chip()
+    k = Gemm("g", 0, 0, 256, 512, 1024, "a", "w", "d", "b", "o", None)
+    analytic = search_gemm(k, MapperContext(c))
+    seen = []
+
+    def measure(program, chip_):
+        assert chip_ is c and len(program.cores) == c.num_cores
+        seen.append(program)
+        matmul = next(i for core in program.cores for i in core if i.op is Opcode.MATMUL)
+        return 10**9 if (matmul.m, matmul.n) == (analytic.tm, analytic.tn) else 1000 + len(seen)
+
+    picked = search_gemm(k, MapperContext(c, measure=measure, recheck=3))
+    assert len(seen) == 3 and picked != analytic
+    assert (picked.tm, picked.tn) != (analytic.tm, analytic.tn)
+
+
+def test_fused_qkv_tiles_stay_within_one_part_and_every_core_works():
+    for cores, model in (("mesh.cols=2", "bert-base"), ("mesh.cols=5", "bert-base"), ("mesh.cols=3", "bert-mini")):
+        g, _ = run_passes(model, 128, 1, chip(cores))
+        qkv, work = g.nodes["l0.qkv"]["kernel"], g.nodes["l0.qkv"]["work"]
+        covered = np.zeros((qkv.m, qkv.n), dtype=int)
+        for core in work:
+            for m0, n0 in core:
+                cols = qkv.tile_cols(n0)
+                assert n0 // qkv.part_cols == (n0 + cols - 1) // qkv.part_cols  # inside Q, K or V
+                covered[m0 : m0 + qkv.tiling.tm, n0 : n0 + cols] += 1
+        assert (covered == 1).all()  # every output element once
+        counts = [len(core) for core in work]
+        assert min(counts) >= 1 and max(counts) - min(counts) <= 1  # even shares over the cores

@@ -21,7 +21,7 @@ from chipsim.config import (
     chip_from_dict,
     load_chip_dict,
 )
-from chipsim.executor import execute
+from chipsim.executor import execute, timed_cycles
 from isa import MAX_DIM, SRAM_ADDR_SPACE_BYTES, DType, Halt, Matmul, Program
 from mapper import MapperContext, lower_gemm
 from workloads.errors import WorkloadError
@@ -95,7 +95,7 @@ def ideal_program(m: int, k: int, n: int, chip: ChipConfig, prec: DType) -> Prog
 
 def mapped_program(m: int, k: int, n: int, chip: ChipConfig) -> Program:
     """The GEMM tiled, placed and scheduled by the mapper on `chip` (any chip), raw accumulators stored to DRAM."""
-    return lower_gemm(m, k, n, MapperContext(chip)).program
+    return lower_gemm(m, k, n, MapperContext(chip, measure=timed_cycles)).program
 
 
 def run_gemm(m: int, k: int, n: int, rows: int, cols: int, dataflow: Dataflow, precision: Precision, *,
