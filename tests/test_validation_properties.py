@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
