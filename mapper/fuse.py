@@ -18,6 +18,25 @@ from workloads.graph import workload_facts
 
 PHASES_PER_LAYER = 7
 
+# Within a layer, the kernel each workload operator (by name) and each DRAM parameter (by its second name part)
+# lands in; names outside the encoder layers are the embeddings' or the classifier's.
+_KERNEL_OF_PART = {"q": "qkv", "k": "qkv", "v": "qkv", "qkv": "qkv", "attn_out": "attn_out", "attn_add": "attn_out",
+                   "o": "attn_out", "ln1": "ln1", "ffn1": "ffn1", "gelu": "ffn1", "ffn2": "ffn2", "ffn_add": "ffn2",
+                   "ln2": "ln2"}
+
+
+def kernel_of(name: str) -> str:
+    """The kernel (and so the per-layer label) that a workload operator or a DRAM tensor belongs to:
+    `l3.h5.softmax` -> `l3.attn`, `l3.v` -> `l3.qkv`, `l3.o.w` -> `l3.attn_out`, `emb.pos` -> `emb`,
+    `logits` -> `cls`; the attention mask (read by every layer's attention) -> `l0.attn`."""
+    head, _, rest = name.partition(".")
+    if head[:1] == "l" and head[1:].isdigit() and rest:
+        part = rest.split(".")[0].split("[")[0]
+        return f"{head}.attn" if part[:1] == "h" and part[1:].isdigit() else f"{head}.{_KERNEL_OF_PART[part]}"
+    if name == "mask":
+        return "l0.attn"
+    return "cls" if head in ("cls", "logits") else "emb"
+
 
 def fuse_epilogues(workload: nx.DiGraph) -> nx.DiGraph:
     """Kernel graph of a BERT token classifier, from the workload graph's config, sequence length and batch."""

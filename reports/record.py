@@ -33,6 +33,13 @@ class LayerRecord:
     energy_breakdown_j: dict[str, float]  # by component, per inference; `total` = energy_j
     bound: str  # what binds this layer in the roofline sense: compute, dram, vector or noc
     mapping: str  # tile sizes, operand residency and placement of the layer's kernels
+    # Where the cycles go: cycles >= busiest_unit_cycles >= (about) bound_cycles. bound_cycles is the chip's bound
+    # for this layer's own work (chipsim.bound); busiest_unit_cycles the time of the schedule's busiest resource
+    # (`dram`, `array`, `vector` or `noc`: the busiest core's unit, DRAM as its channel time), so the gap splits
+    # into work beyond the bound on that resource and the rest: pipeline fill and drain, waits, idle cores.
+    bound_cycles: float
+    busiest_unit: str
+    busiest_unit_cycles: float
 
 
 LAYER_FIELDS = tuple(f.name for f in fields(LayerRecord) if f.name != "energy_breakdown_j")

@@ -17,6 +17,8 @@ import pandas as pd
 
 from reports import plots
 from reports.figures import JsonValue, SweepError
+from reports.record import LayerRecord
+from reports.summary import WHERE_COLUMNS, where_the_cycles_go
 from reports.table import SweepResults, best_designs, hypervolume_curve, load_results
 
 REPORT_DIR = "report"
@@ -77,6 +79,20 @@ def _best_table(results: SweepResults, best: pd.DataFrame) -> str:
         cells += "".join(f"<td class='num'>{_fmt(None if pd.isna(row[c]) else float(row[c]) * scale)}</td>" for c, _, scale in columns)
         rows.append(f"<tr>{cells}</tr>")
     return f"<table><thead><tr>#{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>".replace("<tr>#", "<tr>")
+
+
+def _where_the_cycles_go(per_layer: object, cycles: object) -> str:
+    """The best design's layers against the chip's bound for their work, as `chipsim run` prints them."""
+    try:
+        layers = tuple(LayerRecord(**p) for p in per_layer)  # type: ignore[arg-type, union-attr]
+    except TypeError:
+        return "<p class='meta'>This store's records predate the per-layer bounds: rerun the sweep for this section.</p>"
+    if not layers or not isinstance(cycles, (int, float)) or not cycles:
+        return "<p class='meta'>No per-layer figures in the best design's record.</p>"
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in WHERE_COLUMNS)
+    rows = "".join("<tr>" + "".join(f"<td{'' if i in (0, 4) else ' class=num'}>{html.escape(v)}</td>" for i, v in enumerate(row)) + "</tr>"
+                   for row in where_the_cycles_go(layers, int(cycles)))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
 def _failures(frame: pd.DataFrame) -> str:
@@ -146,6 +162,7 @@ def build_report(directory: Path, *, heatmap: tuple[str, str] | None = None) -> 
         elif precision is not None:
             notes.append("F1 vs energy needs functional points (an axis `functional: [false, true]` or `functional: true`).")
     best_note = ""
+    where = "<p class='meta'>No design satisfies every constraint.</p>"
     if not best.empty:
         top = best.iloc[0]
         record = results.records.get(str(top["key"]), {})
@@ -159,6 +176,7 @@ def build_report(directory: Path, *, heatmap: tuple[str, str] | None = None) -> 
                 f"program's own roofline of {roof:,.0f} ({record.get('program_roofline_limiter')}), which counts the bytes "
                 "the program moved rather than the compulsory ones."
             )
+        where = _where_the_cycles_go(per_layer, record.get("cycles"))
         if isinstance(per_layer, list) and per_layer:
             layers: list[dict[str, JsonValue]] = [p for p in per_layer if isinstance(p, dict)]
             saved.append(plots.save(plots.layers_plot(layers), out, "best_layers", f"Per-layer cycles of the best design ({best_note})"))
@@ -189,6 +207,12 @@ Sweep file {html.escape(results.sweep.source)}; chipsim {html.escape(results.swe
 <h2>Best designs under the constraints</h2>
 <p class="meta">Feasible designs on the Pareto front of the objectives, best first by {html.escape(results.objectives[0].metric if results.objectives else '')}.</p>
 {_best_table(results, best)}
+<h2>Where the cycles go (the best design)</h2>
+<p class="meta">Each layer kind, summed over the encoder's layers, against the chip's bound for its own work (its MACs at
+peak, its compulsory DRAM bytes, its least vector work); the gap splits into work beyond the bound on the schedule's
+busiest resource (a chip limit shows as cycles / bound near 1, a mapping limit as a large share here) and the time no
+resource was saturated: pipeline fill and drain, waits and idle cores.</p>
+{where}
 <h2>Plots</h2>
 {figures}
 {f'<ul class="meta">{notes_html}</ul>' if notes_html else ''}

@@ -26,20 +26,44 @@ class KindRow:
     dram_bytes: int
     energy_j: float
     bound: str  # the bound of the most cycles among its layers
+    bound_cycles: float  # the chip's bound for these layers' work, summed
+    busiest_unit: str  # the schedule's busiest resource, the one of the most cycles among its layers
+    busiest_unit_cycles: float
 
 
-def _kinds(r: RunRecord) -> list[KindRow]:
+def _kinds(layers: tuple[LayerRecord, ...]) -> list[KindRow]:
     by: dict[str, list[LayerRecord]] = {}
-    for layer in r.per_layer:
+    for layer in layers:
         by.setdefault(layer.kind, []).append(layer)
     out = []
     for kind, ls in by.items():
         weight: dict[str, int] = {}
         for layer in ls:
             weight[layer.bound] = weight.get(layer.bound, 0) + layer.cycles
+        busiest: dict[str, float] = {}
+        for layer in ls:
+            busiest[layer.busiest_unit] = busiest.get(layer.busiest_unit, 0) + layer.cycles
         out.append(KindRow(kind, len(ls), sum(x.cycles for x in ls), sum(x.macs for x in ls), sum(x.dram_bytes for x in ls),
-                           sum(x.energy_j for x in ls), max(weight, key=lambda b: weight[b])))
+                           sum(x.energy_j for x in ls), max(weight, key=lambda b: weight[b]), sum(x.bound_cycles for x in ls),
+                           max(busiest, key=lambda b: busiest[b]), sum(x.busiest_unit_cycles for x in ls)))
     return out
+
+
+def where_the_cycles_go(layers: tuple[LayerRecord, ...], run_cycles: int) -> list[tuple[str, str, str, str, str, str, str]]:
+    """Per layer kind (summed over the layers), most cycles first: cycles, the chip's bound for that work,
+    cycles / bound, and the gap split into work beyond the bound on the schedule's busiest resource and the rest
+    (pipeline fill and drain, waits for other units or cores, idle cores), each as a share of the run."""
+    rows = []
+    for k in sorted(_kinds(layers), key=lambda x: -x.cycles):
+        excess = max(0.0, k.busiest_unit_cycles - k.bound_cycles)
+        rest = max(0.0, k.cycles - max(k.busiest_unit_cycles, k.bound_cycles))
+        rows.append((k.kind, f"{k.cycles:,}", f"{k.bound_cycles:,.0f}", f"{k.cycles / k.bound_cycles:.2f}x" if k.bound_cycles else "n/a",
+                     k.busiest_unit, f"{excess:,.0f} ({100 * excess / run_cycles:.1f} %)", f"{rest:,.0f} ({100 * rest / run_cycles:.1f} %)"))
+    return rows
+
+
+WHERE_COLUMNS = ("kind", "cycles", "bound", "cycles / bound", "busiest unit", "its work beyond the bound",
+                 "fill, drain, waits, idle cores")
 
 
 def summary_tables(r: RunRecord, top: int = 8) -> list[Table]:
@@ -79,10 +103,15 @@ def summary_tables(r: RunRecord, top: int = 8) -> list[Table]:
     for col in ("kind", "layers", "cycles", "share", "MACs", "util", "DRAM MB", "energy", "bound"):
         layers.add_column(col, justify="left" if col in ("kind", "bound") else "right")
     pes = r.peak_macs_per_cycle
-    for k in sorted(_kinds(r), key=lambda x: -x.cycles)[:top]:
+    for k in sorted(_kinds(r.per_layer), key=lambda x: -x.cycles)[:top]:
         layers.add_row(k.kind, str(k.count), f"{k.cycles:,}", f"{100 * k.cycles / r.cycles:.1f} %", f"{k.macs:,}",
                        f"{100 * k.macs / (pes * k.cycles) if k.cycles else 0:.1f} %", f"{k.dram_bytes / 1e6:,.2f}",
                        _si(k.energy_j, "J"), k.bound)
+    where = Table(title="where the cycles go: each layer kind against the chip's bound for its work")
+    for col in WHERE_COLUMNS:
+        where.add_column(col, justify="left" if col in ("kind", "busiest unit") else "right")
+    for row in where_the_cycles_go(r.per_layer, r.cycles):
+        where.add_row(*row)
     stalls = Table(title="stalls (share of each unit's time over every core)")
     causes = sorted({c for by_cause in r.stall_share.values() for c in by_cause})
     stalls.add_column("unit")
@@ -90,7 +119,7 @@ def summary_tables(r: RunRecord, top: int = 8) -> list[Table]:
         stalls.add_column(c, justify="right")
     for unit, by_cause in r.stall_share.items():
         stalls.add_row(unit, *(f"{100 * by_cause.get(c, 0.0):.1f} %" for c in causes))
-    tables = [head, energy, layers, stalls]
+    tables = [head, energy, layers, where, stalls]
     v = r.validation
     if v is not None:
         val = Table(title=f"validation ({v.sentences} sentences through the chip)", show_header=False)

@@ -32,6 +32,14 @@ def _assert_layers_sum_to_the_run(o: RunOutcome) -> None:
     assert sum(x.dram_write_bytes for x in layers) == rec.dram_write_bytes
     assert rec.dram_bytes == rec.dram_read_bytes + rec.dram_write_bytes
     assert all(x.dram_bytes == x.dram_read_bytes + x.dram_write_bytes for x in layers)
+    # Where the cycles go: no resource is busier than the layer lasts, and (without a global buffer serving
+    # repeats) none of the layer's work can beat the chip's bound for it.
+    for x in layers:
+        assert x.busiest_unit in ("dram", "array", "vector", "noc")
+        assert x.busiest_unit_cycles <= x.cycles + 1, x.name
+        assert x.bound_cycles > 0, x.name
+        if o.result.events.get("gbuf_read_bytes", 0) == 0:
+            assert x.bound_cycles <= x.busiest_unit_cycles * (1 + 1e-9) + 1, (x.name, x.bound_cycles, x.busiest_unit_cycles)
     assert sum(x.energy_j for x in layers) == pytest.approx(rec.energy_j, rel=1e-9)
     for part, joules in rec.energy_breakdown_j.items():
         assert sum(x.energy_breakdown_j.get(part, 0.0) for x in layers) == pytest.approx(joules, rel=1e-9, abs=1e-18), part

@@ -7,7 +7,8 @@ import networkx as nx
 
 from chipsim.bound import ChipBound, chip_bound
 from chipsim.config import ChipConfig, VectorOp
-from mapper.layout import DramLayout
+from mapper.fuse import kernel_of
+from mapper.layout import DramLayout, TensorRole
 from workloads.graph import ops, total_macs
 from workloads.ops import OpKind
 
@@ -23,10 +24,12 @@ LANE_OPS_PER_ELEMENT: dict[OpKind, tuple[VectorOp, ...]] = {
 }
 
 
-def vector_lane_ops(graph: nx.DiGraph) -> dict[VectorOp, int]:
-    """Element-ops by kind that the workload's non-matmul operators need at the least."""
+def vector_lane_ops(graph: nx.DiGraph, label: str | None = None) -> dict[VectorOp, int]:
+    """Element-ops by kind that the workload's non-matmul operators need at the least (those of one kernel label)."""
     out: dict[VectorOp, int] = {}
     for op in ops(graph):
+        if label is not None and kernel_of(op.name) != label:
+            continue
         times = len(op.inputs) - 1 if op.kind is OpKind.ADD else 1  # a sum of n tensors is n - 1 adds
         for v in LANE_OPS_PER_ELEMENT.get(op.kind, ()):
             out[v] = out.get(v, 0) + times * op.output.numel
@@ -37,3 +40,17 @@ def workload_bound(chip: ChipConfig, graph: nx.DiGraph, layout: DramLayout) -> t
     """The chip's bound for this workload, and the compulsory DRAM bytes it assumes."""
     compulsory = layout.compulsory_read_bytes + layout.compulsory_write_bytes
     return chip_bound(chip, macs=total_macs(graph), dram_bytes=compulsory, vector_lane_ops=vector_lane_ops(graph)), compulsory
+
+
+def layer_bounds(chip: ChipConfig, graph: nx.DiGraph, layout: DramLayout) -> dict[str, ChipBound]:
+    """The chip's bound for each kernel label's own work (`l3.ffn1`): its MACs, its share of the compulsory DRAM
+    bytes (its parameters; the inputs and outputs where they are read or written) and its vector work."""
+    macs: dict[str, int] = {}
+    for op in ops(graph):
+        macs[kernel_of(op.name)] = macs.get(kernel_of(op.name), 0) + op.macs
+    dram: dict[str, int] = {}
+    for t in layout.tensors.values():
+        if t.role is not TensorRole.ACTIVATION:
+            dram[kernel_of(t.name)] = dram.get(kernel_of(t.name), 0) + t.nbytes
+    return {label: chip_bound(chip, macs=macs.get(label, 0), dram_bytes=dram.get(label, 0),
+                              vector_lane_ops=vector_lane_ops(graph, label)) for label in macs.keys() | dram.keys()}

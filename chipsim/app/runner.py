@@ -15,7 +15,8 @@ import networkx as nx
 import numpy as np
 
 import chipsim
-from chipsim.app.bound import workload_bound
+from chipsim.app.bound import layer_bounds, workload_bound
+from chipsim.bound import ChipBound
 from chipsim.app.runconfig import RunConfig
 from chipsim.config import ConfigError, Precision
 from chipsim.cost import chip_cost_usd
@@ -68,8 +69,9 @@ def layer_kind(name: str) -> str:
     return rest if rest and head[:1] == "l" and head[1:].isdigit() else name
 
 
-def per_layer(cfg: RunConfig, lowered: Lowered, result: RunResult) -> tuple[LayerRecord, ...]:
-    """The executor's per-phase statistics, summed by layer label (phases of one label are that layer's kernels)."""
+def per_layer(cfg: RunConfig, lowered: Lowered, result: RunResult, bounds: dict[str, ChipBound]) -> tuple[LayerRecord, ...]:
+    """The executor's per-phase statistics, summed by layer label (phases of one label are that layer's kernels),
+    against the layer's own bound: where the cycles go."""
     chip, batch = cfg.chip, cfg.workload.batch
     pes = chip.pes_per_core * chip.num_cores
     groups: dict[str, list[PhaseStats]] = {}
@@ -95,8 +97,18 @@ def per_layer(cfg: RunConfig, lowered: Lowered, result: RunResult) -> tuple[Laye
             "vector": sum(max(core[Unit.VEC] for core in p.busy_cycles) for p in phases),
             "noc": sum(max(core[Unit.NOC] for core in p.busy_cycles) for p in phases),
         }
+        # Where the cycles go: the busiest resource of the schedule (summed over the layer's phases, the busiest
+        # core's unit; DRAM as its channel time), and how far it and the whole layer are from the layer's bound.
+        busiest_unit = {
+            "dram": max(limits["dram"], sum(max(core[Unit.DMA] for core in p.busy_cycles) for p in phases)),
+            "array": sum(max(core[Unit.MXU] for core in p.busy_cycles) for p in phases),
+            "vector": limits["vector"], "noc": limits["noc"],
+        }
+        busiest = max(busiest_unit, key=lambda k: busiest_unit[k])
+        layer_bound = bounds[label].bound_cycles if label in bounds else 0.0
         out.append(LayerRecord(
             name=label, kind=layer_kind(label), cycles=cycles, macs=macs,
+            bound_cycles=layer_bound, busiest_unit=busiest, busiest_unit_cycles=busiest_unit[busiest],
             utilization=macs / (pes * cycles) if cycles else 0.0,
             dram_read_bytes=read, dram_write_bytes=write, dram_bytes=read + write,
             dram_bandwidth_utilization=(read + write) / (cycles * chip.dram_bytes_per_cycle) if cycles else 0.0,
@@ -148,7 +160,7 @@ def _record(cfg: RunConfig, graph: nx.DiGraph, lowered: Lowered, result: RunResu
         mapping_efficiency=bound.bound_cycles / result.cycles if result.cycles else 0.0,
         program_roofline_cycles=result.roofline.bound_cycles, program_roofline_limiter=result.roofline.limiter,
         peak_macs_per_cycle=chip.peak_macs_per_cycle, dram_bytes_per_cycle=chip.dram_bytes_per_cycle,
-        instructions=result.instructions, stall_cycles=stalls, stall_share=share, per_layer=per_layer(cfg, lowered, result),
+        instructions=result.instructions, stall_cycles=stalls, stall_share=share, per_layer=per_layer(cfg, lowered, result, layer_bounds(chip, graph, lowered.layout)),
         validation=validation,
     )
 
