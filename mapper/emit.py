@@ -136,7 +136,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, dram: DramLayout, ctx: Mapper
     ch_res = Channel(b, Unit.DMA, Unit.VEC) if res_t else None
     ch_out = Channel(b, Unit.VEC, Unit.DMA) if outq_t else None
     ch_acc = Channel(b, Unit.MXU, Unit.VEC)
-    ready = [b.sem() for _ in range(2)] if outf_t else []  # VEC -> DMA: fp32 result in the accumulator
+    ready = b.sem() if outf_t else -1  # VEC -> DMA: an fp32 result in the accumulator (counted, in item order)
 
     loads, stores, mxu, vec = [], [], [], []
     w_slot = aux_slot = -1
@@ -219,7 +219,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, dram: DramLayout, ctx: Mapper
                 b.emit(Unit.VEC, _to_operand(out_bufs[o_slot], acc, rows, cols, int8, k.inv_scale_at(n0)))
                 ch_out.publish(o_slot)
             if outf_t is not None:
-                b.signal(Unit.VEC, ready[c])
+                b.signal(Unit.VEC, ready)
             else:
                 ch_acc.release(c)
         vec.append(vc)
@@ -230,7 +230,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, dram: DramLayout, ctx: Mapper
                 b.emit(Unit.DMA, _st(out_bufs[o_slot], outq_t, m0, n0, rows, cols))
                 ch_out.release(o_slot)
             if outf_t is not None:
-                b.wait(Unit.DMA, ready[c])
+                b.wait(Unit.DMA, ready)
                 b.emit(Unit.DMA, _st(acc, outf_t, m0, n0, rows, cols))
                 ch_acc.release(c, Unit.DMA)
         stores.append(st)
@@ -377,7 +377,7 @@ def emit_rownorm(b: CoreBuilder, k: RowNorm, work: Work, dram: DramLayout, ctx: 
     ch_in = Channel(b, Unit.DMA, Unit.VEC)
     ch_pos = Channel(b, Unit.DMA, Unit.VEC) if pos_t else None
     ch_out = Channel(b, Unit.VEC, Unit.DMA) if k.broadcast is None else None
-    ready = [b.sem() for _ in range(2)]
+    ready = b.sem()  # VEC -> DMA: rows normalized (counted, in item order)
     sent, stored = (b.sem(), b.sem()) if k.broadcast is not None else (-1, -1)
 
     b.emit(Unit.DMA, _ld(gamma, dram[k.gamma], 0, 0, 1, h))
@@ -437,9 +437,9 @@ def emit_rownorm(b: CoreBuilder, k: RowNorm, work: Work, dram: DramLayout, ctx: 
             for dst in range(ctx.cores):
                 if dst != b.core:
                     b.emit(Unit.NOC, NocSend(dst_core=dst, mem=Mem.SPAD, addr=operand.addr, bytes=rows * h * q, tag=r0 // tr))
-        b.signal(Unit.VEC, ready[s])
+        b.signal(Unit.VEC, ready)
         with b.capture(Unit.DMA) as st:
-            b.wait(Unit.DMA, ready[s])
+            b.wait(Unit.DMA, ready)
             b.emit(Unit.DMA, _st(x, outf_t, r0, 0, rows, h))
             ch_in.release(s, Unit.DMA)
             if ch_out is not None:

@@ -1,10 +1,11 @@
 """Per-core program building: unit queues, semaphore channels between units, and scratchpad allocation.
 
-A `Channel` is a ring of buffer slots between a producer unit and a consumer unit, guarded by two semaphores
-per slot: the producer WAITs `free` before it overwrites a slot it used before and SIGNALs `full` when the
+A `Channel` is a ring of buffer slots between a producer unit and a consumer unit, guarded by two counting
+semaphores: the producer WAITs `free` before it overwrites a slot it used before and SIGNALs `full` when the
 slot holds data; the consumer WAITs `full` before reading and SIGNALs `free` when done (any unit may release,
-e.g. DMA after storing an accumulator tile). `drain` consumes the outstanding `free` signals, so every
-semaphore is back to zero at the barrier that ends a phase and the next phase can reuse the indices.
+e.g. DMA after storing an accumulator tile). Both sides take the slots in ring order, so one count per
+direction is enough. `drain` consumes the outstanding `free` signals, so every semaphore is back to zero at the
+end of a kernel and a later kernel can reuse the indices.
 
 Instructions are appended to one queue per unit; only the order within a unit matters (units run
 concurrently and meet through semaphores), which is how loads are scheduled ahead of compute: the DMA queue
@@ -115,32 +116,31 @@ class Channel:
 
     def __init__(self, b: CoreBuilder, producer: Unit, consumer: Unit, slots: int = 2) -> None:
         self.b, self.producer, self.consumer = b, producer, consumer
-        self.full = [b.sem() for _ in range(slots)]
-        self.free = [b.sem() for _ in range(slots)]
+        self.full, self.free = b.sem(), b.sem()
         self.used = [False] * slots
         self.next = 0
 
     def acquire(self) -> int:
         s = self.next
-        self.next = (s + 1) % len(self.full)
+        self.next = (s + 1) % len(self.used)
         if self.used[s]:
-            self.b.wait(self.producer, self.free[s])
+            self.b.wait(self.producer, self.free)
         return s
 
     def publish(self, s: int) -> None:
-        self.b.signal(self.producer, self.full[s])
+        self.b.signal(self.producer, self.full)
         self.used[s] = True
 
-    def consume(self, s: int) -> None:
-        self.b.wait(self.consumer, self.full[s])
+    def consume(self, s: int) -> None:  # noqa: ARG002 - the slot is implied by the ring order
+        self.b.wait(self.consumer, self.full)
 
-    def release(self, s: int, unit: Unit | None = None) -> None:
-        self.b.signal(unit or self.consumer, self.free[s])
+    def release(self, s: int, unit: Unit | None = None) -> None:  # noqa: ARG002
+        self.b.signal(unit or self.consumer, self.free)
 
     def drain(self) -> None:
-        for s, used in enumerate(self.used):
+        for used in self.used:
             if used:
-                self.b.wait(self.producer, self.free[s])
+                self.b.wait(self.producer, self.free)
 
 
 def interleave(first: list[list[Instr]], second: list[list[Instr]]) -> list[Instr]:
