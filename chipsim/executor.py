@@ -332,7 +332,7 @@ class _Run:
                 if state is not None and payload is not None:
                     instr = op[3]  # type: ignore[assignment]
                     try:
-                        write_bytes(state, instr.mem, instr.addr, payload)
+                        write_bytes(state, instr.mem, instr.addr, payload, instr.rows, instr.stride_bytes)
                     except IsaError as exc:
                         raise self._fail(core, idx, exc) from None
                 began = head if head > t else t

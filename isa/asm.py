@@ -46,8 +46,8 @@ def format_instr(instr: Instr) -> str:
     parts = [spec.mnemonic]
     for f in spec.fields:
         key = f.text_key
-        if key is None:
-            continue
+        if key is None or (f.default is not None and values[f.name] == f.default):
+            continue  # an optional field at its default is left out
         text = _format_value(f, values[f.name])
         if f.mem is not None:
             mem = f.mem if isinstance(f.mem, Mem) else values[f.mem]
@@ -119,7 +119,7 @@ def parse_instr(line: str, *, where: str = "line 1") -> Instr:
             else:
                 values[f.mem] = mem
         values[f.name] = _parse_value(f, text, f"{where} token {tok!r}")
-    missing = [f.text_key for f in spec.fields if f.text_key is not None and f.name not in values]
+    missing = [f.text_key for f in spec.fields if f.text_key is not None and f.name not in values and f.default is None]
     if missing:
         raise IsaError(f"{where}: {spec.mnemonic} is missing operand {missing[0]!r}; it needs {', '.join(by_key)}.")
     try:

@@ -134,6 +134,8 @@ class Instr(tuple):  # type: ignore[type-arg]
                 v: object = args[idx]
             elif f.name in kwargs:
                 v = kwargs[f.name]
+            elif f.default is not None:
+                v = f.default
             else:
                 raise IsaError(f"{spec.opcode.name} is missing field {f.name}; its fields are {', '.join(x.name for x in fields)}.")
             values.append(_check_field(spec, f, v, limits[idx]))

@@ -67,6 +67,7 @@ class Field:
     key: str | None = ""  # text key ("" = the field name; None = printed as the prefix of an address)
     mem: str | Mem | None = None  # for an SRAM address: the name of its Mem field, or its fixed memory
     hex: bool = False  # printed in hexadecimal
+    default: int | None = None  # an optional field: this value when a constructor or the assembly omits it
 
     @property
     def text_key(self) -> str | None:
@@ -113,8 +114,8 @@ class OpSpec:
         return OPCODE_BITS + sum(f.bits for f in self.fields)
 
 
-def _uint(name: str, bits: int, doc: str, *, min_value: int = 0, key: str = "", hex: bool = False) -> Field:
-    return Field(name, bits, FieldKind.UINT, doc, min_value=min_value, key=key, hex=hex)
+def _uint(name: str, bits: int, doc: str, *, min_value: int = 0, key: str = "", hex: bool = False, default: int | None = None) -> Field:
+    return Field(name, bits, FieldKind.UINT, doc, min_value=min_value, key=key, hex=hex, default=default)
 
 
 def _dim(name: str, doc: str) -> Field:
@@ -197,6 +198,15 @@ def _vector(opcode: Opcode, class_name: str, fields: tuple[Field, ...], run: Sem
     return OpSpec(opcode, class_name, Unit.VEC, fields, run, operands, timing, doc, vec_ops)
 
 
+def _recv_rows_rule(i: Instr) -> str | None:
+    if i.bytes % i.rows:
+        return f"NOC_RECV of {i.bytes} bytes cannot land in {i.rows} equal rows; bytes must be a multiple of rows"
+    if i.rows > 1 and i.stride_bytes < i.bytes // i.rows:
+        return (f"NOC_RECV rows of {i.bytes // i.rows} bytes cannot start {i.stride_bytes} bytes apart; "
+                "stride_bytes must be at least bytes / rows")
+    return None
+
+
 _TABLE: tuple[OpSpec, ...] = (
     OpSpec(Opcode.DMA_LD, "DmaLd", Unit.DMA, _DMA_FIELDS, sem.dma_ld, ops.dma_load, TimingRule.DMA,
            "Load a rows x cols tile from DRAM (rows dram_stride_bytes apart) into a dense SRAM tile."),
@@ -205,9 +215,13 @@ _TABLE: tuple[OpSpec, ...] = (
     OpSpec(Opcode.NOC_SEND, "NocSend", Unit.NOC, (_uint("dst_core", CORE_BITS, "receiving core (row-major mesh index)"), *_NOC_TAIL),
            None, ops.noc_send, TimingRule.NOC,
            "Send `bytes` bytes at addr to dst_core, labelled with tag."),
-    OpSpec(Opcode.NOC_RECV, "NocRecv", Unit.NOC, (_uint("src_core", CORE_BITS, "sending core (row-major mesh index)"), *_NOC_TAIL),
+    OpSpec(Opcode.NOC_RECV, "NocRecv", Unit.NOC, (_uint("src_core", CORE_BITS, "sending core (row-major mesh index)"), *_NOC_TAIL,
+                                                  _uint("rows", DIM_BITS, "rows the payload lands in (optional, default 1)", min_value=1, default=1),
+                                                  _uint("stride_bytes", SRAM_ADDR_BITS, "bytes between the starts of those rows (optional, default 0: one row)", key="stride", default=0)),
            None, ops.noc_recv, TimingRule.NOC,
-           "Complete when the matching NOC_SEND (src_core, this core, tag, bytes) has arrived; its bytes land at addr."),
+           "Complete when the matching NOC_SEND (src_core, this core, tag, bytes) has arrived; its bytes land at addr, "
+           "as `rows` equal rows stride_bytes apart (a tile of a wider matrix).",
+           check=_recv_rows_rule),
     OpSpec(Opcode.LDW, "Ldw", Unit.MXU,
            (_fixed("w", Mem.SPAD, "the k x n weight tile"), _dim("k", "weight rows (<= array rows)"), _dim("n", "weight columns (<= array cols)"),
             _enum("dtype", DType, DTYPE_BITS, "weight type (int8 or bf16)", choices=(DType.INT8, DType.BF16))),

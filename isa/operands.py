@@ -57,7 +57,10 @@ def noc_send(i: Instr) -> tuple[Operand, ...]:
 
 
 def noc_recv(i: Instr) -> tuple[Operand, ...]:
-    return (_wr("addr", i.mem, i.addr, 1, i.bytes, DType.INT8),)
+    if i.rows == 1:
+        return (_wr("addr", i.mem, i.addr, 1, i.bytes, DType.INT8),)
+    row = i.bytes // i.rows
+    return tuple(_wr("addr", i.mem, i.addr + r * i.stride_bytes, 1, row, DType.INT8) for r in range(i.rows))
 
 
 def ldw(i: Instr) -> tuple[Operand, ...]:

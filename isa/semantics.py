@@ -74,10 +74,17 @@ def read_bytes(state: CoreState, mem: Mem, addr: int, n: int) -> np.ndarray:
     return tile(state, mem, addr, 1, n, DType.INT8).view(np.uint8).reshape(n).copy()
 
 
-def write_bytes(state: CoreState, mem: Mem, addr: int, data: np.ndarray) -> None:
-    """Store the bytes `data` at `addr` of `mem` (the arrival of a NOC_RECV)."""
+def write_bytes(state: CoreState, mem: Mem, addr: int, data: np.ndarray, rows: int = 1, stride_bytes: int = 0) -> None:
+    """Store the bytes `data` at `addr` of `mem` (the arrival of a NOC_RECV): as one run, or as `rows` equal rows
+    `stride_bytes` apart."""
     n = int(data.size)
-    tile(state, mem, addr, 1, n, DType.INT8).view(np.uint8).reshape(n)[:] = data.view(np.uint8).reshape(n)
+    flat = data.view(np.uint8).reshape(n)
+    if rows == 1:
+        tile(state, mem, addr, 1, n, DType.INT8).view(np.uint8).reshape(n)[:] = flat
+        return
+    row = n // rows
+    for r in range(rows):
+        tile(state, mem, addr + r * stride_bytes, 1, row, DType.INT8).view(np.uint8).reshape(row)[:] = flat[r * row : (r + 1) * row]
 
 
 def bf16_to_f32(bits: np.ndarray) -> np.ndarray:

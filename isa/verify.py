@@ -3,8 +3,8 @@
 Checks: SRAM operands inside their memory and aligned to their dtype; DMA DRAM ranges inside DRAM and
 aligned; overlapping DMA_ST rows; LDW no larger than the array; MATMUL preloaded=1 matching the core's last
 LDW; SRAM tiles read as a dtype no unit wrote there in the current phase (between barriers), or that the
-previous phases did not leave there; NoC peers inside
-the mesh and not the sender itself; every NOC_RECV matched by a NOC_SEND with the same (src, dst, tag,
+previous phases did not leave there; NoC peers inside the mesh (a core may send to itself, through its
+router's local port); every NOC_RECV matched by a NOC_SEND with the same (src, dst, tag,
 bytes) and vice versa; per core and semaphore, no more WAITs than SIGNALs; HALT last and only last;
 the same number of BARRIERs on every core.
 """
@@ -158,8 +158,6 @@ def verify(program: Program, *, spad_bytes: int, acc_bytes: int, dram_bytes: int
                 peer = instr.dst_core if op == Opcode.NOC_SEND else instr.src_core
                 if peer >= ncores:
                     problems.append(f"{at}: core {peer} is outside the {program.mesh_rows}x{program.mesh_cols} mesh (cores 0..{ncores - 1})")
-                elif peer == c:
-                    problems.append(f"{at}: a core cannot {'send to' if op == Opcode.NOC_SEND else 'receive from'} itself")
                 else:
                     key = (c, peer, instr.tag, instr.bytes) if op == Opcode.NOC_SEND else (peer, c, instr.tag, instr.bytes)
                     (sends if op == Opcode.NOC_SEND else recvs)[key].append(at)

@@ -89,6 +89,14 @@ def test_comments_blank_lines_any_operand_order_and_number_forms() -> None:
         (".core 0\n.core 0", r"^line 2: \.core 0 appears twice; each core has one section\.$"),
         (".text", r"^line 1: unknown directive '\.text'; valid directives are \.mesh and \.core\.$"),
         (
+            ".core 0\nnoc_recv src_core=0 addr=spad:0 bytes=10 tag=0 rows=3 stride=8",
+            r"^line 2: NOC_RECV of 10 bytes cannot land in 3 equal rows; bytes must be a multiple of rows\.$",
+        ),
+        (
+            ".core 0\nnoc_recv src_core=0 addr=spad:0 bytes=12 tag=0 rows=3 stride=2",
+            r"^line 2: NOC_RECV rows of 4 bytes cannot start 2 bytes apart; stride_bytes must be at least bytes / rows\.$",
+        ),
+        (
             ".core 0\nvcvt dst=acc:0 src=acc:0 rows=1 cols=1 from=int8 to=int32",
             r"^line 2: VCVT cannot convert int8 to int32; valid conversions are ",
         ),

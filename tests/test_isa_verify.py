@@ -82,7 +82,7 @@ def test_clean_program_passes() -> None:
         ("wait unit=vec sem=5\nsignal unit=vec sem=5\nwait unit=dma sem=5",
          "core 0 instr 2 (WAIT): semaphore 5 is waited on more often than it is signalled on this core, so this WAIT can never complete"),
         ("noc_send dst_core=0 addr=spad:0x0 bytes=4 tag=0",
-         "core 0 instr 0 (NOC_SEND): a core cannot send to itself"),
+         "core 0 instr 0 (NOC_SEND): no NOC_RECV on core 0 matches this send (src 0, tag 0, 4 bytes)"),
         ("noc_recv src_core=3 addr=spad:0x0 bytes=4 tag=0",
          "core 0 instr 0 (NOC_RECV): core 3 is outside the 1x1 mesh (cores 0..0)"),
         ("halt\nvexp dst=acc:0x0 src=acc:0x0 rows=1 cols=1",
