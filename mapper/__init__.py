@@ -13,7 +13,7 @@ from mapper.errors import MapperError
 from mapper.fuse import fuse_epilogues
 from mapper.kernels import Gemm, KernelGraphFacts, kernel_graph
 from mapper.layout import TensorRole, allocate_dram
-from mapper.noc import share_over_noc
+from mapper.noc import keep_on_chip
 from mapper.place import place_on_cores
 from mapper.quantize import quantize
 from mapper.tiling import tile_to_sram
@@ -21,7 +21,7 @@ from mapper.tiling import tile_to_sram
 Pass = Callable[[nx.DiGraph, MapperContext], nx.DiGraph]
 
 # The pass order, in one place. fuse_epilogues turns the operator graph into kernels; each later pass refines them.
-PASSES: tuple[Pass, ...] = (quantize, share_over_noc, tile_to_sram, place_on_cores, allocate_dram)
+PASSES: tuple[Pass, ...] = (quantize, keep_on_chip, tile_to_sram, place_on_cores, allocate_dram)
 
 
 def check_graph(g: nx.DiGraph, after: str) -> None:

@@ -40,14 +40,16 @@ from isa import (
     Vsub,
 )
 from mapper.context import MapperContext
-from mapper.kernels import Attention, Gemm, Kernel, RowNorm, graph_facts
+from mapper.kernels import Attention, Gemm, Kernel, KernelGraphFacts, OnChip, Residency, RowNorm, graph_facts
 from mapper.kernels import Bcast as AddBcast
 from mapper.layout import DramLayout, Tensor
+from mapper.place import owned_rows
 from mapper.sync import Buf, Channel, CoreBuilder, interleave
 
 F32 = DType.FP32
 Work = tuple[tuple[tuple[int, ...], ...], ...]  # per core, its work items
 PROB_SCALE = 127.0  # softmax probabilities onto 0..127 (workloads.quantized.PROB_INV_SCALE)
+TAGS = 1 << 16  # NoC tags (16 bits): an item's index, modulo; sends and receives of one key match in order
 
 
 @dataclass(frozen=True)
@@ -106,10 +108,13 @@ def _q_dtype(int8: bool) -> DType:
 
 # ---- GEMM ---------------------------------------------------------------------------------------------------
 
-def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, dram: DramLayout, ctx: MapperContext) -> None:
-    assert k.tiling is not None and b.spad is not None and b.acc is not None
+def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx: MapperContext) -> None:
+    assert k.tiling is not None and b.spad is not None and b.acc is not None and facts.dram is not None
+    dram = facts.dram
+    outq_chip, outf_chip = facts.on_chip_of(k.out_q), facts.on_chip_of(k.out_f)
     items = work[b.core]
     if not items:
+        _gemm_recvs(b, k, work, outq_chip, outf_chip, ctx)
         return
     tm, tn, tk = k.tiling.tm, k.tiling.tn, k.tiling.tk
     int8, q = ctx.int8, ctx.q_itemsize
@@ -118,25 +123,29 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, dram: DramLayout, ctx: Mapper
     bias_t = None if k.raw else dram[k.bias]
     deq_t = dram[k.deq] if int8 and k.deq else None
     res_t = dram[k.residual] if k.residual else None
-    outq_t = dram[k.out_q] if k.out_q else None
-    outf_t = dram[k.out_f] if k.out_f else None
+    outq_t = dram[k.out_q] if k.out_q and outq_chip is None else None
+    outf_t = dram[k.out_f] if k.out_f and outf_chip is None else None
     resident = tk >= k.k  # the whole K x tn weight block sits in the scratchpad across row tiles
-    a_in_place = k.a_resident is not None and tk >= k.k  # A gathered over the NoC: read where it is
+    a_in_place = k.a_resident is not None  # A kept on chip (the search gave it one chunk): read where it is
+    owners = owned_rows(k.m, ctx.cores) if outf_chip is not None else ()
 
     a_bufs = [] if a_in_place else [b.spad.take(tm * tk * q, f"{k.name} A tile") for _ in range(2)]
     w_bufs = [b.spad.take(tk * tn * q, f"{k.name} weight tile") for _ in range(2)]
     aux_bufs = [(b.spad.take(tn * 4, f"{k.name} dequant scales"), b.spad.take(tn * 4, f"{k.name} bias")) for _ in range(2)]
     res_bufs = [b.spad.take(tm * tn * 4, f"{k.name} residual tile") for _ in range(2)] if res_t else []
-    out_bufs = [b.spad.take(tm * tn * q, f"{k.name} output tile") for _ in range(2)] if outq_t else []
+    out_bufs = [b.spad.take(tm * tn * q, f"{k.name} output tile") for _ in range(2)] if k.out_q else []
     acc_bufs = [b.acc.take(tm * tn * 4, f"{k.name} accumulator tile") for _ in range(2)]
 
     ch_a = Channel(b, Unit.DMA, Unit.MXU)
     ch_w = Channel(b, Unit.DMA, Unit.MXU)
     ch_aux = None if k.raw else Channel(b, Unit.DMA, Unit.VEC)
     ch_res = Channel(b, Unit.DMA, Unit.VEC) if res_t else None
-    ch_out = Channel(b, Unit.VEC, Unit.DMA) if outq_t else None
+    # the operand copy goes to DRAM (DMA) or to every core's gathered copy (NOC); the fp32 result likewise to DRAM
+    # or, row block by row block, to the cores owning those rows
+    ch_out = Channel(b, Unit.VEC, Unit.DMA if outq_t else Unit.NOC) if k.out_q else None
     ch_acc = Channel(b, Unit.MXU, Unit.VEC)
-    ready = b.sem() if outf_t else -1  # VEC -> DMA: an fp32 result in the accumulator (counted, in item order)
+    f_unit = Unit.DMA if outf_t else Unit.NOC
+    ready = b.sem() if k.out_f else -1  # VEC -> f_unit: an fp32 result in the accumulator (counted, in item order)
 
     loads, stores, mxu, vec = [], [], [], []
     w_slot = aux_slot = -1
@@ -218,12 +227,12 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, dram: DramLayout, ctx: Mapper
                 o_slot = ch_out.acquire()
                 b.emit(Unit.VEC, _to_operand(out_bufs[o_slot], acc, rows, cols, int8, k.inv_scale_at(n0)))
                 ch_out.publish(o_slot)
-            if outf_t is not None:
+            if k.out_f is not None:
                 b.signal(Unit.VEC, ready)
             else:
                 ch_acc.release(c)
         vec.append(vc)
-        # DMA: store of this item (emitted after the next item's loads)
+        # DMA: store of this item (emitted after the next item's loads); NOC: its sends, in item order
         with b.capture(Unit.DMA) as st:
             if ch_out is not None and outq_t is not None:
                 ch_out.consume(o_slot)
@@ -234,27 +243,64 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, dram: DramLayout, ctx: Mapper
                 b.emit(Unit.DMA, _st(acc, outf_t, m0, n0, rows, cols))
                 ch_acc.release(c, Unit.DMA)
         stores.append(st)
+        if ch_out is not None and outq_chip is not None:
+            ch_out.consume(o_slot)
+            for dst in range(ctx.cores):
+                b.emit(Unit.NOC, NocSend(dst_core=dst, mem=Mem.SPAD, addr=out_bufs[o_slot].addr, bytes=rows * cols * q, tag=idx % TAGS))
+            ch_out.release(o_slot)
+        if outf_chip is not None:
+            b.wait(Unit.NOC, ready)
+            for dst, (first, n_own) in enumerate(owners):
+                lo, hi = max(m0, first), min(m0 + rows, first + n_own)
+                if lo < hi:
+                    b.emit(Unit.NOC, NocSend(dst_core=dst, mem=Mem.ACC, addr=acc.addr + (lo - m0) * cols * 4,
+                                             bytes=(hi - lo) * cols * 4, tag=idx % TAGS))
+            ch_acc.release(c, Unit.NOC)
     b.queues[Unit.DMA].extend(interleave(loads, stores))
     b.queues[Unit.MXU].extend(instr for stage in mxu for instr in stage)
     b.queues[Unit.VEC].extend(instr for stage in vec for instr in stage)
+    _gemm_recvs(b, k, work, outq_chip, outf_chip, ctx)
     for ch in (ch_a, ch_w, ch_aux, ch_res, ch_out, ch_acc):
         if ch is not None:
             ch.drain()
 
 
+def _gemm_recvs(b: CoreBuilder, k: Gemm, work: Work, outq_chip: OnChip | None, outf_chip: OnChip | None, ctx: MapperContext) -> None:
+    """This core's receives of a GEMM's outputs kept on chip, after its own sends (which wait only for this core's
+    units, so the NoC queues cannot deadlock): every tile of the operand copy into the gathered whole, and the row
+    blocks of the fp32 result this core owns."""
+    assert k.tiling is not None
+    q = ctx.q_itemsize
+    first, n_own = owned_rows(k.m, ctx.cores)[b.core] if outf_chip is not None else (0, 0)
+    for src, src_items in enumerate(work):
+        for idx, (m0, n0) in enumerate(src_items):
+            rows, cols = min(k.tiling.tm, k.m - m0), k.tile_cols(n0)
+            if outq_chip is not None:
+                b.emit(Unit.NOC, NocRecv(src_core=src, mem=outq_chip.mem, addr=outq_chip.addr + (m0 * k.n + n0) * q,
+                                         bytes=rows * cols * q, tag=idx % TAGS, rows=rows, stride_bytes=k.n * q))
+            lo, hi = max(m0, first), min(m0 + rows, first + n_own)
+            if outf_chip is not None and lo < hi:
+                b.emit(Unit.NOC, NocRecv(src_core=src, mem=outf_chip.mem, addr=outf_chip.addr + ((lo - first) * k.n + n0) * 4,
+                                         bytes=(hi - lo) * cols * 4, tag=idx % TAGS, rows=hi - lo, stride_bytes=k.n * 4))
+
+
 # ---- attention ----------------------------------------------------------------------------------------------
 
-def emit_attention(b: CoreBuilder, k: Attention, work: Work, dram: DramLayout, ctx: MapperContext) -> None:
+def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphFacts, ctx: MapperContext) -> None:
     """Per (sequence, head, query block): scores = Q K^T on the array, softmax on the vector unit, context =
-    P V on the array, all on chip; K and V of a head stay in the scratchpad across its query blocks."""
-    assert b.spad is not None and b.acc is not None
+    P V on the array, all on chip; K and V of a head stay in the scratchpad across its query blocks. The context
+    goes to DRAM, or (kept on chip) to every core's gathered copy."""
+    assert b.spad is not None and b.acc is not None and facts.dram is not None
+    dram = facts.dram
+    out_chip = facts.on_chip_of(k.out)
     items = work[b.core]
     if not items:
+        _attention_recvs(b, k, work, out_chip, ctx)
         return
     int8, q = ctx.int8, ctx.q_itemsize
     prec = _q_dtype(int8)
     s_len, d, tq = k.seq, k.head_dim, k.tq
-    qkv_t, mask_t, out_t = dram[k.q], dram[k.mask], dram[k.out]
+    qkv_t, mask_t = dram[k.q], dram[k.mask]
     k_col, v_col = k.hidden, 2 * k.hidden  # Q | K | V side by side
     q_bufs = [b.spad.take(tq * d * q, f"{k.name} Q tile") for _ in range(2)]
     kv_bufs = [(b.spad.take(s_len * d * q, f"{k.name} K"), b.spad.take(s_len * d * q, f"{k.name} V"),
@@ -266,7 +312,7 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, dram: DramLayout, c
     cx_bufs = [b.acc.take(tq * d * 4, f"{k.name} context accumulator") for _ in range(2)]
     ch_q, ch_kv = Channel(b, Unit.DMA, Unit.MXU), Channel(b, Unit.DMA, Unit.MXU)
     ch_sc, ch_p = Channel(b, Unit.MXU, Unit.VEC), Channel(b, Unit.VEC, Unit.MXU)
-    ch_cx, ch_out = Channel(b, Unit.MXU, Unit.VEC), Channel(b, Unit.VEC, Unit.DMA)
+    ch_cx, ch_out = Channel(b, Unit.MXU, Unit.VEC), Channel(b, Unit.VEC, Unit.DMA if out_chip is None else Unit.NOC)
 
     loads, stores, scores, pv, soft, post = [], [], [], [], [], []
     kv = -1
@@ -337,81 +383,135 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, dram: DramLayout, c
             ch_cx.release(cx)
         post.append(v2)
         with b.capture(Unit.DMA) as st:
-            ch_out.consume(os_)
-            b.emit(Unit.DMA, _st(out_bufs[os_], out_t, row0 + q0, h * d, rows, d))
-            ch_out.release(os_)
+            if out_chip is None:
+                ch_out.consume(os_)
+                b.emit(Unit.DMA, _st(out_bufs[os_], dram[k.out], row0 + q0, h * d, rows, d))
+                ch_out.release(os_)
         stores.append(st)
+        if out_chip is not None:
+            ch_out.consume(os_)
+            for dst in range(ctx.cores):
+                b.emit(Unit.NOC, NocSend(dst_core=dst, mem=Mem.SPAD, addr=out_bufs[os_].addr, bytes=rows * d * q, tag=idx % TAGS))
+            ch_out.release(os_)
     b.queues[Unit.DMA].extend(interleave(loads, stores))
     b.queues[Unit.MXU].extend(interleave(scores, pv))
     b.queues[Unit.VEC].extend(interleave(soft, post))
+    _attention_recvs(b, k, work, out_chip, ctx)
     for ch in (ch_q, ch_kv, ch_sc, ch_p, ch_cx, ch_out):
         ch.drain()
 
 
+def _attention_recvs(b: CoreBuilder, k: Attention, work: Work, out_chip: OnChip | None, ctx: MapperContext) -> None:
+    """This core's receives of every core's context tiles into its gathered copy (after its own sends)."""
+    if out_chip is None:
+        return
+    q = ctx.q_itemsize
+    for src, src_items in enumerate(work):
+        for idx, (bi, h, q0) in enumerate(src_items):
+            rows = min(k.tq, k.seq - q0)
+            b.emit(Unit.NOC, NocRecv(src_core=src, mem=out_chip.mem, addr=out_chip.addr + ((bi * k.seq + q0) * k.hidden + h * k.head_dim) * q,
+                                     bytes=rows * k.head_dim * q, tag=idx % TAGS, rows=rows, stride_bytes=k.hidden * q))
+
+
 # ---- row kernels: embeddings and LayerNorm ------------------------------------------------------------------
 
-def emit_rownorm(b: CoreBuilder, k: RowNorm, work: Work, dram: DramLayout, ctx: MapperContext) -> None:
-    """Rows of fp32 plus their addends, then LayerNorm in the vector unit's exact sequence (mean, centre,
-    variance, rsqrt, scale, shift); stored in fp32 and as the next matmul's operand. With `broadcast`, the
-    operand rows also go to the gathered copy at that scratchpad address on this core and, over the NoC, on
-    every other core (which receive the blocks the other cores own)."""
-    assert b.spad is not None
+def emit_rownorm(b: CoreBuilder, k: RowNorm, work: Work, facts: KernelGraphFacts, ctx: MapperContext) -> None:
+    """Rows of fp32 plus their addends (in order), then LayerNorm in the vector unit's exact sequence (mean,
+    centre, variance, rsqrt, scale, shift); kept as fp32 and as the next matmul's operand.
+
+    Each tensor comes from DRAM or stays on chip (facts.on_chip): input rows and per-row addends owned by this core
+    are read where they sit (the input rows are then worked in place), the fp32 result is written over this core's
+    rows of the residual stream, and the operand rows go straight to this core's gathered copy and, over the NoC,
+    to every other core's (which receive the blocks the other cores own). What is not on chip is loaded and stored
+    by DMA, double-buffered."""
+    assert b.spad is not None and facts.dram is not None
+    dram = facts.dram
     items = work[b.core]
+    outq_chip = facts.on_chip_of(k.out_q)
     if not items:
-        broadcast_recvs(b, k, work, ctx)
+        _rownorm_recvs(b, k, work, outq_chip, ctx)
         return
     int8, q, tr, h = ctx.int8, ctx.q_itemsize, k.tr, k.cols
-    in_t, outf_t, outq_t = dram[k.inp], dram[k.out_f], dram[k.out_q]
+    first = owned_rows(k.rows, ctx.cores)[b.core][0]
+    inp_chip, outf_chip = facts.on_chip_of(k.inp), facts.on_chip_of(k.out_f)
     hot = b.acc if k.in_acc else b.spad  # where the fp32 rows live and the vector unit works on them
     assert hot is not None
+
+    def owned(t: OnChip, r0: int) -> Buf:  # this core's rows from r0 of a tensor kept on chip
+        return Buf(t.mem, t.addr + (r0 - first) * h * 4)
+
     gamma, beta = hot.take(h * 4, f"{k.name} gamma"), hot.take(h * 4, f"{k.name} beta")
-    row_adds = [(dram[name], hot.take(h * 4, f"{k.name} {name}")) for name, how in k.addends if how is AddBcast.ROW]
-    pos_t = next((dram[name] for name, how in k.addends if how is AddBcast.POS), None)
-    in_bufs = [hot.take(tr * h * 4, f"{k.name} rows") for _ in range(2)]
-    pos_bufs = [hot.take(tr * h * 4, f"{k.name} position rows") for _ in range(2)] if pos_t else []
-    # With a broadcast the operand rows go straight to the gathered copy (stored, and sent, from there).
-    out_bufs = [b.spad.take(tr * h * q, f"{k.name} operand rows") for _ in range(2)] if k.broadcast is None else []
+    consts = [(dram[k.gamma], gamma), (dram[k.beta], beta)]
+    # per addend: a constant row (loaded once), rows from DRAM (through a channel), or rows kept on chip
+    adds: list[tuple[str, AddBcast, Buf | None, Channel | None, list[Buf]]] = []
+    for name, how in k.addends:
+        chip_t = facts.on_chip_of(name)
+        if how is AddBcast.ROW:
+            buf = hot.take(h * 4, f"{k.name} {name}")
+            consts.append((dram[name], buf))
+            adds.append((name, how, buf, None, []))
+        elif chip_t is not None:
+            adds.append((name, how, None, None, []))
+        else:
+            adds.append((name, how, None, Channel(b, Unit.DMA, Unit.VEC), [hot.take(tr * h * 4, f"{k.name} {name} rows") for _ in range(2)]))
+    in_bufs = [] if inp_chip else [hot.take(tr * h * 4, f"{k.name} rows") for _ in range(2)]
+    out_bufs = [b.spad.take(tr * h * q, f"{k.name} operand rows") for _ in range(2)] if outq_chip is None else []
     sq = hot.take(tr * h * 4, f"{k.name} squares")
     mean, var = hot.take(tr * 4, f"{k.name} mean"), hot.take(tr * 4, f"{k.name} variance")
-    consts = b.sem()
-    ch_in = Channel(b, Unit.DMA, Unit.VEC)
-    ch_pos = Channel(b, Unit.DMA, Unit.VEC) if pos_t else None
-    ch_out = Channel(b, Unit.VEC, Unit.DMA) if k.broadcast is None else None
-    ready = b.sem()  # VEC -> DMA: rows normalized (counted, in item order)
-    sent, stored = (b.sem(), b.sem()) if k.broadcast is not None else (-1, -1)
+    ready_consts = b.sem()
+    ch_in = Channel(b, Unit.DMA, Unit.VEC) if not inp_chip else None
+    ch_out = Channel(b, Unit.VEC, Unit.DMA) if outq_chip is None else None
+    ready = b.sem() if outf_chip is None else -1  # VEC -> DMA: rows normalized (counted, in item order)
+    sent = b.sem() if outq_chip is not None else -1
 
-    b.emit(Unit.DMA, _ld(gamma, dram[k.gamma], 0, 0, 1, h))
-    b.emit(Unit.DMA, _ld(beta, dram[k.beta], 0, 0, 1, h))
-    for t, buf in row_adds:
+    for t, buf in consts:
         b.emit(Unit.DMA, _ld(buf, t, 0, 0, 1, h))
-    b.signal(Unit.DMA, consts)
-    b.wait(Unit.VEC, consts)
+    b.signal(Unit.DMA, ready_consts)
+    b.wait(Unit.VEC, ready_consts)
     inv_n = float(np.float32(1.0 / h))
     loads, stores = [], []
-    for (r0,) in items:
-        rows = min(tr, k.rows - r0)
+    for r0, rows in items:
         with b.capture(Unit.DMA) as dma:
-            s = ch_in.acquire()
-            b.emit(Unit.DMA, _ld(in_bufs[s], in_t, r0, 0, rows, h))
-            ch_in.publish(s)
-            if ch_pos is not None and pos_t is not None:
-                ps = ch_pos.acquire()
-                r = r0
-                while r < r0 + rows:  # position rows restart at every sequence boundary
-                    pos = r % k.seq
-                    run = min(r0 + rows - r, k.seq - pos)
-                    b.emit(Unit.DMA, _ld(Buf(hot.mem, pos_bufs[ps].addr + (r - r0) * h * 4), pos_t, pos, 0, run, h))
-                    r += run
-                ch_pos.publish(ps)
+            s = -1
+            if ch_in is not None:
+                s = ch_in.acquire()
+                b.emit(Unit.DMA, _ld(in_bufs[s], dram[k.inp], r0, 0, rows, h))
+                ch_in.publish(s)
+            slots = []
+            for name, how, _, ch, bufs in adds:
+                if ch is None:
+                    slots.append(-1)
+                    continue
+                a_slot = ch.acquire()
+                if how is AddBcast.POS:  # position rows restart at every sequence boundary
+                    r = r0
+                    while r < r0 + rows:
+                        pos = r % k.seq
+                        run = min(r0 + rows - r, k.seq - pos)
+                        b.emit(Unit.DMA, _ld(Buf(hot.mem, bufs[a_slot].addr + (r - r0) * h * 4), dram[name], pos, 0, run, h))
+                        r += run
+                else:
+                    b.emit(Unit.DMA, _ld(bufs[a_slot], dram[name], r0, 0, rows, h))
+                ch.publish(a_slot)
+                slots.append(a_slot)
         loads.append(dma)
-        x = in_bufs[s]
-        ch_in.consume(s)
-        if ch_pos is not None:
-            ch_pos.consume(ps)
-            b.emit(Unit.VEC, _bin(Vadd, x, x, pos_bufs[ps], rows, h, Bcast.NONE))
-            ch_pos.release(ps)
-        for _, buf in row_adds:
-            b.emit(Unit.VEC, _bin(Vadd, x, x, buf, rows, h, Bcast.ROW))
+        if ch_in is not None:
+            x = in_bufs[s]
+            ch_in.consume(s)
+        else:
+            assert inp_chip is not None
+            x = owned(inp_chip, r0)  # worked in place: the rows are this kernel's alone
+        for (name, how, const, ch, bufs), a_slot in zip(adds, slots):
+            if const is not None:
+                b.emit(Unit.VEC, _bin(Vadd, x, x, const, rows, h, Bcast.ROW))
+            elif ch is not None:
+                ch.consume(a_slot)
+                b.emit(Unit.VEC, _bin(Vadd, x, x, bufs[a_slot], rows, h, Bcast.NONE))
+                ch.release(a_slot)
+            else:
+                chip_t = facts.on_chip_of(name)
+                assert chip_t is not None
+                b.emit(Unit.VEC, _bin(Vadd, x, x, owned(chip_t, r0), rows, h, Bcast.NONE))
         b.emit(Unit.VEC, _un(Vrsum, mean, x, rows, h))
         b.emit(Unit.VEC, _scale(mean, rows, 1, inv_n))
         b.emit(Unit.VEC, _bin(Vsub, x, x, mean, rows, h, Bcast.COL))
@@ -421,54 +521,55 @@ def emit_rownorm(b: CoreBuilder, k: RowNorm, work: Work, dram: DramLayout, ctx: 
         b.emit(Unit.VEC, _un(Vrsqrt, var, var, rows, 1))
         b.emit(Unit.VEC, _bin(Vmul, x, x, var, rows, h, Bcast.COL))
         b.emit(Unit.VEC, _bin(Vmul, x, x, gamma, rows, h, Bcast.ROW))
-        b.emit(Unit.VEC, _bin(Vadd, x, x, beta, rows, h, Bcast.ROW))
+        y = owned(outf_chip, r0) if outf_chip is not None else x  # the residual stream's rows are overwritten here
+        b.emit(Unit.VEC, _bin(Vadd, y, x, beta, rows, h, Bcast.ROW))
         if ch_out is not None:
             os_ = ch_out.acquire()
             operand = out_bufs[os_]
-            b.emit(Unit.VEC, _to_operand(operand, x, rows, h, int8, k.out_inv_scale))
+            b.emit(Unit.VEC, _to_operand(operand, y, rows, h, int8, k.out_inv_scale))
             ch_out.publish(os_)
         else:
-            assert k.broadcast is not None
-            operand = Buf(Mem.SPAD, k.broadcast + r0 * h * q)  # written once per phase: no slot reuse to guard
-            b.emit(Unit.VEC, _to_operand(operand, x, rows, h, int8, k.out_inv_scale))
+            assert outq_chip is not None
+            operand = Buf(outq_chip.mem, outq_chip.addr + r0 * h * q)  # written once per phase: no slot reuse to guard
+            b.emit(Unit.VEC, _to_operand(operand, y, rows, h, int8, k.out_inv_scale))
             b.signal(Unit.VEC, sent)
-            b.signal(Unit.VEC, stored)
             b.wait(Unit.NOC, sent)
             for dst in range(ctx.cores):
                 if dst != b.core:
-                    b.emit(Unit.NOC, NocSend(dst_core=dst, mem=Mem.SPAD, addr=operand.addr, bytes=rows * h * q, tag=r0 // tr))
-        b.signal(Unit.VEC, ready)
+                    b.emit(Unit.NOC, NocSend(dst_core=dst, mem=Mem.SPAD, addr=operand.addr, bytes=rows * h * q, tag=r0 % TAGS))
+        if outf_chip is None:
+            b.signal(Unit.VEC, ready)
+        elif ch_in is not None:
+            ch_in.release(s)
         with b.capture(Unit.DMA) as st:
-            b.wait(Unit.DMA, ready)
-            b.emit(Unit.DMA, _st(x, outf_t, r0, 0, rows, h))
-            ch_in.release(s, Unit.DMA)
+            if outf_chip is None:
+                b.wait(Unit.DMA, ready)
+                b.emit(Unit.DMA, _st(y, dram[k.out_f], r0, 0, rows, h))
+                if ch_in is not None:
+                    ch_in.release(s, Unit.DMA)
             if ch_out is not None:
                 ch_out.consume(os_)
-                b.emit(Unit.DMA, _st(operand, outq_t, r0, 0, rows, h))
+                b.emit(Unit.DMA, _st(operand, dram[k.out_q], r0, 0, rows, h))
                 ch_out.release(os_)
-            else:
-                b.wait(Unit.DMA, stored)
-                b.emit(Unit.DMA, _st(operand, outq_t, r0, 0, rows, h))
         stores.append(st)
     b.queues[Unit.DMA].extend(interleave(loads, stores))
-    broadcast_recvs(b, k, work, ctx)
-    for ch in (ch_in, ch_pos, ch_out):
+    _rownorm_recvs(b, k, work, outq_chip, ctx)
+    for ch in (ch_in, ch_out, *(a[3] for a in adds)):
         if ch is not None:
             ch.drain()
 
 
-def broadcast_recvs(b: CoreBuilder, k: RowNorm, work: Work, ctx: MapperContext) -> None:
+def _rownorm_recvs(b: CoreBuilder, k: RowNorm, work: Work, outq_chip: OnChip | None, ctx: MapperContext) -> None:
     """Post the receives of the row blocks other cores own into this core's gathered copy (after its own sends,
     which only wait for this core's vector unit, so the NoC queues cannot deadlock)."""
-    if k.broadcast is None:
+    if outq_chip is None:
         return
     for src, items in enumerate(work):
         if src == b.core:
             continue
-        for (r0,) in items:
-            rows = min(k.tr, k.rows - r0)
-            b.emit(Unit.NOC, NocRecv(src_core=src, mem=Mem.SPAD, addr=k.broadcast + r0 * k.cols * ctx.q_itemsize,
-                                     bytes=rows * k.cols * ctx.q_itemsize, tag=r0 // k.tr))
+        for r0, rows in items:
+            b.emit(Unit.NOC, NocRecv(src_core=src, mem=outq_chip.mem, addr=outq_chip.addr + r0 * k.cols * ctx.q_itemsize,
+                                     bytes=rows * k.cols * ctx.q_itemsize, tag=r0 % TAGS))
 
 
 EMITTERS = {Gemm: emit_gemm, Attention: emit_attention, RowNorm: emit_rownorm}
@@ -481,20 +582,30 @@ def phase_name(ks: list[Kernel]) -> str:
     return f"{prefix}." + "".join(k.name.rsplit(".", 1)[1] for k in ks)
 
 
-def describe_mapping(k: Kernel, work: tuple[tuple[object, ...], ...]) -> str:
-    """One kernel's mapping in words: tile sizes, where its operands come from, and how its items are placed."""
+def describe_mapping(k: Kernel, work: tuple[tuple[object, ...], ...], facts: KernelGraphFacts) -> str:
+    """One kernel's mapping in words: tile sizes, where its operands come from and its results go, and how its
+    items are placed."""
     items = [len(w) for w in work]
     placed = f"{sum(items)} items on {sum(1 for n in items if n)} of {len(items)} cores (max {max(items, default=0)} per core)"
+
+    def where(t: str | None, what: str) -> str:
+        kept = facts.on_chip_of(t)
+        if kept is None:
+            return f"{what} via DRAM"
+        return f"{what} on chip ({'gathered on every core' if kept.residency is Residency.GATHERED else 'rows on their owner core'})"
+
     if isinstance(k, Gemm):
         t = k.tiling
         tiles = f"tm={t.tm} tn={t.tn} tk={t.tk}" if t is not None else "untiled"
-        a_from = "A resident (gathered over the NoC)" if k.a_resident is not None else "A from DRAM"
+        a_from = "A read in place (kept on chip)" if k.a_resident is not None else "A from DRAM"
         w_kept = "weights kept across row tiles" if t is not None and t.tk >= k.k else "weights reloaded per row tile"
-        return f"{k.name}: {k.m}x{k.k}x{k.n} {tiles}, loops n > m > k, {w_kept}, {a_from}, {placed}"
+        out = ", ".join(where(o, "output") for o in (k.out_q, k.out_f) if o is not None)
+        return f"{k.name}: {k.m}x{k.k}x{k.n} {tiles}, loops n > m > k, {w_kept}, {a_from}, {out}, {placed}"
     if isinstance(k, Attention):
-        return f"{k.name}: {k.batch * k.heads} heads of {k.seq}x{k.head_dim}, tq={k.tq} query rows per item, {placed}"
-    shared = ", rows broadcast over the NoC" if k.broadcast is not None else ""
-    return f"{k.name}: {k.rows}x{k.cols}, tr={k.tr} rows per item{shared}, {placed}"
+        return f"{k.name}: {k.batch * k.heads} heads of {k.seq}x{k.head_dim}, tq={k.tq} query rows per item, {where(k.out, 'context')}, {placed}"
+    flows = [where(k.inp, "input")] + [where(n, f"addend {n}") for n, how in k.addends if how is AddBcast.NONE]
+    flows += [where(k.out_f, "fp32 rows"), where(k.out_q, "operand")]
+    return f"{k.name}: {k.rows}x{k.cols}, tr={k.tr} rows per item, {', '.join(flows)}, {placed}"
 
 
 def emit(g: nx.DiGraph, ctx: MapperContext) -> Lowered:
@@ -503,8 +614,10 @@ def emit(g: nx.DiGraph, ctx: MapperContext) -> Lowered:
     if facts.dram is None:
         raise AssertionError("emit needs the DRAM layout: run allocate_dram first")
     dram = facts.dram
-    spad = chip.core.scratchpad.size_bytes - facts.resident_spad_bytes  # the top is the gathered operand
-    builders = [CoreBuilder(c, spad, chip.core.accumulator.size_bytes) for c in range(ctx.cores)]
+    # the tops of the scratchpad and accumulator hold the activations kept on chip (mapper.noc)
+    spad = chip.core.scratchpad.size_bytes - facts.resident_spad_bytes
+    acc = chip.core.accumulator.size_bytes - facts.resident_acc_bytes
+    builders = [CoreBuilder(c, spad, acc) for c in range(ctx.cores)]
     by_phase: dict[int, list[str]] = {}
     for name in g.nodes:
         by_phase.setdefault(g.nodes[name]["kernel"].phase, []).append(name)
@@ -514,11 +627,11 @@ def emit(g: nx.DiGraph, ctx: MapperContext) -> Lowered:
         label = phase_name(ks)
         phases.append(label)
         phase_macs[label] = sum(k.macs for k in ks)
-        phase_mapping[label] = "; ".join(describe_mapping(k, g.nodes[n]["work"]) for n, k in zip(by_phase[phase], ks))
+        phase_mapping[label] = "; ".join(describe_mapping(k, g.nodes[n]["work"], facts) for n, k in zip(by_phase[phase], ks))
         for name, k in zip(by_phase[phase], ks):
             work = g.nodes[name]["work"]
             for c, b in enumerate(builders):
-                EMITTERS[type(k)](b, k, work, dram, ctx)
+                EMITTERS[type(k)](b, k, work, facts, ctx)
                 # A barrier after every kernel: its semaphores are back to zero and its buffers free for the next.
                 b.end_phase(label)
     for b in builders:

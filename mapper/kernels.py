@@ -6,9 +6,11 @@ operator graph after `fuse_epilogues`; later passes refine each kernel with `dat
 - `Gemm`: out = epilogue(A @ W) (Q, K and V as one GEMM over their side-by-side weights), epilogue = dequantize + bias [+ GELU] [+ residual], then an int8/bf16 copy
   for the next matmul and/or the fp32 result.
 - `Attention`: per (sequence, head): scores, scale, mask, softmax, probabilities @ V, quantized context.
-- `RowNorm`: rows of fp32 summed with addends, LayerNorm, stored fp32 and as the next matmul's operand.
+- `RowNorm`: rows of fp32 summed with addends (the residual stream among them), LayerNorm, kept as fp32 (the
+  next residual) and as the next matmul's operand.
 
-Kernels in the same `phase` are independent; a barrier separates phases (results pass through DRAM).
+Kernels in the same `phase` are independent; a barrier separates phases. Results pass through DRAM, or stay on
+chip where `KernelGraphFacts.on_chip` says so (mapper/noc.py).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import networkx as nx
 
+from isa import Mem
 from workloads.graph import WorkloadFacts
 
 if TYPE_CHECKING:
@@ -128,7 +131,6 @@ class RowNorm:
     out_f: str
     out_q: str
     out_inv_scale: float = 1.0
-    broadcast: int | None = None  # scratchpad address where every core gathers the whole out_q over the NoC
     tr: int = 0  # rows per work item (set by tiling)
     in_acc: bool = False  # the fp32 rows and their vector work in the accumulator (set by tiling)
 
@@ -140,20 +142,45 @@ class RowNorm:
 Kernel = Gemm | Attention | RowNorm
 
 
+class Residency(enum.Enum):
+    """How an activation stays on chip instead of going through DRAM."""
+
+    GATHERED = "gathered"  # every core holds the whole [rows, cols] tensor (producers send each tile to every core)
+    OWNED_ROWS = "owned rows"  # each core holds the rows it owns (mapper.place.owned_rows), full width
+
+
+@dataclass(frozen=True, slots=True)
+class OnChip:
+    """An activation kept on chip: where it lives on every core, row-major at `addr` of `mem`."""
+
+    tensor: str
+    residency: Residency
+    mem: Mem
+    addr: int
+    cols: int  # row width in elements
+
+
 @dataclass(frozen=True, slots=True)
 class KernelGraphFacts:
     """What the passes know about the whole kernel graph (its one typed fact; each pass returns a copy).
 
     workload: the BERT model and input shape the kernels come from (None for a lone GEMM);
     tensors: the DRAM tensors to lay out when they are not the BERT ones (a lone GEMM's A, B and C);
-    resident_spad_bytes: the top of every core's scratchpad reserved for an operand gathered over the NoC;
+    resident_spad_bytes / resident_acc_bytes: the top of every core's scratchpad / accumulator reserved for the
+    activations kept on chip;
+    on_chip: those activations (mapper.noc.keep_on_chip); every other tensor goes through DRAM;
     dram: the DRAM layout, once allocate_dram has run.
     """
 
     workload: WorkloadFacts | None = None
     tensors: tuple[TensorShape, ...] | None = None
     resident_spad_bytes: int = 0
+    resident_acc_bytes: int = 0
+    on_chip: tuple[OnChip, ...] = ()
     dram: DramLayout | None = None
+
+    def on_chip_of(self, tensor: str | None) -> OnChip | None:
+        return next((t for t in self.on_chip if t.tensor == tensor), None)
 
 
 FACTS_KEY = "kernel_facts"

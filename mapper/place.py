@@ -4,7 +4,8 @@ GEMMs are cut into output tiles (tm x tn); the tiles are ordered column block by
 cores in contiguous runs, so each core owns whole column blocks (its weight tile stays in its scratchpad across
 row tiles) and the projections and FFNs are split by output columns. Attention is split by (sequence, head):
 each core runs whole heads, with scores, softmax and context on chip. Row kernels (LayerNorm, embeddings) are
-split by rows. A fused Q|K|V GEMM's tiles stay within one of its parts. Each kernel gets `work`: one tuple of items per core.
+split by rows: each core works the contiguous rows it owns (`owned_rows`, the same for every row kernel, so the
+residual stream can stay with its rows), in items of (first row, rows). A fused Q|K|V GEMM's tiles stay within one of its parts. Each kernel gets `work`: one tuple of items per core.
 """
 
 from __future__ import annotations
@@ -27,6 +28,18 @@ def _deal(items: list[tuple[int, ...]], cores: int, group: int = 1) -> tuple[tup
     return tuple(out)
 
 
+def owned_rows(rows: int, cores: int) -> tuple[tuple[int, int], ...]:
+    """Per core, the (first row, rows) it owns of a row kernel's `rows`: ceil(rows / cores) each, the last fewer
+    (and none for cores past the end)."""
+    share = -(-rows // cores)
+    return tuple((min(c * share, rows), max(0, min(share, rows - c * share))) for c in range(cores))
+
+
+def row_items(rows: int, tr: int, cores: int) -> tuple[tuple[tuple[int, int], ...], ...]:
+    """Per core, its owned rows cut in items of at most `tr` rows: (first row, rows)."""
+    return tuple(tuple((r0, min(tr, first + n - r0)) for r0 in range(first, first + n, tr)) for first, n in owned_rows(rows, cores))
+
+
 def place_on_cores(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
     out = g.copy()
     for k in kernels(g):
@@ -40,7 +53,7 @@ def place_on_cores(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
             items = [(b, h, q0) for b in range(k.batch) for h in range(k.heads) for q0 in range(0, k.seq, k.tq)]
             work = _deal(items, ctx.cores, group=-(-k.seq // k.tq))
         elif isinstance(k, RowNorm):
-            work = _deal([(r0,) for r0 in range(0, k.rows, k.tr)], ctx.cores)
+            work = row_items(k.rows, k.tr, ctx.cores)
         else:  # pragma: no cover
             raise TypeError(k)
         out.nodes[k.name]["work"] = work

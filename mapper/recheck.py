@@ -22,22 +22,22 @@ from mapper.layout import TensorRole, TensorShape, allocate_dram
 from mapper.place import place_on_cores
 
 
-def fastest_measured(k: Gemm, ranked: tuple[Tiling, ...], ctx: MapperContext, reserved_spad: int) -> Tiling:
+def fastest_measured(k: Gemm, ranked: tuple[Tiling, ...], ctx: MapperContext, reserved_spad: int, reserved_acc: int = 0) -> Tiling:
     assert ctx.measure is not None
     shape = dataclasses.replace(k, name="gemm", layer=0, phase=0, a="a", w="w", deq="deq" if k.deq else None, bias="bias",
                                 residual="res" if k.residual else None, out_q="out_q" if k.out_q else None,
                                 out_f="out_f" if k.out_f else None, out_inv_scale=1.0, part_inv_scales=(), tiling=None)
-    return _fastest(shape, ranked, ctx.chip, reserved_spad, ctx.measure)
+    return _fastest(shape, ranked, ctx.chip, reserved_spad, reserved_acc, ctx.measure)
 
 
 @cache
-def _fastest(k: Gemm, ranked: tuple[Tiling, ...], chip: ChipConfig, reserved_spad: int, measure: Measure) -> Tiling:
+def _fastest(k: Gemm, ranked: tuple[Tiling, ...], chip: ChipConfig, reserved_spad: int, reserved_acc: int, measure: Measure) -> Tiling:
     ctx = MapperContext(chip)
-    cycles = [measure(_program(dataclasses.replace(k, tiling=t), ctx, reserved_spad), chip) for t in ranked]
+    cycles = [measure(_program(dataclasses.replace(k, tiling=t), ctx, reserved_spad, reserved_acc), chip) for t in ranked]
     return ranked[min(range(len(ranked)), key=lambda i: (cycles[i], i))]
 
 
-def _program(k: Gemm, ctx: MapperContext, reserved_spad: int):
+def _program(k: Gemm, ctx: MapperContext, reserved_spad: int, reserved_acc: int):
     q = DType.INT8 if ctx.int8 else DType.BF16
     f32 = DType.FP32
     inp, par, out = TensorRole.INPUT, TensorRole.PARAMETER, TensorRole.OUTPUT
@@ -50,5 +50,6 @@ def _program(k: Gemm, ctx: MapperContext, reserved_spad: int):
         tensors.append(("out_q", k.m, k.n, q, out))
     if k.out_f:
         tensors.append(("out_f", k.m, k.n, DType.INT32 if k.raw and ctx.int8 else f32, out))
-    g = kernel_graph([k], KernelGraphFacts(tensors=tuple(tensors), resident_spad_bytes=reserved_spad))
+    g = kernel_graph([k], KernelGraphFacts(tensors=tuple(tensors), resident_spad_bytes=reserved_spad,
+                                                      resident_acc_bytes=reserved_acc))
     return emit(allocate_dram(place_on_cores(g, ctx), ctx), ctx).program

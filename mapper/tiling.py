@@ -121,45 +121,47 @@ def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, residual: bool,
     return per_core * max(mxu, dma, vec) + model.dram_latency_cycles + head + vec + tail
 
 
-def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0) -> Tiling:
+def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0, reserved_acc: int = 0) -> Tiling:
     """The cheapest tiling of `k` that fits, by the analytic model, within the candidate budget; with a
     `ctx.measure` (the executor), the `ctx.recheck` cheapest are run as programs and the fastest measured wins.
 
-    With A resident in the scratchpad (gathered over the NoC), tilings that keep the whole reduction in one
-    chunk read it in place and pay no A traffic; the others load A from DRAM as usual."""
+    With A resident in the scratchpad (kept on chip, mapper.noc), only tilings that keep the whole reduction in
+    one chunk are legal: they read A in place and pay no A traffic."""
     chip = ctx.chip
     ranked, smallest_need = _best_tiling(chip, k.m, k.k, k.part_cols, ctx.q_itemsize, k.residual is not None, k.out_q is not None,
                                          k.gelu, k.a_resident is not None, ctx.search_candidates, reserved_spad, k.raw, k.parts,
-                                         ctx.recheck if ctx.measure is not None else 1)
+                                         ctx.recheck if ctx.measure is not None else 1, reserved_acc)
     if not ranked:
         raise MapperError(
             f"kernel {k.name} ({k.m}x{k.k}x{k.n}) does not fit: its smallest double-buffered tile needs "
             f"{smallest_need[0]} B of scratchpad and {smallest_need[1]} B of accumulator, the chip has "
-            f"{chip.core.scratchpad.size_bytes - reserved_spad} B and {chip.core.accumulator.size_bytes} B; "
+            f"{chip.core.scratchpad.size_bytes - reserved_spad} B and {chip.core.accumulator.size_bytes - reserved_acc} B; "
             "give core.scratchpad.size_kib / core.accumulator.size_kib more room."
         )
     if len(ranked) == 1 or ctx.measure is None:
         return ranked[0]
     from mapper.recheck import fastest_measured  # it emits programs: imported here, past the passes it uses
 
-    return fastest_measured(k, ranked, ctx, reserved_spad)
+    return fastest_measured(k, ranked, ctx, reserved_spad, reserved_acc)
 
 
 @cache
 def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, residual: bool, out_q: bool, gelu: bool,
                  a_resident: bool, candidates: int, reserved_spad: int, raw: bool = False, parts: int = 1,
-                 keep: int = 1) -> tuple[tuple[Tiling, ...], tuple[int, int]]:
+                 keep: int = 1, reserved_acc: int = 0) -> tuple[tuple[Tiling, ...], tuple[int, int]]:
     """The search itself, per GEMM shape (the same shape recurs in every layer): the `keep` cheapest tilings by
     the analytic model, cheapest first (ties in visiting order; none when nothing fits), and the SRAM need of the
     smallest candidate (for the error message). `n` is the width of one of `parts` column parts; the even shares
     of the columns over the cores count every part."""
     tc = chip.core.tensor_core
-    spad_cap, acc_cap = chip.core.scratchpad.size_bytes - reserved_spad, chip.core.accumulator.size_bytes
+    spad_cap, acc_cap = chip.core.scratchpad.size_bytes - reserved_spad, chip.core.accumulator.size_bytes - reserved_acc
     scored: list[Tiling] = []
     smallest_need: tuple[int, int] | None = None
     tried = 0
     for tm, tn, tk in itertools.product(_candidates(m, tc.rows, chip.num_cores), _candidates(n, tc.cols, chip.num_cores, parts), _candidates(k, tc.rows)):
-        resident = a_resident and tk >= k
+        if a_resident and tk < k:
+            continue  # A kept on chip is read in place: the whole reduction in one chunk
+        resident = a_resident
         spad, acc = gemm_sram_bytes(tm, tn, tk, q, residual, out_q, resident)
         if smallest_need is None or spad + acc < sum(smallest_need):
             smallest_need = (spad, acc)
@@ -199,12 +201,13 @@ def _largest_fitting(name: str, full: int, fits, describe) -> int:
 
 def tile_to_sram(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
     chip, q = ctx.chip, ctx.q_itemsize
-    reserved = graph_facts(g).resident_spad_bytes
-    spad_cap, acc_cap = chip.core.scratchpad.size_bytes - reserved, chip.core.accumulator.size_bytes
+    facts = graph_facts(g)
+    reserved, reserved_acc = facts.resident_spad_bytes, facts.resident_acc_bytes
+    spad_cap, acc_cap = chip.core.scratchpad.size_bytes - reserved, chip.core.accumulator.size_bytes - reserved_acc
     new: dict[str, Kernel] = {}
     for k in kernels(g):
         if isinstance(k, Gemm):
-            new[k.name] = dataclasses.replace(k, tiling=search_gemm(k, ctx, reserved))
+            new[k.name] = dataclasses.replace(k, tiling=search_gemm(k, ctx, reserved, reserved_acc))
         elif isinstance(k, Attention):
             def fits(t: int, k: Attention = k) -> bool:
                 spad, acc = attention_sram_bytes(t, k.seq, k.head_dim, q)

@@ -61,6 +61,8 @@ def test_bert_ner_yaml_prints_summary_and_writes_result(tmp_path):
          "chip.core.accumulator.size_kib=64", "chip.core.accumulator.banks=1", "chip.core.tensor_core.dataflow=os"),
         ("workload.seq_len=40", "workload.batch=2", "chip.core.tensor_core.dataflow=is", "chip.core.tensor_core.rows=32",
          "chip.core.tensor_core.cols=8"),
+        # a small accumulator: the gathered operands stay on chip, the residual stream goes through DRAM
+        ("workload.seq_len=64", "chip.core.accumulator.size_kib=48"),
     ],
 )
 def test_int8_chip_logits_bit_exact_on_other_chips_and_tilings(overrides):
