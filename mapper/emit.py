@@ -122,7 +122,6 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     a_t, w_t = dram[k.a], dram[k.w]
     bias_t = None if k.raw else dram[k.bias]
     deq_t = dram[k.deq] if int8 and k.deq else None
-    res_t = dram[k.residual] if k.residual else None
     outq_t = dram[k.out_q] if k.out_q and outq_chip is None else None
     outf_t = dram[k.out_f] if k.out_f and outf_chip is None else None
     resident = tk >= k.k  # the whole K x tn weight block sits in the scratchpad across row tiles
@@ -132,20 +131,17 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     a_bufs = [] if a_in_place else [b.spad.take(tm * tk * q, f"{k.name} A tile") for _ in range(2)]
     w_bufs = [b.spad.take(tk * tn * q, f"{k.name} weight tile") for _ in range(2)]
     aux_bufs = [(b.spad.take(tn * 4, f"{k.name} dequant scales"), b.spad.take(tn * 4, f"{k.name} bias")) for _ in range(2)]
-    res_bufs = [b.spad.take(tm * tn * 4, f"{k.name} residual tile") for _ in range(2)] if res_t else []
     out_bufs = [b.spad.take(tm * tn * q, f"{k.name} output tile") for _ in range(2)] if k.out_q else []
     acc_bufs = [b.acc.take(tm * tn * 4, f"{k.name} accumulator tile") for _ in range(2)]
 
     ch_a = Channel(b, Unit.DMA, Unit.MXU)
     ch_w = Channel(b, Unit.DMA, Unit.MXU)
     ch_aux = None if k.raw else Channel(b, Unit.DMA, Unit.VEC)
-    ch_res = Channel(b, Unit.DMA, Unit.VEC) if res_t else None
     # the operand copy goes to DRAM (DMA) or to every core's gathered copy (NOC); the fp32 result likewise to DRAM
     # or, row block by row block, to the cores owning those rows
     ch_out = Channel(b, Unit.VEC, Unit.DMA if outq_t else Unit.NOC) if k.out_q else None
     ch_acc = Channel(b, Unit.MXU, Unit.VEC)
-    f_unit = Unit.DMA if outf_t else Unit.NOC
-    ready = b.sem() if k.out_f else -1  # VEC -> f_unit: an fp32 result in the accumulator (counted, in item order)
+    ready = b.sem() if k.out_f else -1  # VEC -> DMA or NOC: an fp32 result in the accumulator (counted, in item order)
 
     loads, stores, mxu, vec = [], [], [], []
     w_slot = aux_slot = -1
@@ -174,10 +170,6 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
                     b.emit(Unit.DMA, _ld(a_bufs[s], a_t, m0, k0, rows, kc))
                     ch_a.publish(s)
                     a_slots.append(s)
-            if ch_res is not None and res_t is not None:
-                r_slot = ch_res.acquire()
-                b.emit(Unit.DMA, _ld(res_bufs[r_slot], res_t, m0, n0, rows, cols))
-                ch_res.publish(r_slot)
         loads.append(dma)
         # MXU: the k-chunks accumulate into one accumulator tile
         with b.capture(Unit.MXU) as mx:
@@ -218,10 +210,6 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
                     ch_aux.release(aux_slot)
             if k.gelu:
                 b.emit(Unit.VEC, _un(Vgelu, acc, acc, rows, cols))
-            if ch_res is not None:
-                ch_res.consume(r_slot)
-                b.emit(Unit.VEC, _bin(Vadd, acc, acc, res_bufs[r_slot], rows, cols, Bcast.NONE))
-                ch_res.release(r_slot)
             o_slot = -1
             if ch_out is not None:
                 o_slot = ch_out.acquire()
@@ -260,7 +248,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     b.queues[Unit.MXU].extend(instr for stage in mxu for instr in stage)
     b.queues[Unit.VEC].extend(instr for stage in vec for instr in stage)
     _gemm_recvs(b, k, work, outq_chip, outf_chip, ctx)
-    for ch in (ch_a, ch_w, ch_aux, ch_res, ch_out, ch_acc):
+    for ch in (ch_a, ch_w, ch_aux, ch_out, ch_acc):
         if ch is not None:
             ch.drain()
 

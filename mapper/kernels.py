@@ -3,7 +3,7 @@
 A kernel graph (networkx DiGraph, nodes in execution order, node attribute "kernel") replaces the workload's
 operator graph after `fuse_epilogues`; later passes refine each kernel with `dataclasses.replace`.
 
-- `Gemm`: out = epilogue(A @ W) (Q, K and V as one GEMM over their side-by-side weights), epilogue = dequantize + bias [+ GELU] [+ residual], then an int8/bf16 copy
+- `Gemm`: out = epilogue(A @ W) (Q, K and V as one GEMM over their side-by-side weights), epilogue = dequantize + bias [+ GELU], then an int8/bf16 copy
   for the next matmul and/or the fp32 result.
 - `Attention`: per (sequence, head): scores, scale, mask, softmax, probabilities @ V, quantized context.
 - `RowNorm`: rows of fp32 summed with addends (the residual stream among them), LayerNorm, kept as fp32 (the
@@ -59,7 +59,6 @@ class Gemm:
     bias: str
     out_q: str | None  # quantized (int8 / bf16) copy of the output for the next matmul
     out_f: str | None  # fp32 output
-    residual: str | None = None  # fp32 tensor added after the bias
     gelu: bool = False
     out_inv_scale: float = 1.0  # quantization multiplier of out_q (int8)
     raw: bool = False  # no epilogue: the int32 / fp32 accumulator tile is stored as it is (chipsim gemm)

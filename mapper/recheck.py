@@ -25,7 +25,7 @@ from mapper.place import place_on_cores
 def fastest_measured(k: Gemm, ranked: tuple[Tiling, ...], ctx: MapperContext, reserved_spad: int, reserved_acc: int = 0) -> Tiling:
     assert ctx.measure is not None
     shape = dataclasses.replace(k, name="gemm", layer=0, phase=0, a="a", w="w", deq="deq" if k.deq else None, bias="bias",
-                                residual="res" if k.residual else None, out_q="out_q" if k.out_q else None,
+                                out_q="out_q" if k.out_q else None,
                                 out_f="out_f" if k.out_f else None, out_inv_scale=1.0, part_inv_scales=(), tiling=None)
     return _fastest(shape, ranked, ctx.chip, reserved_spad, reserved_acc, ctx.measure)
 
@@ -44,12 +44,10 @@ def _program(k: Gemm, ctx: MapperContext, reserved_spad: int, reserved_acc: int)
     tensors: list[TensorShape] = [("a", k.m, k.k, q, inp), ("w", k.k, k.n, q, par), ("bias", 1, k.n, f32, par)]
     if k.deq:
         tensors.append(("deq", 1, k.n, f32, par))
-    if k.residual:
-        tensors.append(("res", k.m, k.n, f32, inp))
     if k.out_q:
         tensors.append(("out_q", k.m, k.n, q, out))
     if k.out_f:
         tensors.append(("out_f", k.m, k.n, DType.INT32 if k.raw and ctx.int8 else f32, out))
-    g = kernel_graph([k], KernelGraphFacts(tensors=tuple(tensors), resident_spad_bytes=reserved_spad,
-                                                      resident_acc_bytes=reserved_acc))
+    facts = KernelGraphFacts(tensors=tuple(tensors), resident_spad_bytes=reserved_spad, resident_acc_bytes=reserved_acc)
+    g = kernel_graph([k], facts)
     return emit(allocate_dram(place_on_cores(g, ctx), ctx), ctx).program

@@ -39,11 +39,9 @@ def align(n: int) -> int:
     return -(-n // ALIGN_BYTES) * ALIGN_BYTES
 
 
-def gemm_sram_bytes(tm: int, tn: int, tk: int, q: int, residual: bool, out_q: bool, a_resident: bool = False) -> tuple[int, int]:
+def gemm_sram_bytes(tm: int, tn: int, tk: int, q: int, out_q: bool, a_resident: bool = False) -> tuple[int, int]:
     """(scratchpad, accumulator) bytes of one core's GEMM buffers, every buffer double-buffered."""
     spad = SLOTS * ((0 if a_resident else align(tm * tk * q)) + align(tk * tn * q) + 2 * align(tn * 4))
-    if residual:
-        spad += SLOTS * align(tm * tn * 4)
     if out_q:
         spad += SLOTS * align(tm * tn * q)
     return spad, SLOTS * align(tm * tn * 4)
@@ -65,7 +63,7 @@ def _candidates(full: int, unit: int, cores: int = 1, parts: int = 1) -> list[in
     return sorted(sizes, reverse=True)
 
 
-def gemm_epilogue(rows: int, cols: int, int8: bool, *, gelu: bool, residual: bool, out_q: bool, raw: bool) -> tuple[Instr, ...]:
+def gemm_epilogue(rows: int, cols: int, int8: bool, *, gelu: bool, out_q: bool, raw: bool) -> tuple[Instr, ...]:
     """The vector instructions `emit_gemm` issues for one rows x cols output tile, in order, at placeholder
     addresses (addresses do not change a cost): what the search costs. tests/test_mapper.py checks that the
     emitter issues exactly these opcodes and shapes for every GEMM tile."""
@@ -78,8 +76,6 @@ def gemm_epilogue(rows: int, cols: int, int8: bool, *, gelu: bool, residual: boo
         out.append(Vadd(**acc, src1_mem=Mem.ACC, src1_addr=0, **spad, rows=rows, cols=cols, bcast=Bcast.ROW))
     if gelu:
         out.append(Vgelu(**acc, src_mem=Mem.ACC, src_addr=0, rows=rows, cols=cols))
-    if residual:
-        out.append(Vadd(**acc, src1_mem=Mem.ACC, src1_addr=0, **spad, rows=rows, cols=cols, bcast=Bcast.NONE))
     if out_q:
         to = dict(dst_mem=Mem.SPAD, dst_addr=0, src_mem=Mem.ACC, src_addr=0, rows=rows, cols=cols)
         out.append(Vquant(**to, scale=1.0) if int8 else Vcvt(**to, from_dtype=DType.FP32, to_dtype=DType.BF16))
@@ -96,7 +92,7 @@ def _dma_cycles(model: TimingModel, transfers: list[int], active_cores: int) -> 
 
 
 @cache
-def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, residual: bool, out_q: bool, gelu: bool, tm: int, tn: int, tk: int,
+def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, gelu: bool, tm: int, tn: int, tk: int,
                a_resident: bool = False, raw: bool = False, parts: int = 1) -> float:
     """The analytic time of the whole GEMM with this tiling, every per-instruction cost from the chip's
     TimingModel (the executor's): per core, items pipeline as max(array, DMA, vector) each, plus what cannot
@@ -113,9 +109,9 @@ def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, residual: bool,
     resident_w = tk >= k  # a whole weight block stays put across row tiles
     w_loads = [kc * tn * q for kc in chunks] if not resident_w else [k * tn * q // m_tiles]
     a_loads = [] if a_resident else [tm * kc * q for kc in chunks]
-    stores = [tm * tn * (q if out_q else 4)] + ([tm * tn * 4] if residual else [])
+    stores = [tm * tn * (q if out_q else 4)]
     dma = _dma_cycles(model, w_loads + a_loads + stores, active)
-    vec = sum(model.cost(i).cycles for i in gemm_epilogue(tm, tn, q == 1, gelu=gelu, residual=residual, out_q=out_q, raw=raw))  # type: ignore[union-attr]
+    vec = sum(model.cost(i).cycles for i in gemm_epilogue(tm, tn, q == 1, gelu=gelu, out_q=out_q, raw=raw))  # type: ignore[union-attr]
     head = _dma_cycles(model, [0 if a_resident else tm * chunks[0] * q, chunks[0] * tn * q], active)
     tail = _dma_cycles(model, stores, active)
     return per_core * max(mxu, dma, vec) + model.dram_latency_cycles + head + vec + tail
@@ -128,7 +124,7 @@ def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0, reserved_ac
     With A resident in the scratchpad (kept on chip, mapper.noc), only tilings that keep the whole reduction in
     one chunk are legal: they read A in place and pay no A traffic."""
     chip = ctx.chip
-    ranked, smallest_need = _best_tiling(chip, k.m, k.k, k.part_cols, ctx.q_itemsize, k.residual is not None, k.out_q is not None,
+    ranked, smallest_need = _best_tiling(chip, k.m, k.k, k.part_cols, ctx.q_itemsize, k.out_q is not None,
                                          k.gelu, k.a_resident is not None, ctx.search_candidates, reserved_spad, k.raw, k.parts,
                                          ctx.recheck if ctx.measure is not None else 1, reserved_acc)
     if not ranked:
@@ -146,7 +142,7 @@ def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0, reserved_ac
 
 
 @cache
-def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, residual: bool, out_q: bool, gelu: bool,
+def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, gelu: bool,
                  a_resident: bool, candidates: int, reserved_spad: int, raw: bool = False, parts: int = 1,
                  keep: int = 1, reserved_acc: int = 0) -> tuple[tuple[Tiling, ...], tuple[int, int]]:
     """The search itself, per GEMM shape (the same shape recurs in every layer): the `keep` cheapest tilings by
@@ -162,12 +158,12 @@ def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, residual: boo
         if a_resident and tk < k:
             continue  # A kept on chip is read in place: the whole reduction in one chunk
         resident = a_resident
-        spad, acc = gemm_sram_bytes(tm, tn, tk, q, residual, out_q, resident)
+        spad, acc = gemm_sram_bytes(tm, tn, tk, q, out_q, resident)
         if smallest_need is None or spad + acc < sum(smallest_need):
             smallest_need = (spad, acc)
         if spad > spad_cap or acc > acc_cap:
             continue
-        scored.append(Tiling(tm, tn, tk, _gemm_cost(chip, m, k, n, q, residual, out_q, gelu, tm, tn, tk, resident, raw, parts)))
+        scored.append(Tiling(tm, tn, tk, _gemm_cost(chip, m, k, n, q, out_q, gelu, tm, tn, tk, resident, raw, parts)))
         tried += 1
         if tried >= candidates:
             break

@@ -39,8 +39,7 @@ def test_fused_kernels_cover_every_matmul_mac():
     assert (qkv.name, qkv.n, qkv.parts, qkv.part_cols) == ("l0.qkv", 3 * 768, 3, 768)  # Q | K | V as one GEMM
     assert sum(k.macs for k in kernels(g) if k.layer >= 0) == encoder_macs(wl)
     ffn1 = next(k for k in layer0 if k.name == "l0.ffn1")
-    assert ffn1.gelu and ffn1.out_q == "hq" and ffn1.residual is None
-    assert next(k for k in layer0 if k.name == "l0.ffn2").residual is None  # the residual add moved into the LayerNorm
+    assert ffn1.gelu and ffn1.out_q == "hq"
     ln1, ln2 = (next(k for k in layer0 if k.name == n) for n in ("l0.ln1", "l0.ln2"))
     assert (ln1.inp, ln1.addends, ln2.inp, ln2.addends) == ("y", (("x", Bcast.NONE),), "y", (("x1", Bcast.NONE),))
 
@@ -50,7 +49,7 @@ def test_tiling_search_is_deterministic_fits_and_respects_budget():
     k = Gemm("g", 0, 0, 512, 1024, 4096, "a", "w", "d", "b", "o", None)
     t1 = search_gemm(k, MapperContext(c))
     assert t1 == search_gemm(k, MapperContext(c))
-    spad, acc = gemm_sram_bytes(t1.tm, t1.tn, t1.tk, 1, False, True)
+    spad, acc = gemm_sram_bytes(t1.tm, t1.tn, t1.tk, 1, True)
     assert spad <= c.core.scratchpad.size_bytes and acc <= c.core.accumulator.size_bytes
     budget1 = search_gemm(k, MapperContext(c, search_candidates=1))
     assert budget1.cost_cycles >= t1.cost_cycles
@@ -179,7 +178,7 @@ def test_the_search_costs_the_epilogue_the_emitter_issues(precision):
             for m0, n0 in work[core]:
                 rows, cols = min(k.tiling.tm, k.m - m0), min(k.tiling.tn, k.n - n0)
                 expected += [(i.op, i.rows, i.cols) for i in gemm_epilogue(
-                    rows, cols, ctx.int8, gelu=k.gelu, residual=k.residual is not None, out_q=k.out_q is not None, raw=k.raw)]
+                    rows, cols, ctx.int8, gelu=k.gelu, out_q=k.out_q is not None, raw=k.raw)]
             assert issued == expected, k.name
 
 
