@@ -44,7 +44,7 @@ from mapper.kernels import Attention, Gemm, Kernel, KernelGraphFacts, OnChip, Re
 from mapper.kernels import Bcast as AddBcast
 from mapper.layout import DramLayout, Tensor
 from mapper.place import owned_rows
-from mapper.sync import Buf, Channel, CoreBuilder, interleave
+from mapper.sync import Buf, Channel, CoreBuilder, interleave, top_address
 
 F32 = DType.FP32
 Work = tuple[tuple[tuple[int, ...], ...], ...]  # per core, its work items
@@ -62,6 +62,8 @@ class Lowered:
     phases: tuple[str, ...]
     phase_macs: dict[str, int]
     phase_mapping: dict[str, str]  # per phase name: how its kernels were tiled and placed, in words
+    # DRAM bytes a phase loads for a later one (the next GEMM's first weight tile): (loading phase, for phase, bytes)
+    ahead_bytes: tuple[tuple[str, str, int], ...] = ()
 
 
 # ---- small instruction helpers ------------------------------------------------------------------------------
@@ -128,8 +130,10 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     a_in_place = k.a_resident is not None  # A kept on chip (the search gave it one chunk): read where it is
     owners = owned_rows(k.m, ctx.cores) if outf_chip is not None else ()
 
+    # slot 0 of the weights at the top of the scratchpad: the previous kernel may have loaded the first tile there
+    w_bufs = [b.spad.take_top(tk * tn * q, f"{k.name} weight tile")]
     a_bufs = [] if a_in_place else [b.spad.take(tm * tk * q, f"{k.name} A tile") for _ in range(2)]
-    w_bufs = [b.spad.take(tk * tn * q, f"{k.name} weight tile") for _ in range(2)]
+    w_bufs.append(b.spad.take(tk * tn * q, f"{k.name} weight tile"))
     aux_bufs = [(b.spad.take(tn * 4, f"{k.name} dequant scales"), b.spad.take(tn * 4, f"{k.name} bias")) for _ in range(2)]
     out_bufs = [b.spad.take(tm * tn * q, f"{k.name} output tile") for _ in range(2)] if k.out_q else []
     acc_bufs = [b.acc.take(tm * tn * 4, f"{k.name} accumulator tile") for _ in range(2)]
@@ -162,8 +166,11 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
             for k0, kc in chunks:
                 if new_block or not resident:
                     w_slot = ch_w.acquire()
-                    b.emit(Unit.DMA, _ld(w_bufs[w_slot], w_t, k0, n0, kc, cols))
-                    ch_w.publish(w_slot)
+                    if b.prefetched and idx == 0 and k0 == 0:  # loaded ahead, before the barrier
+                        ch_w.filled(w_slot)
+                    else:
+                        b.emit(Unit.DMA, _ld(w_bufs[w_slot], w_t, k0, n0, kc, cols))
+                        ch_w.publish(w_slot)
                     w_slots.append(w_slot)
                 if not a_in_place:
                     s = ch_a.acquire()
@@ -175,7 +182,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
         with b.capture(Unit.MXU) as mx:
             c = ch_acc.acquire()
             for j, (k0, kc) in enumerate(chunks):
-                if w_slots and (not resident or j == 0):
+                if w_slots and (not resident or j == 0) and not (b.prefetched and idx == 0 and j == 0):
                     ch_w.consume(w_slots[j])  # a freshly loaded weight tile
                 wb = w_bufs[w_slots[j]] if not resident else w_bufs[w_slot]
                 if a_in_place:
@@ -244,6 +251,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
                     b.emit(Unit.NOC, NocSend(dst_core=dst, mem=Mem.ACC, addr=acc.addr + (lo - m0) * cols * 4,
                                              bytes=(hi - lo) * cols * 4, tag=idx % TAGS))
             ch_acc.release(c, Unit.NOC)
+    _issue_prefetch(b, loads)
     b.queues[Unit.DMA].extend(interleave(loads, stores))
     b.queues[Unit.MXU].extend(instr for stage in mxu for instr in stage)
     b.queues[Unit.VEC].extend(instr for stage in vec for instr in stage)
@@ -381,6 +389,7 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
             for dst in range(ctx.cores):
                 b.emit(Unit.NOC, NocSend(dst_core=dst, mem=Mem.SPAD, addr=out_bufs[os_].addr, bytes=rows * d * q, tag=idx % TAGS))
             ch_out.release(os_)
+    _issue_prefetch(b, loads)
     b.queues[Unit.DMA].extend(interleave(loads, stores))
     b.queues[Unit.MXU].extend(interleave(scores, pv))
     b.queues[Unit.VEC].extend(interleave(soft, post))
@@ -540,6 +549,7 @@ def emit_rownorm(b: CoreBuilder, k: RowNorm, work: Work, facts: KernelGraphFacts
                 b.emit(Unit.DMA, _st(operand, dram[k.out_q], r0, 0, rows, h))
                 ch_out.release(os_)
         stores.append(st)
+    _issue_prefetch(b, loads)
     b.queues[Unit.DMA].extend(interleave(loads, stores))
     _rownorm_recvs(b, k, work, outq_chip, ctx)
     for ch in (ch_in, ch_out, *(a[3] for a in adds)):
@@ -561,6 +571,25 @@ def _rownorm_recvs(b: CoreBuilder, k: RowNorm, work: Work, outq_chip: OnChip | N
 
 
 EMITTERS = {Gemm: emit_gemm, Attention: emit_attention, RowNorm: emit_rownorm}
+
+
+def _issue_prefetch(b: CoreBuilder, loads: list[list[Instr]]) -> None:
+    """The next GEMM's first weight tile goes into the DMA queue right after this kernel's first item's loads."""
+    if b.prefetch and loads:
+        loads[0] = [*loads[0], *b.prefetch]
+        b.prefetch = []
+
+
+def _first_weight_load(k: Kernel | None, work: Work | None, b: CoreBuilder, facts: KernelGraphFacts, ctx: MapperContext) -> Instr | None:
+    """The DMA load of GEMM `k`'s first weight tile on this core, into the top of the scratchpad where its
+    emitter puts weight slot 0; None if `k` is no GEMM or has no work here."""
+    if not isinstance(k, Gemm) or work is None or not work[b.core] or facts.dram is None:
+        return None
+    assert k.tiling is not None
+    _, n0 = work[b.core][0]
+    kc, cols = min(k.tiling.tk, k.k), k.tile_cols(n0)
+    addr = top_address(b.spad_bytes, k.tiling.tk * k.tiling.tn * ctx.q_itemsize)
+    return _ld(Buf(Mem.SPAD, addr), facts.dram[k.w], 0, n0, kc, cols)
 
 
 def phase_name(ks: list[Kernel]) -> str:
@@ -606,10 +635,12 @@ def emit(g: nx.DiGraph, ctx: MapperContext) -> Lowered:
     spad = chip.core.scratchpad.size_bytes - facts.resident_spad_bytes
     acc = chip.core.accumulator.size_bytes - facts.resident_acc_bytes
     builders = [CoreBuilder(c, spad, acc) for c in range(ctx.cores)]
+    order = list(g.nodes)  # execution order
     by_phase: dict[int, list[str]] = {}
     for name in g.nodes:
         by_phase.setdefault(g.nodes[name]["kernel"].phase, []).append(name)
     phases, phase_macs, phase_mapping = [], {}, {}
+    ahead_bytes: dict[tuple[str, str], int] = {}
     for phase in sorted(by_phase):
         ks = [g.nodes[n]["kernel"] for n in by_phase[phase]]
         label = phase_name(ks)
@@ -618,12 +649,30 @@ def emit(g: nx.DiGraph, ctx: MapperContext) -> Lowered:
         phase_mapping[label] = "; ".join(describe_mapping(k, g.nodes[n]["work"], facts) for n, k in zip(by_phase[phase], ks))
         for name, k in zip(by_phase[phase], ks):
             work = g.nodes[name]["work"]
+            at = order.index(name)
+            nxt = g.nodes[order[at + 1]] if at + 1 < len(order) else None
             for c, b in enumerate(builders):
+                # The next GEMM's first weight tile is loaded during this kernel, where this kernel's buffers leave
+                # room for it at the top of the scratchpad, so that GEMM starts without its exposed first load.
+                pre = _first_weight_load(nxt["kernel"] if nxt else None, nxt["work"] if nxt else None, b, facts, ctx)
+                b.prefetch = [pre] if pre is not None else []
                 EMITTERS[type(k)](b, k, work, facts, ctx)
+                if b.prefetch:  # no items here: the DMA queue is free for it
+                    b.queues[Unit.DMA].extend(b.prefetch)
+                    b.prefetch = []
+                assert b.spad is not None
+                if pre is not None and not (b.spad.top <= pre.sram_addr and pre.sram_addr + pre.rows * pre.cols * ctx.q_itemsize <= b.spad.size):
+                    b.queues[Unit.DMA] = [i for i in b.queues[Unit.DMA] if i is not pre]  # it would overwrite a buffer in use
+                    pre = None
+                if pre is not None:
+                    key = (label, phase_name([nxt["kernel"]]))
+                    ahead_bytes[key] = ahead_bytes.get(key, 0) + pre.rows * pre.cols * pre.dtype.itemsize
                 # A barrier after every kernel: its semaphores are back to zero and its buffers free for the next.
                 b.end_phase(label)
+                b.prefetched = pre is not None
     for b in builders:
         b.program.append(Halt())
         b.labels.append(phases[-1])
     program = Program(tuple(tuple(b.program) for b in builders), chip.mesh.rows, chip.mesh.cols)
-    return Lowered(program, dram, tuple(tuple(b.labels) for b in builders), tuple(phases), phase_macs, phase_mapping)
+    ahead = tuple((src, dst, n) for (src, dst), n in ahead_bytes.items())
+    return Lowered(program, dram, tuple(tuple(b.labels) for b in builders), tuple(phases), phase_macs, phase_mapping, ahead)

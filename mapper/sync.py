@@ -39,11 +39,25 @@ class Buf:
     addr: int
 
 
+def top_address(size_bytes: int, nbytes: int) -> int:
+    """The aligned address of an `nbytes` buffer ending at most at `size_bytes`."""
+    return (size_bytes - nbytes) // ALIGN_BYTES * ALIGN_BYTES
+
+
 class SramAllocator:
     """Bump allocation of one phase's buffers in one SRAM; capacity checked (the tiling pass sized them)."""
 
     def __init__(self, mem: Mem, size_bytes: int) -> None:
         self.mem, self.size, self.top = mem, size_bytes, 0
+
+    def take_top(self, nbytes: int, what: str) -> Buf:
+        """A buffer at the very top of the memory (below what is reserved): where the previous kernel may have
+        loaded it ahead (mapper.emit's weight prefetch); later `take`s stay below it."""
+        addr = top_address(self.size, nbytes)
+        if addr < self.top:
+            raise MapperError(f"{what} overflows the {self.mem.name.lower()} ({self.top + nbytes} B needed, {self.size} B available).")
+        self.size = addr
+        return Buf(self.mem, addr)
 
     def take(self, nbytes: int, what: str) -> Buf:
         addr = self.top
@@ -66,6 +80,10 @@ class CoreBuilder:
     next_sem: int = 0
     spad: SramAllocator | None = None
     acc: SramAllocator | None = None
+    # weight prefetch across a barrier: DMA loads of the next GEMM's first weight tile for the current kernel's
+    # emitter to issue early in its DMA queue, and whether the current GEMM's first tile was loaded so
+    prefetch: list[Instr] = field(default_factory=list)
+    prefetched: bool = False
 
     def __post_init__(self) -> None:
         self.begin_phase()
@@ -129,6 +147,10 @@ class Channel:
 
     def publish(self, s: int) -> None:
         self.b.signal(self.producer, self.full)
+        self.used[s] = True
+
+    def filled(self, s: int) -> None:
+        """Slot `s` already holds its data (loaded before the barrier): no signal, but a later reuse waits."""
         self.used[s] = True
 
     def consume(self, s: int) -> None:  # noqa: ARG002 - the slot is implied by the ring order

@@ -229,3 +229,23 @@ def test_fused_qkv_tiles_stay_within_one_part_and_every_core_works():
         assert (covered == 1).all()  # every output element once
         counts = [len(core) for core in work]
         assert min(counts) >= 1 and max(counts) - min(counts) <= 1  # even shares over the cores
+
+
+def test_the_next_gemm_first_weight_tile_is_loaded_during_the_kernel_before_it():
+    """Weight prefetch across a barrier: during the attention (or a LayerNorm) each core loads the next GEMM's first
+    weight tile into the top of its scratchpad, where that GEMM's weight slot 0 is, and the GEMM does not load it
+    again; consecutive GEMMs (FFN1 -> FFN2) share that slot, so there is no prefetch between them."""
+    c = chip()
+    low = lower(build_graph(preset("bert-mini"), 64, 1), MapperContext(c), verify=True)
+    w = low.layout["l0.o.w"]
+    by_phase: dict[str, list] = {}
+    for instr, label in zip(low.program.cores[0], low.labels[0]):
+        if instr.op is Opcode.DMA_LD and w.addr <= instr.dram_addr < w.addr + w.nbytes:
+            by_phase.setdefault(label, []).append(instr)
+    ahead = by_phase["l0.attn"]
+    assert len(ahead) == 1 and ahead[0].dram_addr - w.addr < w.row_bytes  # from the weights' first row: chunk 0
+    matmuls = [i for i, label in zip(low.program.cores[0], low.labels[0]) if label == "l0.attn_out" and i.op is Opcode.MATMUL]
+    assert matmuls[0].b_addr == ahead[0].sram_addr  # the GEMM's first MATMUL reads the prefetched tile
+    assert all(i.dram_addr != ahead[0].dram_addr for i in by_phase.get("l0.attn_out", []))  # not loaded twice
+    pairs = {(src, dst) for src, dst, _ in low.ahead_bytes}
+    assert ("l0.attn", "l0.attn_out") in pairs and ("l0.ln1", "l0.ffn1") in pairs and ("l0.ffn1", "l0.ffn2") not in pairs

@@ -42,9 +42,12 @@ def workload_bound(chip: ChipConfig, graph: nx.DiGraph, layout: DramLayout) -> t
     return chip_bound(chip, macs=total_macs(graph), dram_bytes=compulsory, vector_lane_ops=vector_lane_ops(graph)), compulsory
 
 
-def layer_bounds(chip: ChipConfig, graph: nx.DiGraph, layout: DramLayout) -> dict[str, ChipBound]:
+def layer_bounds(chip: ChipConfig, graph: nx.DiGraph, layout: DramLayout,
+                 ahead: tuple[tuple[str, str, int], ...] = ()) -> dict[str, ChipBound]:
     """The chip's bound for each kernel label's own work (`l3.ffn1`): its MACs, its share of the compulsory DRAM
-    bytes (its parameters; the inputs and outputs where they are read or written) and its vector work."""
+    bytes (its parameters; the inputs and outputs where they are read or written) and its vector work. Parameter
+    bytes the schedule loads ahead, in an earlier phase (`ahead`: loading label, owning label, bytes), count in
+    the phase that moves them."""
     macs: dict[str, int] = {}
     for op in ops(graph):
         macs[kernel_of(op.name)] = macs.get(kernel_of(op.name), 0) + op.macs
@@ -52,5 +55,8 @@ def layer_bounds(chip: ChipConfig, graph: nx.DiGraph, layout: DramLayout) -> dic
     for t in layout.tensors.values():
         if t.role is not TensorRole.ACTIVATION:
             dram[kernel_of(t.name)] = dram.get(kernel_of(t.name), 0) + t.nbytes
+    for src, dst, nbytes in ahead:
+        dram[src] = dram.get(src, 0) + nbytes
+        dram[dst] = dram.get(dst, 0) - nbytes
     return {label: chip_bound(chip, macs=macs.get(label, 0), dram_bytes=dram.get(label, 0),
                               vector_lane_ops=vector_lane_ops(graph, label)) for label in macs.keys() | dram.keys()}
