@@ -10,7 +10,7 @@ Every queue entry is (kind, idx, info, instr): kind one of the constants below, 
 its core's program, instr the instruction (None for the closing HALT entry), and info by kind:
     LOCAL    (cycles, structural_cycles)                 MXU and VEC work: fixed duration
     DMA      (engine_cycles, dram_channel_cycles, latency_cycles)
-    SEND     (dst_core, tag, nbytes, links, serialization_cycles, hop_cycles)
+    SEND     (((dst_core, hops), ...), tag, nbytes, ((link, depth), ...), serialization_cycles, hop_cycles)
     RECV     (src_core, tag, nbytes)
     SIGNAL / WAIT: the semaphore; BARRIER: the barrier's number; HALT: None
 
@@ -95,9 +95,14 @@ class Decoder:
         if i.op is Opcode.NOC_RECV:
             return RECV, (i.src_core, i.tag, i.bytes), ((WRITE_EVENT[i.mem], i.bytes),)
         m = self.model
-        links = timing.xy_route(core, i.dst_core, m.mesh_cols)
-        events = ((READ_EVENT[i.mem], i.bytes), (Event.NOC_BYTE_HOPS, i.bytes * len(links)))
-        return SEND, (i.dst_core, i.tag, i.bytes, links, m.noc_serialization_cycles(i.bytes), m.hop_cycles), events
+        if i.multicast:
+            tree = timing.xy_multicast_tree(core, num_cores, m.mesh_cols)
+            dsts = tuple((d, len(timing.xy_route(core, d, m.mesh_cols))) for d in range(num_cores))
+        else:
+            tree = tuple((link, depth) for depth, link in enumerate(timing.xy_route(core, i.dst_core, m.mesh_cols)))
+            dsts = ((i.dst_core, len(tree)),)
+        events = ((READ_EVENT[i.mem], i.bytes), (Event.NOC_BYTE_HOPS, i.bytes * len(tree)))
+        return SEND, (dsts, i.tag, i.bytes, tree, m.noc_serialization_cycles(i.bytes), m.hop_cycles), events
 
     def _miss(self, i: Instr, key: tuple[object, ...]) -> Decoded:
         try:

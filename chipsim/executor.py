@@ -282,16 +282,15 @@ class _Run:
                 starts[idx], ends[idx] = now, end
                 t = now
             elif kind == SEND:
-                dst, tag, nbytes, links, ser, hop = op[2]  # type: ignore[misc]
+                dsts, tag, nbytes, links, ser, hop = op[2]  # type: ignore[misc]
                 link_free = self.link_free
                 head = now
-                for i, link in enumerate(links):
-                    ready = link_free.get(link, 0) - i * hop
+                for link, depth in links:  # a path, or a multicast's XY tree: each link at its depth
+                    ready = link_free.get(link, 0) - depth * hop
                     if ready > head:
                         head = ready
-                for i, link in enumerate(links):
-                    link_free[link] = head + i * hop + ser
-                arrive = head + len(links) * hop + ser
+                for link, depth in links:
+                    link_free[link] = head + depth * hop + ser
                 end = head + ser
                 payload = None
                 if state is not None:
@@ -300,11 +299,13 @@ class _Run:
                         payload = read_bytes(state, instr.mem, instr.addr, nbytes)  # type: ignore[arg-type]
                     except IsaError as exc:
                         raise self._fail(core, idx, exc) from None
-                key = (core, dst, tag, nbytes)
-                self.messages.setdefault(key, deque()).append((head, arrive, nbytes, payload))  # type: ignore[arg-type]
-                waiter = self.recv_waiter.pop(key, None)
-                if waiter is not None:
-                    self._push(arrive, waiter)
+                for dst, hops in dsts:  # type: ignore[misc]
+                    arrive = head + hops * hop + ser
+                    key = (core, dst, tag, nbytes)
+                    self.messages.setdefault(key, deque()).append((head, arrive, nbytes, payload))  # type: ignore[arg-type]
+                    waiter = self.recv_waiter.pop(key, None)
+                    if waiter is not None:
+                        self._push(arrive, waiter)
                 self.st_noc[g] += head - now
                 self.busy[g] += end - now
                 self.done[g] = end

@@ -265,6 +265,16 @@ def noc_hops(src_core: int, dst_core: int, mesh_cols: int) -> int:
     return abs(x - dx) + abs(y - dy)
 
 
+def xy_multicast_tree(src_core: int, num_cores: int, mesh_cols: int) -> tuple[tuple[tuple[int, int], int], ...]:
+    """The directed links of a multicast from `src_core` to every core, the union of the XY routes, each with its
+    depth (the hops from the source to the link's start: the same on every route through it)."""
+    depth: dict[tuple[int, int], int] = {}
+    for dst in range(num_cores):
+        for i, link in enumerate(xy_route(src_core, dst, mesh_cols)):
+            depth[link] = i
+    return tuple(sorted(depth.items(), key=lambda item: (item[1], item[0])))
+
+
 def noc_serialization_cycles(num_bytes: int, link_bytes_per_cycle: int) -> int:
     """Cycles a transfer occupies each link it crosses (wormhole: the body follows the head flit)."""
     return ceil_div(num_bytes, link_bytes_per_cycle) if num_bytes else 0

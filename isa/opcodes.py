@@ -130,8 +130,8 @@ def _f32(name: str, doc: str) -> Field:
     return Field(name, F32_BITS, FieldKind.F32, doc)
 
 
-def _bool(name: str, doc: str, *, key: str = "") -> Field:
-    return Field(name, 1, FieldKind.BOOL, doc, key=key)
+def _bool(name: str, doc: str, *, key: str = "", default: int | None = None) -> Field:
+    return Field(name, 1, FieldKind.BOOL, doc, key=key, default=default)
 
 
 def _memref(prefix: str, doc: str) -> tuple[Field, Field]:
@@ -198,6 +198,12 @@ def _vector(opcode: Opcode, class_name: str, fields: tuple[Field, ...], run: Sem
     return OpSpec(opcode, class_name, Unit.VEC, fields, run, operands, timing, doc, vec_ops)
 
 
+def _send_multicast_rule(i: Instr) -> str | None:
+    if i.multicast and i.dst_core != 0:
+        return f"NOC_SEND with multicast=1 goes to every core; dst_core must be 0, got {i.dst_core}"
+    return None
+
+
 def _recv_rows_rule(i: Instr) -> str | None:
     if i.bytes % i.rows:
         return f"NOC_RECV of {i.bytes} bytes cannot land in {i.rows} equal rows; bytes must be a multiple of rows"
@@ -212,9 +218,13 @@ _TABLE: tuple[OpSpec, ...] = (
            "Load a rows x cols tile from DRAM (rows dram_stride_bytes apart) into a dense SRAM tile."),
     OpSpec(Opcode.DMA_ST, "DmaSt", Unit.DMA, _DMA_FIELDS, sem.dma_st, ops.dma_store, TimingRule.DMA,
            "Store a dense SRAM tile to DRAM rows dram_stride_bytes apart (overlapping rows: the later row wins)."),
-    OpSpec(Opcode.NOC_SEND, "NocSend", Unit.NOC, (_uint("dst_core", CORE_BITS, "receiving core (row-major mesh index)"), *_NOC_TAIL),
+    OpSpec(Opcode.NOC_SEND, "NocSend", Unit.NOC, (_uint("dst_core", CORE_BITS, "receiving core (row-major mesh index)"), *_NOC_TAIL,
+                                                  _bool("multicast", "to every core of the mesh, itself included (optional, default 0; dst_core 0)",
+                                                        key="mcast", default=0)),
            None, ops.noc_send, TimingRule.NOC,
-           "Send `bytes` bytes at addr to dst_core, labelled with tag."),
+           "Send `bytes` bytes at addr to dst_core, labelled with tag; with multicast=1, one copy to every core of the "
+           "mesh along the XY tree.",
+           check=_send_multicast_rule),
     OpSpec(Opcode.NOC_RECV, "NocRecv", Unit.NOC, (_uint("src_core", CORE_BITS, "sending core (row-major mesh index)"), *_NOC_TAIL,
                                                   _uint("rows", DIM_BITS, "rows the payload lands in (optional, default 1)", min_value=1, default=1),
                                                   _uint("stride_bytes", SRAM_ADDR_BITS, "bytes between the starts of those rows (optional, default 0: one row)", key="stride", default=0)),

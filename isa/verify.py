@@ -154,6 +154,9 @@ def verify(program: Program, *, spad_bytes: int, acc_bytes: int, dram_bytes: int
                         f"{at}: preloaded=1 needs a {instr.k}x{instr.n} {instr.precision.name} weight tile but the last LDW "
                         f"loads {last_ldw.k}x{last_ldw.n} {last_ldw.dtype.name}"
                     )
+            elif op == Opcode.NOC_SEND and instr.multicast:
+                for dst in range(ncores):
+                    sends[(c, dst, instr.tag, instr.bytes)].append(at)
             elif op in (Opcode.NOC_SEND, Opcode.NOC_RECV):
                 peer = instr.dst_core if op == Opcode.NOC_SEND else instr.src_core
                 if peer >= ncores:

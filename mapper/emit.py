@@ -240,8 +240,8 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
         stores.append(st)
         if ch_out is not None and outq_chip is not None:
             ch_out.consume(o_slot)
-            for dst in range(ctx.cores):
-                b.emit(Unit.NOC, NocSend(dst_core=dst, mem=Mem.SPAD, addr=out_bufs[o_slot].addr, bytes=rows * cols * q, tag=idx % TAGS))
+            b.emit(Unit.NOC, NocSend(dst_core=0, mem=Mem.SPAD, addr=out_bufs[o_slot].addr, bytes=rows * cols * q, tag=idx % TAGS,
+                                     multicast=True))  # one copy to every core's gathered whole
             ch_out.release(o_slot)
         if outf_chip is not None:
             b.wait(Unit.NOC, ready)
@@ -386,8 +386,8 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
         stores.append(st)
         if out_chip is not None:
             ch_out.consume(os_)
-            for dst in range(ctx.cores):
-                b.emit(Unit.NOC, NocSend(dst_core=dst, mem=Mem.SPAD, addr=out_bufs[os_].addr, bytes=rows * d * q, tag=idx % TAGS))
+            b.emit(Unit.NOC, NocSend(dst_core=0, mem=Mem.SPAD, addr=out_bufs[os_].addr, bytes=rows * d * q, tag=idx % TAGS,
+                                     multicast=True))
             ch_out.release(os_)
     _issue_prefetch(b, loads)
     b.queues[Unit.DMA].extend(interleave(loads, stores))
@@ -531,9 +531,8 @@ def emit_rownorm(b: CoreBuilder, k: RowNorm, work: Work, facts: KernelGraphFacts
             b.emit(Unit.VEC, _to_operand(operand, y, rows, h, int8, k.out_inv_scale))
             b.signal(Unit.VEC, sent)
             b.wait(Unit.NOC, sent)
-            for dst in range(ctx.cores):
-                if dst != b.core:
-                    b.emit(Unit.NOC, NocSend(dst_core=dst, mem=Mem.SPAD, addr=operand.addr, bytes=rows * h * q, tag=r0 % TAGS))
+            if ctx.cores > 1:  # one multicast; this core's own copy lands again, unchanged
+                b.emit(Unit.NOC, NocSend(dst_core=0, mem=Mem.SPAD, addr=operand.addr, bytes=rows * h * q, tag=r0 % TAGS, multicast=True))
         if outf_chip is None:
             b.signal(Unit.VEC, ready)
         elif ch_in is not None:
@@ -558,13 +557,11 @@ def emit_rownorm(b: CoreBuilder, k: RowNorm, work: Work, facts: KernelGraphFacts
 
 
 def _rownorm_recvs(b: CoreBuilder, k: RowNorm, work: Work, outq_chip: OnChip | None, ctx: MapperContext) -> None:
-    """Post the receives of the row blocks other cores own into this core's gathered copy (after its own sends,
-    which only wait for this core's vector unit, so the NoC queues cannot deadlock)."""
-    if outq_chip is None:
+    """Post the receives of every core's row blocks into this core's gathered copy (after its own sends, which only
+    wait for this core's vector unit, so the NoC queues cannot deadlock)."""
+    if outq_chip is None or ctx.cores == 1:
         return
     for src, items in enumerate(work):
-        if src == b.core:
-            continue
         for r0, rows in items:
             b.emit(Unit.NOC, NocRecv(src_core=src, mem=outq_chip.mem, addr=outq_chip.addr + r0 * k.cols * ctx.q_itemsize,
                                      bytes=rows * k.cols * ctx.q_itemsize, tag=r0 % TAGS))

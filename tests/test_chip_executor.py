@@ -240,6 +240,53 @@ def test_strided_noc_recv_lands_rows_in_a_wider_matrix_and_a_core_may_send_to_it
     assert "rows=2 stride=8" in format_program(program) and "bytes=8 tag=1\n" in format_program(program)
 
 
+def test_multicast_reaches_every_core_along_the_xy_tree() -> None:
+    # 1x3 mesh, 8 B/cycle links, 2 cycles a hop: 16 bytes serialize in S = 2 cycles. The tree is 0->1 (depth 0) and
+    # 1->2 (depth 1): core 0 receives its own copy at 0 + 2 = 2, core 1 at 2 + 2 = 4, core 2 at 2 * 2 + 2 = 6.
+    timing = """
+.mesh 1 3
+.core 0
+    noc_send dst_core=0 addr=spad:0x0 bytes=16 tag=1 mcast=1
+    noc_recv src_core=0 addr=spad:0x100 bytes=16 tag=1
+    halt
+.core 1
+    noc_recv src_core=0 addr=spad:0x100 bytes=16 tag=1
+    halt
+.core 2
+    noc_recv src_core=0 addr=spad:0x100 bytes=16 tag=1
+    halt
+"""
+    chip3 = make_chip(**{"mesh.cols": 3})
+    r = execute(parse(timing), chip3, functional=False, trace=True)
+    assert r.cycles == 6
+    assert r.events["noc_byte_hops"] == 16 * 2  # one copy per tree link, not per destination
+    assert r.unit_stats(0, Unit.NOC).busy_cycles == 2  # one injection; its own receive lands at once
+    functional = """
+.mesh 1 3
+.core 0
+    dma_ld sram=spad:0x0 dram=0x0 rows=1 cols=16 stride=16 dtype=int8
+    signal unit=dma sem=0
+    wait unit=noc sem=0
+    noc_send dst_core=0 addr=spad:0x0 bytes=16 tag=1 mcast=1
+    noc_recv src_core=0 addr=spad:0x100 bytes=16 tag=1
+    halt
+"""
+    for c in (1, 2):
+        functional += f"""
+.core {c}
+    noc_recv src_core=0 addr=spad:0x100 bytes=16 tag=1
+    signal unit=noc sem=0
+    wait unit=dma sem=0
+    dma_st sram=spad:0x100 dram={0x40 * c:#x} rows=1 cols=16 stride=16 dtype=int8
+    halt
+"""
+    dram = np.zeros(0x100, np.uint8)
+    dram[:16] = np.arange(16, dtype=np.uint8) + 1
+    execute(parse(functional), chip3, functional=True, dram=dram)
+    for c in (1, 2):
+        np.testing.assert_array_equal(dram[0x40 * c : 0x40 * c + 16], np.arange(16) + 1)
+
+
 def test_barrier_holds_every_unit_of_every_core() -> None:
     # Core 0's VEXP on 16 fp32 elements: 4 lanes, so 4 lane-groups issue one per cycle, and the last one's exp
     # takes the default latency of 4 + 1 + 2 * 4 = 13 cycles: 4 + 13 - 1 = 16 cycles; everything after the

@@ -89,6 +89,10 @@ def test_comments_blank_lines_any_operand_order_and_number_forms() -> None:
         (".core 0\n.core 0", r"^line 2: \.core 0 appears twice; each core has one section\.$"),
         (".text", r"^line 1: unknown directive '\.text'; valid directives are \.mesh and \.core\.$"),
         (
+            ".core 0\nnoc_send dst_core=1 addr=spad:0 bytes=8 tag=0 mcast=1",
+            r"^line 2: NOC_SEND with multicast=1 goes to every core; dst_core must be 0, got 1\.$",
+        ),
+        (
             ".core 0\nnoc_recv src_core=0 addr=spad:0 bytes=10 tag=0 rows=3 stride=8",
             r"^line 2: NOC_RECV of 10 bytes cannot land in 3 equal rows; bytes must be a multiple of rows\.$",
         ),

@@ -55,6 +55,12 @@ def test_clean_program_passes() -> None:
     verify(parse(CLEAN), **CHIP)
 
 
+def test_a_multicast_needs_a_receive_on_every_core() -> None:
+    one_recv = ".mesh 1 2\n.core 0\nnoc_send dst_core=0 addr=spad:0x0 bytes=8 tag=3 mcast=1\nnoc_recv src_core=0 addr=spad:0x40 bytes=8 tag=3\nhalt\n.core 1\nhalt\n"
+    assert _problems(one_recv) == ("core 0 instr 0 (NOC_SEND): no NOC_RECV on core 1 matches this send (src 0, tag 3, 8 bytes)",)
+    verify(parse(one_recv.replace(".core 1\nhalt", ".core 1\nnoc_recv src_core=0 addr=spad:0x0 bytes=8 tag=3\nhalt")), **CHIP)
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
