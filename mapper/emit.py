@@ -45,6 +45,7 @@ from mapper.kernels import Bcast as AddBcast
 from mapper.layout import DramLayout, Tensor
 from mapper.place import owned_rows
 from mapper.sync import Buf, Channel, CoreBuilder, interleave, top_address
+from mapper.tiling import align, gemm_sram_bytes
 
 F32 = DType.FP32
 Work = tuple[tuple[tuple[int, ...], ...], ...]  # per core, its work items
@@ -131,7 +132,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     owners = owned_rows(k.m, ctx.cores) if outf_chip is not None else ()
 
     # slot 0 of the weights at the top of the scratchpad: the previous kernel may have loaded the first tile there
-    w_bufs = [b.spad.take_top(tk * tn * q, f"{k.name} weight tile")]
+    w_bufs = [b.spad.take_top(tk * tn * q, f"{k.name} weight tile", at=b.prefetched)]
     a_bufs = [] if a_in_place else [b.spad.take(tm * tk * q, f"{k.name} A tile") for _ in range(2)]
     w_bufs.append(b.spad.take(tk * tn * q, f"{k.name} weight tile"))
     aux_bufs = [(b.spad.take(tn * 4, f"{k.name} dequant scales"), b.spad.take(tn * 4, f"{k.name} bias")) for _ in range(2)]
@@ -166,7 +167,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
             for k0, kc in chunks:
                 if new_block or not resident:
                     w_slot = ch_w.acquire()
-                    if b.prefetched and idx == 0 and k0 == 0:  # loaded ahead, before the barrier
+                    if b.prefetched is not None and idx == 0 and k0 == 0:  # loaded ahead, before the barrier
                         ch_w.filled(w_slot)
                     else:
                         b.emit(Unit.DMA, _ld(w_bufs[w_slot], w_t, k0, n0, kc, cols))
@@ -182,7 +183,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
         with b.capture(Unit.MXU) as mx:
             c = ch_acc.acquire()
             for j, (k0, kc) in enumerate(chunks):
-                if w_slots and (not resident or j == 0) and not (b.prefetched and idx == 0 and j == 0):
+                if w_slots and (not resident or j == 0) and not (b.prefetched is not None and idx == 0 and j == 0):
                     ch_w.consume(w_slots[j])  # a freshly loaded weight tile
                 wb = w_bufs[w_slots[j]] if not resident else w_bufs[w_slot]
                 if a_in_place:
@@ -251,7 +252,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
                     b.emit(Unit.NOC, NocSend(dst_core=dst, mem=Mem.ACC, addr=acc.addr + (lo - m0) * cols * 4,
                                              bytes=(hi - lo) * cols * 4, tag=idx % TAGS))
             ch_acc.release(c, Unit.NOC)
-    _issue_prefetch(b, loads)
+    _issue_prefetch(b, loads, after=-1)
     b.queues[Unit.DMA].extend(interleave(loads, stores))
     b.queues[Unit.MXU].extend(instr for stage in mxu for instr in stage)
     b.queues[Unit.VEC].extend(instr for stage in vec for instr in stage)
@@ -570,22 +571,37 @@ def _rownorm_recvs(b: CoreBuilder, k: RowNorm, work: Work, outq_chip: OnChip | N
 EMITTERS = {Gemm: emit_gemm, Attention: emit_attention, RowNorm: emit_rownorm}
 
 
-def _issue_prefetch(b: CoreBuilder, loads: list[list[Instr]]) -> None:
-    """The next GEMM's first weight tile goes into the DMA queue right after this kernel's first item's loads."""
+def _issue_prefetch(b: CoreBuilder, loads: list[list[Instr]], after: int = 0) -> None:
+    """The next GEMM's first weight tile goes into the DMA queue right after the loads of this kernel's item
+    `after` (the first: a vector-bound kernel leaves the DRAM idle; the last, -1: a GEMM streams its own
+    weights until then)."""
     if b.prefetch and loads:
-        loads[0] = [*loads[0], *b.prefetch]
+        loads[after] = [*loads[after], *b.prefetch]
         b.prefetch = []
 
 
-def _first_weight_load(k: Kernel | None, work: Work | None, b: CoreBuilder, facts: KernelGraphFacts, ctx: MapperContext) -> Instr | None:
-    """The DMA load of GEMM `k`'s first weight tile on this core, into the top of the scratchpad where its
-    emitter puts weight slot 0; None if `k` is no GEMM or has no work here."""
+def _slot0_bytes(k: Kernel, ctx: MapperContext) -> int:
+    """The bytes a kernel takes at the top of the scratchpad: a GEMM's weight slot 0, aligned."""
+    if not isinstance(k, Gemm) or k.tiling is None:
+        return 0
+    return align(k.tiling.tk * k.tiling.tn * ctx.q_itemsize)
+
+
+def _first_weight_load(k: Kernel | None, work: Work | None, prev: Kernel, b: CoreBuilder, facts: KernelGraphFacts,
+                       ctx: MapperContext) -> Instr | None:
+    """The DMA load of GEMM `k`'s first weight tile on this core, issued during `prev`: into the top of the
+    scratchpad, just below `prev`'s own top buffer (a GEMM's weight slot 0), where `k`'s emitter puts its weight
+    slot 0; None if `k` is no GEMM, has no work here, or its other buffers would not fit below that address."""
     if not isinstance(k, Gemm) or work is None or not work[b.core] or facts.dram is None:
         return None
-    assert k.tiling is not None
+    t = k.tiling
+    assert t is not None
     _, n0 = work[b.core][0]
-    kc, cols = min(k.tiling.tk, k.k), k.tile_cols(n0)
-    addr = top_address(b.spad_bytes, k.tiling.tk * k.tiling.tn * ctx.q_itemsize)
+    kc, cols = min(t.tk, k.k), k.tile_cols(n0)
+    addr = top_address(b.spad_bytes - _slot0_bytes(prev, ctx), t.tk * t.tn * ctx.q_itemsize)
+    below = gemm_sram_bytes(t.tm, t.tn, t.tk, ctx.q_itemsize, k.out_q is not None, k.a_resident is not None)[0] - _slot0_bytes(k, ctx)
+    if addr < below:
+        return None
     return _ld(Buf(Mem.SPAD, addr), facts.dram[k.w], 0, n0, kc, cols)
 
 
@@ -651,7 +667,7 @@ def emit(g: nx.DiGraph, ctx: MapperContext) -> Lowered:
             for c, b in enumerate(builders):
                 # The next GEMM's first weight tile is loaded during this kernel, where this kernel's buffers leave
                 # room for it at the top of the scratchpad, so that GEMM starts without its exposed first load.
-                pre = _first_weight_load(nxt["kernel"] if nxt else None, nxt["work"] if nxt else None, b, facts, ctx)
+                pre = _first_weight_load(nxt["kernel"] if nxt else None, nxt["work"] if nxt else None, k, b, facts, ctx)
                 b.prefetch = [pre] if pre is not None else []
                 EMITTERS[type(k)](b, k, work, facts, ctx)
                 if b.prefetch:  # no items here: the DMA queue is free for it
@@ -666,7 +682,7 @@ def emit(g: nx.DiGraph, ctx: MapperContext) -> Lowered:
                     ahead_bytes[key] = ahead_bytes.get(key, 0) + pre.rows * pre.cols * pre.dtype.itemsize
                 # A barrier after every kernel: its semaphores are back to zero and its buffers free for the next.
                 b.end_phase(label)
-                b.prefetched = pre is not None
+                b.prefetched = pre.sram_addr if pre is not None else None
     for b in builders:
         b.program.append(Halt())
         b.labels.append(phases[-1])

@@ -50,10 +50,10 @@ class SramAllocator:
     def __init__(self, mem: Mem, size_bytes: int) -> None:
         self.mem, self.size, self.top = mem, size_bytes, 0
 
-    def take_top(self, nbytes: int, what: str) -> Buf:
-        """A buffer at the very top of the memory (below what is reserved): where the previous kernel may have
-        loaded it ahead (mapper.emit's weight prefetch); later `take`s stay below it."""
-        addr = top_address(self.size, nbytes)
+    def take_top(self, nbytes: int, what: str, at: int | None = None) -> Buf:
+        """A buffer at the very top of the memory (below what is reserved), or at `at` below it: where the previous
+        kernel may have loaded it ahead (mapper.emit's weight prefetch); later `take`s stay below it."""
+        addr = top_address(self.size, nbytes) if at is None else at
         if addr < self.top:
             raise MapperError(f"{what} overflows the {self.mem.name.lower()} ({self.top + nbytes} B needed, {self.size} B available).")
         self.size = addr
@@ -83,7 +83,7 @@ class CoreBuilder:
     # weight prefetch across a barrier: DMA loads of the next GEMM's first weight tile for the current kernel's
     # emitter to issue early in its DMA queue, and whether the current GEMM's first tile was loaded so
     prefetch: list[Instr] = field(default_factory=list)
-    prefetched: bool = False
+    prefetched: int | None = None  # scratchpad address of the current GEMM's first weight tile, if loaded ahead
 
     def __post_init__(self) -> None:
         self.begin_phase()
