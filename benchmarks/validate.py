@@ -390,10 +390,10 @@ median wall time of one `run_gemm` call on the same GEMM in the same run, timed 
 
 Energy, area and cost are calibrated against their published sources in `docs/CALIBRATION.md` (written by hand:
 the TPUv1 floor-plan check per block, the 45 nm and 7 nm energy tables, the cost model). Since the last
-regeneration of this file the global buffer caches exactly the bytes moved (a strided tile no longer claims the
-bytes between its rows), which raises the A100's and TPUv1's DRAM traffic to at least their weights; folds
-pipeline; the vector unit issues one lane-group per cycle with a per-op latency; and the energy constants moved
-to the 7 nm tables: every figure below was produced by this code.
+regeneration of this file the mapper keeps activations on chip where they fit (gathered operands, the residual
+stream with its rows, NoC multicast; TPUv1's DRAM traffic fell from 117.7 MB to 90.1 MB, 1.06x its weights),
+moves each residual add into the LayerNorm after it, and loads each GEMM's first weight tile during the kernel
+before it: every figure below was produced by this code.
 """
 
 SCALESIM_INTRO = """## Against SCALE-Sim 3.0.0 (compute cycles, ideal memory)
@@ -431,15 +431,18 @@ HARDWARE_NOTES = """### Why the A100 prediction differs (modelling gaps, not fit
   a layer's weights are re-read for every block of rows, since an SM's 164 KiB of shared memory holds few rows)
   now mostly hit it, as on the GPU; the "DRAM MB / seq" column counts what reaches HBM (hits excluded), never
   less than the weights. Before the buffer was modelled the batch-128 predictions were 2.0-2.2x the
-  measurements; with it they are within 10% (-6%). The buffer is an idealised cache: no sectors,
+  measurements; with it int8 is within 10% (-8%) and bf16 -23%. The buffer is an idealised cache: no sectors,
   no set conflicts, no L2 partitions (the A100 splits its L2 in two halves with a slower crossbar between them).
-- *Batch 1 is faster than measured (int8 -40%, bf16 -26%; pipelined folds and the pipelined vector unit made
-  chipsim faster still).* What chipsim leaves out costs the GPU most at
+- *Batch 1 is faster than measured (int8 -47%, bf16 -37%; pipelined folds, the pipelined vector unit and each
+  GEMM's first weight tile loaded during the kernel before it made chipsim faster still).* What chipsim leaves
+  out costs the GPU most at
   batch 1: about 100 kernel launches per inference (a few microseconds each), synchronisation between them,
   and TensorRT's int8 kernels keeping some layers in fp16/fp32. chipsim's barriers between kernels are free.
-- *Kernels separated by barriers, results through DRAM.* chipsim's mapper runs one kernel at a time and every
-  kernel writes its result to DRAM; TensorRT fuses more (e.g. the whole attention of a head in one kernel, as
-  chipsim also does, but also bias/GELU/residual/LayerNorm into GEMM epilogues and across layers).
+- *Kernels separated by barriers, results through DRAM.* chipsim's mapper runs one kernel at a time. It keeps
+  activations on chip where a core's memory holds them (`mapper/on_chip.py`), but an SM's 164 KiB does not, so on
+  this preset every kernel writes its result to the L2 / DRAM; TensorRT fuses more (e.g. the whole attention of
+  a head in one kernel, as chipsim also does, but also bias/GELU/residual/LayerNorm into GEMM epilogues and
+  across layers).
 - *Attention at batch 1.* chipsim places attention per head: 12 heads keep 12 of 108 cores busy at batch 1, so
   the attention phase is a large share of the batch-1 latency (see the phase columns). TensorRT splits a head's
   query rows over several SMs.
@@ -460,7 +463,7 @@ The preset's numbers match Jouppi et al., ISCA 2017: 256 x 256 = 65,536 int8 MAC
 28 nm. No BERT measurement on TPUv1 has been published, so its row is a prediction only: BERT-base's 85 MB of
 int8 weights alone take 2.5 ms at 34 GB/s, and chipsim's run is DRAM-bound (the bound column). On the real
 TPUv1 activations stay in the 24 MiB Unified Buffer (the host fills it over PCIe) and only weights come from
-DDR3; chipsim's kernels exchange activations through DRAM, so its figure is pessimistic by that traffic.
+DDR3; chipsim keeps them on chip too, except the fused Q|K|V output, which still goes through DRAM.
 """
 
 ARRAY_REFERENCE = """## The cycle-level array model, the closed forms and SCALE-Sim

@@ -13,7 +13,7 @@ from mapper.errors import MapperError
 from mapper.fuse import fuse_epilogues
 from mapper.kernels import Gemm, KernelGraphFacts, kernel_graph
 from mapper.layout import TensorRole, allocate_dram
-from mapper.noc import keep_on_chip
+from mapper.on_chip import keep_on_chip
 from mapper.place import place_on_cores
 from mapper.quantize import quantize
 from mapper.tiling import tile_to_sram

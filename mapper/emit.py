@@ -644,7 +644,7 @@ def emit(g: nx.DiGraph, ctx: MapperContext) -> Lowered:
     if facts.dram is None:
         raise AssertionError("emit needs the DRAM layout: run allocate_dram first")
     dram = facts.dram
-    # the tops of the scratchpad and accumulator hold the activations kept on chip (mapper.noc)
+    # the tops of the scratchpad and accumulator hold the activations kept on chip (mapper.on_chip)
     spad = chip.core.scratchpad.size_bytes - facts.resident_spad_bytes
     acc = chip.core.accumulator.size_bytes - facts.resident_acc_bytes
     builders = [CoreBuilder(c, spad, acc) for c in range(ctx.cores)]

@@ -10,7 +10,7 @@ operator graph after `fuse_epilogues`; later passes refine each kernel with `dat
   next residual) and as the next matmul's operand.
 
 Kernels in the same `phase` are independent; a barrier separates phases. Results pass through DRAM, or stay on
-chip where `KernelGraphFacts.on_chip` says so (mapper/noc.py).
+chip where `KernelGraphFacts.on_chip` says so (mapper/on_chip.py).
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ class KernelGraphFacts:
     tensors: the DRAM tensors to lay out when they are not the BERT ones (a lone GEMM's A, B and C);
     resident_spad_bytes / resident_acc_bytes: the top of every core's scratchpad / accumulator reserved for the
     activations kept on chip;
-    on_chip: those activations (mapper.noc.keep_on_chip); every other tensor goes through DRAM;
+    on_chip: those activations (mapper.on_chip.keep_on_chip); every other tensor goes through DRAM;
     dram: the DRAM layout, once allocate_dram has run.
     """
 

@@ -121,7 +121,7 @@ def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0, reserved_ac
     """The cheapest tiling of `k` that fits, by the analytic model, within the candidate budget; with a
     `ctx.measure` (the executor), the `ctx.recheck` cheapest are run as programs and the fastest measured wins.
 
-    With A resident in the scratchpad (kept on chip, mapper.noc), only tilings that keep the whole reduction in
+    With A resident in the scratchpad (kept on chip, mapper.on_chip), only tilings that keep the whole reduction in
     one chunk are legal: they read A in place and pay no A traffic."""
     chip = ctx.chip
     ranked, smallest_need = _best_tiling(chip, k.m, k.k, k.part_cols, ctx.q_itemsize, k.out_q is not None,
