@@ -86,6 +86,7 @@ class Decoder:
         self.model = TimingModel.of(chip)
         self._cache: dict[tuple[object, ...], Decoded] = {}  # shape key -> (kind, info, events)
         self._chain_cache: dict[tuple[object, ...], Info] = {}  # (shape key, previous stream) -> info
+        self._routes: dict[tuple[int, int], tuple[tuple[tuple[int, int], ...], tuple[tuple[tuple[int, int], int], ...]]] = {}
 
     # -- per-shape work (cache misses only) -------------------------------------------------------------------
     def _noc(self, i: Instr, core: int, num_cores: int) -> Decoded:
@@ -95,12 +96,17 @@ class Decoder:
         if i.op is Opcode.NOC_RECV:
             return RECV, (i.src_core, i.tag, i.bytes), ((WRITE_EVENT[i.mem], i.bytes),)
         m = self.model
-        if i.multicast:
-            tree = timing.xy_multicast_tree(core, num_cores, m.mesh_cols)
-            dsts = tuple((d, len(timing.xy_route(core, d, m.mesh_cols))) for d in range(num_cores))
-        else:
-            tree = tuple((link, depth) for depth, link in enumerate(timing.xy_route(core, i.dst_core, m.mesh_cols)))
-            dsts = ((i.dst_core, len(tree)),)
+        route_key = (core, -1 if i.multicast else i.dst_core)
+        route = self._routes.get(route_key)
+        if route is None:
+            if i.multicast:
+                tree = timing.xy_multicast_tree(core, num_cores, m.mesh_cols)
+                dsts = tuple((d, timing.noc_hops(core, d, m.mesh_cols)) for d in range(num_cores))
+            else:
+                tree = tuple((link, depth) for depth, link in enumerate(timing.xy_route(core, i.dst_core, m.mesh_cols)))
+                dsts = ((i.dst_core, len(tree)),)
+            route = self._routes[route_key] = (dsts, tree)
+        dsts, tree = route
         events = ((READ_EVENT[i.mem], i.bytes), (Event.NOC_BYTE_HOPS, i.bytes * len(tree)))
         return SEND, (dsts, i.tag, i.bytes, tree, m.noc_serialization_cycles(i.bytes), m.hop_cycles), events
 

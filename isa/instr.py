@@ -158,6 +158,16 @@ class Instr(tuple):  # type: ignore[type-arg]
         current.update(kwargs)
         return type(self)(**current)
 
+    def at_dram(self, dram_addr: int) -> Instr:
+        """This DMA instruction with another `dram_addr`, every other field as it is (only that one is checked)."""
+        at = _DRAM_FIELD.get(self[0])
+        if at is None:
+            raise IsaError(f"{self[0].name} has no dram_addr field.")
+        kind, lo, hi, _ = _LIMITS[self[0]][at - 1]
+        if type(dram_addr) is not int or not lo <= dram_addr <= hi:
+            return self._replace(dram_addr=dram_addr)  # the general path words the error
+        return tuple.__new__(type(self), (*self[:at], dram_addr, *self[at + 1:]))
+
     @property
     def values(self) -> tuple[FieldValue, ...]:
         """The field values in table order (without the opcode)."""
@@ -172,10 +182,14 @@ class Instr(tuple):  # type: ignore[type-arg]
         return format_instr(self)
 
 
+# Per opcode with a DRAM address: that field's index in the instruction tuple.
+_DRAM_FIELD: dict[Opcode, int] = {op: 1 + n.index("dram_addr") for op, n in _NAMES.items() if "dram_addr" in n}
+
+
 def _make_class(spec: OpSpec) -> type[Instr]:
     base = collections.namedtuple(f"_{spec.class_name}Tuple", ("op", *(f.name for f in spec.fields)))  # type: ignore[misc]
     ns = {"__slots__": (), "spec": spec, "OPCODE": spec.opcode, "__doc__": f"{spec.opcode.name}: {spec.doc}"}
-    for name in ("__new__", "__getnewargs__", "_replace", "__repr__", "__str__"):
+    for name in ("__new__", "__getnewargs__", "_replace", "at_dram", "__repr__", "__str__"):
         ns[name] = Instr.__dict__[name]
     return type(spec.class_name, (base, Instr), ns)
 

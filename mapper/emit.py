@@ -44,6 +44,7 @@ from mapper.kernels import Attention, Gemm, Kernel, KernelGraphFacts, OnChip, Re
 from mapper.kernels import Bcast as AddBcast
 from mapper.layout import DramLayout, Tensor
 from mapper.place import owned_rows
+from mapper.replay import KernelReplay
 from mapper.sync import Buf, Channel, CoreBuilder, interleave, top_address
 from mapper.tiling import align, gemm_sram_bytes
 
@@ -638,11 +639,29 @@ def describe_mapping(k: Kernel, work: tuple[tuple[object, ...], ...], facts: Ker
     return f"{k.name}: {k.rows}x{k.cols}, tr={k.tr} rows per item, {', '.join(flows)}, {placed}"
 
 
-def emit(g: nx.DiGraph, ctx: MapperContext) -> Lowered:
+def _emit_on_core(b: CoreBuilder, k: Kernel, work: Work, facts: KernelGraphFacts, ctx: MapperContext, pre: Instr | None) -> bool:
+    """Kernel `k`'s instructions on `b`'s core, with `pre` (the next GEMM's first weight tile) in its DMA queue
+    where its buffers leave room for it; whether `pre` was kept."""
+    b.prefetch = [pre] if pre is not None else []
+    EMITTERS[type(k)](b, k, work, facts, ctx)
+    if b.prefetch:  # no items here: the DMA queue is free for it
+        b.queues[Unit.DMA].extend(b.prefetch)
+        b.prefetch = []
+    assert b.spad is not None
+    if pre is not None and not (b.spad.top <= pre.sram_addr and pre.sram_addr + pre.rows * pre.cols * ctx.q_itemsize <= b.spad.size):
+        b.queues[Unit.DMA] = [i for i in b.queues[Unit.DMA] if i is not pre]  # it would overwrite a buffer in use
+        return False
+    return pre is not None
+
+
+def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True) -> Lowered:
+    """One program per core for the kernel graph `g`. replay: kernels identical up to their parameters' DRAM
+    addresses are emitted once per core and replayed (mapper/replay.py); False emits every one."""
     chip = ctx.chip
     facts = graph_facts(g)
     if facts.dram is None:
         raise AssertionError("emit needs the DRAM layout: run allocate_dram first")
+    replayer = KernelReplay(facts) if replay else None
     dram = facts.dram
     # the tops of the scratchpad and accumulator hold the activations kept on chip (mapper.on_chip)
     spad = chip.core.scratchpad.size_bytes - facts.resident_spad_bytes
@@ -668,21 +687,22 @@ def emit(g: nx.DiGraph, ctx: MapperContext) -> Lowered:
                 # The next GEMM's first weight tile is loaded during this kernel, where this kernel's buffers leave
                 # room for it at the top of the scratchpad, so that GEMM starts without its exposed first load.
                 pre = _first_weight_load(nxt["kernel"] if nxt else None, nxt["work"] if nxt else None, k, b, facts, ctx)
-                b.prefetch = [pre] if pre is not None else []
-                EMITTERS[type(k)](b, k, work, facts, ctx)
-                if b.prefetch:  # no items here: the DMA queue is free for it
-                    b.queues[Unit.DMA].extend(b.prefetch)
-                    b.prefetch = []
-                assert b.spad is not None
-                if pre is not None and not (b.spad.top <= pre.sram_addr and pre.sram_addr + pre.rows * pre.cols * ctx.q_itemsize <= b.spad.size):
-                    b.queues[Unit.DMA] = [i for i in b.queues[Unit.DMA] if i is not pre]  # it would overwrite a buffer in use
-                    pre = None
-                if pre is not None:
-                    key = (label, phase_name([nxt["kernel"]]))
-                    ahead_bytes[key] = ahead_bytes.get(key, 0) + pre.rows * pre.cols * pre.dtype.itemsize
+
+                def once(b: CoreBuilder = b, k: Kernel = k, work: Work = work, pre: Instr | None = pre) -> bool:
+                    return _emit_on_core(b, k, work, facts, ctx, pre)
+
+                if replayer is None:
+                    kept = once()
+                else:
+                    key, tensors = replayer.key(k, work, b, pre, nxt["kernel"].w if pre is not None else None)
+                    kept = replayer.run(once, b, key, tensors)
+                if kept:
+                    assert pre is not None
+                    pair = (label, phase_name([nxt["kernel"]]))
+                    ahead_bytes[pair] = ahead_bytes.get(pair, 0) + pre.rows * pre.cols * pre.dtype.itemsize
                 # A barrier after every kernel: its semaphores are back to zero and its buffers free for the next.
                 b.end_phase(label)
-                b.prefetched = pre.sram_addr if pre is not None else None
+                b.prefetched = pre.sram_addr if kept else None
     for b in builders:
         b.program.append(Halt())
         b.labels.append(phases[-1])

@@ -4,6 +4,8 @@ core normalizes), Q, K and V into one GEMM, and attention (scores, softmax, cont
 
 from __future__ import annotations
 
+import functools
+
 import networkx as nx
 
 from mapper.kernels import (
@@ -26,6 +28,7 @@ _KERNEL_OF_PART = {"q": "qkv", "k": "qkv", "v": "qkv", "qkv": "qkv", "attn_out":
                    "ln2": "ln2"}
 
 
+@functools.cache
 def kernel_of(name: str) -> str:
     """The kernel (and so the per-layer label) that a workload operator or a DRAM tensor belongs to:
     `l3.h5.softmax` -> `l3.attn`, `l3.v` -> `l3.qkv`, `l3.o.w` -> `l3.attn_out`, `emb.pos` -> `emb`,

@@ -255,3 +255,38 @@ def test_the_next_gemm_first_weight_tile_is_loaded_during_the_kernel_before_it()
     ffn1_slot0 = next(i for i, label in zip(low.program.cores[0], low.labels[0]) if label == "l0.ffn1" and i.op is Opcode.MATMUL).b_addr
     ffn2_slot0 = next(i for i, label in zip(low.program.cores[0], low.labels[0]) if label == "l0.ffn2" and i.op is Opcode.MATMUL).b_addr
     assert ffn2_slot0 < ffn1_slot0  # below the FFN1 tile still in use when it is loaded
+
+
+@pytest.mark.parametrize(("model", "seq", "batch", "sets"), [
+    ("bert-base", 128, 1, ()),
+    ("bert-ner-wnut", 64, 2, ("mesh.rows=1", "mesh.cols=1")),
+    ("bert-ner-wnut", 128, 1, ("mesh.rows=4", "mesh.cols=4", "core.tensor_core.rows=16", "core.tensor_core.cols=16",
+                               "core.tensor_core.precision=bf16")),
+    ("bert-ner-wnut", 128, 1, ("core.accumulator.size_kib=48",)),  # the partial on-chip plan
+    ("bert-base", 128, 1, ("global_buffer.size_kib=8192", "global_buffer.bytes_per_cycle=1024", "dram.type=ddr4")),
+])
+def test_replayed_kernels_lower_to_the_program_emitted_kernel_by_kernel(monkeypatch, model, seq, batch, sets):
+    """Identical kernels are emitted once per core and replayed with their parameters' addresses moved
+    (mapper/replay.py): the program, its labels and the bytes loaded ahead are those of emitting every kernel."""
+    import importlib
+
+    from mapper.replay import KernelReplay
+
+    emit_mod = importlib.import_module("mapper.emit")  # the module (the package exports the function `emit`)
+
+    replays: list[KernelReplay] = []
+
+    class Counting(KernelReplay):
+        def __init__(self, facts):
+            super().__init__(facts)
+            replays.append(self)
+
+    monkeypatch.setattr(emit_mod, "KernelReplay", Counting)
+    g, ctx = run_passes(model, seq, batch, chip(*sets))
+    every = emit_mod.emit(g, ctx, replay=False)
+    replayed = emit_mod.emit(g, ctx)
+    assert replays and replays[0].hits >= (preset(model).layers - 2) * ctx.cores  # layer 1.. replays at least its GEMMs
+    assert replayed.program == every.program
+    assert (replayed.labels, replayed.ahead_bytes, replayed.phase_mapping) == (every.labels, every.ahead_bytes, every.phase_mapping)
+    dma = [i for core in replayed.program.cores for i in core if i.op in (Opcode.DMA_LD, Opcode.DMA_ST)]
+    assert len({i.dram_addr for i in dma}) > len(dma) // 4  # the moved addresses are really other weights'

@@ -24,15 +24,26 @@ LANE_OPS_PER_ELEMENT: dict[OpKind, tuple[VectorOp, ...]] = {
 }
 
 
-def vector_lane_ops(graph: nx.DiGraph, label: str | None = None) -> dict[VectorOp, int]:
-    """Element-ops by kind that the workload's non-matmul operators need at the least (those of one kernel label)."""
+def vector_lane_ops(graph: nx.DiGraph) -> dict[VectorOp, int]:
+    """Element-ops by kind that the workload's non-matmul operators need at the least."""
     out: dict[VectorOp, int] = {}
+    for per_label in vector_lane_ops_by_label(graph).values():
+        for v, n in per_label.items():
+            out[v] = out.get(v, 0) + n
+    return out
+
+
+def vector_lane_ops_by_label(graph: nx.DiGraph) -> dict[str, dict[VectorOp, int]]:
+    """The same, per kernel label (`l3.attn`) of the operators' kernels."""
+    out: dict[str, dict[VectorOp, int]] = {}
     for op in ops(graph):
-        if label is not None and kernel_of(op.name) != label:
+        per_element = LANE_OPS_PER_ELEMENT.get(op.kind)
+        if not per_element:
             continue
         times = len(op.inputs) - 1 if op.kind is OpKind.ADD else 1  # a sum of n tensors is n - 1 adds
-        for v in LANE_OPS_PER_ELEMENT.get(op.kind, ()):
-            out[v] = out.get(v, 0) + times * op.output.numel
+        mine = out.setdefault(kernel_of(op.name), {})
+        for v in per_element:
+            mine[v] = mine.get(v, 0) + times * op.output.numel
     return out
 
 
@@ -58,5 +69,6 @@ def layer_bounds(chip: ChipConfig, graph: nx.DiGraph, layout: DramLayout,
     for src, dst, nbytes in ahead:
         dram[src] = dram.get(src, 0) + nbytes
         dram[dst] = dram.get(dst, 0) - nbytes
+    lanes = vector_lane_ops_by_label(graph)
     return {label: chip_bound(chip, macs=macs.get(label, 0), dram_bytes=dram.get(label, 0),
-                              vector_lane_ops=vector_lane_ops(graph, label)) for label in macs.keys() | dram.keys()}
+                              vector_lane_ops=lanes.get(label, {})) for label in macs.keys() | dram.keys()}

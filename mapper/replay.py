@@ -1,0 +1,137 @@
+"""Identical kernels lowered once: a kernel whose emission on a core was seen before is replayed, not re-emitted.
+
+The encoder layers of a BERT model are the same kernels over other weights. A kernel's instructions on a core
+depend on its shapes, tiling, scales and work, on where its activations live (the same DRAM tensors or on-chip
+regions in every layer: `x`, `xq`, `qkv`, `ctx`, `y`, `hq`), on the builder's state when it starts (semaphores
+and buffers taken so far, the weight tile loaded ahead) and, through DMA addresses only, on where its parameters
+lie in DRAM. So the first emission is recorded with every DMA address that falls in a parameter tensor written
+as (which parameter, offset); a later kernel with the same key gets the recorded instructions with those
+addresses moved to its own parameters. Every other instruction object is shared (instructions are immutable).
+
+What the key leaves out cannot change the emission: kernel and parameter names (only error messages use them,
+and an emission that raised is never recorded) and the layer and phase numbers. `emit(..., replay=False)`
+lowers without it; tests/test_mapper.py checks both lower to the same program.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from isa import Instr, Opcode
+from mapper.kernels import Kernel, KernelGraphFacts
+from mapper.layout import Tensor, TensorRole
+from mapper.sync import UNITS, CoreBuilder
+
+_ANONYMOUS = ("name", "layer", "phase")  # fields no emission depends on
+_DMA = (Opcode.DMA_LD, Opcode.DMA_ST)
+
+# what one unit's queue gained: the instructions as first emitted, and the DMA instructions among them whose
+# address lies in a parameter: (position, parameter index, offset into that parameter)
+Appended = tuple[tuple[Instr, ...], tuple[tuple[int, int, int], ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Operands:
+    """The DRAM tensors a kernel's key names: its parameters (in key order) and the others (same in every layer)."""
+
+    params: list[Tensor]
+    others: list[Tensor]
+
+
+@dataclass(frozen=True, slots=True)
+class _Recording:
+    appended: tuple[Appended, ...]  # per unit (sync.UNITS order), what the emission appended
+    end: tuple[int, ...]  # the builder's state afterwards (CoreBuilder state tuple)
+    result: object  # what the emission returned
+
+
+def _state(b: CoreBuilder) -> tuple[int, ...]:
+    assert b.spad is not None and b.acc is not None
+    return (b.next_sem, b.spad.top, b.spad.size, b.acc.top, b.acc.size)
+
+
+def _set_state(b: CoreBuilder, state: tuple[int, ...]) -> None:
+    assert b.spad is not None and b.acc is not None
+    b.next_sem, b.spad.top, b.spad.size, b.acc.top, b.acc.size = state
+
+
+class KernelReplay:
+    """The recorded emissions of one `emit` call (one chip, one kernel graph)."""
+
+    def __init__(self, facts: KernelGraphFacts) -> None:
+        assert facts.dram is not None
+        self.tensors = facts.dram.tensors
+        self.facts = facts
+        self._seen: dict[tuple[object, ...], _Recording | None] = {}  # None: seen, but not replayable
+        self.hits = 0
+
+    def _anon(self, value: object, params: list[Tensor], others: list[Tensor]) -> object:
+        """A field value for the key: a parameter tensor's name becomes its index and shape; any other tensor's
+        name stays, with where it lives on chip (if it does)."""
+        if isinstance(value, str):
+            t = self.tensors.get(value)
+            if t is not None and t.role is TensorRole.PARAMETER:
+                params.append(t)
+                return (len(params) - 1, t.rows, t.cols, t.dtype)
+            if t is not None:
+                others.append(t)
+            return (value, self.facts.on_chip_of(value))
+        if isinstance(value, tuple):
+            return tuple(self._anon(v, params, others) for v in value)
+        return value
+
+    def key(self, k: Kernel, work: object, b: CoreBuilder, ahead: Instr | None, ahead_of: str | None,
+            ) -> tuple[tuple[object, ...], Operands]:
+        """The key of emitting `k` on `b`'s core with `ahead` (the next GEMM's first weight tile, from parameter
+        `ahead_of`) to place in its DMA queue; and the kernel's tensors."""
+        params: list[Tensor] = []
+        others: list[Tensor] = []
+        fields = tuple(self._anon(getattr(k, f.name), params, others) for f in dataclasses.fields(k) if f.name not in _ANONYMOUS)
+        pre: object = None
+        if ahead is not None:
+            assert ahead_of is not None
+            t = self.tensors[ahead_of]
+            params.append(t)
+            pre = (ahead._replace(dram_addr=0), ahead.dram_addr - t.addr, t.rows, t.cols, t.dtype)
+        start = (b.core, b.prefetched, *_state(b), *(len(b.queues[u]) for u in UNITS))
+        return (type(k), fields, work, pre, start), Operands(params, others)
+
+    def run(self, emit: Callable[[], object], b: CoreBuilder, key: tuple[object, ...], tensors: Operands) -> object:
+        """`emit()` (which appends to `b`'s queues) or, for a key seen before, its recorded effect on `b`."""
+        rec = self._seen.get(key, False)
+        if isinstance(rec, _Recording):
+            self.hits += 1
+            params = tensors.params
+            for u, (instrs, moved) in zip(UNITS, rec.appended):
+                q = b.queues[u]
+                n = len(q)
+                q.extend(instrs)
+                for pos, j, offset in moved:
+                    q[n + pos] = instrs[pos].at_dram(params[j].addr + offset)
+            _set_state(b, rec.end)
+            return rec.result
+        lens = [len(b.queues[u]) for u in UNITS]
+        result = emit()
+        if rec is False:
+            appended = tuple(self._entries(b.queues[u][n:], tensors) for u, n in zip(UNITS, lens))
+            self._seen[key] = None if any(a is None for a in appended) else _Recording(appended, _state(b), result)  # type: ignore[arg-type]
+        return result
+
+    @staticmethod
+    def _entries(instrs: list[Instr], tensors: Operands) -> Appended | None:
+        """Instructions with their parameter addresses made relative; None if a DMA address lies in no tensor the
+        key names (nothing then says it would be the same for another kernel)."""
+        moved: list[tuple[int, int, int]] = []
+        params = tensors.params
+        for pos, i in enumerate(instrs):
+            if i[0] not in _DMA:
+                continue
+            addr = i.dram_addr
+            hit = next((j for j, t in enumerate(params) if t.addr <= addr < t.addr + t.nbytes), None)
+            if hit is not None:
+                moved.append((pos, hit, addr - params[hit].addr))
+            elif not any(t.addr <= addr < t.addr + t.nbytes for t in tensors.others):
+                return None
+        return tuple(instrs), tuple(moved)
