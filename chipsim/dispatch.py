@@ -66,6 +66,7 @@ _CATEGORY: dict[Opcode, int] = {
     for op in Opcode
 }
 _UNIT_OF: dict[Opcode, Unit] = {op: spec.unit for op, spec in OPCODES.items()}
+_UNIT_NO: dict[Opcode, int] = {op: int(spec.unit) for op, spec in OPCODES.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,9 @@ class DecodedCore:
     barriers: int
     macs: int
     phase_events: tuple[dict[Event, int], ...]  # per phase: before barrier 0, ..., after the last barrier
+    # per phase, everything the schedule depends on (each instruction's unit, kind and queue info, in program
+    # order): two phases with equal signatures, started from the same idle state, run the same (chipsim.executor)
+    phase_sigs: tuple[tuple[object, ...], ...] = ()
 
 
 class Decoder:
@@ -143,8 +147,11 @@ class Decoder:
         queues: list[list[QueueEntry]] = [[] for _ in range(NUM_UNITS)]
         keys: list[tuple[object, ...]] = []
         phase_keys: list[list[tuple[object, ...]]] = [keys]
+        sig: list[object] = []
+        sigs: list[list[object]] = [sig]
         noc_events: list[dict[Event, int]] = [{}]
         cache, shape_key, category, unit_of = self._cache, _SHAPE_KEY, _CATEGORY, _UNIT_OF
+        noc_cache: dict[tuple[object, ...], Decoded] = {}
         barriers = 0
         executed = len(instrs)
         halt_idx = -1
@@ -166,17 +173,28 @@ class Decoder:
                         if prev is not None and prev[0] is Opcode.MATMUL:
                             info = self._chained(prev, instr, key)
                     queue.append((found[0], idx, info, instr))
+                    sig.append(_UNIT_NO[op])
+                    sig.append(info)
                 elif cat == _SYNC:
                     unit = instr[1]  # the unit field (isa.queue_of)
                     if unit is Unit.CTRL:
                         raise ExecutionError(f"{op.name} names the ctrl unit, which has no queue; name dma, mxu, vec or noc")
-                    queues[unit].append((SIGNAL if op is Opcode.SIGNAL else WAIT, idx, instr[2], instr))
+                    kind = SIGNAL if op is Opcode.SIGNAL else WAIT
+                    queues[unit].append((kind, idx, instr[2], instr))
+                    sig.append(kind * NUM_UNITS + unit)
+                    sig.append(instr[2])
                 elif cat == _NOC:
-                    kind, info, sent = self._noc(instr, core, num_cores)
+                    key = shape_key[op](instr)  # the same on this core whatever the address
+                    noc = noc_cache.get(key)
+                    if noc is None:
+                        noc = noc_cache[key] = self._noc(instr, core, num_cores)
+                    kind, info, sent = noc
                     phase_noc = noc_events[-1]
                     for ev, n in sent:
                         phase_noc[ev] = phase_noc.get(ev, 0) + n
                     queues[Unit.NOC].append((kind, idx, info, instr))
+                    sig.append(kind * NUM_UNITS)
+                    sig.append(info)
                 elif cat == _BARRIER:
                     for q in queues:
                         q.append((BARRIER, idx, barriers, instr))
@@ -184,6 +202,8 @@ class Decoder:
                     keys = []
                     phase_keys.append(keys)
                     noc_events.append({})
+                    sig = []
+                    sigs.append(sig)
                 else:
                     executed, halt_idx = idx + 1, idx
                     break
@@ -198,7 +218,7 @@ class Decoder:
                     phase[ev] = phase.get(ev, 0) + n * per
             phases.append(phase)
         macs = sum(p.get(Event.MAC_INT8, 0) + p.get(Event.MAC_BF16, 0) for p in phases)
-        return DecodedCore(tuple(tuple(q) for q in queues), executed, barriers, macs, tuple(phases))
+        return DecodedCore(tuple(tuple(q) for q in queues), executed, barriers, macs, tuple(phases), tuple(map(tuple, sigs)))
 
 
 def decode_program(program: Program, chip: ChipConfig) -> tuple[DecodedCore, ...]:

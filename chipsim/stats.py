@@ -136,6 +136,7 @@ class RunResult:
     instr_end: tuple[np.ndarray, ...]  # per core, int64 end cycle of each instruction (-1: never ran)
     trace: tuple[TraceEvent, ...] | None  # present when execute(..., trace=True)
     phases: tuple[PhaseStats, ...]  # barrier-delimited phases in order; they partition the run
+    replayed_phases: int = 0  # phases not simulated but replayed from an identical one (chipsim.executor)
 
     @property
     def dram_read_bytes(self) -> int:

@@ -135,3 +135,57 @@ def test_a_strided_tile_claims_only_the_bytes_it_moved() -> None:
     assert [p.events.get("gbuf_read_bytes", 0) for p in r.phases] == [0, 0, 8192]
     functional = execute(parse(text), chip, functional=True, dram=np.zeros(1 << 14, dtype=np.uint8))
     assert dict(functional.events) == dict(r.events) and functional.cycles == r.cycles
+
+
+def _assert_same_run(full, replayed) -> None:
+    import dataclasses
+
+    for f in dataclasses.fields(full):
+        if f.name == "replayed_phases":
+            continue
+        a, b = getattr(full, f.name), getattr(replayed, f.name)
+        if f.name in ("instr_start", "instr_end"):
+            assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b)), f.name
+        else:
+            assert a == b, f.name
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    mesh=st.sampled_from([(1, 1), (1, 2), (2, 2), (2, 3)]),
+    array=st.sampled_from([16, 32, 128]),
+    dataflow=st.sampled_from(["ws", "os"]),
+    dram=st.sampled_from(["hbm2e", "lpddr5", "ddr4"]),
+    model=st.sampled_from(["bert-tiny", "bert-ner-wnut"]),
+    seq=st.sampled_from([16, 64]),
+    batch=st.integers(1, 2),
+)
+def test_phases_timed_once_give_the_full_simulation(mesh, array, dataflow, dram, model, seq, batch) -> None:
+    """A phase replayed from an identical earlier one (chipsim.executor) leaves every figure of the run, every
+    phase's statistics and every instruction's start and end cycle as simulating it does."""
+    o = _run(f"chip.mesh.rows={mesh[0]}", f"chip.mesh.cols={mesh[1]}", f"chip.core.tensor_core.rows={array}",
+             f"chip.core.tensor_core.cols={array}", f"chip.core.tensor_core.dataflow={dataflow}", f"chip.dram.type={dram}",
+             f"workload.model={model}", f"workload.seq_len={seq}", f"workload.batch={batch}")
+    chip = load_run_config(ROOT / "bert_ner.yaml", [f"chip.mesh.rows={mesh[0]}", f"chip.mesh.cols={mesh[1]}",
+                           f"chip.core.tensor_core.rows={array}", f"chip.core.tensor_core.cols={array}",
+                           f"chip.core.tensor_core.dataflow={dataflow}", f"chip.dram.type={dram}"]).chip
+    full = execute(o.lowered.program, chip, functional=False, replay=False)
+    assert full.replayed_phases == 0
+    _assert_same_run(full, o.result)
+    if model == "bert-ner-wnut":  # six identical encoder layers: most of layers 2..6 replay
+        assert o.result.replayed_phases >= 3 * 7
+
+
+def test_bert_base_times_most_phases_once() -> None:
+    o = _run("workload.model=bert-base", "workload.seq_len=128")
+    assert o.result.replayed_phases >= 10 * 7  # layers 1..11 of 12, nearly all
+    _assert_same_run(execute(o.lowered.program, load_run_config(ROOT / "bert_ner.yaml", []).chip, functional=False, replay=False), o.result)
+
+
+def test_no_phase_is_replayed_with_a_global_buffer_a_trace_or_values() -> None:
+    o = _run("workload.model=bert-ner-wnut", "chip.global_buffer.size_kib=512", "chip.global_buffer.bytes_per_cycle=512")
+    assert o.result.replayed_phases == 0  # its contents carry from phase to phase
+    chip = load_run_config(ROOT / "bert_ner.yaml", []).chip
+    plain = _run("workload.model=bert-ner-wnut")
+    assert plain.result.replayed_phases > 0
+    assert execute(plain.lowered.program, chip, functional=False, trace=True).replayed_phases == 0
