@@ -66,7 +66,6 @@ _CATEGORY: dict[Opcode, int] = {
     for op in Opcode
 }
 _UNIT_OF: dict[Opcode, Unit] = {op: spec.unit for op, spec in OPCODES.items()}
-_UNIT_NO: dict[Opcode, int] = {op: int(spec.unit) for op, spec in OPCODES.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +75,19 @@ class DecodedCore:
     barriers: int
     macs: int
     phase_events: tuple[dict[Event, int], ...]  # per phase: before barrier 0, ..., after the last barrier
-    # per phase, everything the schedule depends on (each instruction's unit, kind and queue info, in program
-    # order): two phases with equal signatures, started from the same idle state, run the same (chipsim.executor)
-    phase_sigs: tuple[tuple[object, ...], ...] = ()
+    # per phase, a number standing for its instructions' shapes (every field but the addresses, in program order):
+    # two phases with equal numbers, started from the same idle state, run the same (chipsim.executor)
+    phase_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Phase:
+    """One decoded phase of one core: per unit its queue entries (kind, index from the phase's first instruction,
+    info) and the energy events it counts."""
+
+    id: int
+    queues: tuple[tuple[tuple[int, int, Info | int], ...], ...]
+    events: dict[Event, int]
 
 
 class Decoder:
@@ -90,6 +99,8 @@ class Decoder:
         self.model = TimingModel.of(chip)
         self._cache: dict[tuple[object, ...], Decoded] = {}  # shape key -> (kind, info, events)
         self._chain_cache: dict[tuple[object, ...], Info] = {}  # (shape key, previous stream) -> info
+        self._phases: dict[tuple[int, tuple[tuple[object, ...], ...]], _Phase] = {}  # (core, instruction shapes) -> phase
+        self._phase_count = 0
         self._routes: dict[tuple[int, int], tuple[tuple[tuple[int, int], ...], tuple[tuple[tuple[int, int], int], ...]]] = {}
 
     # -- per-shape work (cache misses only) -------------------------------------------------------------------
@@ -143,21 +154,17 @@ class Decoder:
         return found
 
     # -- whole program ----------------------------------------------------------------------------------------
-    def decode_core(self, core: int, instrs: tuple[Instr, ...], num_cores: int) -> DecodedCore:
-        queues: list[list[QueueEntry]] = [[] for _ in range(NUM_UNITS)]
-        keys: list[tuple[object, ...]] = []
-        phase_keys: list[list[tuple[object, ...]]] = [keys]
-        sig: list[object] = []
-        sigs: list[list[object]] = [sig]
-        noc_events: list[dict[Event, int]] = [{}]
+    def _phase(self, core: int, instrs: tuple[Instr, ...], lo: int, hi: int, num_cores: int) -> _Phase:
+        """The queue entries of instructions lo..hi-1 (no BARRIER or HALT among them), indices relative to lo."""
+        queues: list[list[tuple[int, int, Info | int]]] = [[] for _ in range(NUM_UNITS)]
+        last: list[Instr | None] = [None] * NUM_UNITS  # per queue, the instruction of its last entry
+        counts: Counter[tuple[object, ...]] = Counter()
+        events: dict[Event, int] = {}
         cache, shape_key, category, unit_of = self._cache, _SHAPE_KEY, _CATEGORY, _UNIT_OF
-        noc_cache: dict[tuple[object, ...], Decoded] = {}
-        barriers = 0
-        executed = len(instrs)
-        halt_idx = -1
-        idx = 0
+        idx = lo
         try:
-            for idx, instr in enumerate(instrs):
+            for idx in range(lo, hi):
+                instr = instrs[idx]
                 op = instr[0]
                 cat = category[op]
                 if cat == _SHAPED:
@@ -165,60 +172,75 @@ class Decoder:
                     found = cache.get(key)
                     if found is None:
                         found = self._miss(instr, key)
-                    keys.append(key)
-                    queue = queues[unit_of[op]]
+                    counts[key] += 1
+                    u = unit_of[op]
+                    queue = queues[u]
                     info = found[1]
-                    if op is Opcode.MATMUL and self.model.fold_overlap and queue and queue[-1][0] == LOCAL:
-                        prev = queue[-1][3]
-                        if prev is not None and prev[0] is Opcode.MATMUL:
-                            info = self._chained(prev, instr, key)
-                    queue.append((found[0], idx, info, instr))
-                    sig.append(_UNIT_NO[op])
-                    sig.append(info)
+                    prev = last[u]
+                    if op is Opcode.MATMUL and self.model.fold_overlap and queue and queue[-1][0] == LOCAL and prev is not None and prev[0] is Opcode.MATMUL:
+                        info = self._chained(prev, instr, key)
+                    queue.append((found[0], idx - lo, info))
+                    last[u] = instr
                 elif cat == _SYNC:
                     unit = instr[1]  # the unit field (isa.queue_of)
                     if unit is Unit.CTRL:
                         raise ExecutionError(f"{op.name} names the ctrl unit, which has no queue; name dma, mxu, vec or noc")
-                    kind = SIGNAL if op is Opcode.SIGNAL else WAIT
-                    queues[unit].append((kind, idx, instr[2], instr))
-                    sig.append(kind * NUM_UNITS + unit)
-                    sig.append(instr[2])
-                elif cat == _NOC:
-                    key = shape_key[op](instr)  # the same on this core whatever the address
-                    noc = noc_cache.get(key)
-                    if noc is None:
-                        noc = noc_cache[key] = self._noc(instr, core, num_cores)
-                    kind, info, sent = noc
-                    phase_noc = noc_events[-1]
+                    queues[unit].append((SIGNAL if op is Opcode.SIGNAL else WAIT, idx - lo, instr[2]))
+                    last[unit] = instr
+                else:  # NoC
+                    kind, info, sent = self._noc(instr, core, num_cores)
                     for ev, n in sent:
-                        phase_noc[ev] = phase_noc.get(ev, 0) + n
-                    queues[Unit.NOC].append((kind, idx, info, instr))
-                    sig.append(kind * NUM_UNITS)
-                    sig.append(info)
-                elif cat == _BARRIER:
-                    for q in queues:
-                        q.append((BARRIER, idx, barriers, instr))
-                    barriers += 1
-                    keys = []
-                    phase_keys.append(keys)
-                    noc_events.append({})
-                    sig = []
-                    sigs.append(sig)
-                else:
-                    executed, halt_idx = idx + 1, idx
-                    break
+                        events[ev] = events.get(ev, 0) + n
+                    queues[Unit.NOC].append((kind, idx - lo, info))
+                    last[Unit.NOC] = instr
         except (ExecutionError, IsaError) as exc:
             raise ExecutionError(f"{where(core, idx, instrs[idx])}: {exc}".rstrip(".") + ".") from None
+        for key, n in counts.items():
+            for ev, per in cache[key][2]:
+                events[ev] = events.get(ev, 0) + n * per
+        self._phase_count += 1
+        return _Phase(self._phase_count, tuple(tuple(q) for q in queues), events)
+
+    def decode_core(self, core: int, instrs: tuple[Instr, ...], num_cores: int) -> DecodedCore:
+        """Per unit queue entries, phase by phase: a phase whose instructions have the shapes (every field but the
+        addresses) of one decoded before on this core takes its entries, so repeated layers are decoded once."""
+        queues: list[list[QueueEntry]] = [[] for _ in range(NUM_UNITS)]
+        phases: list[dict[Event, int]] = []
+        ids: list[int] = []
+        shape_key, barrier_op, halt_op = _SHAPE_KEY, Opcode.BARRIER, Opcode.HALT
+        seen = self._phases
+        n = len(instrs)
+        barriers, executed, halt_idx, lo = 0, n, -1, 0
+        while True:
+            hi = lo
+            shapes: list[tuple[object, ...]] = []
+            while hi < n:
+                op = instrs[hi][0]
+                if op is barrier_op or op is halt_op:
+                    break
+                shapes.append(shape_key[op](instrs[hi]))
+                hi += 1
+            key = (core, tuple(shapes))
+            phase = seen.get(key)
+            if phase is None:
+                phase = seen[key] = self._phase(core, instrs, lo, hi, num_cores)
+            for q, entries in zip(queues, phase.queues):
+                q.extend([(kind, lo + rel, info, instrs[lo + rel]) for kind, rel, info in entries])
+            phases.append(phase.events)
+            ids.append(phase.id)
+            if hi == n:
+                break
+            if instrs[hi][0] is halt_op:
+                executed, halt_idx = hi + 1, hi
+                break
+            for q in queues:
+                q.append((BARRIER, hi, barriers, instrs[hi]))
+            barriers += 1
+            lo = hi + 1
         for q in queues:
             q.append((HALT, halt_idx, None, None))
-        phases: list[dict[Event, int]] = []
-        for these, phase in zip(phase_keys, noc_events):
-            for key, n in Counter(these).items():
-                for ev, per in cache[key][2]:
-                    phase[ev] = phase.get(ev, 0) + n * per
-            phases.append(phase)
         macs = sum(p.get(Event.MAC_INT8, 0) + p.get(Event.MAC_BF16, 0) for p in phases)
-        return DecodedCore(tuple(tuple(q) for q in queues), executed, barriers, macs, tuple(phases), tuple(map(tuple, sigs)))
+        return DecodedCore(tuple(tuple(q) for q in queues), executed, barriers, macs, tuple(dict(p) for p in phases), tuple(ids))
 
 
 def decode_program(program: Program, chip: ChipConfig) -> tuple[DecodedCore, ...]:

@@ -467,7 +467,7 @@ class _Run:
             phase = barrier + 1
             if self.replays is None or not idle or phase >= len(self.bar_time):  # the phase after the last barrier runs
                 break
-            key = (order, tuple(d.phase_sigs[phase] for d in self.decoded))
+            key = (order, tuple(d.phase_ids[phase] for d in self.decoded))
             rec = self.replays.get(key)
             if rec is None:
                 self.recording = (key, release, [self._all_counters(g) for g in range(len(self.queues))])
