@@ -186,11 +186,62 @@ class Instr(tuple):  # type: ignore[type-arg]
 _DRAM_FIELD: dict[Opcode, int] = {op: 1 + n.index("dram_addr") for op, n in _NAMES.items() if "dram_addr" in n}
 
 
+_F32_MAX = 3.4028234663852886e38
+
+
+def _fast_new(spec: OpSpec):  # type: ignore[no-untyped-def]
+    """A constructor for one opcode with its field checks written out (generated, as collections.namedtuple
+    generates its classes): every field by name as a plain in-range value (optional ones may be left out) builds
+    the tuple directly; anything else goes through Instr.__new__, which validates it all and words the errors.
+    The checks are those of _check_field's fast paths, plus exactly representable finite float32 immediates."""
+    names = _NAMES[spec.opcode]
+    env: dict[str, object] = {"tuple_new": tuple.__new__, "general": Instr.__new__, "OP": spec.opcode, "check": spec.check,
+                              "IsaError": IsaError, "names": frozenset(names), "f32_round": f32_round, "F32_MAX": _F32_MAX}
+    gets, tests = [], []
+    for i, (f, (kind, lo, hi, valid)) in enumerate(zip(spec.fields, _LIMITS[spec.opcode])):
+        v = f"v{i}"
+        if f.default is None:
+            gets.append(f"{v} = kw[{f.name!r}]")
+        else:
+            env[f"d{i}"] = _check_field(spec, f, f.default, (kind, lo, hi, valid))
+            gets.append(f"{v} = kw.get({f.name!r}, d{i})")
+        if kind is FieldKind.UINT:
+            tests.append(f"type({v}) is int and {lo} <= {v} <= {hi}")
+        elif kind is FieldKind.BOOL:
+            tests.append(f"type({v}) is bool")
+        elif kind is FieldKind.ENUM:
+            env[f"E{i}"], env[f"valid{i}"] = f.enum, valid
+            tests.append(f"type({v}) is E{i} and {v} in valid{i}")
+        else:
+            tests.append(f"type({v}) is float and -F32_MAX <= {v} <= F32_MAX and f32_round({v}) == {v}")
+    values = "".join(f" v{i}," for i in range(len(names)))
+    source = "\n".join([
+        "def __new__(cls, *args, **kw):",
+        "    if args or not kw.keys() <= names:",
+        "        return general(cls, *args, **kw)",
+        "    try:",
+        *(f"        {g}" for g in gets or ["pass"]),
+        "    except KeyError:",
+        "        return general(cls, *args, **kw)",
+        f"    if not ({' and '.join(tests) or 'True'}):",
+        "        return general(cls, *args, **kw)",
+        f"    self = tuple_new(cls, (OP,{values}))",
+        "    if check is not None:",
+        "        problem = check(self)",
+        "        if problem is not None:",
+        "            raise IsaError(problem + '.')",
+        "    return self",
+    ])
+    exec(source, env)  # noqa: S102 - our own generated source, from the opcode table
+    return env["__new__"]
+
+
 def _make_class(spec: OpSpec) -> type[Instr]:
     base = collections.namedtuple(f"_{spec.class_name}Tuple", ("op", *(f.name for f in spec.fields)))  # type: ignore[misc]
     ns = {"__slots__": (), "spec": spec, "OPCODE": spec.opcode, "__doc__": f"{spec.opcode.name}: {spec.doc}"}
-    for name in ("__new__", "__getnewargs__", "_replace", "at_dram", "__repr__", "__str__"):
+    for name in ("__getnewargs__", "_replace", "at_dram", "__repr__", "__str__"):
         ns[name] = Instr.__dict__[name]
+    ns["__new__"] = _fast_new(spec)
     return type(spec.class_name, (base, Instr), ns)
 
 

@@ -268,6 +268,8 @@ def _gemm_recvs(b: CoreBuilder, k: Gemm, work: Work, outq_chip: OnChip | None, o
     units, so the NoC queues cannot deadlock): every tile of the operand copy into the gathered whole, and the row
     blocks of the fp32 result this core owns."""
     assert k.tiling is not None
+    if outq_chip is None and outf_chip is None:
+        return
     q = ctx.q_itemsize
     first, n_own = owned_rows(k.m, ctx.cores)[b.core] if outf_chip is not None else (0, 0)
     for src, src_items in enumerate(work):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import struct
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,6 +15,7 @@ from isa import (
     OPCODES,
     Bcast,
     DType,
+    FieldKind,
     Halt,
     Instr,
     IsaError,
@@ -259,3 +261,24 @@ def test_numpy_scalars_are_accepted_and_normalized() -> None:
     assert v.a == 0.5 and type(v.a) is float
     with pytest.raises(IsaError, match=r"^MATMUL field m must be an integer in 1\.\.16383, got np\.True_\.$"):
         _mm(m=np.bool_(True))
+
+
+@settings(max_examples=200, deadline=None)
+@given(instrs, st.data())
+def test_the_generated_constructors_agree_with_the_validating_one(i: Instr, data: st.DataObject) -> None:
+    """Each class's generated fast constructor (isa/instr.py) builds what Instr.__new__'s full validation builds,
+    from keywords, with optional fields left out, from positional values, and from values only the general path
+    accepts (numpy integers, ints for enums and booleans, floats that round to float32)."""
+    cls = type(i)
+    kw = {f.name: v for f, v in zip(i.spec.fields, i.values)}
+    assert cls(**kw) == Instr.__new__(cls, **kw) == cls(*i.values) == i
+    assert type(cls(**kw)) is cls
+    optional = {f.name: kw[f.name] for f in i.spec.fields if f.default is None or kw[f.name] != f.default}
+    assert cls(**optional) == i
+    loose = {f.name: (np.int64(v) if f.kind is FieldKind.UINT else int(v) if f.kind in (FieldKind.ENUM, FieldKind.BOOL) else v)
+             for f, v in zip(i.spec.fields, i.values)}
+    for built in (cls(**loose), cls(**optional), cls(**kw)):
+        assert built == i and [type(v) for v in built] == [type(v) for v in i]
+    if any(f.kind is FieldKind.F32 for f in i.spec.fields):
+        fuzzy = {f.name: (np.float64(v) * (1 + 1e-12) if f.kind is FieldKind.F32 and v else v) for f, v in zip(i.spec.fields, i.values)}
+        assert cls(**fuzzy) == Instr.__new__(cls, **fuzzy)
