@@ -37,7 +37,7 @@ class Operands:
     """The DRAM tensors a kernel's key names: its parameters (in key order) and the others (same in every layer)."""
 
     params: list[Tensor]
-    others: list[Tensor]
+    others: tuple[Tensor, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +63,9 @@ class KernelReplay:
     def __init__(self, facts: KernelGraphFacts) -> None:
         assert facts.dram is not None
         self.tensors = facts.dram.tensors
-        self.facts = facts
         self._seen: dict[tuple[object, ...], _Recording | None] = {}  # None: seen, but not replayable
+        self._kernels: dict[int, tuple[Kernel, tuple[object, ...], tuple[Tensor, ...], tuple[Tensor, ...]]] = {}  # by id
+        self._on_chip = {t.tensor: t for t in facts.on_chip}
         self.hits = 0
 
     def _anon(self, value: object, params: list[Tensor], others: list[Tensor]) -> object:
@@ -77,7 +78,7 @@ class KernelReplay:
                 return (len(params) - 1, t.rows, t.cols, t.dtype)
             if t is not None:
                 others.append(t)
-            return (value, self.facts.on_chip_of(value))
+            return (value, self._on_chip.get(value))
         if isinstance(value, tuple):
             return tuple(self._anon(v, params, others) for v in value)
         return value
@@ -86,9 +87,14 @@ class KernelReplay:
             ) -> tuple[tuple[object, ...], Operands]:
         """The key of emitting `k` on `b`'s core with `ahead` (the next GEMM's first weight tile, from parameter
         `ahead_of`) to place in its DMA queue; and the kernel's tensors."""
-        params: list[Tensor] = []
-        others: list[Tensor] = []
-        fields = tuple(self._anon(getattr(k, f.name), params, others) for f in dataclasses.fields(k) if f.name not in _ANONYMOUS)
+        known = self._kernels.get(id(k))
+        if known is None or known[0] is not k:  # the same for every core: worked out once per kernel
+            ps: list[Tensor] = []
+            os_: list[Tensor] = []
+            fields = tuple(self._anon(getattr(k, f.name), ps, os_) for f in dataclasses.fields(k) if f.name not in _ANONYMOUS)
+            known = self._kernels[id(k)] = (k, fields, tuple(ps), tuple(os_))
+        _, fields, kernel_params, others = known
+        params = list(kernel_params)
         pre: object = None
         if ahead is not None:
             assert ahead_of is not None
