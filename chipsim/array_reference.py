@@ -239,7 +239,7 @@ def _os_kernel(rows, cols, a, b, koff, t_len, s_start, inst, n_inst, y, y_cycle)
 # --- the array controller: when each fold's weight load and stream begin ------------------------------------
 def _schedule_stationary(
     stream_lens: Sequence[int], starts_matmul: Sequence[bool], rows: int, cols: int, *, weight_double_buffer: bool,
-    fold_overlap: bool,
+    fold_overlap: bool, ready: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(stream start S, weight load start L) of each fold, 0-based cycles, issued as early as the rules allow.
 
@@ -251,11 +251,14 @@ def _schedule_stationary(
     - `fold_overlap=False` (SCALE-Sim's convention): fold g streams, and without a shadow loads, only after
       fold g-1's last wavefront has left the array; the first fold of a MATMUL loads only then, too (each
       MATMUL starts from an empty array).
+    - `ready` (per fold, or None): the earliest cycle its weight load may begin (a MATMUL whose operands arrive
+      late: the first fold of each MATMUL carries its ready cycle, the others 0).
     """
     r, c = rows, cols
     s = np.zeros(len(stream_lens), np.int64)
     ld = np.zeros(len(stream_lens), np.int64)
-    s[0] = r
+    ld[0] = ready[0] if ready is not None else 0
+    s[0] = ld[0] + r
     for g in range(1, len(stream_lens)):
         t_prev = stream_lens[g - 1]
         drained = int(s[g - 1]) + t_prev + r + c - 2  # first cycle after fold g-1's last wavefront left
@@ -263,23 +266,30 @@ def _schedule_stationary(
             ld[g] = max(int(s[g - 1]), int(ld[g - 1]) + r)
         else:
             ld[g] = int(s[g - 1]) + t_prev if fold_overlap else drained
+        if ready is not None:
+            ld[g] = max(int(ld[g]), ready[g])
         port_free = int(s[g - 1]) + t_prev if fold_overlap else drained
         s[g] = max(port_free, int(ld[g]) + r)
     return s, ld
 
 
-def _schedule_os(stream_lens: Sequence[int], rows: int, cols: int, *, fold_overlap: bool) -> np.ndarray:
+def _schedule_os(stream_lens: Sequence[int], rows: int, cols: int, *, fold_overlap: bool,
+                 ready: Sequence[int] | None = None) -> np.ndarray:
     """Stream start S of each os fold: after the previous fold's operands have entered, and late enough that
     each PE finishes its sum only after its output register has been read out (which gives fold g the
-    earliest start S[g-1] + T[g-1] + max(0, R - T[g])); without overlap, after the previous fold fully left."""
+    earliest start S[g-1] + T[g-1] + max(0, R - T[g])); without overlap, after the previous fold fully left;
+    never before its `ready` cycle (per fold, as in _schedule_stationary)."""
     r, c = rows, cols
     s = np.zeros(len(stream_lens), np.int64)
+    s[0] = ready[0] if ready is not None else 0
     for g in range(1, len(stream_lens)):
         t_prev, t = stream_lens[g - 1], stream_lens[g]
         if fold_overlap:
             s[g] = int(s[g - 1]) + t_prev + max(0, r - t)
         else:
             s[g] = int(s[g - 1]) + t_prev + 2 * r + c - 2
+        if ready is not None:
+            s[g] = max(int(s[g]), ready[g])
     return s
 
 
@@ -311,8 +321,12 @@ def run_matmuls(
     *,
     weight_double_buffer: bool = True,
     fold_overlap: bool = True,
+    ready: Sequence[int] | None = None,
 ) -> ArrayRun:
     """Run C = A @ B for each (A, B), issued back to back to one `rows x cols` array, one clock at a time.
+
+    `ready` (one per MATMUL, or None for all 0): the earliest cycle the MATMUL's first fold may begin, its
+    weight load (ws, is) or its stream (os): the cycle its operands are there.
 
     Each MATMUL is folded exactly as `chipsim.timing.matmul_timing` assumes (ws: ceil(k/R) x ceil(n/C) folds
     of B; is: ceil(k/R) x ceil(m/C) folds of A^T; os: ceil(m/R) x ceil(n/C) folds of C), partial folds padded
@@ -322,10 +336,12 @@ def run_matmuls(
         raise ValueError(f"need an array of at least 1x1 and at least one MATMUL, got {rows}x{cols} and {len(operands)}")
     acc_dtype = np.int32 if precision is Precision.INT8 else np.float32
     checked = [_checked_operands(a, b, precision) for a, b in operands]
+    if ready is not None and len(ready) != len(operands):
+        raise ValueError(f"need one ready cycle per MATMUL, got {len(ready)} for {len(operands)}")
     if dataflow is Dataflow.OS:
-        return _run_os(checked, rows, cols, acc_dtype, fold_overlap=fold_overlap)
+        return _run_os(checked, rows, cols, acc_dtype, fold_overlap=fold_overlap, ready=ready)
     return _run_stationary(checked, rows, cols, dataflow, acc_dtype, weight_double_buffer=weight_double_buffer,
-                           fold_overlap=fold_overlap)
+                           fold_overlap=fold_overlap, ready=ready)
 
 
 def _finish(kernel_result: tuple[int, int, np.ndarray]) -> tuple[tuple[int, ...], int]:
@@ -335,8 +351,16 @@ def _finish(kernel_result: tuple[int, int, np.ndarray]) -> tuple[tuple[int, ...]
     return tuple(int(e) for e in end), int(cycle)
 
 
+def _fold_ready(insts: list[int], ready: Sequence[int] | None) -> list[int] | None:
+    """Per fold: its MATMUL's ready cycle on its first fold, 0 on the others."""
+    if ready is None:
+        return None
+    return [ready[i] if f == 0 or insts[f - 1] != i else 0 for f, i in enumerate(insts)]
+
+
 def _run_stationary(checked: list[tuple[np.ndarray, np.ndarray]], rows: int, cols: int, dataflow: Dataflow,
-                    acc_dtype: type, *, weight_double_buffer: bool, fold_overlap: bool) -> ArrayRun:
+                    acc_dtype: type, *, weight_double_buffer: bool, fold_overlap: bool,
+                    ready: Sequence[int] | None = None) -> ArrayRun:
     # (instruction, streamed rows T x R, stationary tile R x C, output placement) per fold
     xs, ws, insts, places = [], [], [], []
     for i, (a, b) in enumerate(checked):
@@ -357,7 +381,8 @@ def _run_stationary(checked: list[tuple[np.ndarray, np.ndarray]], rows: int, col
     t_len = np.array([x.shape[0] for x in xs], np.int64)
     xoff = np.concatenate(([0], np.cumsum(t_len)[:-1])).astype(np.int64)
     starts = [f == 0 or insts[f] != insts[f - 1] for f in range(len(insts))]
-    s, ld = _schedule_stationary(list(t_len), starts, rows, cols, weight_double_buffer=weight_double_buffer, fold_overlap=fold_overlap)
+    s, ld = _schedule_stationary(list(t_len), starts, rows, cols, weight_double_buffer=weight_double_buffer, fold_overlap=fold_overlap,
+                                 ready=_fold_ready(insts, ready))
     y = np.zeros((int(t_len.sum()), cols), acc_dtype)
     y_cycle = np.full(y.shape, -1, np.int64)
     ends, simulated = _finish(_stationary_kernel(rows, cols, weight_double_buffer, np.concatenate(xs), xoff,
@@ -378,7 +403,7 @@ def _run_stationary(checked: list[tuple[np.ndarray, np.ndarray]], rows: int, col
 
 
 def _run_os(checked: list[tuple[np.ndarray, np.ndarray]], rows: int, cols: int, acc_dtype: type, *,
-            fold_overlap: bool) -> ArrayRun:
+            fold_overlap: bool, ready: Sequence[int] | None = None) -> ArrayRun:
     a_parts, b_parts, insts, places = [], [], [], []
     for i, (a, b) in enumerate(checked):
         m, k = a.shape
@@ -395,7 +420,7 @@ def _run_os(checked: list[tuple[np.ndarray, np.ndarray]], rows: int, cols: int, 
                 places.append((m0, mn, n0, nn))
     t_len = np.array([p.shape[0] for p in a_parts], np.int64)
     koff = np.concatenate(([0], np.cumsum(t_len)[:-1])).astype(np.int64)
-    s = _schedule_os(list(t_len), rows, cols, fold_overlap=fold_overlap)
+    s = _schedule_os(list(t_len), rows, cols, fold_overlap=fold_overlap, ready=_fold_ready(insts, ready))
     y = np.zeros((len(a_parts), rows, cols), acc_dtype)
     y_cycle = np.full(y.shape, -1, np.int64)
     ends, simulated = _finish(_os_kernel(rows, cols, np.concatenate(a_parts), np.concatenate(b_parts), koff, t_len,

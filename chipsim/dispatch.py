@@ -9,6 +9,8 @@ instructions with a few hundred distinct shapes costs one dict lookup per instru
 Every queue entry is (kind, idx, info, instr): kind one of the constants below, idx the instruction's index in
 its core's program, instr the instruction (None for the closing HALT entry), and info by kind:
     LOCAL    (cycles, structural_cycles)                 MXU and VEC work: fixed duration
+    CHAIN    ((cycles, structural_cycles) on its own, the same continuing the run)   a MATMUL that may continue
+             the run of the MATMUL before it on the MXU queue, SIGNALs and WAITs between (see below)
     DMA      (engine_cycles, dram_channel_cycles, latency_cycles)
     SEND     (((dst_core, hops), ...), tag, nbytes, ((link, depth), ...), serialization_cycles, hop_cycles)
     RECV     (src_core, tag, nbytes)
@@ -17,7 +19,10 @@ its core's program, instr the instruction (None for the closing HALT entry), and
 Pipelined folds (`core.tensor_core.fold_overlap`): a MATMUL whose predecessor on the MXU queue is a MATMUL
 (nothing between them: no WAIT, SIGNAL, LDW or BARRIER) continues that MATMUL's run of folds, so its entry
 carries the cycles it adds to the run (`timing.matmul_timing(..., after_matmul_stream=...)`). Consecutive
-MXU entries run back to back in the executor, so the saving is exact; anything between them ends the run.
+MXU entries run back to back in the executor, so the saving is exact. With only SIGNALs and WAITs between the
+two, the entry is a CHAIN: the executor continues the run when every WAIT between was satisfied by a signal
+that fired no later than the earlier MATMUL began (its operands were ready before that MATMUL's last fold
+began to stream, which is all the run needs), and starts a new run otherwise. LDW or BARRIER ends the run.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from chipsim.cost_model import READ_EVENT, WRITE_EVENT, CostError, DmaCost, Timi
 from chipsim.energy import Event
 from isa import OPCODES, Instr, IsaError, Opcode, Program, Unit, format_instr
 
-LOCAL, DMA, SEND, RECV, SIGNAL, WAIT, BARRIER, HALT = range(8)
+LOCAL, DMA, SEND, RECV, SIGNAL, WAIT, BARRIER, HALT, CHAIN = range(9)
 NUM_UNITS = 4  # DMA, MXU, VEC, NOC: the queues of one core (CTRL instructions are replicated or handled)
 
 Info = tuple[int | float | tuple[tuple[int, int], ...], ...]
@@ -157,7 +162,7 @@ class Decoder:
     def _phase(self, core: int, instrs: tuple[Instr, ...], lo: int, hi: int, num_cores: int) -> _Phase:
         """The queue entries of instructions lo..hi-1 (no BARRIER or HALT among them), indices relative to lo."""
         queues: list[list[tuple[int, int, Info | int]]] = [[] for _ in range(NUM_UNITS)]
-        last: list[Instr | None] = [None] * NUM_UNITS  # per queue, the instruction of its last entry
+        run_of: Instr | None = None  # the MXU's last MATMUL while only SIGNAL / WAIT follow it
         counts: Counter[tuple[object, ...]] = Counter()
         events: dict[Event, int] = {}
         cache, shape_key, category, unit_of = self._cache, _SHAPE_KEY, _CATEGORY, _UNIT_OF
@@ -175,24 +180,26 @@ class Decoder:
                     counts[key] += 1
                     u = unit_of[op]
                     queue = queues[u]
-                    info = found[1]
-                    prev = last[u]
-                    if op is Opcode.MATMUL and self.model.fold_overlap and queue and queue[-1][0] == LOCAL and prev is not None and prev[0] is Opcode.MATMUL:
-                        info = self._chained(prev, instr, key)
-                    queue.append((found[0], idx - lo, info))
-                    last[u] = instr
+                    kind, info = found[0], found[1]
+                    if op is Opcode.MATMUL and run_of is not None and self.model.fold_overlap:
+                        chained = self._chained(run_of, instr, key)
+                        if queue[-1][0] in (LOCAL, CHAIN):  # right behind it: always continues the run
+                            info = chained
+                        else:
+                            kind, info = CHAIN, (info, chained)
+                    queue.append((kind, idx - lo, info))
+                    if u == Unit.MXU:
+                        run_of = instr if op is Opcode.MATMUL else None
                 elif cat == _SYNC:
                     unit = instr[1]  # the unit field (isa.queue_of)
                     if unit is Unit.CTRL:
                         raise ExecutionError(f"{op.name} names the ctrl unit, which has no queue; name dma, mxu, vec or noc")
                     queues[unit].append((SIGNAL if op is Opcode.SIGNAL else WAIT, idx - lo, instr[2]))
-                    last[unit] = instr
                 else:  # NoC
                     kind, info, sent = self._noc(instr, core, num_cores)
                     for ev, n in sent:
                         events[ev] = events.get(ev, 0) + n
                     queues[Unit.NOC].append((kind, idx - lo, info))
-                    last[Unit.NOC] = instr
         except (ExecutionError, IsaError) as exc:
             raise ExecutionError(f"{where(core, idx, instrs[idx])}: {exc}".rstrip(".") + ".") from None
         for key, n in counts.items():

@@ -32,10 +32,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chipsim import timing
 from chipsim.area import area_breakdown
 from chipsim.config import ChipConfig
 from chipsim.dispatch import (
     BARRIER,
+    CHAIN,
     DMA,
     HALT,
     LOCAL,
@@ -58,6 +60,7 @@ from isa.semantics import NUM_SEMAPHORES
 __all__ = ["DeadlockError", "ExecutionError", "execute"]
 
 _EPS = 1e-9
+_NEVER = -(1 << 62)  # a cycle before any
 
 
 class DeadlockError(ExecutionError):
@@ -145,6 +148,11 @@ class _Run:
         self.count = [0] * g_count
         self.engines = [[0] * chip.core.dma.engines for _ in range(ncores)]
         self.sems = [[0] * NUM_SEMAPHORES for _ in range(ncores)]
+        self.fired: list[list[deque[int]]] = [[deque() for _ in range(NUM_SEMAPHORES)] for _ in range(ncores)]  # per count, when
+        # Pipelined folds across SIGNAL / WAIT (a CHAIN entry): per unit, when its last MXU / VEC instruction ended
+        # and the latest signal a WAIT of it has consumed since
+        self.run_end = [0] * g_count
+        self.wait_ready = [_NEVER] * g_count
         self.sem_waiters: dict[tuple[int, int], deque[int]] = {}
         self.messages: dict[tuple[int, int, int, int], deque[tuple[int, int, int, np.ndarray | None]]] = {}
         self.recv_waiter: dict[tuple[int, int, int, int], int] = {}
@@ -192,6 +200,7 @@ class _Run:
 
     def _fire_signal(self, core: int, sem: int, now: int) -> None:
         self.sems[core][sem] += 1
+        self.fired[core][sem].append(now)
         waiters = self.sem_waiters.get((core, sem))
         if waiters:
             self._push(now, waiters.popleft())
@@ -255,6 +264,28 @@ class _Run:
                 self.st_struct[g] += struct
                 self.count[g] += n
                 self.done[g] = t
+                self.run_end[g], self.wait_ready[g] = t, _NEVER
+                continue
+            if kind == CHAIN:  # continues the run of the MATMUL before it, as far as what it waited for allows
+                idx = op[1]
+                fresh, chained = op[2]  # type: ignore[misc]
+                end = timing.continued_run_end(self.run_end[g], self.wait_ready[g], fresh[0], chained[0])
+                stretched = chained[1] if end == self.run_end[g] + chained[0] else fresh[1]  # else an operand came late
+                cycles = end - t
+                starts[idx], ends[idx] = t, end
+                self.busy[g] += cycles
+                self.st_struct[g] += stretched
+                self.count[g] += 1
+                if state is not None:
+                    try:
+                        apply(op[3], state, dram)  # type: ignore[arg-type]
+                    except IsaError as exc:
+                        raise self._fail(core, idx, exc) from None
+                if events is not None:
+                    events.append((core, unit, idx, t, end))
+                self.run_end[g], self.wait_ready[g] = end, _NEVER
+                self.done[g] = t = end
+                p += 1
                 continue
             if kind == HALT:
                 self.finished[g] = True
@@ -383,6 +414,9 @@ class _Run:
                     self.ptr[g], self.avail[g] = p, t
                     return
                 sems[sem] -= 1
+                fired = self.fired[core][sem].popleft()
+                if fired > self.wait_ready[g]:
+                    self.wait_ready[g] = fired
                 self.st_dep[g] += now - t
                 if now > self.done[g]:
                     self.done[g] = now
@@ -396,6 +430,7 @@ class _Run:
                     fire = now
                     sem = op[2]  # type: ignore[assignment]
                     self.sems[core][sem] += 1
+                    self.fired[core][sem].append(now)
                     waiters = self.sem_waiters.get((core, sem))
                     if waiters:
                         self._push(now, waiters.popleft())

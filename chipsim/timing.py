@@ -132,6 +132,15 @@ def matmul_stream_cycles(dataflow: Dataflow, m: int, k: int, n: int) -> int:
     return m if dataflow is Dataflow.WS else n if dataflow is Dataflow.IS else k
 
 
+def continued_run_end(prev_end: int, ready: int, fresh_cycles: int, continued_cycles: int) -> int:
+    """When a MATMUL issued right behind another one on the same array ends, if its operands are ready at cycle
+    `ready`: its first fold loads (ws, is) or streams (os) as soon as both the run of folds and its operands
+    allow, so it ends at max(prev_end + continued_cycles, ready + fresh_cycles), where fresh_cycles is its cost
+    from an empty array and continued_cycles what it adds to the run (`matmul_timing(...,
+    after_matmul_stream=...)`). Exact against chipsim/array_reference.py for every dataflow, shadow or not."""
+    return max(prev_end + continued_cycles, ready + fresh_cycles)
+
+
 @cache
 def matmul_traffic(
     dataflow: Dataflow,

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import chipsim.array_reference as ref
 from chipsim.array_reference import ArrayHazard, run_matmuls
 from chipsim.config import Dataflow, Precision
-from chipsim.timing import matmul_stream_cycles, matmul_timing
+from chipsim.timing import continued_run_end, matmul_stream_cycles, matmul_timing
 
 WS, OS, IS = Dataflow.WS, Dataflow.OS, Dataflow.IS
 
@@ -137,3 +137,24 @@ def test_bad_operands_are_refused_in_one_sentence() -> None:
         run_matmuls([(a, a)], 2, 2, WS, Precision.INT8)
     with pytest.raises(ValueError, match="bf16 values"):
         run_matmuls([(np.full((1, 1), 0.1, np.float32), np.ones((1, 1), np.float32))], 2, 2, WS, Precision.BF16)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from([WS, OS, IS]), arrays, arrays, st.tuples(dims, dims, dims), st.tuples(dims, dims, dims),
+       st.booleans(), st.integers(0, 400))
+def test_a_matmul_whose_operands_come_late_continues_the_run_as_far_as_they_allow(
+    df: Dataflow, rows: int, cols: int, first: tuple[int, int, int], second: tuple[int, int, int], db: bool, ready: int,
+) -> None:
+    """The second of two back-to-back MATMULs, its operands there only at cycle `ready`, ends where
+    timing.continued_run_end says: the executor's rule for MATMULs with SIGNALs and WAITs between them."""
+    rng = np.random.default_rng(ready)
+    ops = [operands(rng, *first, Precision.INT8), operands(rng, *second, Precision.INT8)]
+    run = run_matmuls(ops, rows, cols, df, Precision.INT8, weight_double_buffer=db, fold_overlap=True, ready=[0, ready])
+    prev_end = run.end_cycles[0] + 1  # cycles, as the executor counts them
+    assert prev_end == matmul_timing(df, rows, cols, *first, weight_double_buffer=db, fold_overlap=True).total_cycles
+    fresh = matmul_timing(df, rows, cols, *second, weight_double_buffer=db, fold_overlap=True).total_cycles
+    continued = matmul_timing(df, rows, cols, *second, weight_double_buffer=db, fold_overlap=True,
+                              after_matmul_stream=matmul_stream_cycles(df, *first)).total_cycles
+    assert run.end_cycles[1] + 1 == continued_run_end(prev_end, ready, fresh, continued)
+    for (a, b), out in zip(ops, run.outputs):
+        assert_equals_matmul(out, a, b, Precision.INT8)

@@ -414,12 +414,33 @@ def test_ldw_then_preloaded_matmul_skips_the_weight_load() -> None:
 def test_back_to_back_matmuls_continue_one_run_of_folds() -> None:
     # The GEMM's MATMUL alone: 22 cycles (2 folds of load 4 + stream 4, one fill and drain of 6). A second one
     # right behind it on the MXU queue adds its folds to the run without a fill and drain: 2 * (4 + 4) = 16.
-    # Anything between them on the queue (here a SIGNAL) ends the run: 22 + 22. SCALE-Sim's convention:
-    # 2 * 14 per MATMUL.
+    # A SIGNAL between them does not stop the array: 22 + 16 as well. SCALE-Sim's convention: 2 * 14 per MATMUL.
     mm = "    matmul a=spad:0x0 b=spad:0x20 c=acc:0x{:x} m=4 k=8 n=4 prec=int8 acc=0 pre=0 tb=0\n"
     chained = ".core 0\n" + mm.format(0) + mm.format(0x40) + "    halt\n"
-    split = ".core 0\n" + mm.format(0) + "    signal unit=mxu sem=0\n" + mm.format(0x40) + "    halt\n"
+    signalled = ".core 0\n" + mm.format(0) + "    signal unit=mxu sem=0\n" + mm.format(0x40) + "    halt\n"
     assert execute(parse(chained), make_chip(), functional=False).cycles == 22 + 16
-    assert execute(parse(split), make_chip(), functional=False).cycles == 22 + 22
+    assert execute(parse(signalled), make_chip(), functional=False).cycles == 22 + 16
     per_fold = make_chip(**{"core.tensor_core.fold_overlap": False})
     assert execute(parse(chained), per_fold, functional=False).cycles == 2 * 28
+
+
+@pytest.mark.parametrize(("vec_rows", "second_end"), [
+    (1, 22 + 16),  # the signal fires at 13: in time, the run goes on (max(22 + 16, 13 + 22))
+    (8, 20 + 22),  # at 20: its first fold loads at 20, so it ends at 42, two cycles before a fresh MATMUL at 22
+    (16, 28 + 22),  # at 28, after the first MATMUL ended: a fresh MATMUL from 28
+])
+def test_a_matmul_behind_a_wait_continues_the_run_as_far_as_its_operands_allow(vec_rows: int, second_end: int) -> None:
+    # The VEC unit's VEXP takes 12 + rows cycles and then signals; the MXU's second MATMUL waits for it. It ends at
+    # max(22 + 16, signal + 22) (chipsim.timing.continued_run_end, checked against the array reference model).
+    prog = parse(f""".core 0
+    vexp dst=acc:0x100 src=acc:0x100 rows={vec_rows} cols=4
+    signal unit=vec sem=0
+    matmul a=spad:0x0 b=spad:0x20 c=acc:0x0 m=4 k=8 n=4 prec=int8 acc=0 pre=0 tb=0
+    wait unit=mxu sem=0
+    matmul a=spad:0x0 b=spad:0x20 c=acc:0x40 m=4 k=8 n=4 prec=int8 acc=0 pre=0 tb=0
+    halt
+""")
+    r = execute(prog, make_chip(), functional=False)
+    assert r.instr_end[0][4] == second_end
+    assert r.cycles == second_end
+    assert r.unit_stats(0, Unit.MXU).busy_cycles == 22 + second_end - max(22, 12 + vec_rows)
