@@ -49,13 +49,17 @@ def lower(workload: nx.DiGraph, ctx: MapperContext, *, verify: bool = False) -> 
     return _run_passes(graph, ctx, verify)
 
 
-def lower_gemm(m: int, k: int, n: int, ctx: MapperContext, *, verify: bool = False) -> Lowered:
+def lower_gemm(m: int, k: int, n: int, ctx: MapperContext, *, quantized_out: bool = False, verify: bool = False) -> Lowered:
     """One GEMM C[m,n] = A[m,k] @ B[k,n] through the same passes: A and B start in DRAM, the raw accumulator
-    tiles (int32 on an int8 chip, fp32 on a bf16 one) are stored back to DRAM."""
+    tiles (int32 on an int8 chip, fp32 on a bf16 one) are stored back to DRAM; with `quantized_out`, C is
+    stored as the operand type instead (int8 requantized by one scale, or bf16), as a layer's output would be."""
     q = DType.INT8 if ctx.int8 else DType.BF16
-    out_t = DType.INT32 if ctx.int8 else DType.FP32
+    out_t = q if quantized_out else DType.INT32 if ctx.int8 else DType.FP32
     tensors = (("a", m, k, q, TensorRole.INPUT), ("w", k, n, q, TensorRole.PARAMETER), ("out", m, n, out_t, TensorRole.OUTPUT))
-    gemm = Gemm("gemm", 0, 0, m, k, n, "a", "w", None, "", None, "out", raw=True)
+    if quantized_out:
+        gemm = Gemm("gemm", 0, 0, m, k, n, "a", "w", None, "", "out", None, raw=True)
+    else:
+        gemm = Gemm("gemm", 0, 0, m, k, n, "a", "w", None, "", None, "out", raw=True)
     return _run_passes(kernel_graph([gemm], KernelGraphFacts(tensors=tensors)), ctx, verify)
 
 

@@ -129,13 +129,17 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     outq_t = dram[k.out_q] if k.out_q and outq_chip is None else None
     outf_t = dram[k.out_f] if k.out_f and outf_chip is None else None
     resident = tk >= k.k  # the whole K x tn weight block sits in the scratchpad across row tiles
-    a_in_place = k.a_resident is not None  # A kept on chip (the search gave it one chunk): read where it is
+    # A read in place: kept on chip (the search gave it one chunk), or this core's rows loaded once (A-stationary)
+    a_once = k.tiling.a_once
+    a_in_place = k.a_resident is not None or a_once
     owners = owned_rows(k.m, ctx.cores) if outf_chip is not None else ()
 
     # slot 0 of the weights at the top of the scratchpad: the previous kernel may have loaded the first tile there
     w_bufs = [b.spad.take_top(tk * tn * q, f"{k.name} weight tile", at=b.prefetched)]
     a_bufs = [] if a_in_place else [b.spad.take(tm * tk * q, f"{k.name} A tile") for _ in range(2)]
     w_bufs.append(b.spad.take(tk * tn * q, f"{k.name} weight tile"))
+    a_rows = (min(m0 for m0, _ in items), max(min(m0 + tm, k.m) for m0, _ in items)) if a_once else (0, 0)
+    a_base = b.spad.take((a_rows[1] - a_rows[0]) * k.k * q, f"{k.name} A rows").addr if a_once else k.a_resident
     aux_bufs = [(b.spad.take(tn * 4, f"{k.name} dequant scales"), b.spad.take(tn * 4, f"{k.name} bias")) for _ in range(2)]
     out_bufs = [b.spad.take(tm * tn * q, f"{k.name} output tile") for _ in range(2)] if k.out_q else []
     acc_bufs = [b.acc.take(tm * tn * 4, f"{k.name} accumulator tile") for _ in range(2)]
@@ -148,6 +152,11 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     ch_out = Channel(b, Unit.VEC, Unit.DMA if outq_t else Unit.NOC) if k.out_q else None
     ch_acc = Channel(b, Unit.MXU, Unit.VEC)
     ready = b.sem() if k.out_f else -1  # VEC -> DMA or NOC: an fp32 result in the accumulator (counted, in item order)
+    if a_once:  # the core's rows of A, before everything else on the DMA queue; the MXU waits for them once
+        a_ready = b.sem()
+        b.emit(Unit.DMA, _ld(Buf(Mem.SPAD, a_base), a_t, a_rows[0], 0, a_rows[1] - a_rows[0], k.k))
+        b.signal(Unit.DMA, a_ready)
+        b.wait(Unit.MXU, a_ready)
 
     loads, stores, mxu, vec = [], [], [], []
     w_slot = aux_slot = -1
@@ -188,8 +197,8 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
                     ch_w.consume(w_slots[j])  # a freshly loaded weight tile
                 wb = w_bufs[w_slots[j]] if not resident else w_bufs[w_slot]
                 if a_in_place:
-                    assert k.a_resident is not None
-                    a_addr = k.a_resident + m0 * k.k * q
+                    assert a_base is not None
+                    a_addr = a_base + (m0 - a_rows[0]) * k.k * q
                 else:
                     ch_a.consume(a_slots[j])
                     a_addr = a_bufs[a_slots[j]].addr
@@ -220,6 +229,8 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
             if k.gelu:
                 b.emit(Unit.VEC, _un(Vgelu, acc, acc, rows, cols))
             o_slot = -1
+            if ch_out is not None and k.raw and int8:  # requantize the int32 sums alone
+                b.emit(Unit.VEC, _cvt(acc, acc, rows, cols, DType.INT32, F32))
             if ch_out is not None:
                 o_slot = ch_out.acquire()
                 b.emit(Unit.VEC, _to_operand(out_bufs[o_slot], acc, rows, cols, int8, k.inv_scale_at(n0)))
@@ -602,7 +613,8 @@ def _first_weight_load(k: Kernel | None, work: Work | None, prev: Kernel, b: Cor
     _, n0 = work[b.core][0]
     kc, cols = min(t.tk, k.k), k.tile_cols(n0)
     addr = top_address(b.spad_bytes - _slot0_bytes(prev, ctx), t.tk * t.tn * ctx.q_itemsize)
-    below = gemm_sram_bytes(t.tm, t.tn, t.tk, ctx.q_itemsize, k.out_q is not None, k.a_resident is not None)[0] - _slot0_bytes(k, ctx)
+    below = gemm_sram_bytes(t.tm, t.tn, t.tk, ctx.q_itemsize, k.out_q is not None, k.a_resident is not None,
+                            k.m if t.a_once else 0)[0] - _slot0_bytes(k, ctx)
     if addr < below:
         return None
     return _ld(Buf(Mem.SPAD, addr), facts.dram[k.w], 0, n0, kc, cols)
@@ -630,7 +642,8 @@ def describe_mapping(k: Kernel, work: tuple[tuple[object, ...], ...], facts: Ker
     if isinstance(k, Gemm):
         t = k.tiling
         tiles = f"tm={t.tm} tn={t.tn} tk={t.tk}" if t is not None else "untiled"
-        a_from = "A read in place (kept on chip)" if k.a_resident is not None else "A from DRAM"
+        a_from = ("A read in place (kept on chip)" if k.a_resident is not None
+                  else "A loaded once per core and kept" if t is not None and t.a_once else "A from DRAM")
         w_kept = "weights kept across row tiles" if t is not None and t.tk >= k.k else "weights reloaded per row tile"
         out = ", ".join(where(o, "output") for o in (k.out_q, k.out_f) if o is not None)
         return f"{k.name}: {k.m}x{k.k}x{k.n} {tiles}, loops n > m > k, {w_kept}, {a_from}, {out}, {placed}"

@@ -43,6 +43,9 @@ class Tiling:
     tn: int
     tk: int
     cost_cycles: float  # the analytic model's estimate for the whole kernel on the chip
+    # A-stationary: the core's rows of A loaded once at the start and read in place by every column block (needs
+    # tk >= K); else each item loads its A tile
+    a_once: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +64,8 @@ class Gemm:
     out_f: str | None  # fp32 output
     gelu: bool = False
     out_inv_scale: float = 1.0  # quantization multiplier of out_q (int8)
-    raw: bool = False  # no epilogue: the int32 / fp32 accumulator tile is stored as it is (chipsim gemm)
+    raw: bool = False  # no dequantization or bias: the accumulator tile is stored as it is (out_f, chipsim gemm), or
+    # only requantized to the operand type (out_q)
     parts: int = 1  # equal column parts no output tile straddles (Q | K | V of a fused projection)
     part_inv_scales: tuple[float, ...] = ()  # per part, the quantization multiplier of out_q (else out_inv_scale)
     a_resident: int | None = None  # scratchpad address where the whole A already sits (gathered over the NoC)

@@ -39,9 +39,10 @@ def align(n: int) -> int:
     return -(-n // ALIGN_BYTES) * ALIGN_BYTES
 
 
-def gemm_sram_bytes(tm: int, tn: int, tk: int, q: int, out_q: bool, a_resident: bool = False) -> tuple[int, int]:
-    """(scratchpad, accumulator) bytes of one core's GEMM buffers, every buffer double-buffered."""
-    spad = SLOTS * ((0 if a_resident else align(tm * tk * q)) + align(tk * tn * q) + 2 * align(tn * 4))
+def gemm_sram_bytes(tm: int, tn: int, tk: int, q: int, out_q: bool, a_resident: bool = False, a_rows: int = 0) -> tuple[int, int]:
+    """(scratchpad, accumulator) bytes of one core's GEMM buffers, every buffer double-buffered; `a_rows` rows of
+    A (tk wide) loaded once and kept (Tiling.a_once) instead of A tiles."""
+    spad = SLOTS * ((0 if a_resident or a_rows else align(tm * tk * q)) + align(tk * tn * q) + 2 * align(tn * 4)) + align(a_rows * tk * q)
     if out_q:
         spad += SLOTS * align(tm * tn * q)
     return spad, SLOTS * align(tm * tn * 4)
@@ -76,6 +77,8 @@ def gemm_epilogue(rows: int, cols: int, int8: bool, *, gelu: bool, out_q: bool, 
         out.append(Vadd(**acc, src1_mem=Mem.ACC, src1_addr=0, **spad, rows=rows, cols=cols, bcast=Bcast.ROW))
     if gelu:
         out.append(Vgelu(**acc, src_mem=Mem.ACC, src_addr=0, rows=rows, cols=cols))
+    if out_q and raw and int8:  # requantize the int32 sums alone
+        out.append(Vcvt(**acc, src_mem=Mem.ACC, src_addr=0, rows=rows, cols=cols, from_dtype=DType.INT32, to_dtype=DType.FP32))
     if out_q:
         to = dict(dst_mem=Mem.SPAD, dst_addr=0, src_mem=Mem.ACC, src_addr=0, rows=rows, cols=cols)
         out.append(Vquant(**to, scale=1.0) if int8 else Vcvt(**to, from_dtype=DType.FP32, to_dtype=DType.BF16))
@@ -91,9 +94,14 @@ def _dma_cycles(model: TimingModel, transfers: list[int], active_cores: int) -> 
     return max(engines, channel)
 
 
+def a_once_rows(m: int, tm: int, items: int, active: int) -> int:
+    """Rows of A a core keeps under Tiling.a_once: its row tiles' rows, at most all of them."""
+    return min(m, tm * -(-items // active))
+
+
 @cache
 def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, gelu: bool, tm: int, tn: int, tk: int,
-               a_resident: bool = False, raw: bool = False, parts: int = 1) -> float:
+               a_resident: bool = False, raw: bool = False, parts: int = 1, a_once: bool = False) -> float:
     """The analytic time of the whole GEMM with this tiling, every per-instruction cost from the chip's
     TimingModel (the executor's): per core, items pipeline as max(array, DMA, vector) each, plus what cannot
     overlap: the first chunk's load with the DRAM latency, the last epilogue and the last store. `n` is the
@@ -108,11 +116,12 @@ def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, ge
     m_tiles = -(-m // tm)
     resident_w = tk >= k  # a whole weight block stays put across row tiles
     w_loads = [kc * tn * q for kc in chunks] if not resident_w else [k * tn * q // m_tiles]
-    a_loads = [] if a_resident else [tm * kc * q for kc in chunks]
+    a_loads = [] if a_resident or a_once else [tm * kc * q for kc in chunks]
     stores = [tm * tn * (q if out_q else 4)]
     dma = _dma_cycles(model, w_loads + a_loads + stores, active)
     vec = sum(model.cost(i).cycles for i in gemm_epilogue(tm, tn, q == 1, gelu=gelu, out_q=out_q, raw=raw))  # type: ignore[union-attr]
-    head = _dma_cycles(model, [0 if a_resident else tm * chunks[0] * q, chunks[0] * tn * q], active)
+    first_a = a_once_rows(m, tm, items, active) * k * q if a_once else 0 if a_resident else tm * chunks[0] * q
+    head = _dma_cycles(model, [first_a, chunks[0] * tn * q], active)
     tail = _dma_cycles(model, stores, active)
     return per_core * max(mxu, dma, vec) + model.dram_latency_cycles + head + vec + tail
 
@@ -164,6 +173,10 @@ def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, 
         if spad > spad_cap or acc > acc_cap:
             continue
         scored.append(Tiling(tm, tn, tk, _gemm_cost(chip, m, k, n, q, out_q, gelu, tm, tn, tk, resident, raw, parts)))
+        # A-stationary: every row of A this core needs loaded once, for all its column blocks (one DMA each way)
+        if not resident and tk >= k and m <= MAX_DIM and k <= MAX_DIM and -(-n // tn) * parts > 1:
+            if gemm_sram_bytes(tm, tn, tk, q, out_q, a_rows=m)[0] <= spad_cap:
+                scored.append(Tiling(tm, tn, tk, _gemm_cost(chip, m, k, n, q, out_q, gelu, tm, tn, tk, False, raw, parts, True), True))
         tried += 1
         if tried >= candidates:
             break

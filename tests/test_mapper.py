@@ -290,3 +290,35 @@ def test_replayed_kernels_lower_to_the_program_emitted_kernel_by_kernel(monkeypa
     assert (replayed.labels, replayed.ahead_bytes, replayed.phase_mapping) == (every.labels, every.ahead_bytes, every.phase_mapping)
     dma = [i for core in replayed.program.cores for i in core if i.op in (Opcode.DMA_LD, Opcode.DMA_ST)]
     assert len({i.dram_addr for i in dma}) > len(dma) // 4  # the moved addresses are really other weights'
+
+
+@pytest.mark.parametrize("quantized_out", [False, True])
+def test_a_stationary_gemm_reads_every_operand_once_and_computes_a_at_w(quantized_out):
+    """A lone GEMM with several blocks of output columns per core: the search keeps A stationary (each core's rows
+    of A loaded once, read in place by every column block), so DRAM reads are A and W once and writes C once
+    (int8 with quantized_out, int32 raw); the values are A @ W, and the search costs the epilogue it emits."""
+    from chipsim.executor import execute
+    from mapper import lower_gemm
+    from mapper.tiling import gemm_epilogue
+
+    c = chip("mesh.rows=1", "mesh.cols=1", "core.tensor_core.rows=32", "core.tensor_core.cols=32",
+             "dram.bandwidth_gb_per_s=8", "core.dma.bytes_per_cycle=8")  # DRAM-bound: re-reading A would cost
+    m, k, n = 64, 96, 256
+    low = lower_gemm(m, k, n, MapperContext(c), quantized_out=quantized_out)
+    assert "A loaded once per core and kept" in low.phase_mapping["gemm"]
+    rng = np.random.default_rng(0)
+    a = rng.integers(-1, 2, (m, k), dtype=np.int8)
+    w = rng.integers(-1, 2, (k, n), dtype=np.int8)  # |sums| <= 96: requantizing by 1.0 keeps them exact
+    dram = np.zeros(low.layout.size_bytes, np.uint8)
+    for name, x in (("a", a), ("w", w)):
+        t = low.layout[name]
+        dram[t.addr : t.addr + t.nbytes] = x.view(np.uint8).ravel()
+    r = execute(low.program, c, functional=True, dram=dram)
+    out_t = low.layout["out"]
+    out = dram[out_t.addr : out_t.addr + out_t.nbytes].view(np.int8 if quantized_out else np.int32).reshape(m, n)
+    np.testing.assert_array_equal(out, a.astype(np.int32) @ w.astype(np.int32))
+    assert r.dram_read_bytes == m * k + k * n
+    assert r.dram_write_bytes == m * n * (1 if quantized_out else 4)
+    vec = [(i.op, i.rows, i.cols) for i in low.program.cores[0] if i.op in (Opcode.VCVT, Opcode.VQUANT)]
+    tiles = [i for i in low.program.cores[0] if i.op is Opcode.MATMUL]  # one per tile: the whole K in one chunk
+    assert vec == [(i.op, i.rows, i.cols) for t in tiles for i in gemm_epilogue(t.m, t.n, True, gelu=False, out_q=quantized_out, raw=True)]

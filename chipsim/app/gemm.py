@@ -93,9 +93,10 @@ def ideal_program(m: int, k: int, n: int, chip: ChipConfig, prec: DType) -> Prog
     return Program((tuple(instrs) + (Halt(),),), 1, 1)
 
 
-def mapped_program(m: int, k: int, n: int, chip: ChipConfig) -> Program:
-    """The GEMM tiled, placed and scheduled by the mapper on `chip` (any chip), raw accumulators stored to DRAM."""
-    return lower_gemm(m, k, n, MapperContext(chip, measure=timed_cycles)).program
+def mapped_program(m: int, k: int, n: int, chip: ChipConfig, *, quantized_out: bool = False) -> Program:
+    """The GEMM tiled, placed and scheduled by the mapper on `chip` (any chip), raw accumulators stored to DRAM
+    (or, `quantized_out`, requantized to the operand type as a layer's output would be)."""
+    return lower_gemm(m, k, n, MapperContext(chip, measure=timed_cycles), quantized_out=quantized_out).program
 
 
 def run_gemm(m: int, k: int, n: int, rows: int, cols: int, dataflow: Dataflow, precision: Precision, *,
