@@ -237,13 +237,19 @@ class _Run:
         while True:
             op = q[p]
             kind = op[0]
-            if kind == LOCAL:  # run ahead: MXU/VEC work depends only on its own unit being free
+            if kind == LOCAL or kind == CHAIN:  # run ahead: MXU/VEC work depends only on its own unit being free
                 busy = struct = 0
                 n = 0
-                while kind == LOCAL:
+                while kind == LOCAL or kind == CHAIN:
                     idx = op[1]
-                    cycles, stretched = op[2]  # type: ignore[misc]
-                    end = t + cycles
+                    if kind == CHAIN:  # continues the run of the MATMUL before it, as far as what it waited for allows
+                        fresh, chained = op[2]  # type: ignore[misc]
+                        end = timing.continued_run_end(self.run_end[g], self.wait_ready[g], fresh[0], chained[0])
+                        cycles = end - t
+                        stretched = chained[1] if end == self.run_end[g] + chained[0] else fresh[1]  # else a late operand
+                    else:
+                        cycles, stretched = op[2]  # type: ignore[misc]
+                        end = t + cycles
                     starts[idx] = t
                     ends[idx] = end
                     busy += cycles
@@ -265,27 +271,6 @@ class _Run:
                 self.count[g] += n
                 self.done[g] = t
                 self.run_end[g], self.wait_ready[g] = t, _NEVER
-                continue
-            if kind == CHAIN:  # continues the run of the MATMUL before it, as far as what it waited for allows
-                idx = op[1]
-                fresh, chained = op[2]  # type: ignore[misc]
-                end = timing.continued_run_end(self.run_end[g], self.wait_ready[g], fresh[0], chained[0])
-                stretched = chained[1] if end == self.run_end[g] + chained[0] else fresh[1]  # else an operand came late
-                cycles = end - t
-                starts[idx], ends[idx] = t, end
-                self.busy[g] += cycles
-                self.st_struct[g] += stretched
-                self.count[g] += 1
-                if state is not None:
-                    try:
-                        apply(op[3], state, dram)  # type: ignore[arg-type]
-                    except IsaError as exc:
-                        raise self._fail(core, idx, exc) from None
-                if events is not None:
-                    events.append((core, unit, idx, t, end))
-                self.run_end[g], self.wait_ready[g] = end, _NEVER
-                self.done[g] = t = end
-                p += 1
                 continue
             if kind == HALT:
                 self.finished[g] = True
