@@ -20,9 +20,9 @@ Pipelined folds (`core.tensor_core.fold_overlap`): a MATMUL whose predecessor on
 (nothing between them: no WAIT, SIGNAL, LDW or BARRIER) continues that MATMUL's run of folds, so its entry
 carries the cycles it adds to the run (`timing.matmul_timing(..., after_matmul_stream=...)`). Consecutive
 MXU entries run back to back in the executor, so the saving is exact. With only SIGNALs and WAITs between the
-two, the entry is a CHAIN: the executor continues the run when every WAIT between was satisfied by a signal
-that fired no later than the earlier MATMUL began (its operands were ready before that MATMUL's last fold
-began to stream, which is all the run needs), and starts a new run otherwise. LDW or BARRIER ends the run.
+two, the entry is a CHAIN: the executor continues the run as far as the latest signal those WAITs consumed
+allows, ending it at max(end of the MATMUL before + the continued cycles, that signal + the cycles on its own)
+(`timing.continued_run_end`). LDW or BARRIER ends the run.
 """
 
 from __future__ import annotations

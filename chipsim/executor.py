@@ -161,8 +161,9 @@ class _Run:
         self.bar_time = [0] * nbar
         self.bar_waiting: list[list[tuple[int, int]]] = [[] for _ in range(nbar)]
         self.link_free: dict[tuple[int, int], int] = {}
-        # The DRAM channel is free from dram_base + dram_free; the base moves to every barrier that finds the channel
-        # idle, so a phase's float arithmetic does not depend on when it runs (the phase replay below is exact).
+        # The DRAM channel is free from dram_base + dram_free; the base moves to every barrier that finds the chip
+        # idle (the channel free among the rest), so a phase's float arithmetic does not depend on when it runs
+        # (the phase replay below is exact).
         self.dram_base = 0
         self.dram_free = 0.0
         gb = chip.global_buffer
@@ -185,9 +186,8 @@ class _Run:
         # keeps, per phase signature, what the phase did; see _release.
         self.replays: dict[tuple[object, ...], _PhaseRecord] | None = {} if dram is None and not trace and gb is None and replay else None
         self.recording: tuple[tuple[object, ...], int, list[tuple[int, ...]]] | None = None  # key, start, counters
-        self.replayed: list[tuple[int, int, int, _PhaseRecord]] = []  # (phase, start cycle, core offset, record)
+        self.replayed: list[tuple[int, int, _PhaseRecord]] = []  # (phase, start cycle, record)
         self.barrier_idx = [[e[1] for e in d.queues[0] if e[0] == BARRIER] for d in decoded]  # per core, per barrier
-        self.replayed_phases = 0
         self.states = (
             [CoreState.create(chip.core.scratchpad.size_bytes, chip.core.accumulator.size_bytes) for _ in range(ncores)]
             if dram is not None else []
@@ -477,7 +477,7 @@ class _Run:
         while True:
             order = tuple(w for w, _ in self.bar_waiting[barrier])
             idle = self._idle(release)
-            if idle and self.dram_base + self.dram_free <= release:
+            if idle:  # the DRAM channel among the rest
                 self.dram_base, self.dram_free = release, 0.0
             if self.recording is not None:
                 key, start, before = self.recording
@@ -498,7 +498,7 @@ class _Run:
             self._push(release, w[0])
 
     def _all_counters(self, g: int) -> tuple[int, ...]:
-        return self.busy[g], self.st_dram[g], self.st_noc[g], self.st_dep[g], self.st_struct[g], self.count[g], self.ptr[g]
+        return (*self._counters(g), self.count[g], self.ptr[g])
 
     def _record(self, barrier: int, start: int, release: int, before: list[tuple[int, ...]]) -> _PhaseRecord:
         """What the phase ending at `barrier` did, relative to its `start`."""
@@ -527,8 +527,7 @@ class _Run:
         self.bar_count[phase] = len(self.queues)
         self.bar_time[phase] = release
         self.bar_waiting[phase] = [(w, start + at) for w, at in rec.waiting]
-        self.replayed.append((phase, start, 0, rec))
-        self.replayed_phases += 1
+        self.replayed.append((phase, start, rec))
         return release
 
     def _counters(self, g: int) -> tuple[int, int, int, int, int]:
@@ -592,7 +591,7 @@ class _Run:
         )
         starts = tuple(np.array(st, dtype=np.int64) for st in self.starts)
         ends = tuple(np.array(e, dtype=np.int64) for e in self.ends)
-        for phase, start, _, rec in self.replayed:
+        for phase, start, rec in self.replayed:
             for c, (rel_starts, rel_ends) in enumerate(rec.times):
                 lo = self.barrier_idx[c][phase - 1] + 1
                 starts[c][lo : lo + len(rel_starts)] = rel_starts + start
@@ -621,7 +620,7 @@ class _Run:
             instr_end=ends,
             trace=trace,
             phases=phases,
-            replayed_phases=self.replayed_phases,
+            replayed_phases=len(self.replayed),
         )
 
     def _phases(self, cycles: int) -> tuple[PhaseStats, ...]:

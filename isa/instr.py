@@ -83,25 +83,7 @@ def _check_field(spec: OpSpec, f: Field, v: object, limits: tuple[FieldKind, int
     return r
 
 
-_UINT, _BOOL = FieldKind.UINT, FieldKind.BOOL
 _NAMES: dict[Opcode, tuple[str, ...]] = {op: tuple(f.name for f in spec.fields) for op, spec in OPCODES.items()}
-
-
-def _fast_values(spec: OpSpec, kwargs: dict[str, FieldValue]) -> tuple[FieldValue, ...] | None:
-    """(opcode, *fields) when every field is given by name as a plain in-range value; None sends the call down
-    the general path (which validates everything else and words the errors)."""
-    names = _NAMES[spec.opcode]
-    if len(kwargs) != len(names):
-        return None
-    out: list[FieldValue] = [spec.opcode]
-    for name, f, (kind, lo, hi, valid) in zip(names, spec.fields, _LIMITS[spec.opcode]):
-        v = kwargs.get(name)
-        t = type(v)
-        if (t is int and kind is _UINT and lo <= v <= hi) or (t is bool and kind is _BOOL) or (t is f.enum and v in valid):  # type: ignore[operator]
-            out.append(v)  # type: ignore[arg-type]
-        else:
-            return None
-    return tuple(out)
 
 
 class Instr(tuple):  # type: ignore[type-arg]
@@ -112,16 +94,7 @@ class Instr(tuple):  # type: ignore[type-arg]
     OPCODE: ClassVar[Opcode]
 
     def __new__(cls, *args: FieldValue, **kwargs: FieldValue) -> Instr:
-        spec = cls.spec
-        if not args:
-            fast = _fast_values(spec, kwargs)
-            if fast is not None:
-                self = tuple.__new__(cls, fast)
-                if spec.check is not None:
-                    problem = spec.check(self)
-                    if problem is not None:
-                        raise IsaError(problem + ".")
-                return self
+        spec = cls.spec  # the validating path: each class's generated constructor (_fast_new) takes plain values
         fields = spec.fields
         if len(args) > len(fields):
             raise IsaError(f"{spec.opcode.name} takes {len(fields)} fields, got {len(args)} positional values.")

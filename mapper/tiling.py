@@ -173,7 +173,7 @@ def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, 
         if spad > spad_cap or acc > acc_cap:
             continue
         scored.append(Tiling(tm, tn, tk, _gemm_cost(chip, m, k, n, q, out_q, gelu, tm, tn, tk, resident, raw, parts)))
-        # A-stationary: every row of A this core needs loaded once, for all its column blocks (one DMA each way)
+        # A-stationary: the rows of A this core needs, loaded once by one DMA, serve all its column blocks
         if not resident and tk >= k and m <= MAX_DIM and k <= MAX_DIM and -(-n // tn) * parts > 1:
             if gemm_sram_bytes(tm, tn, tk, q, out_q, a_rows=m)[0] <= spad_cap:
                 scored.append(Tiling(tm, tn, tk, _gemm_cost(chip, m, k, n, q, out_q, gelu, tm, tn, tk, False, raw, parts, True), True))
