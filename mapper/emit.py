@@ -1,8 +1,9 @@
 """The emit step: kernel graph -> one ISA program per core.
 
 Each kernel becomes, on every core, the instruction queues of its work items followed by a BARRIER; kernels of
-one phase (e.g. the Q, K and V projections) share a label for per-layer reporting. Within a phase a core pipelines its items through DMA -> MXU -> VEC -> DMA with
-double-buffered channels (mapper/sync.py). The vector-unit sequences are exactly the float32 operation orders
+one phase (e.g. the Q, K and V projections) share a label for per-layer reporting. Within a phase a core
+pipelines its items through DMA -> MXU -> VEC -> DMA with channels of buffer slots (mapper/sync.py): two each,
+a GEMM's weight tiles and their scales three where the scratchpad holds them (Tiling.w_slots). The vector-unit sequences are exactly the float32 operation orders
 of `workloads.numerics`, so an int8 chip reproduces the quantized reference bit for bit.
 """
 
@@ -64,7 +65,7 @@ class Lowered:
     phases: tuple[str, ...]
     phase_macs: dict[str, int]
     phase_mapping: dict[str, str]  # per phase name: how its kernels were tiled and placed, in words
-    # DRAM bytes a phase loads for a later one (the next GEMM's first weight tile): (loading phase, for phase, bytes)
+    # DRAM bytes a phase loads for a later one (the next GEMM's first weight tiles): (loading phase, for phase, bytes)
     ahead_bytes: tuple[tuple[str, str, int], ...] = ()
 
 
@@ -134,19 +135,23 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     a_in_place = k.a_resident is not None or a_once
     owners = owned_rows(k.m, ctx.cores) if outf_chip is not None else ()
 
-    # slot 0 of the weights at the top of the scratchpad: the previous kernel may have loaded the first tile there
+    # the weight slots at the top of the scratchpad, slot 0 highest: the previous kernel may have loaded the first
+    # tiles there (b.prefetched, b.prefetched_tiles)
     w_bufs = [b.spad.take_top(tk * tn * q, f"{k.name} weight tile", at=b.prefetched)]
+    w_bufs += [b.spad.take_top(tk * tn * q, f"{k.name} weight tile") for _ in range(k.tiling.w_slots - 1)]
     a_bufs = [] if a_in_place else [b.spad.take(tm * tk * q, f"{k.name} A tile") for _ in range(2)]
-    w_bufs.append(b.spad.take(tk * tn * q, f"{k.name} weight tile"))
     a_rows = (min(m0 for m0, _ in items), max(min(m0 + tm, k.m) for m0, _ in items)) if a_once else (0, 0)
     a_base = b.spad.take((a_rows[1] - a_rows[0]) * k.k * q, f"{k.name} A rows").addr if a_once else k.a_resident
-    aux_bufs = [(b.spad.take(tn * 4, f"{k.name} dequant scales"), b.spad.take(tn * 4, f"{k.name} bias")) for _ in range(2)]
+    # as many scale and bias slots as weight slots: a block's scales load right behind its weights, not after the
+    # epilogue two blocks back
+    aux_bufs = [(b.spad.take(tn * 4, f"{k.name} dequant scales"), b.spad.take(tn * 4, f"{k.name} bias"))
+                for _ in range(k.tiling.w_slots)]
     out_bufs = [b.spad.take(tm * tn * q, f"{k.name} output tile") for _ in range(2)] if k.out_q else []
     acc_bufs = [b.acc.take(tm * tn * 4, f"{k.name} accumulator tile") for _ in range(2)]
 
     ch_a = Channel(b, Unit.DMA, Unit.MXU)
-    ch_w = Channel(b, Unit.DMA, Unit.MXU)
-    ch_aux = None if k.raw else Channel(b, Unit.DMA, Unit.VEC)
+    ch_w = Channel(b, Unit.DMA, Unit.MXU, slots=k.tiling.w_slots)
+    ch_aux = None if k.raw else Channel(b, Unit.DMA, Unit.VEC, slots=k.tiling.w_slots)
     # the operand copy goes to DRAM (DMA) or to every core's gathered copy (NOC); the fp32 result likewise to DRAM
     # or, row block by row block, to the cores owning those rows
     ch_out = Channel(b, Unit.VEC, Unit.DMA if outq_t else Unit.NOC) if k.out_q else None
@@ -160,6 +165,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
 
     loads, stores, mxu, vec = [], [], [], []
     w_slot = aux_slot = -1
+    w_loads = 0  # weight tiles acquired so far; the first b.prefetched_tiles are in their slots already
     for idx, (m0, n0) in enumerate(items):
         rows, cols = min(tm, k.m - m0), k.tile_cols(n0)
         new_block = idx == 0 or items[idx - 1][1] != n0
@@ -167,17 +173,13 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
         chunks = [(k0, min(tk, k.k - k0)) for k0 in range(0, k.k, tk)]
         # DMA: loads of this item
         with b.capture(Unit.DMA) as dma:
-            if new_block and ch_aux is not None and bias_t is not None:
-                aux_slot = ch_aux.acquire()
-                if deq_t is not None:
-                    b.emit(Unit.DMA, _ld(aux_bufs[aux_slot][0], deq_t, 0, n0, 1, cols))
-                b.emit(Unit.DMA, _ld(aux_bufs[aux_slot][1], bias_t, 0, n0, 1, cols))
-                ch_aux.publish(aux_slot)
-            a_slots, w_slots = [], []
+            a_slots, w_slots, w_ahead = [], [], []
             for k0, kc in chunks:
                 if new_block or not resident:
                     w_slot = ch_w.acquire()
-                    if b.prefetched is not None and idx == 0 and k0 == 0:  # loaded ahead, before the barrier
+                    w_ahead.append(w_loads < b.prefetched_tiles)
+                    w_loads += 1
+                    if w_ahead[-1]:  # loaded ahead, before the barrier
                         ch_w.filled(w_slot)
                     else:
                         b.emit(Unit.DMA, _ld(w_bufs[w_slot], w_t, k0, n0, kc, cols))
@@ -188,12 +190,19 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
                     b.emit(Unit.DMA, _ld(a_bufs[s], a_t, m0, k0, rows, kc))
                     ch_a.publish(s)
                     a_slots.append(s)
+            # the epilogue's scales and bias after the operands: only the epilogue, after the MATMUL, reads them
+            if new_block and ch_aux is not None and bias_t is not None:
+                aux_slot = ch_aux.acquire()
+                if deq_t is not None:
+                    b.emit(Unit.DMA, _ld(aux_bufs[aux_slot][0], deq_t, 0, n0, 1, cols))
+                b.emit(Unit.DMA, _ld(aux_bufs[aux_slot][1], bias_t, 0, n0, 1, cols))
+                ch_aux.publish(aux_slot)
         loads.append(dma)
         # MXU: the k-chunks accumulate into one accumulator tile
         with b.capture(Unit.MXU) as mx:
             c = ch_acc.acquire()
             for j, (k0, kc) in enumerate(chunks):
-                if w_slots and (not resident or j == 0) and not (b.prefetched is not None and idx == 0 and j == 0):
+                if w_slots and (not resident or j == 0) and not w_ahead[j]:
                     ch_w.consume(w_slots[j])  # a freshly loaded weight tile
                 wb = w_bufs[w_slots[j]] if not resident else w_bufs[w_slot]
                 if a_in_place:
@@ -265,7 +274,13 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
                                              bytes=(hi - lo) * cols * 4, tag=idx % TAGS))
             ch_acc.release(c, Unit.NOC)
     _issue_prefetch(b, loads, after=-1)
-    b.queues[Unit.DMA].extend(interleave(loads, stores))
+    # How many items the loads run ahead of the stores. Store i waits for item i's epilogue; a load placed before it
+    # must need nothing that waits for store i (MATMUL i+2 does: its accumulator slot). One chunk per item: the
+    # loads of item i+2 need slots item i's MATMUL freed. Every item one weight tile and nothing else (A in place,
+    # one row tile): item i+slots's too, up to 3 (its epilogue scales reuse item i+1's slot, whose epilogue needs
+    # store i-1). Several chunks per item: item i+1 only (its own later chunks wait for its own MATMULs).
+    lead = 1 if not resident else min(k.tiling.w_slots, 3) if a_in_place and k.m <= tm else 2
+    b.queues[Unit.DMA].extend(interleave(loads, stores, ahead=lead))
     b.queues[Unit.MXU].extend(instr for stage in mxu for instr in stage)
     b.queues[Unit.VEC].extend(instr for stage in vec for instr in stage)
     _gemm_recvs(b, k, work, outq_chip, outf_chip, ctx)
@@ -586,38 +601,52 @@ EMITTERS = {Gemm: emit_gemm, Attention: emit_attention, RowNorm: emit_rownorm}
 
 
 def _issue_prefetch(b: CoreBuilder, loads: list[list[Instr]], after: int = 0) -> None:
-    """The next GEMM's first weight tile goes into the DMA queue right after the loads of this kernel's item
-    `after` (the first: a vector-bound kernel leaves the DRAM idle; the last, -1: a GEMM streams its own
-    weights until then)."""
-    if b.prefetch and loads:
-        loads[after] = [*loads[after], *b.prefetch]
-        b.prefetch = []
+    """The next GEMM's first weight tiles go into the DMA queue after the loads of this kernel's item `after`
+    (-1, the last: a GEMM streams its own weights until then), all of them; or (`after` 0: a vector-bound kernel
+    leaves the DRAM idle) one after each item's loads from the first on, so its own loads are not held up, and
+    those left after the last."""
+    if not b.prefetch or not loads:
+        return
+    if after == -1:
+        loads[-1] = [*loads[-1], *b.prefetch]
+    else:
+        for i, ld in enumerate(b.prefetch):
+            at = min(after + i, len(loads) - 1)
+            loads[at] = [*loads[at], ld]
+    b.prefetch = []
 
 
-def _slot0_bytes(k: Kernel, ctx: MapperContext) -> int:
-    """The bytes a kernel takes at the top of the scratchpad: a GEMM's weight slot 0, aligned."""
+def _top_bytes(k: Kernel, ctx: MapperContext) -> int:
+    """The bytes a kernel takes at the top of the scratchpad: a GEMM's weight slots, aligned."""
     if not isinstance(k, Gemm) or k.tiling is None:
         return 0
-    return align(k.tiling.tk * k.tiling.tn * ctx.q_itemsize)
+    return k.tiling.w_slots * align(k.tiling.tk * k.tiling.tn * ctx.q_itemsize)
 
 
-def _first_weight_load(k: Kernel | None, work: Work | None, prev: Kernel, b: CoreBuilder, facts: KernelGraphFacts,
-                       ctx: MapperContext) -> Instr | None:
-    """The DMA load of GEMM `k`'s first weight tile on this core, issued during `prev`: into the top of the
-    scratchpad, just below `prev`'s own top buffer (a GEMM's weight slot 0), where `k`'s emitter puts its weight
-    slot 0; None if `k` is no GEMM, has no work here, or its other buffers would not fit below that address."""
+def _weights_ahead(k: Kernel | None, work: Work | None, prev: Kernel, b: CoreBuilder, facts: KernelGraphFacts,
+                   ctx: MapperContext) -> list[Instr]:
+    """The DMA loads of GEMM `k`'s first weight tiles on this core (one per weight slot, in the order its emitter
+    takes them), issued during `prev`: into the top of the scratchpad, just below `prev`'s own top buffers (a
+    GEMM's weight slots), where `k`'s emitter puts its weight slots; none if `k` is no GEMM, has no work here, or
+    its other buffers would not fit below its slots there."""
     if not isinstance(k, Gemm) or work is None or not work[b.core] or facts.dram is None:
-        return None
+        return []
     t = k.tiling
     assert t is not None
-    _, n0 = work[b.core][0]
-    kc, cols = min(t.tk, k.k), k.tile_cols(n0)
-    addr = top_address(b.spad_bytes - _slot0_bytes(prev, ctx), t.tk * t.tn * ctx.q_itemsize)
+    tile = t.tk * t.tn * ctx.q_itemsize
+    addrs = [top_address(b.spad_bytes - _top_bytes(prev, ctx), tile)]
+    # behind a vector-bound kernel the DRAM is idle: a tile for every slot; behind a GEMM, whose own weights stream
+    # until its end, only the first (what would be the next GEMM's exposed load)
+    for _ in range(t.w_slots - 1 if not isinstance(prev, Gemm) else 0):
+        addrs.append(top_address(addrs[-1], tile))
     below = gemm_sram_bytes(t.tm, t.tn, t.tk, ctx.q_itemsize, k.out_q is not None, k.a_resident is not None,
-                            k.m if t.a_once else 0)[0] - _slot0_bytes(k, ctx)
-    if addr < below:
-        return None
-    return _ld(Buf(Mem.SPAD, addr), facts.dram[k.w], 0, n0, kc, cols)
+                            k.m if t.a_once else 0, t.w_slots)[0] - _top_bytes(k, ctx)
+    if addrs[-1] < below:
+        return []
+    resident, items, w = t.tk >= k.k, work[b.core], facts.dram[k.w]
+    tiles = [(k0, n0) for idx, (_, n0) in enumerate(items) if not resident or idx == 0 or items[idx - 1][1] != n0
+             for k0 in range(0, k.k, t.tk)]
+    return [_ld(Buf(Mem.SPAD, a), w, k0, n0, min(t.tk, k.k - k0), k.tile_cols(n0)) for a, (k0, n0) in zip(addrs, tiles)]
 
 
 def phase_name(ks: list[Kernel]) -> str:
@@ -654,19 +683,22 @@ def describe_mapping(k: Kernel, work: tuple[tuple[object, ...], ...], facts: Ker
     return f"{k.name}: {k.rows}x{k.cols}, tr={k.tr} rows per item, {', '.join(flows)}, {placed}"
 
 
-def _emit_on_core(b: CoreBuilder, k: Kernel, work: Work, facts: KernelGraphFacts, ctx: MapperContext, pre: Instr | None) -> bool:
-    """Kernel `k`'s instructions on `b`'s core, with `pre` (the next GEMM's first weight tile) in its DMA queue
-    where its buffers leave room for it; whether `pre` was kept."""
-    b.prefetch = [pre] if pre is not None else []
+def _emit_on_core(b: CoreBuilder, k: Kernel, work: Work, facts: KernelGraphFacts, ctx: MapperContext, pre: list[Instr]) -> int:
+    """Kernel `k`'s instructions on `b`'s core, with `pre` (the next GEMM's first weight tiles, slot 0 highest) in
+    its DMA queue as far as its buffers leave room for them; how many of them were kept (the first ones)."""
+    b.prefetch = list(pre)
     EMITTERS[type(k)](b, k, work, facts, ctx)
-    if b.prefetch:  # no items here: the DMA queue is free for it
+    if b.prefetch:  # no items here: the DMA queue is free for them
         b.queues[Unit.DMA].extend(b.prefetch)
         b.prefetch = []
     assert b.spad is not None
-    if pre is not None and not (b.spad.top <= pre.sram_addr and pre.sram_addr + pre.rows * pre.cols * ctx.q_itemsize <= b.spad.size):
-        b.queues[Unit.DMA] = [i for i in b.queues[Unit.DMA] if i is not pre]  # it would overwrite a buffer in use
-        return False
-    return pre is not None
+    kept = 0
+    while kept < len(pre) and b.spad.top <= pre[kept].sram_addr and pre[kept].sram_addr + pre[kept].rows * pre[kept].cols * ctx.q_itemsize <= b.spad.size:
+        kept += 1
+    if kept < len(pre):  # the rest would overwrite a buffer in use
+        dropped = {id(i) for i in pre[kept:]}
+        b.queues[Unit.DMA] = [i for i in b.queues[Unit.DMA] if id(i) not in dropped]
+    return kept
 
 
 def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True) -> Lowered:
@@ -699,25 +731,25 @@ def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True) -> Lowered:
             at = order.index(name)
             nxt = g.nodes[order[at + 1]] if at + 1 < len(order) else None
             for c, b in enumerate(builders):
-                # The next GEMM's first weight tile is loaded during this kernel, where this kernel's buffers leave
-                # room for it at the top of the scratchpad, so that GEMM starts without its exposed first load.
-                pre = _first_weight_load(nxt["kernel"] if nxt else None, nxt["work"] if nxt else None, k, b, facts, ctx)
+                # The next GEMM's first weight tiles are loaded during this kernel, where this kernel's buffers leave
+                # room for them at the top of the scratchpad, so that GEMM starts without its exposed first loads.
+                pre = _weights_ahead(nxt["kernel"] if nxt else None, nxt["work"] if nxt else None, k, b, facts, ctx)
 
-                def once(b: CoreBuilder = b, k: Kernel = k, work: Work = work, pre: Instr | None = pre) -> bool:
+                def once(b: CoreBuilder = b, k: Kernel = k, work: Work = work, pre: list[Instr] = pre) -> int:
                     return _emit_on_core(b, k, work, facts, ctx, pre)
 
                 if replayer is None:
                     kept = once()
                 else:
-                    key, tensors = replayer.key(k, work, b, pre, nxt["kernel"].w if pre is not None else None)
+                    key, tensors = replayer.key(k, work, b, pre, nxt["kernel"].w if pre else None)
                     kept = replayer.run(once, b, key, tensors)
                 if kept:
-                    assert pre is not None
                     pair = (label, phase_name([nxt["kernel"]]))
-                    ahead_bytes[pair] = ahead_bytes.get(pair, 0) + pre.rows * pre.cols * pre.dtype.itemsize
+                    ahead_bytes[pair] = ahead_bytes.get(pair, 0) + sum(i.rows * i.cols * i.dtype.itemsize for i in pre[:kept])
                 # A barrier after every kernel: its semaphores are back to zero and its buffers free for the next.
                 b.end_phase(label)
-                b.prefetched = pre.sram_addr if kept else None
+                b.prefetched = pre[0].sram_addr if kept else None
+                b.prefetched_tiles = kept
     for b in builders:
         b.program.append(Halt())
         b.labels.append(phases[-1])

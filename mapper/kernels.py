@@ -46,6 +46,9 @@ class Tiling:
     # A-stationary: the core's rows of A loaded once at the start and read in place by every column block (needs
     # tk >= K); else each item loads its A tile
     a_once: bool = False
+    # weight tiles in flight: 2 double-buffers; 3 lets the DMA load tile i+2 while tile i's MATMUL still drains,
+    # so a weight stream as fast as the array never waits for a slot
+    w_slots: int = 2
 
 
 @dataclass(frozen=True, slots=True)

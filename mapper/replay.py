@@ -83,9 +83,9 @@ class KernelReplay:
             return tuple(self._anon(v, params, others) for v in value)
         return value
 
-    def key(self, k: Kernel, work: object, b: CoreBuilder, ahead: Instr | None, ahead_of: str | None,
+    def key(self, k: Kernel, work: object, b: CoreBuilder, ahead: list[Instr], ahead_of: str | None,
             ) -> tuple[tuple[object, ...], Operands]:
-        """The key of emitting `k` on `b`'s core with `ahead` (the next GEMM's first weight tile, from parameter
+        """The key of emitting `k` on `b`'s core with `ahead` (the next GEMM's first weight tiles, from parameter
         `ahead_of`) to place in its DMA queue; and the kernel's tensors."""
         known = self._kernels.get(id(k))
         if known is None or known[0] is not k:  # the same for every core: worked out once per kernel
@@ -96,12 +96,12 @@ class KernelReplay:
         _, fields, kernel_params, others = known
         params = list(kernel_params)
         pre: object = None
-        if ahead is not None:
+        if ahead:
             assert ahead_of is not None
             t = self.tensors[ahead_of]
             params.append(t)
-            pre = (ahead._replace(dram_addr=0), ahead.dram_addr - t.addr, t.rows, t.cols, t.dtype)
-        start = (b.core, b.prefetched, *_state(b), *(len(b.queues[u]) for u in UNITS))
+            pre = (tuple((i._replace(dram_addr=0), i.dram_addr - t.addr) for i in ahead), t.rows, t.cols, t.dtype)
+        start = (b.core, b.prefetched, b.prefetched_tiles, *_state(b), *(len(b.queues[u]) for u in UNITS))
         return (type(k), fields, work, pre, start), Operands(params, others)
 
     def run(self, emit: Callable[[], object], b: CoreBuilder, key: tuple[object, ...], tensors: Operands) -> object:

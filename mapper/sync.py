@@ -80,10 +80,11 @@ class CoreBuilder:
     next_sem: int = 0
     spad: SramAllocator | None = None
     acc: SramAllocator | None = None
-    # weight prefetch across a barrier: DMA loads of the next GEMM's first weight tile for the current kernel's
-    # emitter to issue early in its DMA queue, and whether the current GEMM's first tile was loaded so
+    # weight prefetch across a barrier: DMA loads of the next GEMM's first weight tiles for the current kernel's
+    # emitter to issue early in its DMA queue, and how many of the current GEMM's first tiles were loaded so
     prefetch: list[Instr] = field(default_factory=list)
-    prefetched: int | None = None  # scratchpad address of the current GEMM's first weight tile, if loaded ahead
+    prefetched: int | None = None  # scratchpad address of the current GEMM's weight slot 0, if tiles were loaded ahead
+    prefetched_tiles: int = 0  # its first weight tiles in slots 0, 1, ... already
 
     def __post_init__(self) -> None:
         self.begin_phase()
@@ -157,7 +158,7 @@ class Channel:
         self.b.wait(self.consumer, self.full)
 
     def release(self, s: int, unit: Unit | None = None) -> None:  # noqa: ARG002
-        self.b.signal(unit or self.consumer, self.free)
+        self.b.signal(self.consumer if unit is None else unit, self.free)  # Unit.DMA is 0: no `or`
 
     def drain(self) -> None:
         for used in self.used:
@@ -165,13 +166,14 @@ class Channel:
                 self.b.wait(self.producer, self.free)
 
 
-def interleave(first: list[list[Instr]], second: list[list[Instr]]) -> list[Instr]:
-    """first[0], first[1], second[0], first[2], second[1], ...: stage one of item i+1 before stage two of item i."""
+def interleave(first: list[list[Instr]], second: list[list[Instr]], ahead: int = 1) -> list[Instr]:
+    """Stage one of item i+ahead before stage two of item i: with ahead=1, first[0], first[1], second[0], first[2],
+    second[1], ...; a producer with two slots runs two items ahead of the stage that follows its consumer."""
     out: list[Instr] = []
-    for i in range(len(first)):
+    for i in range(min(ahead, len(first))):
         out.extend(first[i])
-        if i >= 1:
-            out.extend(second[i - 1])
-    if second:
-        out.extend(second[-1])
+    for i in range(len(second)):
+        if i + ahead < len(first):
+            out.extend(first[i + ahead])
+        out.extend(second[i])
     return out

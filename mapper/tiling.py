@@ -1,4 +1,5 @@
-"""Tile every kernel to fit the scratchpad and accumulator with double buffering.
+"""Tile every kernel to fit the scratchpad and accumulator with double buffering (a GEMM's weight tiles triple
+buffered where they fit: Tiling.w_slots).
 
 GEMMs get a mapping search: candidate tilings (tm rows of A, tn output columns, tk reduction chunk; powers of
 two times the array size, plus the whole dimension) are scored with an analytic model built on the executor's
@@ -39,10 +40,13 @@ def align(n: int) -> int:
     return -(-n // ALIGN_BYTES) * ALIGN_BYTES
 
 
-def gemm_sram_bytes(tm: int, tn: int, tk: int, q: int, out_q: bool, a_resident: bool = False, a_rows: int = 0) -> tuple[int, int]:
-    """(scratchpad, accumulator) bytes of one core's GEMM buffers, every buffer double-buffered; `a_rows` rows of
-    A (tk wide) loaded once and kept (Tiling.a_once) instead of A tiles."""
-    spad = SLOTS * ((0 if a_resident or a_rows else align(tm * tk * q)) + align(tk * tn * q) + 2 * align(tn * 4)) + align(a_rows * tk * q)
+def gemm_sram_bytes(tm: int, tn: int, tk: int, q: int, out_q: bool, a_resident: bool = False, a_rows: int = 0,
+                    w_slots: int = SLOTS) -> tuple[int, int]:
+    """(scratchpad, accumulator) bytes of one core's GEMM buffers, every buffer double-buffered but the weight
+    tiles and their scales and bias (`w_slots` of each); `a_rows` rows of A (tk wide) loaded once and kept
+    (Tiling.a_once) instead of A tiles."""
+    spad = (SLOTS * (0 if a_resident or a_rows else align(tm * tk * q)) + w_slots * (align(tk * tn * q) + 2 * align(tn * 4))
+            + align(a_rows * tk * q))
     if out_q:
         spad += SLOTS * align(tm * tn * q)
     return spad, SLOTS * align(tm * tn * 4)
@@ -101,7 +105,7 @@ def a_once_rows(m: int, tm: int, items: int, active: int) -> int:
 
 @cache
 def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, gelu: bool, tm: int, tn: int, tk: int,
-               a_resident: bool = False, raw: bool = False, parts: int = 1, a_once: bool = False) -> float:
+               a_resident: bool = False, raw: bool = False, parts: int = 1, a_once: bool = False, w_slots: int = SLOTS) -> float:
     """The analytic time of the whole GEMM with this tiling, every per-instruction cost from the chip's
     TimingModel (the executor's): per core, items pipeline as max(array, DMA, vector) each, plus what cannot
     overlap: the first chunk's load with the DRAM latency, the last epilogue and the last store. `n` is the
@@ -172,11 +176,16 @@ def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, 
             smallest_need = (spad, acc)
         if spad > spad_cap or acc > acc_cap:
             continue
-        scored.append(Tiling(tm, tn, tk, _gemm_cost(chip, m, k, n, q, out_q, gelu, tm, tn, tk, resident, raw, parts)))
+        for w_slots in (3, 2):
+            if gemm_sram_bytes(tm, tn, tk, q, out_q, resident, w_slots=w_slots)[0] <= spad_cap:
+                scored.append(Tiling(tm, tn, tk, _gemm_cost(chip, m, k, n, q, out_q, gelu, tm, tn, tk, resident, raw, parts, False, w_slots), False, w_slots))
+                break
         # A-stationary: the rows of A this core needs, loaded once by one DMA, serve all its column blocks
         if not resident and tk >= k and m <= MAX_DIM and k <= MAX_DIM and -(-n // tn) * parts > 1:
-            if gemm_sram_bytes(tm, tn, tk, q, out_q, a_rows=m)[0] <= spad_cap:
-                scored.append(Tiling(tm, tn, tk, _gemm_cost(chip, m, k, n, q, out_q, gelu, tm, tn, tk, False, raw, parts, True), True))
+            for w_slots in (3, 2):
+                if gemm_sram_bytes(tm, tn, tk, q, out_q, a_rows=m, w_slots=w_slots)[0] <= spad_cap:
+                    scored.append(Tiling(tm, tn, tk, _gemm_cost(chip, m, k, n, q, out_q, gelu, tm, tn, tk, False, raw, parts, True, w_slots), True, w_slots))
+                    break
         tried += 1
         if tried >= candidates:
             break

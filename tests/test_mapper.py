@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from chipsim.config import apply_overrides, chip_from_dict, load_chip_dict
-from isa import Opcode, verify
+from isa import Opcode, Unit, verify
 from mapper import PASSES, MapperContext, MapperError, check_graph, lower
 from mapper.fuse import fuse_epilogues
 from mapper.kernels import Attention, Bcast, Gemm, RowNorm, kernels
@@ -322,3 +322,16 @@ def test_a_stationary_gemm_reads_every_operand_once_and_computes_a_at_w(quantize
     vec = [(i.op, i.rows, i.cols) for i in low.program.cores[0] if i.op in (Opcode.VCVT, Opcode.VQUANT)]
     tiles = [i for i in low.program.cores[0] if i.op is Opcode.MATMUL]  # one per tile: the whole K in one chunk
     assert vec == [(i.op, i.rows, i.cols) for t in tiles for i in gemm_epilogue(t.m, t.n, True, gelu=False, out_q=quantized_out, raw=True)]
+
+
+@pytest.mark.parametrize("unit", [Unit.DMA, Unit.MXU, Unit.VEC, Unit.NOC])
+def test_a_channel_slot_is_released_on_the_unit_that_frees_it(unit):
+    """Any unit may free a slot (the DMA after storing an accumulator tile): the signal goes on that unit's queue
+    (Unit.DMA is 0, so a truthiness test would put it on the consumer's and free the slot before the store)."""
+    from mapper.sync import Channel, CoreBuilder
+
+    b = CoreBuilder(0, 1 << 16, 1 << 16)
+    ch = Channel(b, Unit.MXU, Unit.VEC)
+    ch.release(0, unit)
+    ch.release(1)
+    assert [(i.unit, i.sem) for u in (unit, Unit.VEC) for i in b.queues[u][-1:]] == [(unit, ch.free), (Unit.VEC, ch.free)]
