@@ -635,14 +635,15 @@ def _weights_ahead(k: Kernel | None, work: Work | None, prev: Kernel, b: CoreBui
     assert t is not None
     tile = t.tk * t.tn * ctx.q_itemsize
     addrs = [top_address(b.spad_bytes - _top_bytes(prev, ctx), tile)]
-    # behind a vector-bound kernel the DRAM is idle: a tile for every slot; behind a GEMM, whose own weights stream
-    # until its end, only the first (what would be the next GEMM's exposed load)
-    for _ in range(t.w_slots - 1 if not isinstance(prev, Gemm) else 0):
+    for _ in range(t.w_slots - 1):
         addrs.append(top_address(addrs[-1], tile))
     below = gemm_sram_bytes(t.tm, t.tn, t.tk, ctx.q_itemsize, k.out_q is not None, k.a_resident is not None,
                             k.m if t.a_once else 0, t.w_slots)[0] - _top_bytes(k, ctx)
-    if addrs[-1] < below:
+    if addrs[-1] < below:  # its other buffers would not fit below its lowest slot
         return []
+    # behind a vector-bound kernel the DRAM is idle: a tile for every slot; behind a GEMM, whose own weights stream
+    # until its end, only the first (what would be the next GEMM's exposed load)
+    addrs = addrs if not isinstance(prev, Gemm) else addrs[:1]
     resident, items, w = t.tk >= k.k, work[b.core], facts.dram[k.w]
     tiles = [(k0, n0) for idx, (_, n0) in enumerate(items) if not resident or idx == 0 or items[idx - 1][1] != n0
              for k0 in range(0, k.k, t.tk)]

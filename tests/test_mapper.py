@@ -236,25 +236,41 @@ def test_fused_qkv_tiles_stay_within_one_part_and_every_core_works():
 
 def test_the_next_gemm_first_weight_tile_is_loaded_during_the_kernel_before_it():
     """Weight prefetch across a barrier: during the attention (or a LayerNorm) each core loads the next GEMM's first
-    weight tile into the top of its scratchpad, where that GEMM's weight slot 0 is, and the GEMM does not load it
-    again; behind a GEMM (FFN1 -> FFN2) the tile goes just below the earlier GEMM's own slot 0."""
+    weight tiles, one per weight slot, into the top of its scratchpad, where that GEMM's weight slots are, and the
+    GEMM does not load them again; behind a GEMM (FFN1 -> FFN2) only the first tile, just below the earlier GEMM's
+    own slots."""
     c = chip()
-    low = lower(build_graph(preset("bert-mini"), 64, 1), MapperContext(c), verify=True)
-    w = low.layout["l0.o.w"]
-    by_phase: dict[str, list] = {}
-    for instr, label in zip(low.program.cores[0], low.labels[0]):
-        if instr.op is Opcode.DMA_LD and w.addr <= instr.dram_addr < w.addr + w.nbytes:
-            by_phase.setdefault(label, []).append(instr)
-    ahead = by_phase["l0.attn"]
-    assert len(ahead) == 1 and ahead[0].dram_addr - w.addr < w.row_bytes  # from the weights' first row: chunk 0
-    matmuls = [i for i, label in zip(low.program.cores[0], low.labels[0]) if label == "l0.attn_out" and i.op is Opcode.MATMUL]
-    assert matmuls[0].b_addr == ahead[0].sram_addr  # the GEMM's first MATMUL reads the prefetched tile
-    assert all(i.dram_addr != ahead[0].dram_addr for i in by_phase.get("l0.attn_out", []))  # not loaded twice
+    low = lower(build_graph(preset("bert-base"), 128, 1), MapperContext(c), verify=True)
+    for w_name, before, gemm in (("l0.o.w", "l0.attn", "l0.attn_out"), ("l0.ffn1.w", "l0.ln1", "l0.ffn1")):
+        w = low.layout[w_name]
+        by_phase: dict[str, list] = {}
+        for instr, label in zip(low.program.cores[0], low.labels[0]):
+            if instr.op is Opcode.DMA_LD and w.addr <= instr.dram_addr < w.addr + w.nbytes:
+                by_phase.setdefault(label, []).append(instr)
+        ahead = by_phase[before]
+        matmuls = [i for i, label in zip(low.program.cores[0], low.labels[0]) if label == gemm and i.op is Opcode.MATMUL]
+        tiles = len({i.b_addr for i in matmuls})  # the GEMM's weight slots in use (every item is one tile here)
+        assert len(ahead) == min(tiles, len(matmuls)) >= 2  # a tile for every slot
+        assert [i.b_addr for i in matmuls[: len(ahead)]] == [i.sram_addr for i in ahead]  # its first MATMULs read them
+        assert sorted(i.sram_addr for i in ahead) == [i.sram_addr for i in reversed(ahead)]  # slot 0 highest
+        assert not {i.dram_addr for i in ahead} & {i.dram_addr for i in by_phase.get(gemm, [])}  # not loaded twice
     pairs = {(src, dst) for src, dst, _ in low.ahead_bytes}
     assert {("l0.attn", "l0.attn_out"), ("l0.ln1", "l0.ffn1"), ("l0.ffn1", "l0.ffn2")} <= pairs
     ffn1_slot0 = next(i for i, label in zip(low.program.cores[0], low.labels[0]) if label == "l0.ffn1" and i.op is Opcode.MATMUL).b_addr
     ffn2_slot0 = next(i for i, label in zip(low.program.cores[0], low.labels[0]) if label == "l0.ffn2" and i.op is Opcode.MATMUL).b_addr
     assert ffn2_slot0 < ffn1_slot0  # below the FFN1 tile still in use when it is loaded
+
+
+def test_a_gemm_loaded_ahead_below_another_keeps_its_other_slots_and_buffers_below():
+    """Batch 16: a tile of FFN2 loaded during FFN1 would sit below FFN1's weight slots; FFN2's other weight slots and
+    its A tiles must fit below it too, else nothing is loaded ahead there. The program lowers and verifies."""
+    from chipsim.executor import timed_cycles
+
+    c = chip()
+    low = lower(build_graph(preset("bert-ner-wnut"), 128, 16), MapperContext(c, measure=timed_cycles), verify=True)
+    verify(low.program, spad_bytes=c.core.scratchpad.size_bytes, acc_bytes=c.core.accumulator.size_bytes,
+           dram_bytes=low.layout.size_bytes, array_rows=c.core.tensor_core.rows, array_cols=c.core.tensor_core.cols)
+    assert any(src == "l0.ln1" and dst == "l0.ffn1" for src, dst, _ in low.ahead_bytes)
 
 
 @pytest.mark.parametrize(("model", "seq", "batch", "sets"), [
