@@ -25,6 +25,7 @@ from isa import (
     Mem,
     NocRecv,
     NocSend,
+    Opcode,
     Program,
     Unit,
     Vadd,
@@ -40,14 +41,15 @@ from isa import (
     Vscale,
     Vsub,
 )
+from chipsim.cost_model import TimingModel
 from mapper.context import MapperContext
 from mapper.kernels import Attention, Gemm, Kernel, KernelGraphFacts, OnChip, Residency, RowNorm, graph_facts
 from mapper.kernels import Bcast as AddBcast
 from mapper.layout import DramLayout, Tensor
 from mapper.place import owned_rows
 from mapper.replay import KernelReplay
-from mapper.sync import Buf, Channel, CoreBuilder, interleave, top_address
-from mapper.tiling import align, gemm_sram_bytes
+from mapper.sync import Buf, Channel, CoreBuilder, Pin, interleave, top_address
+from mapper.tiling import align, attention_sram_bytes, gemm_sram_bytes, rownorm_sram_bytes
 
 F32 = DType.FP32
 Work = tuple[tuple[tuple[int, ...], ...], ...]  # per core, its work items
@@ -135,27 +137,30 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     a_in_place = k.a_resident is not None or a_once
     owners = owned_rows(k.m, ctx.cores) if outf_chip is not None else ()
 
-    # the weight slots at the top of the scratchpad, slot 0 highest: the previous kernel may have loaded the first
-    # tiles there (b.prefetched, b.prefetched_tiles)
-    w_bufs = [b.spad.take_top(tk * tn * q, f"{k.name} weight tile", at=b.prefetched)]
-    w_bufs += [b.spad.take_top(tk * tn * q, f"{k.name} weight tile") for _ in range(k.tiling.w_slots - 1)]
+    # the weight slots at the top of the scratchpad, slot 0 highest: where earlier kernels loaded the first tiles
+    # (b.slots, b.slots_loaded), or just below what is kept there for later GEMMs
+    n_slots = len(b.slots) if b.slots else k.tiling.w_slots
+    w_bufs = ([Buf(Mem.SPAD, a) for a in b.slots] if b.slots
+              else [b.spad.take_top(tk * tn * q, f"{k.name} weight tile") for _ in range(n_slots)])
     a_bufs = [] if a_in_place else [b.spad.take(tm * tk * q, f"{k.name} A tile") for _ in range(2)]
     a_rows = (min(m0 for m0, _ in items), max(min(m0 + tm, k.m) for m0, _ in items)) if a_once else (0, 0)
     a_base = b.spad.take((a_rows[1] - a_rows[0]) * k.k * q, f"{k.name} A rows").addr if a_once else k.a_resident
     # as many scale and bias slots as weight slots: a block's scales load right behind its weights, not after the
     # epilogue two blocks back
     aux_bufs = [(b.spad.take(tn * 4, f"{k.name} dequant scales"), b.spad.take(tn * 4, f"{k.name} bias"))
-                for _ in range(k.tiling.w_slots)]
+                for _ in range(n_slots)]
     out_bufs = [b.spad.take(tm * tn * q, f"{k.name} output tile") for _ in range(2)] if k.out_q else []
-    acc_bufs = [b.acc.take(tm * tn * 4, f"{k.name} accumulator tile") for _ in range(2)]
+    # three accumulator tiles where they fit: a MATMUL then waits for the epilogue two items back, not the last one
+    acc_slots = 3 if b.acc.size - b.acc.top >= 3 * align(tm * tn * 4) else 2
+    acc_bufs = [b.acc.take(tm * tn * 4, f"{k.name} accumulator tile") for _ in range(acc_slots)]
 
     ch_a = Channel(b, Unit.DMA, Unit.MXU)
-    ch_w = Channel(b, Unit.DMA, Unit.MXU, slots=k.tiling.w_slots)
-    ch_aux = None if k.raw else Channel(b, Unit.DMA, Unit.VEC, slots=k.tiling.w_slots)
+    ch_w = Channel(b, Unit.DMA, Unit.MXU, slots=n_slots)
+    ch_aux = None if k.raw else Channel(b, Unit.DMA, Unit.VEC, slots=n_slots)
     # the operand copy goes to DRAM (DMA) or to every core's gathered copy (NOC); the fp32 result likewise to DRAM
     # or, row block by row block, to the cores owning those rows
     ch_out = Channel(b, Unit.VEC, Unit.DMA if outq_t else Unit.NOC) if k.out_q else None
-    ch_acc = Channel(b, Unit.MXU, Unit.VEC)
+    ch_acc = Channel(b, Unit.MXU, Unit.VEC, slots=acc_slots)
     ready = b.sem() if k.out_f else -1  # VEC -> DMA or NOC: an fp32 result in the accumulator (counted, in item order)
     if a_once:  # the core's rows of A, before everything else on the DMA queue; the MXU waits for them once
         a_ready = b.sem()
@@ -165,7 +170,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
 
     loads, stores, mxu, vec = [], [], [], []
     w_slot = aux_slot = -1
-    w_loads = 0  # weight tiles acquired so far; the first b.prefetched_tiles are in their slots already
+    w_loads = 0  # weight tiles acquired so far; the first b.slots_loaded are in their slots already
     for idx, (m0, n0) in enumerate(items):
         rows, cols = min(tm, k.m - m0), k.tile_cols(n0)
         new_block = idx == 0 or items[idx - 1][1] != n0
@@ -177,7 +182,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
             for k0, kc in chunks:
                 if new_block or not resident:
                     w_slot = ch_w.acquire()
-                    w_ahead.append(w_loads < b.prefetched_tiles)
+                    w_ahead.append(w_loads < b.slots_loaded)
                     w_loads += 1
                     if w_ahead[-1]:  # loaded ahead, before the barrier
                         ch_w.filled(w_slot)
@@ -601,10 +606,10 @@ EMITTERS = {Gemm: emit_gemm, Attention: emit_attention, RowNorm: emit_rownorm}
 
 
 def _issue_prefetch(b: CoreBuilder, loads: list[list[Instr]], after: int = 0) -> None:
-    """The next GEMM's first weight tiles go into the DMA queue after the loads of this kernel's item `after`
-    (-1, the last: a GEMM streams its own weights until then), all of them; or (`after` 0: a vector-bound kernel
-    leaves the DRAM idle) one after each item's loads from the first on, so its own loads are not held up, and
-    those left after the last."""
+    """Later GEMMs' weight tiles go into the DMA queue after the loads of this kernel's item `after` (-1, the last:
+    a GEMM streams its own weights until then), all of them; or (`after` 0: a vector-bound kernel leaves the DRAM
+    idle) one after each item's loads from the first on, so its own loads are not held up, and those left after
+    the last."""
     if not b.prefetch or not loads:
         return
     if after == -1:
@@ -616,38 +621,115 @@ def _issue_prefetch(b: CoreBuilder, loads: list[list[Instr]], after: int = 0) ->
     b.prefetch = []
 
 
-def _top_bytes(k: Kernel, ctx: MapperContext) -> int:
-    """The bytes a kernel takes at the top of the scratchpad: a GEMM's weight slots, aligned."""
-    if not isinstance(k, Gemm) or k.tiling is None:
-        return 0
-    return k.tiling.w_slots * align(k.tiling.tk * k.tiling.tn * ctx.q_itemsize)
+def _tile_bytes(k: Gemm, ctx: MapperContext) -> int:
+    assert k.tiling is not None
+    return align(k.tiling.tk * k.tiling.tn * ctx.q_itemsize)
 
 
-def _weights_ahead(k: Kernel | None, work: Work | None, prev: Kernel, b: CoreBuilder, facts: KernelGraphFacts,
-                   ctx: MapperContext) -> list[Instr]:
-    """The DMA loads of GEMM `k`'s first weight tiles on this core (one per weight slot, in the order its emitter
-    takes them), issued during `prev`: into the top of the scratchpad, just below `prev`'s own top buffers (a
-    GEMM's weight slots), where `k`'s emitter puts its weight slots; none if `k` is no GEMM, has no work here, or
-    its other buffers would not fit below its slots there."""
-    if not isinstance(k, Gemm) or work is None or not work[b.core] or facts.dram is None:
-        return []
-    t = k.tiling
-    assert t is not None
-    tile = t.tk * t.tn * ctx.q_itemsize
-    addrs = [top_address(b.spad_bytes - _top_bytes(prev, ctx), tile)]
-    for _ in range(t.w_slots - 1):
-        addrs.append(top_address(addrs[-1], tile))
-    below = gemm_sram_bytes(t.tm, t.tn, t.tk, ctx.q_itemsize, k.out_q is not None, k.a_resident is not None,
-                            k.m if t.a_once else 0, t.w_slots)[0] - _top_bytes(k, ctx)
-    if addrs[-1] < below:  # its other buffers would not fit below its lowest slot
-        return []
-    # behind a vector-bound kernel the DRAM is idle: a tile for every slot; behind a GEMM, whose own weights stream
-    # until its end, only the first (what would be the next GEMM's exposed load)
-    addrs = addrs if not isinstance(prev, Gemm) else addrs[:1]
-    resident, items, w = t.tk >= k.k, work[b.core], facts.dram[k.w]
-    tiles = [(k0, n0) for idx, (_, n0) in enumerate(items) if not resident or idx == 0 or items[idx - 1][1] != n0
-             for k0 in range(0, k.k, t.tk)]
-    return [_ld(Buf(Mem.SPAD, a), w, k0, n0, min(t.tk, k.k - k0), k.tile_cols(n0)) for a, (k0, n0) in zip(addrs, tiles)]
+def _weight_tiles(k: Gemm, items: tuple[tuple[int, ...], ...]) -> list[tuple[int, int]]:
+    """(k0, n0) of every weight tile GEMM `k`'s emitter loads on a core, in the order it takes slots for them."""
+    assert k.tiling is not None
+    resident = k.tiling.tk >= k.k
+    return [(k0, n0) for idx, (_, n0) in enumerate(items) if not resident or idx == 0 or items[idx - 1][1] != n0
+            for k0 in range(0, k.k, k.tiling.tk)]
+
+
+def _slot_count(k: Gemm, items: tuple[tuple[int, ...], ...], ctx: MapperContext, spad: int) -> int:
+    """Weight slots of a GEMM whose first tiles are loaded ahead: one for each of its tiles on the core when they
+    are no more than the tiling's slots or all fit in a third of the scratchpad (the GEMM then reuses no slot),
+    else the tiling's."""
+    assert k.tiling is not None
+    tiles = len(_weight_tiles(k, items))
+    return tiles if tiles <= k.tiling.w_slots or tiles * _tile_bytes(k, ctx) <= spad // 2 else k.tiling.w_slots
+
+
+def _footprint(k: Kernel, ctx: MapperContext, slots: int | None) -> int:
+    """The scratchpad bytes a kernel allocates from the bottom up, plus (`slots` None: it has no slots kept for it)
+    its weight slots at the top, if a GEMM."""
+    q = ctx.q_itemsize
+    if isinstance(k, Gemm):
+        t = k.tiling
+        assert t is not None
+        n = t.w_slots if slots is None else slots
+        spad = gemm_sram_bytes(t.tm, t.tn, t.tk, q, k.out_q is not None, k.a_resident is not None, k.m if t.a_once else 0, n)[0]
+        return spad if slots is None else spad - n * _tile_bytes(k, ctx)
+    if isinstance(k, Attention):
+        return attention_sram_bytes(k.tq, k.seq, k.head_dim, q)[0]
+    assert isinstance(k, RowNorm)
+    return rownorm_sram_bytes(k.tr, k.cols, q, k.in_acc)[0]
+
+
+def _within_idle_dram(b: CoreBuilder, pre: list[Instr], ctx: MapperContext) -> int:
+    """How many of the loads `pre` (in order) this core's share of the DRAM carries while its vector unit runs the
+    kernel just emitted, next to the kernel's own DMA traffic (costs from the executor's TimingModel)."""
+    model = TimingModel.of(ctx.chip)
+    vec = sum(model.cost(i).cycles for i in b.queues[Unit.VEC] if i.op not in (Opcode.SIGNAL, Opcode.WAIT))  # type: ignore[union-attr]
+    ahead = {id(i) for i in pre}
+    own = sum(i.rows * i.cols * i.dtype.itemsize for i in b.queues[Unit.DMA] if i.op in (Opcode.DMA_LD, Opcode.DMA_ST) and id(i) not in ahead)
+    budget = vec * ctx.chip.dram_bytes_per_cycle / ctx.cores - own
+    n = 0
+    for i in pre:
+        budget -= i.rows * i.cols * i.dtype.itemsize
+        if budget < 0:
+            break
+        n += 1
+    return n
+
+
+LOOKAHEAD = 3  # a vector-bound kernel loads the weight tiles of the GEMMs among the next this many kernels
+
+
+def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: KernelGraphFacts, ctx: MapperContext,
+                ) -> tuple[list[tuple[Pin, list[Instr], bool]], int]:
+    """What kernel `i` of `seq` loads ahead on `b`'s core: per later GEMM, its pin (the slots kept for it), the
+    loads into them, and whether the pin is new; and the ceiling of kernel i's own buffers (the lowest kept slot).
+
+    A vector-bound kernel loads a tile for every slot of the GEMMs among the next LOOKAHEAD kernels (the DRAM would
+    idle), a GEMM only the first tile of a GEMM right after it (its own weights stream until its end). A new pin
+    goes below everything kept at the top, and only where every kernel up to its GEMM, that GEMM included, still
+    fits below it."""
+    assert facts.dram is not None
+    k, _ = seq[i]
+    pins = {p.at: p for p in b.pins}
+    ceiling = min((p.slots[-1] for p in b.pins), default=b.spad_bytes)
+    floor = ceiling  # below what is kept, and below kernel i's own slots if it has none kept
+    if isinstance(k, Gemm) and i not in pins and seq[i][1][b.core]:
+        t = k.tiling
+        assert t is not None
+        for _ in range(t.w_slots):
+            floor = top_address(floor, t.tk * t.tn * ctx.q_itemsize)
+    plan: list[tuple[Pin, list[Instr], bool]] = []
+    targets = [i + 1] if isinstance(k, Gemm) else range(i + 1, min(len(seq), i + 1 + LOOKAHEAD))
+    for j in targets:
+        if j >= len(seq):
+            break
+        g, work = seq[j]
+        if not isinstance(g, Gemm) or not work[b.core]:
+            continue
+        assert g.tiling is not None
+        items = work[b.core]
+        tiles = _weight_tiles(g, items)
+        pin, new = pins.get(j), False
+        if pin is None:
+            n = _slot_count(g, items, ctx, b.spad_bytes)
+            addrs = [top_address(floor, g.tiling.tk * g.tiling.tn * ctx.q_itemsize)]
+            for _ in range(n - 1):
+                addrs.append(top_address(addrs[-1], g.tiling.tk * g.tiling.tn * ctx.q_itemsize))
+            # every kernel after this one up to the GEMM, and the GEMM's own buffers, must fit below the new slots
+            later = [_footprint(seq[m][0], ctx, len(pins[m].slots) if m in pins else None) for m in range(i + 1, j)]
+            if max([_footprint(g, ctx, n), *later]) > addrs[-1]:
+                continue
+            pin, new = Pin(j, tuple(addrs), 0), True
+            floor = addrs[-1]
+        want = len(pin.slots) if not isinstance(k, Gemm) else 1
+        todo = range(pin.loaded, min(want, len(tiles)))
+        if not todo:
+            continue
+        w = facts.dram[g.w]
+        loads = [_ld(Buf(Mem.SPAD, pin.slots[s]), w, tiles[s][0], tiles[s][1], min(g.tiling.tk, g.k - tiles[s][0]),
+                     g.tile_cols(tiles[s][1])) for s in todo]
+        plan.append((pin, loads, new))
+    return plan, ceiling
 
 
 def phase_name(ks: list[Kernel]) -> str:
@@ -684,18 +766,23 @@ def describe_mapping(k: Kernel, work: tuple[tuple[object, ...], ...], facts: Ker
     return f"{k.name}: {k.rows}x{k.cols}, tr={k.tr} rows per item, {', '.join(flows)}, {placed}"
 
 
-def _emit_on_core(b: CoreBuilder, k: Kernel, work: Work, facts: KernelGraphFacts, ctx: MapperContext, pre: list[Instr]) -> int:
-    """Kernel `k`'s instructions on `b`'s core, with `pre` (the next GEMM's first weight tiles, slot 0 highest) in
-    its DMA queue as far as its buffers leave room for them; how many of them were kept (the first ones)."""
+def _emit_on_core(b: CoreBuilder, k: Kernel, work: Work, facts: KernelGraphFacts, ctx: MapperContext,
+                  pre: list[Instr], fresh: int) -> int:
+    """Kernel `k`'s instructions on `b`'s core, with `pre` (later GEMMs' weight tiles; the last `fresh` of them into
+    slots kept from now on, slot 0 highest) in its DMA queue as far as its buffers leave room for them; how many of
+    them were kept (the first ones: a new slot the kernel's own buffers reach is dropped, and every one after it)."""
     b.prefetch = list(pre)
     EMITTERS[type(k)](b, k, work, facts, ctx)
     if b.prefetch:  # no items here: the DMA queue is free for them
         b.queues[Unit.DMA].extend(b.prefetch)
         b.prefetch = []
     assert b.spad is not None
-    kept = 0
-    while kept < len(pre) and b.spad.top <= pre[kept].sram_addr and pre[kept].sram_addr + pre[kept].rows * pre[kept].cols * ctx.q_itemsize <= b.spad.size:
+    kept, first_fresh = 0, len(pre) - fresh
+    while kept < len(pre) and (kept < first_fresh or (b.spad.top <= pre[kept].sram_addr
+                                                      and pre[kept].sram_addr + pre[kept].rows * pre[kept].cols * ctx.q_itemsize <= b.spad.size)):
         kept += 1
+    if not isinstance(k, Gemm):  # only what the DRAM would carry while the vector unit works (but one tile at least)
+        kept = min(kept, max(1, _within_idle_dram(b, pre[:kept], ctx)))
     if kept < len(pre):  # the rest would overwrite a buffer in use
         dropped = {id(i) for i in pre[kept:]}
         b.queues[Unit.DMA] = [i for i in b.queues[Unit.DMA] if id(i) not in dropped]
@@ -721,6 +808,7 @@ def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True) -> Lowered:
         by_phase.setdefault(g.nodes[name]["kernel"].phase, []).append(name)
     phases, phase_macs, phase_mapping = [], {}, {}
     ahead_bytes: dict[tuple[str, str], int] = {}
+    seq = [(g.nodes[n]["kernel"], g.nodes[n]["work"]) for n in order]
     for phase in sorted(by_phase):
         ks = [g.nodes[n]["kernel"] for n in by_phase[phase]]
         label = phase_name(ks)
@@ -730,27 +818,40 @@ def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True) -> Lowered:
         for name, k in zip(by_phase[phase], ks):
             work = g.nodes[name]["work"]
             at = order.index(name)
-            nxt = g.nodes[order[at + 1]] if at + 1 < len(order) else None
             for c, b in enumerate(builders):
-                # The next GEMM's first weight tiles are loaded during this kernel, where this kernel's buffers leave
-                # room for them at the top of the scratchpad, so that GEMM starts without its exposed first loads.
-                pre = _weights_ahead(nxt["kernel"] if nxt else None, nxt["work"] if nxt else None, k, b, facts, ctx)
+                # Later GEMMs' first weight tiles are loaded during this kernel into slots kept for them at the top of
+                # the scratchpad, where this kernel's buffers leave room, so those GEMMs start with their weights in.
+                plan, ceiling = _plan_ahead(at, seq, b, facts, ctx)
+                plan.sort(key=lambda e: e[2])  # loads into slots kept already first, then the new ones
+                pre = [ld for _, loads, _ in plan for ld in loads]
+                fresh = sum(len(loads) for _, loads, new in plan if new)
+                own = next((p for p in b.pins if p.at == at), None)
+                b.slots, b.slots_loaded = (own.slots, own.loaded) if own is not None else (None, 0)
+                assert b.spad is not None
+                b.spad.size = ceiling
 
-                def once(b: CoreBuilder = b, k: Kernel = k, work: Work = work, pre: list[Instr] = pre) -> int:
-                    return _emit_on_core(b, k, work, facts, ctx, pre)
+                def once(b: CoreBuilder = b, k: Kernel = k, work: Work = work, pre: list[Instr] = pre, fresh: int = fresh) -> int:
+                    return _emit_on_core(b, k, work, facts, ctx, pre, fresh)
 
                 if replayer is None:
                     kept = once()
                 else:
-                    key, tensors = replayer.key(k, work, b, pre, nxt["kernel"].w if pre else None)
+                    key, tensors = replayer.key(k, work, b, [(seq[p.at][0].w, ld) for p, loads, _ in plan for ld in loads], fresh,
+                                                tuple((p.at - at, p.slots, p.loaded) for p in b.pins))  # type: ignore[union-attr]
                     kept = replayer.run(once, b, key, tensors)
-                if kept:
-                    pair = (label, phase_name([nxt["kernel"]]))
-                    ahead_bytes[pair] = ahead_bytes.get(pair, 0) + sum(i.rows * i.cols * i.dtype.itemsize for i in pre[:kept])
+                done = 0
+                for pin, loads, new in plan:
+                    n = max(0, min(len(loads), kept - done))
+                    done += len(loads)
+                    if new and n:
+                        b.pins.append(pin)
+                    pin.loaded += n
+                    if n:
+                        pair = (label, phase_name([seq[pin.at][0]]))
+                        ahead_bytes[pair] = ahead_bytes.get(pair, 0) + sum(i.rows * i.cols * i.dtype.itemsize for i in loads[:n])
+                b.pins = [p for p in b.pins if p.at != at]
                 # A barrier after every kernel: its semaphores are back to zero and its buffers free for the next.
                 b.end_phase(label)
-                b.prefetched = pre[0].sram_addr if kept else None
-                b.prefetched_tiles = kept
     for b in builders:
         b.program.append(Halt())
         b.labels.append(phases[-1])

@@ -83,10 +83,11 @@ class KernelReplay:
             return tuple(self._anon(v, params, others) for v in value)
         return value
 
-    def key(self, k: Kernel, work: object, b: CoreBuilder, ahead: list[Instr], ahead_of: str | None,
-            ) -> tuple[tuple[object, ...], Operands]:
-        """The key of emitting `k` on `b`'s core with `ahead` (the next GEMM's first weight tiles, from parameter
-        `ahead_of`) to place in its DMA queue; and the kernel's tensors."""
+    def key(self, k: Kernel, work: object, b: CoreBuilder, ahead: list[tuple[str, Instr]], fresh: int,
+            pins: tuple[object, ...]) -> tuple[tuple[object, ...], Operands]:
+        """The key of emitting `k` on `b`'s core with `ahead` (later GEMMs' weight tiles, each with the parameter it
+        loads from; the last `fresh` into slots kept from now on) to place in its DMA queue, the slots kept then
+        (`pins`, relative to this kernel); and the kernel's tensors."""
         known = self._kernels.get(id(k))
         if known is None or known[0] is not k:  # the same for every core: worked out once per kernel
             ps: list[Tensor] = []
@@ -95,14 +96,14 @@ class KernelReplay:
             known = self._kernels[id(k)] = (k, fields, tuple(ps), tuple(os_))
         _, fields, kernel_params, others = known
         params = list(kernel_params)
-        pre: object = None
-        if ahead:
-            assert ahead_of is not None
-            t = self.tensors[ahead_of]
-            params.append(t)
-            pre = (tuple((i._replace(dram_addr=0), i.dram_addr - t.addr) for i in ahead), t.rows, t.cols, t.dtype)
-        start = (b.core, b.prefetched, b.prefetched_tiles, *_state(b), *(len(b.queues[u]) for u in UNITS))
-        return (type(k), fields, work, pre, start), Operands(params, others)
+        pre: list[object] = []
+        for name, i in ahead:
+            t = self.tensors[name]
+            if t not in params:
+                params.append(t)
+            pre.append((params.index(t), t.rows, t.cols, t.dtype, i._replace(dram_addr=0), i.dram_addr - t.addr))
+        start = (b.core, b.slots, b.slots_loaded, pins, fresh, *_state(b), *(len(b.queues[u]) for u in UNITS))
+        return (type(k), fields, work, tuple(pre), start), Operands(params, others)
 
     def run(self, emit: Callable[[], object], b: CoreBuilder, key: tuple[object, ...], tensors: Operands) -> object:
         """`emit()` (which appends to `b`'s queues) or, for a key seen before, its recorded effect on `b`."""

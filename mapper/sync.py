@@ -68,6 +68,15 @@ class SramAllocator:
 
 
 @dataclass
+class Pin:
+    """Weight slots kept at the top of the scratchpad for a later GEMM, which earlier kernels fill ahead."""
+
+    at: int  # the GEMM's position in the kernel order
+    slots: tuple[int, ...]  # its weight slot addresses, slot 0 highest
+    loaded: int  # its first tiles already loaded into slots 0, 1, ...
+
+
+@dataclass
 class CoreBuilder:
     """One core's program under construction, phase by phase."""
 
@@ -80,11 +89,13 @@ class CoreBuilder:
     next_sem: int = 0
     spad: SramAllocator | None = None
     acc: SramAllocator | None = None
-    # weight prefetch across a barrier: DMA loads of the next GEMM's first weight tiles for the current kernel's
-    # emitter to issue early in its DMA queue, and how many of the current GEMM's first tiles were loaded so
+    # weight prefetch across barriers: DMA loads of later GEMMs' first weight tiles for the current kernel's emitter
+    # to issue early in its DMA queue; the slots kept for later GEMMs; and the current GEMM's kept slots, if any,
+    # with how many of its first tiles are in them already
     prefetch: list[Instr] = field(default_factory=list)
-    prefetched: int | None = None  # scratchpad address of the current GEMM's weight slot 0, if tiles were loaded ahead
-    prefetched_tiles: int = 0  # its first weight tiles in slots 0, 1, ... already
+    pins: list[Pin] = field(default_factory=list)
+    slots: tuple[int, ...] | None = None
+    slots_loaded: int = 0
 
     def __post_init__(self) -> None:
         self.begin_phase()
