@@ -9,6 +9,7 @@ of `workloads.numerics`, so an int8 chip reproduces the quantized reference bit 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import networkx as nx
@@ -659,11 +660,16 @@ def _footprint(k: Kernel, ctx: MapperContext, slots: int | None) -> int:
     return rownorm_sram_bytes(k.tr, k.cols, q, k.in_acc)[0]
 
 
+@functools.cache
+def _vec_cycles(model: TimingModel, i: Instr) -> int:
+    return model.cost(i).cycles  # type: ignore[union-attr]
+
+
 def _within_idle_dram(b: CoreBuilder, pre: list[Instr], ctx: MapperContext) -> int:
     """How many of the loads `pre` (in order) this core's share of the DRAM carries while its vector unit runs the
     kernel just emitted, next to the kernel's own DMA traffic (costs from the executor's TimingModel)."""
     model = TimingModel.of(ctx.chip)
-    vec = sum(model.cost(i).cycles for i in b.queues[Unit.VEC] if i.op not in (Opcode.SIGNAL, Opcode.WAIT))  # type: ignore[union-attr]
+    vec = sum(_vec_cycles(model, i) for i in b.queues[Unit.VEC] if i.op not in (Opcode.SIGNAL, Opcode.WAIT))
     ahead = {id(i) for i in pre}
     own = sum(i.rows * i.cols * i.dtype.itemsize for i in b.queues[Unit.DMA] if i.op in (Opcode.DMA_LD, Opcode.DMA_ST) and id(i) not in ahead)
     budget = vec * ctx.chip.dram_bytes_per_cycle / ctx.cores - own
@@ -676,19 +682,41 @@ def _within_idle_dram(b: CoreBuilder, pre: list[Instr], ctx: MapperContext) -> i
     return n
 
 
+@dataclass(frozen=True, slots=True)
+class Ahead:
+    """One weight tile of a later GEMM to load ahead: rows k0.. and columns n0.. of parameter `w` into `sram_addr`."""
+
+    w: str
+    sram_addr: int
+    k0: int
+    n0: int
+    rows: int
+    cols: int
+
+    def load(self, dram: DramLayout) -> Instr:
+        return _ld(Buf(Mem.SPAD, self.sram_addr), dram[self.w], self.k0, self.n0, self.rows, self.cols)
+
+
 LOOKAHEAD = 3  # a vector-bound kernel loads the weight tiles of the GEMMs among the next this many kernels
 
 
 def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: KernelGraphFacts, ctx: MapperContext,
-                ) -> tuple[list[tuple[Pin, list[Instr], bool]], int]:
+                memo: dict[tuple[object, ...], object]) -> tuple[list[tuple[Pin, list[Ahead], bool]], int]:
     """What kernel `i` of `seq` loads ahead on `b`'s core: per later GEMM, its pin (the slots kept for it), the
     loads into them, and whether the pin is new; and the ceiling of kernel i's own buffers (the lowest kept slot).
 
     A vector-bound kernel loads a tile for every slot of the GEMMs among the next LOOKAHEAD kernels (the DRAM would
     idle), a GEMM only the first tile of a GEMM right after it (its own weights stream until its end). A new pin
     goes below everything kept at the top, and only where every kernel up to its GEMM, that GEMM included, still
-    fits below it."""
+    fits below it. `memo` keeps what depends on a kernel's position alone, across cores and calls."""
     assert facts.dram is not None
+
+    def footprint(m: int, slots: int | None) -> int:
+        key = ("footprint", m, slots)
+        if key not in memo:
+            memo[key] = _footprint(seq[m][0], ctx, slots)
+        return memo[key]  # type: ignore[return-value]
+
     k, _ = seq[i]
     pins = {p.at: p for p in b.pins}
     ceiling = min((p.slots[-1] for p in b.pins), default=b.spad_bytes)
@@ -698,7 +726,7 @@ def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: K
         assert t is not None
         for _ in range(t.w_slots):
             floor = top_address(floor, t.tk * t.tn * ctx.q_itemsize)
-    plan: list[tuple[Pin, list[Instr], bool]] = []
+    plan: list[tuple[Pin, list[Ahead], bool]] = []
     targets = [i + 1] if isinstance(k, Gemm) else range(i + 1, min(len(seq), i + 1 + LOOKAHEAD))
     for j in targets:
         if j >= len(seq):
@@ -708,16 +736,18 @@ def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: K
             continue
         assert g.tiling is not None
         items = work[b.core]
-        tiles = _weight_tiles(g, items)
+        tkey = ("tiles", j, items)
+        if tkey not in memo:
+            memo[tkey] = (_weight_tiles(g, items), _slot_count(g, items, ctx, b.spad_bytes))
+        tiles, n = memo[tkey]  # type: ignore[misc]
         pin, new = pins.get(j), False
         if pin is None:
-            n = _slot_count(g, items, ctx, b.spad_bytes)
             addrs = [top_address(floor, g.tiling.tk * g.tiling.tn * ctx.q_itemsize)]
             for _ in range(n - 1):
                 addrs.append(top_address(addrs[-1], g.tiling.tk * g.tiling.tn * ctx.q_itemsize))
             # every kernel after this one up to the GEMM, and the GEMM's own buffers, must fit below the new slots
-            later = [_footprint(seq[m][0], ctx, len(pins[m].slots) if m in pins else None) for m in range(i + 1, j)]
-            if max([_footprint(g, ctx, n), *later]) > addrs[-1]:
+            later = [footprint(m, len(pins[m].slots) if m in pins else None) for m in range(i + 1, j)]
+            if max([footprint(j, n), *later]) > addrs[-1]:
                 continue
             pin, new = Pin(j, tuple(addrs), 0), True
             floor = addrs[-1]
@@ -725,9 +755,8 @@ def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: K
         todo = range(pin.loaded, min(want, len(tiles)))
         if not todo:
             continue
-        w = facts.dram[g.w]
-        loads = [_ld(Buf(Mem.SPAD, pin.slots[s]), w, tiles[s][0], tiles[s][1], min(g.tiling.tk, g.k - tiles[s][0]),
-                     g.tile_cols(tiles[s][1])) for s in todo]
+        loads = [Ahead(g.w, pin.slots[s], tiles[s][0], tiles[s][1], min(g.tiling.tk, g.k - tiles[s][0]),
+                       g.tile_cols(tiles[s][1])) for s in todo]
         plan.append((pin, loads, new))
     return plan, ceiling
 
@@ -809,6 +838,7 @@ def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True) -> Lowered:
     phases, phase_macs, phase_mapping = [], {}, {}
     ahead_bytes: dict[tuple[str, str], int] = {}
     seq = [(g.nodes[n]["kernel"], g.nodes[n]["work"]) for n in order]
+    memo: dict[tuple[object, ...], object] = {}
     for phase in sorted(by_phase):
         ks = [g.nodes[n]["kernel"] for n in by_phase[phase]]
         label = phase_name(ks)
@@ -821,23 +851,22 @@ def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True) -> Lowered:
             for c, b in enumerate(builders):
                 # Later GEMMs' first weight tiles are loaded during this kernel into slots kept for them at the top of
                 # the scratchpad, where this kernel's buffers leave room, so those GEMMs start with their weights in.
-                plan, ceiling = _plan_ahead(at, seq, b, facts, ctx)
+                plan, ceiling = _plan_ahead(at, seq, b, facts, ctx, memo)
                 plan.sort(key=lambda e: e[2])  # loads into slots kept already first, then the new ones
-                pre = [ld for _, loads, _ in plan for ld in loads]
+                ahead = [a for _, loads, _ in plan for a in loads]
                 fresh = sum(len(loads) for _, loads, new in plan if new)
                 own = next((p for p in b.pins if p.at == at), None)
                 b.slots, b.slots_loaded = (own.slots, own.loaded) if own is not None else (None, 0)
                 assert b.spad is not None
                 b.spad.size = ceiling
 
-                def once(b: CoreBuilder = b, k: Kernel = k, work: Work = work, pre: list[Instr] = pre, fresh: int = fresh) -> int:
-                    return _emit_on_core(b, k, work, facts, ctx, pre, fresh)
+                def once(b: CoreBuilder = b, k: Kernel = k, work: Work = work, ahead: list[Ahead] = ahead, fresh: int = fresh) -> int:
+                    return _emit_on_core(b, k, work, facts, ctx, [a.load(dram) for a in ahead], fresh)
 
                 if replayer is None:
                     kept = once()
                 else:
-                    key, tensors = replayer.key(k, work, b, [(seq[p.at][0].w, ld) for p, loads, _ in plan for ld in loads], fresh,
-                                                tuple((p.at - at, p.slots, p.loaded) for p in b.pins))  # type: ignore[union-attr]
+                    key, tensors = replayer.key(k, work, b, ahead, fresh, tuple((p.at - at, p.slots, p.loaded) for p in b.pins))
                     kept = replayer.run(once, b, key, tensors)
                 done = 0
                 for pin, loads, new in plan:
@@ -848,7 +877,7 @@ def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True) -> Lowered:
                     pin.loaded += n
                     if n:
                         pair = (label, phase_name([seq[pin.at][0]]))
-                        ahead_bytes[pair] = ahead_bytes.get(pair, 0) + sum(i.rows * i.cols * i.dtype.itemsize for i in loads[:n])
+                        ahead_bytes[pair] = ahead_bytes.get(pair, 0) + sum(a.rows * a.cols * ctx.q_itemsize for a in loads[:n])
                 b.pins = [p for p in b.pins if p.at != at]
                 # A barrier after every kernel: its semaphores are back to zero and its buffers free for the next.
                 b.end_phase(label)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 
 from isa import Instr, Opcode
@@ -83,11 +84,11 @@ class KernelReplay:
             return tuple(self._anon(v, params, others) for v in value)
         return value
 
-    def key(self, k: Kernel, work: object, b: CoreBuilder, ahead: list[tuple[str, Instr]], fresh: int,
+    def key(self, k: Kernel, work: object, b: CoreBuilder, ahead: list[Any], fresh: int,
             pins: tuple[object, ...]) -> tuple[tuple[object, ...], Operands]:
-        """The key of emitting `k` on `b`'s core with `ahead` (later GEMMs' weight tiles, each with the parameter it
-        loads from; the last `fresh` into slots kept from now on) to place in its DMA queue, the slots kept then
-        (`pins`, relative to this kernel); and the kernel's tensors."""
+        """The key of emitting `k` on `b`'s core with `ahead` (later GEMMs' weight tiles, mapper.emit.Ahead: the
+        parameter, slot and tile of each; the last `fresh` into slots kept from now on) to place in its DMA queue,
+        the slots kept then (`pins`, relative to this kernel); and the kernel's tensors."""
         known = self._kernels.get(id(k))
         if known is None or known[0] is not k:  # the same for every core: worked out once per kernel
             ps: list[Tensor] = []
@@ -97,11 +98,11 @@ class KernelReplay:
         _, fields, kernel_params, others = known
         params = list(kernel_params)
         pre: list[object] = []
-        for name, i in ahead:
-            t = self.tensors[name]
+        for a in ahead:
+            t = self.tensors[a.w]
             if t not in params:
                 params.append(t)
-            pre.append((params.index(t), t.rows, t.cols, t.dtype, i._replace(dram_addr=0), i.dram_addr - t.addr))
+            pre.append((params.index(t), t.rows, t.cols, t.dtype, a.sram_addr, a.k0, a.n0, a.rows, a.cols))
         start = (b.core, b.slots, b.slots_loaded, pins, fresh, *_state(b), *(len(b.queues[u]) for u in UNITS))
         return (type(k), fields, work, tuple(pre), start), Operands(params, others)
 
