@@ -3,8 +3,9 @@
 Each kernel becomes, on every core, the instruction queues of its work items followed by a BARRIER; kernels of
 one phase (e.g. the Q, K and V projections) share a label for per-layer reporting. Within a phase a core
 pipelines its items through DMA -> MXU -> VEC -> DMA with channels of buffer slots (mapper/sync.py): two each,
-a GEMM's weight tiles and their scales three where the scratchpad holds them (Tiling.w_slots). The vector-unit sequences are exactly the float32 operation orders
-of `workloads.numerics`, so an int8 chip reproduces the quantized reference bit for bit.
+a GEMM's weight tiles and their scales three where the scratchpad holds them (Tiling.w_slots), or one per tile
+where earlier kernels load them ahead (`_plan_ahead`). The vector-unit sequences are exactly the float32
+operation orders of `workloads.numerics`, so an int8 chip reproduces the quantized reference bit for bit.
 """
 
 from __future__ import annotations
@@ -637,8 +638,8 @@ def _weight_tiles(k: Gemm, items: tuple[tuple[int, ...], ...]) -> list[tuple[int
 
 def _slot_count(k: Gemm, items: tuple[tuple[int, ...], ...], ctx: MapperContext, spad: int) -> int:
     """Weight slots of a GEMM whose first tiles are loaded ahead: one for each of its tiles on the core when they
-    are no more than the tiling's slots or all fit in a third of the scratchpad (the GEMM then reuses no slot),
-    else the tiling's."""
+    are no more than the tiling's slots or all fit in half the scratchpad (the GEMM then reuses no slot), else
+    the tiling's."""
     assert k.tiling is not None
     tiles = len(_weight_tiles(k, items))
     return tiles if tiles <= k.tiling.w_slots or tiles * _tile_bytes(k, ctx) <= spad // 2 else k.tiling.w_slots
@@ -667,7 +668,8 @@ def _vec_cycles(model: TimingModel, i: Instr) -> int:
 
 def _within_idle_dram(b: CoreBuilder, pre: list[Instr], ctx: MapperContext) -> int:
     """How many of the loads `pre` (in order) this core's share of the DRAM carries while its vector unit runs the
-    kernel just emitted, next to the kernel's own DMA traffic (costs from the executor's TimingModel)."""
+    kernel just emitted, next to the kernel's own DMA traffic (instruction costs from the executor's TimingModel;
+    the DRAM shared evenly by every core)."""
     model = TimingModel.of(ctx.chip)
     vec = sum(_vec_cycles(model, i) for i in b.queues[Unit.VEC] if i.op not in (Opcode.SIGNAL, Opcode.WAIT))
     ahead = {id(i) for i in pre}

@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from isa import Instr, Opcode
 from mapper.kernels import Kernel, KernelGraphFacts
 from mapper.layout import Tensor, TensorRole
 from mapper.sync import UNITS, CoreBuilder
+
+if TYPE_CHECKING:
+    from mapper.emit import Ahead
 
 _ANONYMOUS = ("name", "layer", "phase")  # fields no emission depends on
 _DMA = (Opcode.DMA_LD, Opcode.DMA_ST)
@@ -84,7 +87,7 @@ class KernelReplay:
             return tuple(self._anon(v, params, others) for v in value)
         return value
 
-    def key(self, k: Kernel, work: object, b: CoreBuilder, ahead: list[Any], fresh: int,
+    def key(self, k: Kernel, work: object, b: CoreBuilder, ahead: list[Ahead], fresh: int,
             pins: tuple[object, ...]) -> tuple[tuple[object, ...], Operands]:
         """The key of emitting `k` on `b`'s core with `ahead` (later GEMMs' weight tiles, mapper.emit.Ahead: the
         parameter, slot and tile of each; the last `fresh` into slots kept from now on) to place in its DMA queue,

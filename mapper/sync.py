@@ -9,7 +9,8 @@ end of a kernel and a later kernel can reuse the indices.
 
 Instructions are appended to one queue per unit; only the order within a unit matters (units run
 concurrently and meet through semaphores), which is how loads are scheduled ahead of compute: the DMA queue
-holds the loads of item i+1 before the store of item i.
+holds the loads of item i+1 (up to i+3, `interleave`) before the store of item i. A `Pin` keeps weight slots at
+the top of the scratchpad for a later GEMM across barriers, so earlier kernels can fill them (mapper.emit).
 """
 
 from __future__ import annotations
