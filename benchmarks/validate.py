@@ -315,7 +315,8 @@ def render(ss: Sequence[ScaleSimRow], zz: Sequence[ZigZagRow], hw: HardwareResul
     if zz:
         parts += [ZIGZAG_INTRO, *zigzag_tables(list(zz)), "", ZIGZAG_DIFFERENCES]
     if hw is not None:
-        parts += [HARDWARE_INTRO, *hardware_tables(hw), "", HARDWARE_NOTES]
+        errors = {f"{x.precision.value}_{x.batch}": f"{x.error_pct:+.0f}%" for x in hw.predictions}
+        parts += [HARDWARE_INTRO, *hardware_tables(hw), "", HARDWARE_NOTES.format_map(_Missing(errors))]
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -392,8 +393,9 @@ Energy, area and cost are calibrated against their published sources in `docs/CA
 the TPUv1 floor-plan check per block, the 45 nm and 7 nm energy tables, the cost model). Since the last
 regeneration of this file the mapper keeps activations on chip where they fit (gathered operands, the residual
 stream with its rows, NoC multicast; TPUv1's DRAM traffic fell from 117.7 MB to 90.1 MB, 1.06x its weights),
-moves each residual add into the LayerNorm after it, and loads each GEMM's first weight tile during the kernel
-before it: every figure below was produced by this code.
+moves each residual add into the LayerNorm after it, and loads weight tiles during the vector-bound kernels
+before their GEMM (three-deep weight rings, loads up to three work items ahead of stores): every figure below
+was produced by this code.
 """
 
 SCALESIM_INTRO = """## Against SCALE-Sim 3.0.0 (compute cycles, ideal memory)
@@ -423,6 +425,13 @@ batch-128 simulation (`--batches 32 128`) takes about 12 minutes and 3 GB of mem
 core here; one made during this work landed within 7% of the extrapolated int8 figure.
 """
 
+class _Missing(dict):
+    """str.format_map that leaves a figure this run did not measure as "not measured"."""
+
+    def __missing__(self, key: str) -> str:
+        return "not measured"
+
+
 HARDWARE_NOTES = """### Why the A100 prediction differs (modelling gaps, not fitted away)
 
 - *The L2, as a cache of DRAM bytes.* The preset's 40 MB L2 is chipsim's global buffer: a chip-wide LRU cache
@@ -431,10 +440,10 @@ HARDWARE_NOTES = """### Why the A100 prediction differs (modelling gaps, not fit
   a layer's weights are re-read for every block of rows, since an SM's 164 KiB of shared memory holds few rows)
   now mostly hit it, as on the GPU; the "DRAM MB / seq" column counts what reaches HBM (hits excluded), never
   less than the weights. Before the buffer was modelled the batch-128 predictions were 2.0-2.2x the
-  measurements; with it int8 is within 10% (-8%) and bf16 -23%. The buffer is an idealised cache: no sectors,
+  measurements; with it int8 is at {int8_128} and bf16 at {bf16_128}. The buffer is an idealised cache: no sectors,
   no set conflicts, no L2 partitions (the A100 splits its L2 in two halves with a slower crossbar between them).
-- *Batch 1 is faster than measured (int8 -47%, bf16 -37%; pipelined folds, the pipelined vector unit and each
-  GEMM's first weight tile loaded during the kernel before it made chipsim faster still).* What chipsim leaves
+- *Batch 1 is faster than measured (int8 {int8_1}, bf16 {bf16_1}; pipelined folds, the pipelined vector unit and
+  weight tiles loaded during the kernels before their GEMM made chipsim faster still).* What chipsim leaves
   out costs the GPU most at
   batch 1: about 100 kernel launches per inference (a few microseconds each), synchronisation between them,
   and TensorRT's int8 kernels keeping some layers in fp16/fp32. chipsim's barriers between kernels are free.
