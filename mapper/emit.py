@@ -820,9 +820,12 @@ def _emit_on_core(b: CoreBuilder, k: Kernel, work: Work, facts: KernelGraphFacts
     return kept
 
 
-def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True) -> Lowered:
+def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True, ahead: int = 0) -> Lowered:
     """One program per core for the kernel graph `g`. replay: kernels identical up to their parameters' DRAM
-    addresses are emitted once per core and replayed (mapper/replay.py); False emits every one."""
+    addresses are emitted once per core and replayed (mapper/replay.py); False emits every one. ahead: the first
+    kernel, a GEMM, starts with that many of its first weight tiles (at most one per slot) in its slots, as a kernel
+    before it would have left them, and `ahead_bytes` counts them (from a phase named `before`): the mapping
+    search measures a GEMM alone so."""
     chip = ctx.chip
     facts = graph_facts(g)
     if facts.dram is None:
@@ -838,9 +841,27 @@ def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True) -> Lowered:
     for name in g.nodes:
         by_phase.setdefault(g.nodes[name]["kernel"].phase, []).append(name)
     phases, phase_macs, phase_mapping = [], {}, {}
-    ahead_bytes: dict[tuple[str, str], int] = {}
     seq = [(g.nodes[n]["kernel"], g.nodes[n]["work"]) for n in order]
     memo: dict[tuple[object, ...], object] = {}
+    ahead_bytes: dict[tuple[str, str], int] = {}
+    first, first_work = seq[0]
+    if ahead and isinstance(first, Gemm):
+        assert first.tiling is not None
+        tile = first.tiling.tk * first.tiling.tn * ctx.q_itemsize
+        for b in builders:
+            items = first_work[b.core]
+            if not items:
+                continue
+            n = _slot_count(first, items, ctx, b.spad_bytes)
+            slots = [top_address(b.spad_bytes, tile)]
+            for _ in range(n - 1):
+                slots.append(top_address(slots[-1], tile))
+            if _footprint(first, ctx, n) <= slots[-1]:
+                tiles = _weight_tiles(first, items)[: min(ahead, n)]
+                b.pins.append(Pin(0, tuple(slots), len(tiles)))
+                pair = ("before", first.name)
+                ahead_bytes[pair] = ahead_bytes.get(pair, 0) + sum(min(first.tiling.tk, first.k - k0) * first.tile_cols(n0) * ctx.q_itemsize
+                                                                   for k0, n0 in tiles)
     for phase in sorted(by_phase):
         ks = [g.nodes[n]["kernel"] for n in by_phase[phase]]
         label = phase_name(ks)

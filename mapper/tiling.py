@@ -130,9 +130,10 @@ def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, ge
     return per_core * max(mxu, dma, vec) + model.dram_latency_cycles + head + vec + tail
 
 
-def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0, reserved_acc: int = 0) -> Tiling:
+def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0, reserved_acc: int = 0, ahead: int = 0) -> Tiling:
     """The cheapest tiling of `k` that fits, by the analytic model, within the candidate budget; with a
-    `ctx.measure` (the executor), the `ctx.recheck` cheapest are run as programs and the fastest measured wins.
+    `ctx.measure` (the executor), the `ctx.recheck` cheapest are run as programs (mapper.recheck: its first `ahead`
+    weight tiles loaded ahead, as in the program) and the fastest measured of those moving the fewest DRAM bytes wins.
 
     With A resident in the scratchpad (kept on chip, mapper.on_chip), only tilings that keep the whole reduction in
     one chunk are legal: they read A in place and pay no A traffic."""
@@ -151,7 +152,7 @@ def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0, reserved_ac
         return ranked[0]
     from mapper.recheck import fastest_measured  # it emits programs: imported here, past the passes it uses
 
-    return fastest_measured(k, ranked, ctx, reserved_spad, reserved_acc)
+    return fastest_measured(k, ranked, ctx, reserved_spad, reserved_acc, ahead)
 
 
 @cache
@@ -223,9 +224,14 @@ def tile_to_sram(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
     reserved, reserved_acc = facts.resident_spad_bytes, facts.resident_acc_bytes
     spad_cap, acc_cap = chip.core.scratchpad.size_bytes - reserved, chip.core.accumulator.size_bytes - reserved_acc
     new: dict[str, Kernel] = {}
-    for k in kernels(g):
+    ks = kernels(g)
+    for i, k in enumerate(ks):
         if isinstance(k, Gemm):
-            new[k.name] = dataclasses.replace(k, tiling=search_gemm(k, ctx, reserved, reserved_acc))
+            # measured as the program runs it: behind a vector-bound kernel its first tiles (one per slot) are loaded
+            # ahead (mapper.emit), behind a GEMM its first
+            after = ks[i - 1] if i else None
+            ahead = 0 if after is None else 1 if isinstance(after, Gemm) else MAX_DIM
+            new[k.name] = dataclasses.replace(k, tiling=search_gemm(k, ctx, reserved, reserved_acc, ahead))
         elif isinstance(k, Attention):
             def fits(t: int, k: Attention = k) -> bool:
                 spad, acc = attention_sram_bytes(t, k.seq, k.head_dim, q)
