@@ -628,6 +628,23 @@ def _tile_bytes(k: Gemm, ctx: MapperContext) -> int:
     return align(k.tiling.tk * k.tiling.tn * ctx.q_itemsize)
 
 
+def _slot_addresses(top: int, tile: int, n: int) -> list[int]:
+    """Addresses of `n` weight slots of `tile` bytes just below `top`, slot 0 highest (as SramAllocator.take_top
+    hands them out)."""
+    addrs = [top_address(top, tile)]
+    for _ in range(n - 1):
+        addrs.append(top_address(addrs[-1], tile))
+    return addrs
+
+
+def _ahead_tiles(g: Gemm, pin: Pin, tiles: list[tuple[int, int]], upto: int) -> list[Ahead]:
+    """GEMM `g`'s weight tiles (its emitter's order) pin.loaded .. upto - 1, each into its slot of `pin` (at most
+    one per slot)."""
+    assert g.tiling is not None
+    return [Ahead(g.w, pin.slots[s], tiles[s][0], tiles[s][1], min(g.tiling.tk, g.k - tiles[s][0]), g.tile_cols(tiles[s][1]))
+            for s in range(pin.loaded, min(upto, len(tiles), len(pin.slots)))]
+
+
 def _weight_tiles(k: Gemm, items: tuple[tuple[int, ...], ...]) -> list[tuple[int, int]]:
     """(k0, n0) of every weight tile GEMM `k`'s emitter loads on a core, in the order it takes slots for them."""
     assert k.tiling is not None
@@ -661,7 +678,7 @@ def _footprint(k: Kernel, ctx: MapperContext, slots: int | None) -> int:
     return rownorm_sram_bytes(k.tr, k.cols, q, k.in_acc)[0]
 
 
-@functools.cache
+@functools.lru_cache(maxsize=1 << 16)  # bounded: a sweep worker meets many chips
 def _vec_cycles(model: TimingModel, i: Instr) -> int:
     return model.cost(i).cycles  # type: ignore[union-attr]
 
@@ -726,8 +743,7 @@ def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: K
     if isinstance(k, Gemm) and i not in pins and seq[i][1][b.core]:
         t = k.tiling
         assert t is not None
-        for _ in range(t.w_slots):
-            floor = top_address(floor, t.tk * t.tn * ctx.q_itemsize)
+        floor = _slot_addresses(floor, t.tk * t.tn * ctx.q_itemsize, t.w_slots)[-1]
     plan: list[tuple[Pin, list[Ahead], bool]] = []
     targets = [i + 1] if isinstance(k, Gemm) else range(i + 1, min(len(seq), i + 1 + LOOKAHEAD))
     for j in targets:
@@ -744,22 +760,16 @@ def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: K
         tiles, n = memo[tkey]  # type: ignore[misc]
         pin, new = pins.get(j), False
         if pin is None:
-            addrs = [top_address(floor, g.tiling.tk * g.tiling.tn * ctx.q_itemsize)]
-            for _ in range(n - 1):
-                addrs.append(top_address(addrs[-1], g.tiling.tk * g.tiling.tn * ctx.q_itemsize))
+            addrs = _slot_addresses(floor, g.tiling.tk * g.tiling.tn * ctx.q_itemsize, n)
             # every kernel after this one up to the GEMM, and the GEMM's own buffers, must fit below the new slots
             later = [footprint(m, len(pins[m].slots) if m in pins else None) for m in range(i + 1, j)]
             if max([footprint(j, n), *later]) > addrs[-1]:
                 continue
             pin, new = Pin(j, tuple(addrs), 0), True
             floor = addrs[-1]
-        want = len(pin.slots) if not isinstance(k, Gemm) else 1
-        todo = range(pin.loaded, min(want, len(tiles)))
-        if not todo:
-            continue
-        loads = [Ahead(g.w, pin.slots[s], tiles[s][0], tiles[s][1], min(g.tiling.tk, g.k - tiles[s][0]),
-                       g.tile_cols(tiles[s][1])) for s in todo]
-        plan.append((pin, loads, new))
+        loads = _ahead_tiles(g, pin, tiles, len(pin.slots) if not isinstance(k, Gemm) else 1)
+        if loads:
+            plan.append((pin, loads, new))
     return plan, ceiling
 
 
@@ -847,21 +857,18 @@ def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True, ahead: int =
     first, first_work = seq[0]
     if ahead and isinstance(first, Gemm):
         assert first.tiling is not None
-        tile = first.tiling.tk * first.tiling.tn * ctx.q_itemsize
         for b in builders:
             items = first_work[b.core]
             if not items:
                 continue
             n = _slot_count(first, items, ctx, b.spad_bytes)
-            slots = [top_address(b.spad_bytes, tile)]
-            for _ in range(n - 1):
-                slots.append(top_address(slots[-1], tile))
-            if _footprint(first, ctx, n) <= slots[-1]:
-                tiles = _weight_tiles(first, items)[: min(ahead, n)]
-                b.pins.append(Pin(0, tuple(slots), len(tiles)))
+            pin = Pin(0, tuple(_slot_addresses(b.spad_bytes, first.tiling.tk * first.tiling.tn * ctx.q_itemsize, n)), 0)
+            if _footprint(first, ctx, n) <= pin.slots[-1]:
+                loads = _ahead_tiles(first, pin, _weight_tiles(first, items), ahead)
+                pin.loaded = len(loads)
+                b.pins.append(pin)
                 pair = ("before", first.name)
-                ahead_bytes[pair] = ahead_bytes.get(pair, 0) + sum(min(first.tiling.tk, first.k - k0) * first.tile_cols(n0) * ctx.q_itemsize
-                                                                   for k0, n0 in tiles)
+                ahead_bytes[pair] = ahead_bytes.get(pair, 0) + sum(a.rows * a.cols * ctx.q_itemsize for a in loads)
     for phase in sorted(by_phase):
         ks = [g.nodes[n]["kernel"] for n in by_phase[phase]]
         label = phase_name(ks)

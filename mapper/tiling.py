@@ -177,16 +177,15 @@ def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, 
             smallest_need = (spad, acc)
         if spad > spad_cap or acc > acc_cap:
             continue
-        for w_slots in (3, 2):
-            if gemm_sram_bytes(tm, tn, tk, q, out_q, resident, w_slots=w_slots)[0] <= spad_cap:
-                scored.append(Tiling(tm, tn, tk, _gemm_cost(chip, m, k, n, q, out_q, gelu, tm, tn, tk, resident, raw, parts, False, w_slots), False, w_slots))
-                break
-        # A-stationary: the rows of A this core needs, loaded once by one DMA, serve all its column blocks
-        if not resident and tk >= k and m <= MAX_DIM and k <= MAX_DIM and -(-n // tn) * parts > 1:
-            for w_slots in (3, 2):
-                if gemm_sram_bytes(tm, tn, tk, q, out_q, a_rows=m, w_slots=w_slots)[0] <= spad_cap:
-                    scored.append(Tiling(tm, tn, tk, _gemm_cost(chip, m, k, n, q, out_q, gelu, tm, tn, tk, False, raw, parts, True, w_slots), True, w_slots))
-                    break
+        # A tiles per item (or A resident), then A-stationary: the rows of A this core needs, loaded once by one DMA,
+        # serve all its column blocks; each with three weight slots where they fit, else two
+        a_once_ok = not resident and tk >= k and m <= MAX_DIM and k <= MAX_DIM and -(-n // tn) * parts > 1
+        for a_once in (False, True) if a_once_ok else (False,):
+            fitting = [w for w in (3, 2) if gemm_sram_bytes(tm, tn, tk, q, out_q, resident, m if a_once else 0, w)[0] <= spad_cap]
+            if fitting:
+                w_slots = fitting[0]
+                scored.append(Tiling(tm, tn, tk, _gemm_cost(chip, m, k, n, q, out_q, gelu, tm, tn, tk, resident, raw, parts,
+                                                            a_once, w_slots), a_once, w_slots))
         tried += 1
         if tried >= candidates:
             break
