@@ -7,7 +7,9 @@ runs. The closed forms themselves are chipsim.timing's; this module composes the
 engine and the SRAM port, then shares the DRAM channel), and `TimingRule` from the ISA's opcode table picks
 which composition an instruction gets.
 
-`TimingModel.of(chip)` is built once per chip and cached.
+`TimingModel.of(chip)` is built once per chip and cached. `joules(events, cycles, chip)` prices a count of
+events over a run of that many cycles with the energy model the executor reports (chipsim.energy), so the
+mapper's search can weigh energy with the same figures.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from functools import cache
 
 from chipsim import timing
 from chipsim.config import ChipConfig, Dataflow, Precision, VectorCyclesPerOpConfig, VectorLatencyConfig, VectorOp
-from chipsim.energy import Event, mac_event, vector_event
+from chipsim.energy import Component, Event, energy_breakdown, mac_event, vector_event
 from isa import OPCODES, Instr, Mem, Opcode, TimingRule, VecOp
 from isa.operands import matmul_out_dtype
 from isa.types import DType
@@ -177,3 +179,10 @@ class TimingModel:
                 side[o.mem] = side.get(o.mem, 0) + o.nbytes
             return self.vector(i.spec.vec_ops, i.rows * i.cols, reads, writes)
         raise CostError(f"{i.op.name} has timing rule {rule.value}, which the executor schedules; it has no fixed cost")
+
+
+def joules(events: Mapping[Event, float], cycles: float, chip: ChipConfig) -> float:
+    """The energy of `events` (counts by Event) over `cycles` of leakage on `chip`: chipsim.energy's total, the
+    figure a run reports."""
+    return energy_breakdown({e.value: n for e, n in events.items()}, cycles, chip)[Component.TOTAL.value]
+

@@ -67,9 +67,11 @@ class DeadlockError(ExecutionError):
     """Every unit that has work left is blocked on something that can never happen."""
 
 
-def timed_cycles(program: Program, chip: ChipConfig) -> int:
-    """A program's cycles on `chip`, timing only: what the mapper's search measures its best candidates with."""
-    return execute(program, chip, functional=False).cycles
+def timed(program: Program, chip: ChipConfig) -> tuple[int, float]:
+    """A program's cycles and energy (joules) on `chip`, timing only: what the mapper's search measures its best
+    candidates with."""
+    r = execute(program, chip, functional=False)
+    return r.cycles, r.energy_j["total"]
 
 
 def execute(

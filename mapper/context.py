@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -9,7 +10,18 @@ from chipsim.config import ChipConfig, Precision
 from isa import Program
 from workloads.quantized import QuantizedModel
 
-Measure = Callable[[Program, ChipConfig], int]  # a program's cycles on a chip, timing only
+Measure = Callable[[Program, ChipConfig], tuple[int, float]]  # a program's cycles and joules on a chip, timing only
+
+
+class Objective(enum.StrEnum):
+    """What the mapping search minimises (`mapper.objective`): cycles, joules, or their product."""
+
+    LATENCY = "latency"
+    ENERGY = "energy"
+    EDP = "edp"  # energy x delay
+
+    def score(self, cycles: float, energy_j: float) -> float:
+        return cycles if self is Objective.LATENCY else energy_j if self is Objective.ENERGY else cycles * energy_j
 
 ALIGN_BYTES = 64  # SRAM and DRAM tensors start on 64-byte boundaries (a DMA burst)
 
@@ -23,6 +35,7 @@ class MapperContext:
     # analytically cheapest tilings per GEMM shape as programs and keeps the fastest measured.
     measure: Measure | None = None
     recheck: int = 4
+    objective: Objective = Objective.LATENCY
 
     @property
     def int8(self) -> bool:

@@ -5,7 +5,8 @@ everything the model leaves out (DRAM contention between cores, semaphore waits,
 each GEMM shape the search keeps its few cheapest tilings, and this module runs each as a program of that one
 kernel (placed and emitted exactly as in the full program, where a barrier delimits every kernel, with the first
 weight tiles the kernel before it loads ahead already in their slots) and keeps the fastest measured among those
-within 2% of the fewest DRAM bytes, ties going to the analytically cheaper. Results are cached per chip and
+within 2% of the fewest DRAM bytes (the best measured by the mapper's objective: cycles, joules, or their
+product; the joules of the tiles loaded ahead counted), ties going to the analytically cheaper. Results are cached per chip and
 shape: every layer repeats the same shapes.
 """
 
@@ -15,8 +16,9 @@ import dataclasses
 from functools import cache
 
 from chipsim.config import ChipConfig
-from isa import DType, Opcode, Program
-from mapper.context import MapperContext, Measure
+from chipsim.cost_model import TimingModel, joules
+from isa import DType, Mem, Opcode, Program
+from mapper.context import MapperContext, Measure, Objective
 from mapper.emit import Lowered, emit
 from mapper.kernels import Gemm, KernelGraphFacts, Tiling, kernel_graph
 from mapper.layout import TensorRole, TensorShape, allocate_dram
@@ -25,27 +27,35 @@ from mapper.place import place_on_cores
 
 def fastest_measured(k: Gemm, ranked: tuple[Tiling, ...], ctx: MapperContext, reserved_spad: int, reserved_acc: int = 0,
                      ahead: int = 0) -> Tiling:
-    """The fastest of `ranked`, each measured as a program of `k` alone whose first `ahead` weight tiles (at most
-    one per slot) are in their slots already, as the kernel before it leaves them in the full program; among the
-    tilings whose DRAM bytes (the tiles loaded ahead counted) are within 2% of the fewest, so one that loads a
-    weight block on two cores or re-reads A is not picked for a speed the earlier kernel pays for."""
+    """The best of `ranked` by `ctx.objective`, each measured as a program of `k` alone whose first `ahead` weight
+    tiles (at most one per slot) are in their slots already, as the kernel before it leaves them in the full
+    program (their load's joules added); among the tilings whose DRAM bytes (the tiles loaded ahead counted) are
+    within 2% of the fewest, so one that loads a weight block on two cores or re-reads A is not picked for a speed
+    the earlier kernel pays for. The DRAM guard holds for every objective: DRAM bytes are a target of their own."""
     assert ctx.measure is not None
     shape = dataclasses.replace(k, name="gemm", layer=0, phase=0, a="a", w="w", deq="deq" if k.deq else None, bias="bias",
                                 out_q="out_q" if k.out_q else None,
                                 out_f="out_f" if k.out_f else None, out_inv_scale=1.0, part_inv_scales=(), tiling=None)
-    return _fastest(shape, ranked, ctx.chip, reserved_spad, reserved_acc, ctx.measure, ahead)
+    return _fastest(shape, ranked, ctx.chip, reserved_spad, reserved_acc, ctx.measure, ahead, ctx.objective)
 
 
 @cache
 def _fastest(k: Gemm, ranked: tuple[Tiling, ...], chip: ChipConfig, reserved_spad: int, reserved_acc: int, measure: Measure,
-             ahead: int = 0) -> Tiling:
+             ahead: int = 0, objective: Objective = Objective.LATENCY) -> Tiling:
     ctx = MapperContext(chip)
     lowered = [_program(dataclasses.replace(k, tiling=t), ctx, reserved_spad, reserved_acc, ahead) for t in ranked]
-    moved = [_dram_bytes(low.program) + sum(n for _, _, n in low.ahead_bytes) for low in lowered]
+    preloaded = [sum(n for _, _, n in low.ahead_bytes) for low in lowered]
+    moved = [_dram_bytes(low.program) + pre for low, pre in zip(lowered, preloaded)]
     fewest = min(moved)
     keep = [i for i in range(len(ranked)) if moved[i] <= fewest * 1.02]
-    cycles = {i: measure(lowered[i].program, chip) for i in keep}
-    return ranked[min(keep, key=lambda i: (cycles[i], i))]
+    model = TimingModel.of(chip)
+    score = {}
+    for i in keep:
+        cycles, energy = measure(lowered[i].program, chip)
+        if preloaded[i]:  # the earlier kernel's loads of these tiles (their leakage is in its time)
+            energy += joules(dict(model.dma(preloaded[i], Mem.SPAD, load=True).events), 0, chip)
+        score[i] = objective.score(cycles, energy)
+    return ranked[min(keep, key=lambda i: (score[i], i))]
 
 
 def _dram_bytes(program: Program) -> int:

@@ -4,7 +4,9 @@ buffered where they fit: Tiling.w_slots).
 GEMMs get a mapping search: candidate tilings (tm rows of A, tn output columns, tk reduction chunk; powers of
 two times the array size, plus the whole dimension) are scored with an analytic model built on the executor's
 own cost model (chipsim.cost_model.TimingModel, the one that times every instruction in the executor): per work
-item max(array cycles, DMA cycles, vector cycles), items spread over the cores, plus one exposed load. Candidates are visited in a fixed order and the search stops after
+item max(array cycles, DMA cycles, vector cycles), items spread over the cores, plus one exposed load; and
+their energy, every item's events priced by the chip's energy model plus leakage over those cycles. The
+`mapper.objective` (latency, energy or edp) ranks them. Candidates are visited in a fixed order and the search stops after
 `search_candidates` of them, so the result is deterministic. A chip whose SRAM cannot hold the smallest legal
 tile is a MapperError naming the kernel, the need and the capacity.
 """
@@ -18,9 +20,9 @@ from functools import cache
 import networkx as nx
 
 from chipsim.config import ChipConfig
-from chipsim.cost_model import TimingModel
+from chipsim.cost_model import Event, TimingModel, joules
 from isa import MAX_DIM, Bcast, DType, Instr, Mem, Vadd, Vcvt, Vgelu, Vmul, Vquant
-from mapper.context import ALIGN_BYTES, MapperContext
+from mapper.context import ALIGN_BYTES, MapperContext, Objective
 from mapper.errors import MapperError
 from mapper.kernels import (
     Attention,
@@ -98,9 +100,22 @@ def _dma_cycles(model: TimingModel, transfers: list[int], active_cores: int) -> 
     return max(engines, channel)
 
 
-def a_once_rows(m: int, tm: int, items: int, active: int) -> int:
-    """Rows of A a core keeps under Tiling.a_once: its row tiles' rows, at most all of them."""
-    return min(m, tm * -(-items // active))
+def core_runs(m: int, tm: int, items: int, cores: int) -> tuple[tuple[int, int], ...]:
+    """Per working core, (rows of A its row tiles span, column blocks it touches), as mapper.place deals a GEMM's
+    tiles (column block by column block, row tiles inner, in contiguous runs): the rows a core loads under
+    Tiling.a_once (mapper.emit loads from its first row tile's first row to its last one's last), and the weight
+    blocks it loads when a block stays put across row tiles (a block split between two cores is loaded by both)."""
+    m_tiles = -(-m // tm)
+    base, extra = divmod(items, cores)
+    runs, at = [], 0
+    for c in range(min(cores, items)):
+        n = base + (c < extra)
+        first, last = at % m_tiles, (at + n - 1) % m_tiles
+        blocks = (at + n - 1) // m_tiles - at // m_tiles + 1
+        rows = m if blocks > 1 else min(m, (last + 1) * tm) - first * tm
+        runs.append((rows, blocks))
+        at += n
+    return tuple(runs)
 
 
 @cache
@@ -124,23 +139,68 @@ def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, ge
     stores = [tm * tn * (q if out_q else 4)]
     dma = _dma_cycles(model, w_loads + a_loads + stores, active)
     vec = sum(model.cost(i).cycles for i in gemm_epilogue(tm, tn, q == 1, gelu=gelu, out_q=out_q, raw=raw))  # type: ignore[union-attr]
-    first_a = a_once_rows(m, tm, items, active) * k * q if a_once else 0 if a_resident else tm * chunks[0] * q
+    first_a = max(r for r, _ in core_runs(m, tm, items, active)) * k * q if a_once else 0 if a_resident else tm * chunks[0] * q
     head = _dma_cycles(model, [first_a, chunks[0] * tn * q], active)
     tail = _dma_cycles(model, stores, active)
     return per_core * max(mxu, dma, vec) + model.dram_latency_cycles + head + vec + tail
 
 
+def gemm_events(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, gelu: bool, tm: int, tn: int, tk: int,
+                a_resident: bool = False, raw: bool = False, parts: int = 1, a_once: bool = False) -> dict[Event, float]:
+    """What the whole GEMM with this tiling counts, in the executor's events (chipsim.cost_model's per-instruction
+    events: MACs, scratchpad and accumulator bytes, DRAM bytes, vector lane-ops): every work item's MATMULs, DMA
+    transfers and epilogue, items as full tiles (an int8 GEMM with an epilogue has dequantization scales). What
+    tilings differ in: DRAM bytes (A and weights re-read, a
+    weight block split between two cores loaded by both) and the accumulator traffic of a reduction in chunks."""
+    model = TimingModel.of(chip)
+    dtype = DType.INT8 if q == 1 else DType.BF16
+    items = -(-m // tm) * -(-n // tn) * parts
+    chunks = [min(tk, k - k0) for k0 in range(0, k, tk)]
+    events: dict[Event, float] = {}
+
+    def add(counts: tuple[tuple[Event, int], ...], times: float) -> None:
+        for e, c in counts:
+            events[e] = events.get(e, 0.0) + c * times
+
+    for j, kc in enumerate(chunks):
+        add(model.matmul(tm, kc, tn, dtype, accumulate=j > 0, preloaded=False).events, items)
+        if tk < k:  # the weight chunk of every item
+            add(model.dma(kc * tn * q, Mem.SPAD, load=True).events, items)
+        if not (a_resident or a_once):
+            add(model.dma(tm * kc * q, Mem.SPAD, load=True).events, items)
+    for rows, blocks in core_runs(m, tm, items, chip.num_cores):
+        if tk >= k:  # a weight block kept across the row tiles: loaded once by each core working on it
+            add(model.dma(k * tn * q, Mem.SPAD, load=True).events, blocks)
+        if a_once:
+            add(model.dma(rows * k * q, Mem.SPAD, load=True).events, 1)
+        if not raw:  # the epilogue's bias (and int8 dequantization scales) of each block
+            add(model.dma(tn * 4, Mem.SPAD, load=True).events, blocks * (2 if q == 1 else 1))
+    add(model.dma(tm * tn * (q if out_q else 4), Mem.SPAD if out_q else Mem.ACC, load=False).events, items)
+    for i in gemm_epilogue(tm, tn, q == 1, gelu=gelu, out_q=out_q, raw=raw):
+        add(model.cost(i).events, items)
+    return events
+
+
+@cache
+def _gemm_energy(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, gelu: bool, tm: int, tn: int, tk: int,
+                 a_resident: bool, raw: bool, parts: int, a_once: bool, cycles: float) -> float:
+    """The analytic energy (joules) of the whole GEMM with this tiling: its events (gemm_events) priced by the
+    chip's energy model, plus leakage over `cycles`."""
+    return joules(gemm_events(chip, m, k, n, q, out_q, gelu, tm, tn, tk, a_resident, raw, parts, a_once), cycles, chip)
+
+
 def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0, reserved_acc: int = 0, ahead: int = 0) -> Tiling:
-    """The cheapest tiling of `k` that fits, by the analytic model, within the candidate budget; with a
-    `ctx.measure` (the executor), the `ctx.recheck` cheapest are run as programs (mapper.recheck: its first `ahead`
-    weight tiles loaded ahead, as in the program) and the fastest measured of those moving the fewest DRAM bytes wins.
+    """The cheapest tiling of `k` that fits by `ctx.objective` (latency, energy or their product), by the analytic
+    model, within the candidate budget; with a `ctx.measure` (the executor), the `ctx.recheck` cheapest are run as
+    programs (mapper.recheck: its first `ahead` weight tiles loaded ahead, as in the program) and the best measured
+    of those moving the fewest DRAM bytes wins.
 
     With A resident in the scratchpad (kept on chip, mapper.on_chip), only tilings that keep the whole reduction in
     one chunk are legal: they read A in place and pay no A traffic."""
     chip = ctx.chip
     ranked, smallest_need = _best_tiling(chip, k.m, k.k, k.part_cols, ctx.q_itemsize, k.out_q is not None,
                                          k.gelu, k.a_resident is not None, ctx.search_candidates, reserved_spad, k.raw, k.parts,
-                                         ctx.recheck if ctx.measure is not None else 1, reserved_acc)
+                                         ctx.recheck if ctx.measure is not None else 1, reserved_acc, ctx.objective)
     if not ranked:
         raise MapperError(
             f"kernel {k.name} ({k.m}x{k.k}x{k.n}) does not fit: its smallest double-buffered tile needs "
@@ -158,10 +218,11 @@ def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0, reserved_ac
 @cache
 def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, gelu: bool,
                  a_resident: bool, candidates: int, reserved_spad: int, raw: bool = False, parts: int = 1,
-                 keep: int = 1, reserved_acc: int = 0) -> tuple[tuple[Tiling, ...], tuple[int, int]]:
+                 keep: int = 1, reserved_acc: int = 0, objective: Objective = Objective.LATENCY
+                 ) -> tuple[tuple[Tiling, ...], tuple[int, int]]:
     """The search itself, per GEMM shape (the same shape recurs in every layer): the `keep` cheapest tilings by
-    the analytic model, cheapest first (ties in visiting order; none when nothing fits), and the SRAM need of the
-    smallest candidate (for the error message). `n` is the width of one of `parts` column parts; the even shares
+    the analytic model and `objective`, cheapest first (ties in visiting order; none when nothing fits), and the
+    SRAM need of the smallest candidate (for the error message). `n` is the width of one of `parts` column parts; the even shares
     of the columns over the cores count every part."""
     tc = chip.core.tensor_core
     spad_cap, acc_cap = chip.core.scratchpad.size_bytes - reserved_spad, chip.core.accumulator.size_bytes - reserved_acc
@@ -184,13 +245,14 @@ def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, 
             fitting = [w for w in (3, 2) if gemm_sram_bytes(tm, tn, tk, q, out_q, resident, m if a_once else 0, w)[0] <= spad_cap]
             if fitting:
                 w_slots = fitting[0]
-                scored.append(Tiling(tm, tn, tk, _gemm_cost(chip, m, k, n, q, out_q, gelu, tm, tn, tk, resident, raw, parts,
-                                                            a_once, w_slots), a_once, w_slots))
+                cycles = _gemm_cost(chip, m, k, n, q, out_q, gelu, tm, tn, tk, resident, raw, parts, a_once, w_slots)
+                energy = _gemm_energy(chip, m, k, n, q, out_q, gelu, tm, tn, tk, resident, raw, parts, a_once, cycles)
+                scored.append(Tiling(tm, tn, tk, cycles, a_once, w_slots, energy))
         tried += 1
         if tried >= candidates:
             break
     assert smallest_need is not None
-    order = sorted(range(len(scored)), key=lambda i: (scored[i].cost_cycles, i))
+    order = sorted(range(len(scored)), key=lambda i: (objective.score(scored[i].cost_cycles, scored[i].energy_j), i))
     return tuple(scored[i] for i in order[:keep]), smallest_need
 
 

@@ -217,7 +217,7 @@ def test_the_search_rechecks_its_best_candidates_in_the_measure():
     def measure(program, chip_):
         assert chip_ is c and len(program.cores) == c.num_cores
         seen.append(tile(program))
-        return 10**9 if len(seen) == 1 else 1000 + len(seen)  # the analytically cheapest one run is the slowest
+        return (10**9 if len(seen) == 1 else 1000 + len(seen)), 1.0  # the analytically cheapest one run is the slowest
 
     picked = search_gemm(k, MapperContext(c, measure=measure, recheck=3))
     assert seen == [(256, 128), (128, 256)] and (analytic.tm, analytic.tn) == (128, 128)
@@ -268,10 +268,10 @@ def test_later_gemms_weight_tiles_are_loaded_ahead_into_their_slots():
 def test_a_gemm_loaded_ahead_below_another_keeps_its_other_slots_and_buffers_below():
     """Batch 16: a tile of FFN2 loaded during FFN1 would sit below FFN1's weight slots; FFN2's other weight slots and
     its A tiles must fit below it too, else nothing is loaded ahead there. The program lowers and verifies."""
-    from chipsim.executor import timed_cycles
+    from chipsim.executor import timed
 
     c = chip()
-    low = lower(build_graph(preset("bert-ner-wnut"), 128, 16), MapperContext(c, measure=timed_cycles), verify=True)
+    low = lower(build_graph(preset("bert-ner-wnut"), 128, 16), MapperContext(c, measure=timed), verify=True)
     verify(low.program, spad_bytes=c.core.scratchpad.size_bytes, acc_bytes=c.core.accumulator.size_bytes,
            dram_bytes=low.layout.size_bytes, array_rows=c.core.tensor_core.rows, array_cols=c.core.tensor_core.cols)
     assert any(dst == "l0.ffn1" for _, dst, _ in low.ahead_bytes)
@@ -371,7 +371,95 @@ def test_the_recheck_keeps_tilings_that_move_the_fewest_dram_bytes():
         low = lower(graph, MapperContext(c, measure=measure))
         return _dram_bytes(low.program)
 
-    fewest = moved(lambda program, chip: _dram_bytes(program))
-    most = moved(lambda program, chip: -_dram_bytes(program))  # the fastest is the one moving the most bytes
+    fewest = moved(lambda program, chip: (_dram_bytes(program), 1.0))
+    most = moved(lambda program, chip: (-_dram_bytes(program), 1.0))  # the fastest is the one moving the most bytes
     weights = sum(t.nbytes for name, t in lower(graph, MapperContext(c)).layout.tensors.items() if name.endswith(".w"))
     assert most <= fewest * 1.02 and most <= 1.25 * weights
+
+
+@pytest.mark.parametrize("sets", [(), ("mesh.cols=3", "core.tensor_core.rows=32", "core.tensor_core.cols=32"),
+                                  ("core.tensor_core.precision=bf16",)])
+def test_the_searchs_gemm_events_are_the_executors(sets):
+    """The events the search prices a tiling's energy by (mapper.tiling.gemm_events) are the ones the executor
+    counts running that tiling's program, to within 1% (edge tiles counted as full ones): MACs, scratchpad and
+    accumulator bytes, DRAM bytes (A per item or once, weight blocks kept or reloaded, a block split between two
+    cores loaded by both), lane-ops. A chip without a global buffer (whose hits the search does not model)."""
+    import dataclasses
+
+    from chipsim.executor import execute
+    from mapper.recheck import _program
+    from mapper.tiling import _best_tiling, gemm_events
+
+    c = chip(*sets)
+    ctx = MapperContext(c)
+    checked = set()
+    for m, k, n, out_q in ((256, 512, 1024, False), (128, 768, 3072, True), (512, 768, 768, True)):
+        g = Gemm("gemm", 0, 0, m, k, n, "a", "w", "deq" if ctx.int8 else None, "bias", "out_q" if out_q else None, None if out_q else "out_f")
+        ranked, _ = _best_tiling(c, m, k, n, ctx.q_itemsize, out_q, False, False, 512, 0, False, 1, 40)
+        for t in ranked[::10]:
+            checked.add((t.a_once, t.tk >= k))
+            ran = execute(_program(dataclasses.replace(g, tiling=t), ctx, 0, 0).program, c, functional=False).events
+            counted = gemm_events(c, m, k, n, ctx.q_itemsize, out_q, False, t.tm, t.tn, t.tk, a_once=t.a_once)
+            assert set(counted) == set(ran), (t, set(counted) ^ set(ran))
+            for event, n_ran in ran.items():
+                assert counted[event] == pytest.approx(n_ran, rel=0.01), (t, event)
+    assert {(True, True), (False, True), (False, False)} <= checked  # every way of loading A and the weights
+
+
+def test_the_analytic_search_ranks_tilings_by_the_objective():
+    """`mapper.objective` orders the search's candidates: by cycles, by joules, or by their product; on BERT-base's
+    FFN2 the cheapest by energy is not the fastest."""
+    from mapper.context import Objective
+    from mapper.tiling import _best_tiling
+
+    c = chip()
+    best = {}
+    for objective in Objective:
+        ranked, _ = _best_tiling(c, 128, 3072, 768, 1, False, False, False, 512, 0, False, 1, 1000, 0, objective)
+        scores = [objective.score(t.cost_cycles, t.energy_j) for t in ranked]
+        assert scores == sorted(scores) and len(ranked) > 10
+        best[objective] = ranked[0]
+    fast, frugal, edp = best[Objective.LATENCY], best[Objective.ENERGY], best[Objective.EDP]
+    assert fast != frugal and frugal.energy_j < fast.energy_j and fast.cost_cycles < frugal.cost_cycles
+    assert edp.cost_cycles * edp.energy_j <= min(fast.cost_cycles * fast.energy_j, frugal.cost_cycles * frugal.energy_j)
+
+
+def test_the_recheck_keeps_the_best_measured_by_the_objective():
+    """The re-check runs the few best candidates and keeps, of those within 2% of the fewest DRAM bytes, the one
+    the measure (cycles, joules) finds best by the objective: the fastest, the most frugal, or the best product."""
+    from mapper.context import Objective
+
+    c = chip()
+    k = Gemm("g", 0, 0, 256, 512, 1024, "a", "w", "d", "b", "o", None)
+    figures = [(1000, 9.0), (3000, 1.0), (1500, 1.5)]  # in the order run: fastest, most frugal, best product
+    for objective, want in ((Objective.LATENCY, 0), (Objective.ENERGY, 1), (Objective.EDP, 2)):
+        seen = []
+
+        def measure(program, chip_):
+            seen.append(next((i.m, i.n) for core in program.cores for i in core if i.op is Opcode.MATMUL))
+            return figures[len(seen) - 1] if len(seen) <= len(figures) else (10**9, 10.0**9)
+
+        picked = search_gemm(k, MapperContext(c, measure=measure, recheck=8, objective=objective))
+        assert len(seen) >= 3 and (picked.tm, picked.tn) == seen[want], (objective, seen)
+
+
+def test_an_objective_keeps_the_best_whole_program_by_its_figure():
+    """The whole program is checked too: GEMM choices each the best measured alone can make a program that is
+    worse by the objective's own figure than another objective's program, as on BERT-base on a 2x2 of 256x256,
+    where the energy objective's GEMM choices cost more energy than the latency objective's (the weight tiles
+    loaded ahead across kernels change with them). So `lower` keeps, of the three objectives' programs, the best
+    by the objective: the energy objective's has the fewest joules of them, the EDP one's the least product."""
+    from chipsim.executor import execute, timed
+    from mapper.context import Objective
+
+    graph = build_graph(preset("bert-base"), 128, 1)
+    for c in (chip("core.tensor_core.rows=256", "core.tensor_core.cols=256"), chip_from_dict(load_chip_dict("tpuv1"))):
+        figures = {}
+        for objective in Objective:
+            low = lower(graph, MapperContext(c, measure=timed, objective=objective))
+            r = execute(low.program, c, functional=False)
+            figures[objective] = (r.cycles, r.energy_j["total"])
+        joules = [e for _, e in figures.values()]
+        products = [n * e for n, e in figures.values()]
+        assert figures[Objective.ENERGY][1] == min(joules)
+        assert figures[Objective.EDP][0] * figures[Objective.EDP][1] == min(products)

@@ -113,6 +113,7 @@ def test_more_dram_bandwidth_never_slower():
         (("--set", "chip.core.tensor_core.rowz=64"), "chip.core.tensor_core.rowz: unknown field; did you mean 'rows'?"),
         (("--set", "workload.seq_len=abc"), "workload.seq_len: got 'abc'; must be an integer >= 1"),
         (("--set", "chip.mesh.rows=0"), "chip.mesh.rows: got 0; must be an integer >= 1"),
+        (("--set", "mapper.objective=fast"), "mapper.objective: got 'fast'; must be one of latency, energy, edp"),
         (("--set", "chip.core.tensor_core.rows=0"), "chip.core.tensor_core.rows: got 0; must be an integer >= 1"),
         (("--set", "workload.seq_len=600"), "workload.seq_len 600 exceeds the maximum 512 positions of 'bert-ner-wnut'; use 1..512."),
         (("--set", "chip.core.scratchpad.size_kib=1", "--set", "chip.core.scratchpad.banks=1"), "does not fit"),

@@ -25,6 +25,7 @@ from chipsim.config import (
     problems_of,
 )
 from isa import MAX_DIM
+from mapper import Objective
 
 PositiveInt = Annotated[int, Strict(), Field(ge=1)]
 
@@ -53,6 +54,8 @@ class WorkloadConfig(_Model):
 class MapperConfig(_Model):
     search_candidates: Annotated[int, Strict(), Field(ge=1, le=1_000_000)] = 512  # tilings scored per GEMM (deterministic budget)
     verify: Annotated[bool, Strict()] = True  # run the ISA verifier on the program before executing it
+    # what the mapping search minimises per GEMM: cycles (latency), joules (energy) or their product (edp)
+    objective: Objective = Objective.LATENCY
 
 
 class OutputConfig(_Model):
