@@ -335,15 +335,15 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
     s_len, d, tq = k.seq, k.head_dim, k.tq
     qkv_t, mask_t = dram[k.q], dram[k.mask]
     k_col, v_col = k.hidden, 2 * k.hidden  # Q | K | V side by side
-    q_bufs = [b.spad.take(tq * d * q, f"{k.name} Q tile") for _ in range(2)]
+    q_bufs = [b.spad.take(tq * d * q, f"{k.name} Q tile") for _ in range(k.in_slots)]
     kv_bufs = [(b.spad.take(s_len * d * q, f"{k.name} K"), b.spad.take(s_len * d * q, f"{k.name} V"),
-                b.spad.take(s_len * 4, f"{k.name} mask")) for _ in range(2)]
+                b.spad.take(s_len * 4, f"{k.name} mask")) for _ in range(k.in_slots)]
     p_bufs = [b.spad.take(tq * s_len * q, f"{k.name} probabilities") for _ in range(2)]
     out_bufs = [b.spad.take(tq * d * q, f"{k.name} context tile") for _ in range(2)]
     row_max, row_sum = b.spad.take(tq * 4, f"{k.name} row max"), b.spad.take(tq * 4, f"{k.name} row sum")
     sc_bufs = [b.acc.take(tq * s_len * 4, f"{k.name} scores") for _ in range(2)]
     cx_bufs = [b.acc.take(tq * d * 4, f"{k.name} context accumulator") for _ in range(2)]
-    ch_q, ch_kv = Channel(b, Unit.DMA, Unit.MXU), Channel(b, Unit.DMA, Unit.MXU)
+    ch_q, ch_kv = Channel(b, Unit.DMA, Unit.MXU, slots=k.in_slots), Channel(b, Unit.DMA, Unit.MXU, slots=k.in_slots)
     ch_sc, ch_p = Channel(b, Unit.MXU, Unit.VEC), Channel(b, Unit.VEC, Unit.MXU)
     ch_cx, ch_out = Channel(b, Unit.MXU, Unit.VEC), Channel(b, Unit.VEC, Unit.DMA if out_chip is None else Unit.NOC)
 
@@ -607,11 +607,13 @@ def _rownorm_recvs(b: CoreBuilder, k: RowNorm, work: Work, outq_chip: OnChip | N
 EMITTERS = {Gemm: emit_gemm, Attention: emit_attention, RowNorm: emit_rownorm}
 
 
-def _issue_prefetch(b: CoreBuilder, loads: list[list[Instr]], after: int = 0) -> None:
+def _issue_prefetch(b: CoreBuilder, loads: list[list[Instr]], after: int = 1) -> None:
     """Later GEMMs' weight tiles go into the DMA queue after the loads of this kernel's item `after` (-1, the last:
-    a GEMM streams its own weights until then), all of them; or (`after` 0: a vector-bound kernel leaves the DRAM
-    idle) one after each item's loads from the first on, so its own loads are not held up, and those left after
-    the last."""
+    a GEMM streams its own weights until then), all of them; or (a vector-bound kernel, which leaves the DRAM
+    idle) one after each item's loads from item `after` on, and those left after the last. From the second item
+    on: the first two items' loads go back to back into their double buffers, and only the third item's wait for
+    the first to release its slots, so a tile behind the second item's loads fills that wait instead of holding
+    up the second item (on a 2x2 of 256x256, BERT-base's attention lost a thousand cycles a layer so)."""
     if not b.prefetch or not loads:
         return
     if after == -1:
@@ -673,7 +675,7 @@ def _footprint(k: Kernel, ctx: MapperContext, slots: int | None) -> int:
         spad = gemm_sram_bytes(t.tm, t.tn, t.tk, q, k.out_q is not None, k.a_resident is not None, k.m if t.a_once else 0, n)[0]
         return spad if slots is None else spad - n * _tile_bytes(k, ctx)
     if isinstance(k, Attention):
-        return attention_sram_bytes(k.tq, k.seq, k.head_dim, q)[0]
+        return attention_sram_bytes(k.tq, k.seq, k.head_dim, q, k.in_slots)[0]
     assert isinstance(k, RowNorm)
     return rownorm_sram_bytes(k.tr, k.cols, q, k.in_acc)[0]
 

@@ -112,6 +112,7 @@ class Attention:
     inv_scale_k: float = 1.0
     inv_scale_v: float = 1.0
     tq: int = 0  # query rows per work item (set by tiling)
+    in_slots: int = 2  # slots of each input buffer: a Q tile, a head's K, V and mask (set by tiling)
 
     @property
     def macs(self) -> int:
