@@ -4,10 +4,10 @@ The analytic model (mapper.tiling) prices a GEMM tiling from per-item costs; the
 everything the model leaves out (DRAM contention between cores, semaphore waits, pipeline fill and drain). For
 each GEMM shape the search keeps its few cheapest tilings, and this module runs each as a program of that one
 kernel (placed and emitted exactly as in the full program, where a barrier delimits every kernel, with the first
-weight tiles the kernel before it loads ahead already in their slots) and keeps the fastest measured among those
-within 2% of the fewest DRAM bytes (the best measured by the mapper's objective: cycles, joules, or their
-product; the joules of the tiles loaded ahead counted), ties going to the analytically cheaper. Results are cached per chip and
-shape: every layer repeats the same shapes.
+weight tiles the kernel before it loads ahead already in their slots) and keeps, among those within 2% of the
+fewest DRAM bytes, the best measured by the mapper's objective (cycles, joules with the tiles loaded ahead
+priced, or their product), ties going to the analytically cheaper. Results are cached per chip and shape: every
+layer repeats the same shapes.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from mapper.layout import TensorRole, TensorShape, allocate_dram
 from mapper.place import place_on_cores
 
 
-def fastest_measured(k: Gemm, ranked: tuple[Tiling, ...], ctx: MapperContext, reserved_spad: int, reserved_acc: int = 0,
+def best_measured(k: Gemm, ranked: tuple[Tiling, ...], ctx: MapperContext, reserved_spad: int, reserved_acc: int = 0,
                      ahead: int = 0) -> Tiling:
     """The best of `ranked` by `ctx.objective`, each measured as a program of `k` alone whose first `ahead` weight
     tiles (at most one per slot) are in their slots already, as the kernel before it leaves them in the full
@@ -36,11 +36,11 @@ def fastest_measured(k: Gemm, ranked: tuple[Tiling, ...], ctx: MapperContext, re
     shape = dataclasses.replace(k, name="gemm", layer=0, phase=0, a="a", w="w", deq="deq" if k.deq else None, bias="bias",
                                 out_q="out_q" if k.out_q else None,
                                 out_f="out_f" if k.out_f else None, out_inv_scale=1.0, part_inv_scales=(), tiling=None)
-    return _fastest(shape, ranked, ctx.chip, reserved_spad, reserved_acc, ctx.measure, ahead, ctx.objective)
+    return _best(shape, ranked, ctx.chip, reserved_spad, reserved_acc, ctx.measure, ahead, ctx.objective)
 
 
 @cache
-def _fastest(k: Gemm, ranked: tuple[Tiling, ...], chip: ChipConfig, reserved_spad: int, reserved_acc: int, measure: Measure,
+def _best(k: Gemm, ranked: tuple[Tiling, ...], chip: ChipConfig, reserved_spad: int, reserved_acc: int, measure: Measure,
              ahead: int = 0, objective: Objective = Objective.LATENCY) -> Tiling:
     ctx = MapperContext(chip)
     lowered = [_program(dataclasses.replace(k, tiling=t), ctx, reserved_spad, reserved_acc, ahead) for t in ranked]

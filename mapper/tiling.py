@@ -214,9 +214,9 @@ def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0, reserved_ac
         )
     if len(ranked) == 1 or ctx.measure is None:
         return ranked[0]
-    from mapper.recheck import fastest_measured  # it emits programs: imported here, past the passes it uses
+    from mapper.recheck import best_measured  # it emits programs: imported here, past the passes it uses
 
-    return fastest_measured(k, ranked, ctx, reserved_spad, reserved_acc, ahead)
+    return best_measured(k, ranked, ctx, reserved_spad, reserved_acc, ahead)
 
 
 @cache
