@@ -33,13 +33,16 @@ class LayerRecord:
     energy_breakdown_j: dict[str, float]  # by component, per inference; `total` = energy_j
     bound: str  # what binds this layer in the roofline sense: compute, dram, vector or noc
     mapping: str  # tile sizes, operand residency and placement of the layer's kernels
-    # Where the cycles go: cycles >= busiest_unit_cycles >= (about) bound_cycles. bound_cycles is the chip's bound
-    # for this layer's own work (chipsim.bound); busiest_unit_cycles the time of the schedule's busiest resource
-    # (`dram`, `array`, `vector` or `noc`: the busiest core's unit, DRAM as its channel time), so the gap splits
-    # into work beyond the bound on that resource and the rest: pipeline fill and drain, waits, idle cores.
+    # Where the cycles go: cycles >= busiest_unit_cycles >= busiest_unit_even_cycles >= (about) bound_cycles.
+    # bound_cycles is the chip's bound for this layer's own work (chipsim.bound); busiest_unit_cycles the time of
+    # the schedule's busiest resource (`dram`, `array`, `vector` or `noc`: the busiest core's unit, DRAM as its
+    # channel time); busiest_unit_even_cycles that resource's work spread evenly over every core. So the gap
+    # splits into work beyond the bound on that resource (padded tiles, re-read bytes, extra passes), work the
+    # cores did not share evenly (idle cores), and the rest: pipeline fill and drain and waits between units.
     bound_cycles: float
     busiest_unit: str
     busiest_unit_cycles: float
+    busiest_unit_even_cycles: float
 
 
 LAYER_FIELDS = tuple(f.name for f in fields(LayerRecord) if f.name != "energy_breakdown_j")

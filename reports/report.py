@@ -210,8 +210,9 @@ Sweep file {html.escape(results.sweep.source)}; chipsim {html.escape(results.swe
 <h2>Where the cycles go (the best design)</h2>
 <p class="meta">Each layer kind, summed over the encoder's layers, against the chip's bound for its own work (its MACs at
 peak, its compulsory DRAM bytes, its least vector work); the gap splits into work beyond the bound on the schedule's
-busiest resource (a chip limit shows as cycles / bound near 1, a mapping limit as a large share here) and the time no
-resource was saturated: pipeline fill and drain, waits and idle cores.</p>
+busiest resource (a chip limit shows as cycles / bound near 1, a mapping limit as a large share here), the part of
+that resource's work the cores did not share evenly (idle cores), and the time it was not busy: pipeline fill and
+drain, and waits for other units or cores.</p>
 {where}
 <h2>Plots</h2>
 {figures}

@@ -29,6 +29,7 @@ class KindRow:
     bound_cycles: float  # the chip's bound for these layers' work, summed
     busiest_unit: str  # the schedule's busiest resource, the one of the most cycles among its layers
     busiest_unit_cycles: float
+    busiest_unit_even_cycles: float
 
 
 def _kinds(layers: tuple[LayerRecord, ...]) -> list[KindRow]:
@@ -45,25 +46,32 @@ def _kinds(layers: tuple[LayerRecord, ...]) -> list[KindRow]:
             busiest[layer.busiest_unit] = busiest.get(layer.busiest_unit, 0) + layer.cycles
         out.append(KindRow(kind, len(ls), sum(x.cycles for x in ls), sum(x.macs for x in ls), sum(x.dram_bytes for x in ls),
                            sum(x.energy_j for x in ls), max(weight, key=lambda b: weight[b]), sum(x.bound_cycles for x in ls),
-                           max(busiest, key=lambda b: busiest[b]), sum(x.busiest_unit_cycles for x in ls)))
+                           max(busiest, key=lambda b: busiest[b]), sum(x.busiest_unit_cycles for x in ls),
+                           sum(x.busiest_unit_even_cycles for x in ls)))
     return out
 
 
-def where_the_cycles_go(layers: tuple[LayerRecord, ...], run_cycles: int) -> list[tuple[str, str, str, str, str, str, str]]:
+def where_the_cycles_go(layers: tuple[LayerRecord, ...], run_cycles: int) -> list[tuple[str, ...]]:
     """Per layer kind (summed over the layers), most cycles first: cycles, the chip's bound for that work,
-    cycles / bound, and the gap split into work beyond the bound on the schedule's busiest resource and the rest
-    (pipeline fill and drain, waits for other units or cores, idle cores), each as a share of the run."""
+    cycles / bound, and the gap split in three, each also as a share of the run: the busiest resource's work
+    beyond the bound (spread evenly over the cores), the part of its work the cores did not share evenly (idle
+    cores), and the time it was not busy (pipeline fill and drain, waits for other units or cores)."""
     rows = []
+
+    def share(x: float) -> str:
+        return f"{x:,.0f} ({100 * x / run_cycles:.1f} %)"
+
     for k in sorted(_kinds(layers), key=lambda x: -x.cycles):
-        excess = max(0.0, k.busiest_unit_cycles - k.bound_cycles)
+        excess = max(0.0, k.busiest_unit_even_cycles - k.bound_cycles)
+        uneven = max(0.0, k.busiest_unit_cycles - max(k.busiest_unit_even_cycles, k.bound_cycles))
         rest = max(0.0, k.cycles - max(k.busiest_unit_cycles, k.bound_cycles))
         rows.append((k.kind, f"{k.cycles:,}", f"{k.bound_cycles:,.0f}", f"{k.cycles / k.bound_cycles:.2f}x" if k.bound_cycles else "n/a",
-                     k.busiest_unit, f"{excess:,.0f} ({100 * excess / run_cycles:.1f} %)", f"{rest:,.0f} ({100 * rest / run_cycles:.1f} %)"))
+                     k.busiest_unit, share(excess), share(uneven), share(rest)))
     return rows
 
 
 WHERE_COLUMNS = ("kind", "cycles", "bound", "cycles / bound", "busiest unit", "its work beyond the bound",
-                 "fill, drain, waits, idle cores")
+                 "idle cores (its work not shared evenly)", "fill, drain, waits")
 
 
 def summary_tables(r: RunRecord, top: int = 8) -> list[Table]:

@@ -105,10 +105,17 @@ def per_layer(cfg: RunConfig, lowered: Lowered, result: RunResult, bounds: dict[
             "vector": limits["vector"], "noc": limits["noc"],
         }
         busiest = max(busiest_unit, key=lambda k: busiest_unit[k])
+        # The same resource's work spread evenly over every core (the DRAM channel is one for the chip): what is
+        # left between it and the busiest core's is work the other cores did not share.
+        unit_of = {"dram": Unit.DMA, "array": Unit.MXU, "vector": Unit.VEC, "noc": Unit.NOC}[busiest]
+        even = sum(sum(core[unit_of] for core in p.busy_cycles) / len(p.busy_cycles) for p in phases)
+        if busiest == "dram":
+            even = max(limits["dram"], even)
         layer_bound = bounds[label].bound_cycles if label in bounds else 0.0
         out.append(LayerRecord(
             name=label, kind=layer_kind(label), cycles=cycles, macs=macs,
             bound_cycles=layer_bound, busiest_unit=busiest, busiest_unit_cycles=busiest_unit[busiest],
+            busiest_unit_even_cycles=min(even, busiest_unit[busiest]),
             utilization=macs / (pes * cycles) if cycles else 0.0,
             dram_read_bytes=read, dram_write_bytes=write, dram_bytes=read + write,
             dram_bandwidth_utilization=(read + write) / (cycles * chip.dram_bytes_per_cycle) if cycles else 0.0,
