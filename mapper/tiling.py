@@ -34,6 +34,7 @@ from mapper.kernels import (
     kernels,
     replace_kernels,
 )
+from mapper.place import _deal
 
 SLOTS = 2  # double buffering
 # Slots of the attention's inputs (Q tile, K, V, mask) where they fit: the third and fourth items' inputs load
@@ -110,15 +111,14 @@ def core_runs(m: int, tm: int, items: int, cores: int) -> tuple[tuple[int, int],
     Tiling.a_once (mapper.emit loads from its first row tile's first row to its last one's last), and the weight
     blocks it loads when a block stays put across row tiles (a block split between two cores is loaded by both)."""
     m_tiles = -(-m // tm)
-    base, extra = divmod(items, cores)
-    runs, at = [], 0
-    for c in range(min(cores, items)):
-        n = base + (c < extra)
-        first, last = at % m_tiles, (at + n - 1) % m_tiles
-        blocks = (at + n - 1) // m_tiles - at // m_tiles + 1
-        rows = m if blocks > 1 else min(m, (last + 1) * tm) - first * tm
+    runs = []
+    for run in _deal([(i,) for i in range(items)], cores):
+        if not run:
+            continue
+        (at,), (end,) = run[0], run[-1]
+        blocks = end // m_tiles - at // m_tiles + 1
+        rows = m if blocks > 1 else min(m, (end % m_tiles + 1) * tm) - (at % m_tiles) * tm
         runs.append((rows, blocks))
-        at += n
     return tuple(runs)
 
 
@@ -154,8 +154,8 @@ def gemm_events(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, g
     """What the whole GEMM with this tiling counts, in the executor's events (chipsim.cost_model's per-instruction
     events: MACs, scratchpad and accumulator bytes, DRAM bytes, vector lane-ops): every work item's MATMULs, DMA
     transfers and epilogue, items as full tiles (an int8 GEMM with an epilogue has dequantization scales). What
-    tilings differ in: DRAM bytes (A and weights re-read, a
-    weight block split between two cores loaded by both) and the accumulator traffic of a reduction in chunks."""
+    tilings differ in: DRAM bytes (A and weights re-read, a weight block split between two cores loaded by both)
+    and the accumulator traffic of a reduction in chunks."""
     model = TimingModel.of(chip)
     dtype = DType.INT8 if q == 1 else DType.BF16
     items = -(-m // tm) * -(-n // tn) * parts
