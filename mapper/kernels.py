@@ -49,7 +49,7 @@ class Tiling:
     # weight tiles in flight: 2 double-buffers; 3 lets the DMA load tile i+2 while tile i's MATMUL still drains,
     # so a weight stream as fast as the array never waits for a slot
     w_slots: int = 2
-    energy_j: float = 0.0  # the analytic model's energy for the whole kernel (joules, leakage over cost_cycles)
+    energy_j: float = 0.0  # the analytic model's energy for the whole kernel (joules, leakage over cost_cycles); 0 under the latency objective, which does not price it
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,7 @@ def _dma_cycles(model: TimingModel, transfers: list[int], active_cores: int) -> 
     return max(engines, channel)
 
 
+@cache
 def core_runs(m: int, tm: int, items: int, cores: int) -> tuple[tuple[int, int], ...]:
     """Per working core, (rows of A its row tiles span, column blocks it touches), as mapper.place deals a GEMM's
     tiles (column block by column block, row tiles inner, in contiguous runs): the rows a core loads under
@@ -250,7 +251,8 @@ def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, 
             if fitting:
                 w_slots = fitting[0]
                 cycles = _gemm_cost(chip, m, k, n, q, out_q, gelu, tm, tn, tk, resident, raw, parts, a_once, w_slots)
-                energy = _gemm_energy(chip, m, k, n, q, out_q, gelu, tm, tn, tk, resident, raw, parts, a_once, cycles)
+                energy = 0.0 if objective is Objective.LATENCY else _gemm_energy(
+                    chip, m, k, n, q, out_q, gelu, tm, tn, tk, resident, raw, parts, a_once, cycles)
                 scored.append(Tiling(tm, tn, tk, cycles, a_once, w_slots, energy))
         tried += 1
         if tried >= candidates:
