@@ -1,7 +1,8 @@
 """What each instruction touches: the SRAM tiles it reads and writes and the DRAM bytes it spans.
 
 The verifier checks these against the chip's memories; the executor and the energy model use them for
-hazards and byte counts. Every tile is dense row-major (row pitch = cols * itemsize).
+hazards and byte counts. Every tile is row-major and dense (row pitch = cols * itemsize) but a strided
+NOC_RECV's, whose rows are `pitch` bytes apart.
 """
 
 from __future__ import annotations
@@ -26,10 +27,18 @@ class Operand:
     cols: int
     dtype: DType
     write: bool
+    pitch: int = 0  # bytes between the starts of consecutive rows; 0: dense (cols * itemsize)
 
     @property
     def nbytes(self) -> int:
+        """The bytes the tile holds (its rows' bytes, not the gaps between strided rows)."""
         return self.rows * self.cols * self.dtype.itemsize
+
+    @property
+    def end(self) -> int:
+        """One past the tile's last byte."""
+        row = self.cols * self.dtype.itemsize
+        return self.addr + (self.rows - 1) * (self.pitch or row) + row if self.rows else self.addr
 
 
 def _rd(name: str, mem: Mem, addr: int, rows: int, cols: int, dtype: DType) -> Operand:
@@ -59,8 +68,7 @@ def noc_send(i: Instr) -> tuple[Operand, ...]:
 def noc_recv(i: Instr) -> tuple[Operand, ...]:
     if i.rows == 1:
         return (_wr("addr", i.mem, i.addr, 1, i.bytes, DType.INT8),)
-    row = i.bytes // i.rows
-    return tuple(_wr("addr", i.mem, i.addr + r * i.stride_bytes, 1, row, DType.INT8) for r in range(i.rows))
+    return (Operand("addr", i.mem, i.addr, i.rows, i.bytes // i.rows, DType.INT8, True, i.stride_bytes),)
 
 
 def ldw(i: Instr) -> tuple[Operand, ...]:

@@ -52,8 +52,14 @@ class _TypeMap:
         self.phase = {Mem.SPAD: np.zeros(spad_bytes, np.uint8), Mem.ACC: np.zeros(acc_bytes, np.uint8)}
         self.carried = {Mem.SPAD: np.zeros(spad_bytes, np.uint8), Mem.ACC: np.zeros(acc_bytes, np.uint8)}
 
-    def write(self, mem: Mem, start: int, end: int, dtype: DType | None) -> None:
-        self.phase[mem][start:end] |= self.ANY if dtype is None else 1 << int(dtype)
+    def write(self, mem: Mem, start: int, end: int, dtype: DType | None, rows: int = 1, pitch: int = 0) -> None:
+        """Mark bytes start..end-1 written as `dtype`; with a `pitch`, only `rows` rows of (end - start - (rows - 1)
+        * pitch) bytes, `pitch` bytes apart (a strided NOC_RECV)."""
+        seg = self.phase[mem][start:end]
+        if rows > 1 and pitch:
+            row = end - start - (rows - 1) * pitch
+            seg = np.lib.stride_tricks.as_strided(seg, shape=(rows, row), strides=(pitch, 1), writeable=True)
+        seg |= self.ANY if dtype is None else 1 << int(dtype)
 
     def conflict(self, mem: Mem, start: int, end: int, dtype: DType) -> str | None:
         seg = self.phase[mem][start:end]
@@ -83,11 +89,11 @@ def _dtype_problems(c: int, instrs: tuple[Instr, ...], spad_bytes: int, acc_byte
                 instr = instrs[idx]
                 untyped = instr.op in (Opcode.NOC_SEND, Opcode.NOC_RECV)
                 for o in instr.spec.operands(instr):
-                    end = o.addr + o.nbytes
+                    end = o.end
                     if o.write != want_write or end > sizes[o.mem]:
                         continue
                     if o.write:
-                        types.write(o.mem, o.addr, end, None if untyped else o.dtype)
+                        types.write(o.mem, o.addr, end, None if untyped else o.dtype, o.rows, o.pitch)
                     elif not untyped:
                         held = types.conflict(o.mem, o.addr, end, o.dtype)
                         if held is not None:
@@ -116,7 +122,7 @@ def verify(program: Program, *, spad_bytes: int, acc_bytes: int, dram_bytes: int
             at = _at(c, idx, instr)
             seen: set[tuple[str, bool]] = set()
             for o in instr.spec.operands(instr):
-                end = o.addr + o.nbytes
+                end = o.end
                 size = sizes[o.mem]
                 mem = o.mem.name.lower()
                 if (o.name, False) not in seen and (o.name, True) not in seen:
@@ -126,7 +132,8 @@ def verify(program: Program, *, spad_bytes: int, acc_bytes: int, dram_bytes: int
                         problems.append(f"{at}: {o.name} address {mem}:0x{o.addr:x} is outside the {size}-byte {o.mem.name}")
                     elif end > size:
                         problems.append(
-                            f"{at}: {o.name} tile {mem}:0x{o.addr:x} of {o.rows}x{o.cols} {o.dtype.name} ({o.nbytes} bytes) "
+                            f"{at}: {o.name} tile {mem}:0x{o.addr:x} of {o.rows}x{o.cols} {o.dtype.name} "
+                            f"({o.nbytes} bytes{f', rows {o.pitch} bytes apart' if o.pitch else ''}) "
                             f"overruns the {size}-byte {o.mem.name} (ends at 0x{end:x})"
                         )
                 seen.add((o.name, o.write))

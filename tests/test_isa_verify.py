@@ -89,6 +89,9 @@ def test_a_multicast_needs_a_receive_on_every_core() -> None:
          "core 0 instr 2 (WAIT): semaphore 5 is waited on more often than it is signalled on this core, so this WAIT can never complete"),
         ("noc_send dst_core=0 addr=spad:0x0 bytes=4 tag=0",
          "core 0 instr 0 (NOC_SEND): no NOC_RECV on core 0 matches this send (src 0, tag 0, 4 bytes)"),
+        ("noc_send dst_core=0 addr=spad:0x0 bytes=64 tag=0\nnoc_recv src_core=0 addr=spad:0xff00 bytes=64 tag=0 rows=2 stride=256",
+         "core 0 instr 1 (NOC_RECV): addr tile spad:0xff00 of 2x32 INT8 (64 bytes, rows 256 bytes apart) overruns the "
+         "65536-byte SPAD (ends at 0x10020)"),
         ("noc_recv src_core=3 addr=spad:0x0 bytes=4 tag=0",
          "core 0 instr 0 (NOC_RECV): core 3 is outside the 1x1 mesh (cores 0..0)"),
         ("halt\nvexp dst=acc:0x0 src=acc:0x0 rows=1 cols=1",
