@@ -70,8 +70,8 @@ class DeadlockError(ExecutionError):
 def timed(program: Program, chip: ChipConfig) -> tuple[int, float]:
     """A program's cycles and energy (joules) on `chip`, timing only: what the mapper's search measures its best
     candidates with."""
-    r = execute(program, chip, functional=False)
-    return r.cycles, r.energy_j["total"]
+    run = _simulated(program, chip, None, trace=False, replay=True)
+    return run.totals()
 
 
 def execute(
@@ -103,15 +103,19 @@ def execute(
             dram_bytes=int(dram.size) if dram is not None else 1 << 40,
             array_rows=core.tensor_core.rows, array_cols=core.tensor_core.cols,
         )
+    return _simulated(program, chip, dram if functional else None, trace, replay).result()
+
+
+def _simulated(program: Program, chip: ChipConfig, dram: np.ndarray | None, trace: bool, replay: bool) -> _Run:
+    """The program decoded and run to its end (values computed on `dram` unless None)."""
     # Decoding and scheduling allocate many small acyclic tuples; the cyclic garbage collector's scans of them
     # would double the run time (measured in benchmarks/bench_executor.py), so it is paused during the run.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        decoded = decode_program(program, chip)
-        run = _Run(program, chip, decoded, dram if functional else None, trace, replay)
+        run = _Run(program, chip, decode_program(program, chip), dram, trace, replay)
         run.simulate()
-        return run.result()
+        return run
     finally:
         if collecting:
             gc.enable()
@@ -625,6 +629,30 @@ class _Run:
             replayed_phases=len(self.replayed),
         )
 
+    def totals(self) -> tuple[int, float]:
+        """The run's cycles and joules, as result() gives them (the same events, summed in the same order), without
+        the per-phase and per-instruction figures: what the mapper's search measures."""
+        cycles = max(self.done, default=0)
+        events: dict[str, int] = {}
+        for k in range(len(self.bar_time) + 1):
+            for ev, n in self._phase_events(k).items():
+                events[ev] = events.get(ev, 0) + n
+        return cycles, energy_breakdown(events, float(cycles), self.chip)["total"]
+
+    def _phase_events(self, k: int) -> dict[str, int]:
+        """The events of phase k over every core, global-buffer hits applied."""
+        events: dict[str, int] = {}
+        for d in self.decoded:
+            if k < len(d.phase_events):
+                for ev, n in d.phase_events[k].items():
+                    events[ev.value] = events.get(ev.value, 0) + n
+        if self.gbuf is not None:  # loads served by the global buffer read it instead of DRAM; misses and stores fill it
+            hit = self.gbuf_hit_bytes[k]
+            events["dram_read_bytes"] = events.get("dram_read_bytes", 0) - hit
+            events["gbuf_read_bytes"] = events.get("gbuf_read_bytes", 0) + hit
+            events["gbuf_write_bytes"] = events.get("gbuf_write_bytes", 0) + self.gbuf_fill_bytes[k]
+        return events
+
     def _phases(self, cycles: int) -> tuple[PhaseStats, ...]:
         """What happened between consecutive barriers: events (global-buffer hits applied), time, unit busy and stalls."""
         chip = self.chip
@@ -635,16 +663,7 @@ class _Run:
         for k in range(nphases):
             start = self.bar_time[k - 1] if k else 0
             end = self.bar_time[k] if k < nphases - 1 else cycles
-            events: dict[str, int] = {}
-            for d in self.decoded:
-                if k < len(d.phase_events):
-                    for ev, n in d.phase_events[k].items():
-                        events[ev.value] = events.get(ev.value, 0) + n
-            if self.gbuf is not None:  # loads served by the global buffer read it instead of DRAM; misses and stores fill it
-                hit = self.gbuf_hit_bytes[k]
-                events["dram_read_bytes"] = events.get("dram_read_bytes", 0) - hit
-                events["gbuf_read_bytes"] = events.get("gbuf_read_bytes", 0) + hit
-                events["gbuf_write_bytes"] = events.get("gbuf_write_bytes", 0) + self.gbuf_fill_bytes[k]
+            events = self._phase_events(k)
             deltas = []
             for g in range(g_count):
                 snaps = self.snaps[g]

@@ -75,4 +75,4 @@ def _program(k: Gemm, ctx: MapperContext, reserved_spad: int, reserved_acc: int,
         tensors.append(("out_f", k.m, k.n, DType.INT32 if k.raw and ctx.int8 else f32, out))
     facts = KernelGraphFacts(tensors=tuple(tensors), resident_spad_bytes=reserved_spad, resident_acc_bytes=reserved_acc)
     g = kernel_graph([k], facts)
-    return emit(allocate_dram(place_on_cores(g, ctx), ctx), ctx, ahead=ahead)
+    return emit(allocate_dram(place_on_cores(g, ctx), ctx), ctx, replay=False, ahead=ahead)  # one kernel: nothing repeats

@@ -16,8 +16,6 @@ the top of the scratchpad for a later GEMM across barriers, so earlier kernels c
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from isa import Barrier, Instr, Mem, Signal, Unit, Wait
@@ -122,15 +120,9 @@ class CoreBuilder:
     def wait(self, unit: Unit, sem: int) -> None:
         self.queues[unit].append(_sync(Wait, unit, sem))
 
-    @contextmanager
-    def capture(self, unit: Unit) -> Iterator[list[Instr]]:
+    def capture(self, unit: Unit) -> _Capture:
         """Collect what is emitted to `unit` meanwhile into a separate list (one stage of one work item)."""
-        saved, buf = self.queues[unit], []
-        self.queues[unit] = buf
-        try:
-            yield buf
-        finally:
-            self.queues[unit] = saved
+        return _Capture(self, unit)
 
     def end_phase(self, label: str) -> None:
         """Append the phase's unit queues and a barrier (labelled with the phase) to the program."""
@@ -140,6 +132,25 @@ class CoreBuilder:
         self.program.append(Barrier())
         self.labels.append(label)
         self.begin_phase()
+
+
+class _Capture:
+    """`with b.capture(unit) as buf`: the unit's queue is `buf` inside the block (a class, not a generator: the
+    emitters enter one per stage of every work item)."""
+
+    __slots__ = ("b", "unit", "saved")
+
+    def __init__(self, b: CoreBuilder, unit: Unit) -> None:
+        self.b, self.unit = b, unit
+
+    def __enter__(self) -> list[Instr]:
+        self.saved = self.b.queues[self.unit]
+        buf: list[Instr] = []
+        self.b.queues[self.unit] = buf
+        return buf
+
+    def __exit__(self, *exc: object) -> None:
+        self.b.queues[self.unit] = self.saved
 
 
 class Channel:

@@ -92,3 +92,24 @@ def test_more_buffer_never_slower_on_bert():
     some = run(load_run_config(root / "bert_ner.yaml", [*base, "chip.global_buffer.size_kib=4096", "chip.global_buffer.bytes_per_cycle=1024"])).record
     assert some.cycles <= none.cycles
     assert some.energy_breakdown_j["dram"] < none.energy_breakdown_j["dram"]
+
+
+@pytest.mark.parametrize("gb", [None, {"size_kib": 4096, "bytes_per_cycle": 1024}])
+def test_the_searchs_measure_gives_the_runs_cycles_and_joules(gb):
+    """executor.timed (what the mapper's re-check measures) gives exactly the full result's cycles and total energy,
+    with and without a global buffer (whose hits move bytes from DRAM to the buffer)."""
+    from pathlib import Path
+
+    from chipsim.app.runconfig import load_run_config
+    from chipsim.app.runner import run
+    from chipsim.executor import timed
+
+    root = Path(__file__).resolve().parent.parent
+    sets = ["functional=false", "workload.seq_len=64", "mapper.verify=false"]
+    if gb is not None:
+        sets += [f"chip.global_buffer.{k}={v}" for k, v in gb.items()]
+    o = run(load_run_config(root / "bert_ner.yaml", sets))
+    chip = load_run_config(root / "bert_ner.yaml", sets).chip
+    r = execute(o.lowered.program, chip, functional=False)
+    assert (gb is not None) == (r.events.get("gbuf_read_bytes", 0) > 0)
+    assert timed(o.lowered.program, chip) == (r.cycles, r.energy_j["total"])
