@@ -15,7 +15,7 @@ mapper's search can weigh energy with the same figures.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 from chipsim import timing
@@ -73,6 +73,8 @@ class TimingModel:
     mesh_cols: int
     link_bytes_per_cycle: int
     hop_cycles: int
+    # DMA costs by transfer (bytes, memory, direction): the mapper's search prices the same few transfers many times
+    _dma_memo: dict[tuple[int, Mem, bool], DmaCost] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @staticmethod
     @cache
@@ -148,6 +150,12 @@ class TimingModel:
         return self.vector(OPCODES[opcode].vec_ops, rows * cols, reads, writes)
 
     def dma(self, nbytes: int, mem: Mem, *, load: bool) -> DmaCost:
+        found = self._dma_memo.get((nbytes, mem, load))
+        if found is None:
+            found = self._dma_memo[(nbytes, mem, load)] = self._dma(nbytes, mem, load)
+        return found
+
+    def _dma(self, nbytes: int, mem: Mem, load: bool) -> DmaCost:
         engine = max(timing.ceil_div(nbytes, self.dma_bytes_per_cycle),
                      timing.sram_port_cycles(nbytes, self.spad_bytes_per_cycle if mem is Mem.SPAD else self.acc_bytes_per_cycle))
         channel = timing.dram_channel_cycles(nbytes, self.dram_bytes_per_cycle)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections import Counter
 from functools import cache
 
 import networkx as nx
@@ -136,7 +137,9 @@ def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, ge
     active = min(chip.num_cores, items)
     per_core = -(-items // active)
     chunks = [min(tk, k - k0) for k0 in range(0, k, tk)]
-    mxu = sum(model.matmul(tm, kc, tn, dtype, accumulate=j > 0, preloaded=False).cycles for j, kc in enumerate(chunks))
+    # the first chunk starts the accumulation, the rest add to it: at most three distinct MATMULs
+    mxu = model.matmul(tm, chunks[0], tn, dtype, accumulate=False, preloaded=False).cycles + sum(
+        times * model.matmul(tm, kc, tn, dtype, accumulate=True, preloaded=False).cycles for kc, times in Counter(chunks[1:]).items())
     m_tiles = -(-m // tm)
     resident_w = tk >= k  # a whole weight block stays put across row tiles
     w_loads = [kc * tn * q for kc in chunks] if not resident_w else [k * tn * q // m_tiles]
