@@ -6,15 +6,17 @@ Not to be confused with isa.decode, which turns bytes into a Program.
 Costing is cached per instruction *shape* (every field but the addresses), so a program of 100k
 instructions with a few hundred distinct shapes costs one dict lookup per instruction.
 
-Every queue entry is (kind, idx, info, instr): kind one of the constants below, idx the instruction's index in
-its core's program, instr the instruction (None for the closing HALT entry), and info by kind:
+A core's queues come phase by phase (a phase: the instructions between two barriers): per phase, per unit, a
+tuple of entries (kind, rel, info) that ends with the phase's closing BARRIER or HALT entry. kind is one of the
+constants below, rel the instruction's index from the phase's first instruction (`DecodedCore.phase_lo`), so
+phases with the same instruction shapes share one tuple, and info by kind:
     LOCAL    (cycles, structural_cycles)                 MXU and VEC work: fixed duration
     CHAIN    ((cycles, structural_cycles) on its own, the same continuing the run)   a MATMUL that may continue
              the run of the MATMUL before it on the MXU queue, SIGNALs and WAITs between (see below)
     DMA      (engine_cycles, dram_channel_cycles, latency_cycles)
     SEND     (((dst_core, hops), ...), tag, nbytes, ((link, depth), ...), serialization_cycles, hop_cycles)
     RECV     (src_core, tag, nbytes)
-    SIGNAL / WAIT: the semaphore; BARRIER: the barrier's number; HALT: None
+    SIGNAL / WAIT: the semaphore; BARRIER (closing phase k: barrier k) and HALT: None
 
 Pipelined folds (`core.tensor_core.fold_overlap`): a MATMUL whose predecessor on the MXU queue is a MATMUL
 (nothing between them: no WAIT, SIGNAL, LDW or BARRIER) continues that MATMUL's run of folds, so its entry
@@ -42,7 +44,7 @@ LOCAL, DMA, SEND, RECV, SIGNAL, WAIT, BARRIER, HALT, CHAIN = range(9)
 NUM_UNITS = 4  # DMA, MXU, VEC, NOC: the queues of one core (CTRL instructions are replicated or handled)
 
 Info = tuple[int | float | tuple[tuple[int, int], ...], ...]
-QueueEntry = tuple[int, int, Info | int | None, Instr | None]
+QueueEntry = tuple[int, int, Info | int | None]
 EventCounts = tuple[tuple[Event, int], ...]
 Decoded = tuple[int, Info, EventCounts]
 
@@ -75,23 +77,28 @@ _UNIT_OF: dict[Opcode, Unit] = {op: spec.unit for op, spec in OPCODES.items()}
 
 @dataclass(frozen=True, slots=True)
 class DecodedCore:
-    queues: tuple[tuple[QueueEntry, ...], ...]  # one per unit, DMA MXU VEC NOC
+    phase_queues: tuple[tuple[tuple[QueueEntry, ...], ...], ...]  # per phase, per unit (DMA MXU VEC NOC) its entries
+    phase_lo: tuple[int, ...]  # per phase, the index of its first instruction
     executed: int  # instructions up to and including HALT (or all, without one)
-    barriers: int
+    halt_idx: int  # the HALT instruction's index, -1 without one
     macs: int
     phase_events: tuple[dict[Event, int], ...]  # per phase: before barrier 0, ..., after the last barrier
     # per phase, a number standing for its instructions' shapes (every field but the addresses, in program order):
     # two phases with equal numbers, started from the same idle state, run the same (chipsim.executor)
-    phase_ids: tuple[int, ...] = ()
+    phase_ids: tuple[int, ...]
+
+    @property
+    def barriers(self) -> int:
+        return len(self.phase_lo) - 1
 
 
 @dataclass(frozen=True, slots=True)
 class _Phase:
-    """One decoded phase of one core: per unit its queue entries (kind, index from the phase's first instruction,
-    info) and the energy events it counts."""
+    """One decoded phase of one core: per unit its queue entries, closing entry included, and the energy events it
+    counts."""
 
     id: int
-    queues: tuple[tuple[tuple[int, int, Info | int], ...], ...]
+    queues: tuple[tuple[QueueEntry, ...], ...]
     events: dict[Event, int]
 
 
@@ -159,9 +166,10 @@ class Decoder:
         return found
 
     # -- whole program ----------------------------------------------------------------------------------------
-    def _phase(self, core: int, instrs: tuple[Instr, ...], lo: int, hi: int, num_cores: int) -> _Phase:
-        """The queue entries of instructions lo..hi-1 (no BARRIER or HALT among them), indices relative to lo."""
-        queues: list[list[tuple[int, int, Info | int]]] = [[] for _ in range(NUM_UNITS)]
+    def _phase(self, core: int, instrs: tuple[Instr, ...], lo: int, hi: int, num_cores: int, closing: int) -> _Phase:
+        """The queue entries of instructions lo..hi-1 (no BARRIER or HALT among them), indices relative to lo, each
+        unit's closed by a `closing` (BARRIER or HALT) entry at hi."""
+        queues: list[list[QueueEntry]] = [[] for _ in range(NUM_UNITS)]
         run_of: Instr | None = None  # the MXU's last MATMUL while only SIGNAL / WAIT follow it
         counts: Counter[tuple[object, ...]] = Counter()
         events: dict[Event, int] = {}
@@ -205,49 +213,43 @@ class Decoder:
         for key, n in counts.items():
             for ev, per in cache[key][2]:
                 events[ev] = events.get(ev, 0) + n * per
+        for queue in queues:
+            queue.append((closing, hi - lo, None))
         self._phase_count += 1
         return _Phase(self._phase_count, tuple(tuple(q) for q in queues), events)
 
     def decode_core(self, core: int, instrs: tuple[Instr, ...], num_cores: int) -> DecodedCore:
         """Per unit queue entries, phase by phase: a phase whose instructions have the shapes (every field but the
         addresses) of one decoded before on this core takes its entries, so repeated layers are decoded once."""
-        queues: list[list[QueueEntry]] = [[] for _ in range(NUM_UNITS)]
+        phase_queues: list[tuple[tuple[QueueEntry, ...], ...]] = []
+        phase_lo: list[int] = []
         phases: list[dict[Event, int]] = []
         ids: list[int] = []
-        shape_key, barrier_op, halt_op = _SHAPE_KEY, Opcode.BARRIER, Opcode.HALT
+        shape_key = _SHAPE_KEY
         seen = self._phases
         n = len(instrs)
-        barriers, executed, halt_idx, lo = 0, n, -1, 0
+        ops = [i[0] for i in instrs]
+        end = ops.index(Opcode.HALT) if Opcode.HALT in ops else n  # what follows a HALT never runs
+        executed, halt_idx = (end + 1, end) if end < n else (n, -1)
+        lo = 0
         while True:
-            hi = lo
-            shapes: list[tuple[object, ...]] = []
-            while hi < n:
-                op = instrs[hi][0]
-                if op is barrier_op or op is halt_op:
-                    break
-                shapes.append(shape_key[op](instrs[hi]))
-                hi += 1
-            key = (core, tuple(shapes))
+            try:
+                hi, closing = ops.index(Opcode.BARRIER, lo, end), BARRIER
+            except ValueError:
+                hi, closing = end, HALT
+            key = (core, closing, tuple([shape_key[i[0]](i) for i in instrs[lo:hi]]))
             phase = seen.get(key)
             if phase is None:
-                phase = seen[key] = self._phase(core, instrs, lo, hi, num_cores)
-            for q, entries in zip(queues, phase.queues):
-                q.extend([(kind, lo + rel, info, instrs[lo + rel]) for kind, rel, info in entries])
+                phase = seen[key] = self._phase(core, instrs, lo, hi, num_cores, closing)
+            phase_queues.append(phase.queues)
+            phase_lo.append(lo)
             phases.append(phase.events)
             ids.append(phase.id)
-            if hi == n:
+            if closing == HALT:
                 break
-            if instrs[hi][0] is halt_op:
-                executed, halt_idx = hi + 1, hi
-                break
-            for q in queues:
-                q.append((BARRIER, hi, barriers, instrs[hi]))
-            barriers += 1
             lo = hi + 1
-        for q in queues:
-            q.append((HALT, halt_idx, None, None))
         macs = sum(p.get(Event.MAC_INT8, 0) + p.get(Event.MAC_BF16, 0) for p in phases)
-        return DecodedCore(tuple(tuple(q) for q in queues), executed, barriers, macs, tuple(dict(p) for p in phases), tuple(ids))
+        return DecodedCore(tuple(phase_queues), tuple(phase_lo), executed, halt_idx, macs, tuple(dict(p) for p in phases), tuple(ids))
 
 
 def decode_program(program: Program, chip: ChipConfig) -> tuple[DecodedCore, ...]:

@@ -126,7 +126,7 @@ class _PhaseRecord:
     """What one barrier-to-barrier phase did, relative to the cycle it started."""
 
     length: int  # cycles from its start to the release of its closing barrier
-    deltas: tuple[tuple[int, ...], ...]  # per unit: busy, DRAM, NoC, dependency and structural stalls, count, queue steps
+    deltas: tuple[tuple[int, ...], ...]  # per unit: busy, DRAM, NoC, dependency and structural stalls, count
     waiting: tuple[tuple[int, int], ...]  # the closing barrier's arrivals: (unit, cycle), in arrival order
     times: tuple[tuple[np.ndarray, np.ndarray], ...]  # per core: start and end of each of its instructions in the phase
 
@@ -140,7 +140,12 @@ class _Run:
         ncores = len(decoded)
         g_count = ncores * NUM_UNITS
         self.ncores = ncores
-        self.queues = [q for d in decoded for q in d.queues]
+        self.instrs = program.cores
+        # Each unit runs the queue of its current phase (a barrier moves it to the next): entry `ptr` of `queues`,
+        # whose instruction indices are relative to `base`, the phase's first instruction.
+        self.phase = [0] * g_count
+        self.queues = [q for d in decoded for q in d.phase_queues[0]]
+        self.base = [0] * g_count
         self.ptr = [0] * g_count
         self.avail = [0] * g_count  # cycle at which the head instruction's unit became free for it
         self.done = [0] * g_count  # completion of everything the unit has issued
@@ -193,7 +198,6 @@ class _Run:
         self.replays: dict[tuple[object, ...], _PhaseRecord] | None = {} if dram is None and not trace and gb is None and replay else None
         self.recording: tuple[tuple[object, ...], int, list[tuple[int, ...]]] | None = None  # key, start, counters
         self.replayed: list[tuple[int, int, _PhaseRecord]] = []  # (phase, start cycle, record)
-        self.barrier_idx = [[e[1] for e in d.queues[0] if e[0] == BARRIER] for d in decoded]  # per core, per barrier
         self.states = (
             [CoreState.create(chip.core.scratchpad.size_bytes, chip.core.accumulator.size_bytes) for _ in range(ncores)]
             if dram is not None else []
@@ -236,6 +240,8 @@ class _Run:
         q = self.queues[g]
         p = self.ptr[g]
         t = self.avail[g]
+        base = self.base[g]
+        instrs = self.instrs[core]
         starts, ends = self.starts[core], self.ends[core]
         events = self.events
         state = self.states[core] if self.states else None
@@ -247,7 +253,7 @@ class _Run:
                 busy = struct = 0
                 n = 0
                 while kind == LOCAL or kind == CHAIN:
-                    idx = op[1]
+                    idx = base + op[1]
                     if kind == CHAIN:  # continues the run of the MATMUL before it, as far as what it waited for allows
                         fresh, chained = op[2]  # type: ignore[misc]
                         end = timing.continued_run_end(self.run_end[g], self.wait_ready[g], fresh[0], chained[0])
@@ -262,7 +268,7 @@ class _Run:
                     struct += stretched
                     if state is not None:
                         try:
-                            apply(op[3], state, dram)  # type: ignore[arg-type]
+                            apply(instrs[idx], state, dram)
                         except IsaError as exc:
                             raise self._fail(core, idx, exc) from None
                     if events is not None:
@@ -286,7 +292,7 @@ class _Run:
                 self.ptr[g], self.avail[g] = p, t
                 self._push(t, g)
                 return
-            idx = op[1]
+            idx = base + op[1]
             if kind == DMA:
                 engines = self.engines[core]
                 free_at = min(engines)
@@ -298,9 +304,9 @@ class _Run:
                 own_end = now + engine_cycles
                 xfer_end = own_end
                 if self.gbuf is not None:
-                    instr = op[3]
-                    nbytes = instr.rows * instr.cols * instr.dtype.itemsize  # type: ignore[union-attr]
-                    hit_bytes = self.gbuf.access(instr)  # type: ignore[arg-type]
+                    instr = instrs[idx]
+                    nbytes = instr.rows * instr.cols * instr.dtype.itemsize
+                    hit_bytes = self.gbuf.access(instr)
                     phase = len(self.snaps[g])
                     self.gbuf_hit_bytes[phase] += hit_bytes
                     self.gbuf_fill_bytes[phase] += nbytes - hit_bytes
@@ -328,7 +334,7 @@ class _Run:
                     self.done[g] = end
                 if state is not None:
                     try:
-                        apply(op[3], state, dram)  # type: ignore[arg-type]
+                        apply(instrs[idx], state, dram)
                     except IsaError as exc:
                         raise self._fail(core, idx, exc) from None
                 starts[idx], ends[idx] = now, end
@@ -346,7 +352,7 @@ class _Run:
                 end = head + ser
                 payload = None
                 if state is not None:
-                    instr: Instr = op[3]  # type: ignore[assignment]
+                    instr: Instr = instrs[idx]
                     try:
                         payload = read_bytes(state, instr.mem, instr.addr, nbytes)  # type: ignore[arg-type]
                     except IsaError as exc:
@@ -385,7 +391,7 @@ class _Run:
                 if not pending:
                     del self.messages[key]
                 if state is not None and payload is not None:
-                    instr = op[3]  # type: ignore[assignment]
+                    instr = instrs[idx]
                     try:
                         write_bytes(state, instr.mem, instr.addr, payload, instr.rows, instr.stride_bytes)
                     except IsaError as exc:
@@ -433,7 +439,7 @@ class _Run:
                     self._push(self.done[g], g)
                     return
                 self.ptr[g], self.avail[g] = p, t
-                self._arrive(g, op[2], now)  # type: ignore[arg-type]
+                self._arrive(g, self.phase[g], now)
                 return
             if events is not None:
                 events.append((core, unit, idx, starts[idx], ends[idx]))
@@ -454,12 +460,11 @@ class _Run:
             arrival[w // NUM_UNITS] = max(arrival[w // NUM_UNITS], at)
         for w, at in waiting:
             core, unit = divmod(w, NUM_UNITS)
-            p = self.ptr[w]
-            idx = self.queues[w][p][1]
+            idx = self.base[w] + self.queues[w][self.ptr[w]][1]
             self.st_dep[w] += release - at
             self.count[w] += 1
             self.snaps[w].append(self._counters(w))
-            self.ptr[w] = p + 1
+            self._enter(w, barrier + 1)
             self.avail[w] = release
             if release > self.done[w]:
                 self.done[w] = release
@@ -467,6 +472,15 @@ class _Run:
             if self.events is not None:
                 self.events.append((core, unit, idx, at, release))  # type: ignore[arg-type]
         self._release(barrier, release)
+
+    def _enter(self, g: int, phase: int) -> None:
+        """Unit g starts phase `phase`'s queue."""
+        core, unit = divmod(g, NUM_UNITS)
+        d = self.decoded[core]
+        self.phase[g] = phase
+        self.queues[g] = d.phase_queues[phase][unit]
+        self.base[g] = d.phase_lo[phase]
+        self.ptr[g] = 0
 
     # -- phases timed once --------------------------------------------------------------------------------------
     def _idle(self, release: int) -> bool:
@@ -504,14 +518,13 @@ class _Run:
             self._push(release, w[0])
 
     def _all_counters(self, g: int) -> tuple[int, ...]:
-        return (*self._counters(g), self.count[g], self.ptr[g])
+        return (*self._counters(g), self.count[g])
 
     def _record(self, barrier: int, start: int, release: int, before: list[tuple[int, ...]]) -> _PhaseRecord:
         """What the phase ending at `barrier` did, relative to its `start`."""
         times = []
-        for c in range(self.ncores):
-            lo = self.barrier_idx[c][barrier - 1] + 1
-            hi = self.barrier_idx[c][barrier] + 1
+        for c, d in enumerate(self.decoded):
+            lo, hi = d.phase_lo[barrier], d.phase_lo[barrier + 1]
             times.append((np.array(self.starts[c][lo:hi], dtype=np.int64) - start, np.array(self.ends[c][lo:hi], dtype=np.int64) - start))
         deltas = tuple(tuple(a - b for a, b in zip(self._all_counters(g), before[g])) for g in range(len(self.queues)))
         waiting = tuple((w, at - start) for w, at in self.bar_waiting[barrier])
@@ -527,7 +540,7 @@ class _Run:
             self.st_dep[g] += d[3]
             self.st_struct[g] += d[4]
             self.count[g] += d[5]
-            self.ptr[g] += d[6]
+            self._enter(g, phase + 1)
             self.snaps[g].append(self._counters(g))
             self.avail[g] = self.done[g] = release
         self.bar_count[phase] = len(self.queues)
@@ -547,14 +560,14 @@ class _Run:
         g = blocked[0]
         core, unit = divmod(g, NUM_UNITS)
         op = self.queues[g][self.ptr[g]]
-        idx = op[1]
-        instr = self.program.cores[core][idx]  # type: ignore[index]
+        idx = self.base[g] + op[1]
+        instr = self.program.cores[core][idx]
         if op[0] == WAIT:
             why = f"semaphore {op[2]} is never signalled"
         elif op[0] == RECV:
             why = f"no NOC_SEND from core {op[2][0]} with tag {op[2][1]} and {op[2][2]} bytes ever reaches it"
         else:
-            barrier: int = op[2]  # type: ignore[assignment]
+            barrier = self.phase[g]
             arrived = [0] * self.ncores
             for w, _ in self.bar_waiting[barrier]:
                 arrived[w // NUM_UNITS] += 1
@@ -576,9 +589,8 @@ class _Run:
                 for g in (c * NUM_UNITS + u,)
             )
             finish = max(self.done[c * NUM_UNITS : (c + 1) * NUM_UNITS])
-            halt_idx = d.queues[0][-1][1]
-            if isinstance(halt_idx, int) and halt_idx >= 0:
-                self.starts[c][halt_idx] = self.ends[c][halt_idx] = finish
+            if d.halt_idx >= 0:
+                self.starts[c][d.halt_idx] = self.ends[c][d.halt_idx] = finish
             cores.append(CoreStats(c, finish, d.macs, units))
         phases = self._phases(cycles)
         events: dict[str, int] = {}
@@ -599,7 +611,7 @@ class _Run:
         ends = tuple(np.array(e, dtype=np.int64) for e in self.ends)
         for phase, start, rec in self.replayed:
             for c, (rel_starts, rel_ends) in enumerate(rec.times):
-                lo = self.barrier_idx[c][phase - 1] + 1
+                lo = self.decoded[c].phase_lo[phase]
                 starts[c][lo : lo + len(rel_starts)] = rel_starts + start
                 ends[c][lo : lo + len(rel_ends)] = rel_ends + start
         trace = None
