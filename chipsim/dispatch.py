@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from operator import itemgetter
 
 from chipsim import timing
@@ -103,17 +104,22 @@ class _Phase:
 
 
 class Decoder:
-    """Turns instructions into queue entries on one chip; caches work per instruction shape. Every cost comes
-    from the chip's TimingModel (chipsim.cost_model), the one the mapper's search uses too."""
+    """Turns instructions into queue entries on one chip; caches work per instruction shape, across the programs
+    it decodes (`Decoder.of`: the mapper's search runs many small programs on one chip, then the whole one). Every
+    cost comes from the chip's TimingModel (chipsim.cost_model), the one the mapper's search uses too."""
 
     def __init__(self, chip: ChipConfig) -> None:
         self.chip = chip
         self.model = TimingModel.of(chip)
         self._cache: dict[tuple[object, ...], Decoded] = {}  # shape key -> (kind, info, events)
         self._chain_cache: dict[tuple[object, ...], Info] = {}  # (shape key, previous stream) -> info
-        self._phases: dict[tuple[int, tuple[tuple[object, ...], ...]], _Phase] = {}  # (core, instruction shapes) -> phase
         self._phase_count = 0
         self._routes: dict[tuple[int, int], tuple[tuple[tuple[int, int], ...], tuple[tuple[tuple[int, int], int], ...]]] = {}
+
+    @staticmethod
+    @lru_cache(maxsize=2)  # bounded: a sweep worker meets many chips, one after another
+    def of(chip: ChipConfig) -> Decoder:
+        return Decoder(chip)
 
     # -- per-shape work (cache misses only) -------------------------------------------------------------------
     def _noc(self, i: Instr, core: int, num_cores: int) -> Decoded:
@@ -218,15 +224,15 @@ class Decoder:
         self._phase_count += 1
         return _Phase(self._phase_count, tuple(tuple(q) for q in queues), events)
 
-    def decode_core(self, core: int, instrs: tuple[Instr, ...], num_cores: int) -> DecodedCore:
+    def decode_core(self, core: int, instrs: tuple[Instr, ...], num_cores: int, seen: dict[tuple[object, ...], _Phase]) -> DecodedCore:
         """Per unit queue entries, phase by phase: a phase whose instructions have the shapes (every field but the
-        addresses) of one decoded before on this core takes its entries, so repeated layers are decoded once."""
+        addresses) of one decoded before on this core (kept in `seen`, by core and shapes) takes its entries, so
+        repeated layers are decoded once."""
         phase_queues: list[tuple[tuple[QueueEntry, ...], ...]] = []
         phase_lo: list[int] = []
         phases: list[dict[Event, int]] = []
         ids: list[int] = []
         shape_key = _SHAPE_KEY
-        seen = self._phases
         n = len(instrs)
         ops = [i[0] for i in instrs]
         end = ops.index(Opcode.HALT) if Opcode.HALT in ops else n  # what follows a HALT never runs
@@ -259,5 +265,6 @@ def decode_program(program: Program, chip: ChipConfig) -> tuple[DecodedCore, ...
             f"the program is for a {program.mesh_rows}x{program.mesh_cols} mesh but chip {chip.name!r} has a "
             f"{chip.mesh.rows}x{chip.mesh.cols} mesh; compile the program for this chip or set mesh.rows/mesh.cols"
         )
-    decoder = Decoder(chip)
-    return tuple(decoder.decode_core(c, instrs, program.num_cores) for c, instrs in enumerate(program.cores))
+    decoder = Decoder.of(chip)
+    phases: dict[tuple[object, ...], _Phase] = {}  # this program's only: their keys hold every instruction's shape
+    return tuple(decoder.decode_core(c, instrs, program.num_cores, phases) for c, instrs in enumerate(program.cores))
