@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import lru_cache
 
 from chipsim import timing
 from chipsim.config import ChipConfig, Dataflow, Precision, VectorCyclesPerOpConfig, VectorLatencyConfig, VectorOp
@@ -77,7 +77,7 @@ class TimingModel:
     _dma_memo: dict[tuple[int, Mem, bool], DmaCost] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @staticmethod
-    @cache
+    @lru_cache(maxsize=64)  # bounded: a sweep worker meets many chips
     def of(chip: ChipConfig) -> TimingModel:
         core = chip.core
         tc = core.tensor_core

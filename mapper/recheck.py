@@ -13,7 +13,7 @@ layer repeats the same shapes.
 from __future__ import annotations
 
 import dataclasses
-from functools import cache
+from functools import lru_cache
 
 from chipsim.config import ChipConfig
 from chipsim.cost_model import TimingModel, joules
@@ -39,7 +39,7 @@ def best_measured(k: Gemm, ranked: tuple[Tiling, ...], ctx: MapperContext, reser
     return _best(shape, ranked, ctx.chip, reserved_spad, reserved_acc, ctx.measure, ahead, ctx.objective)
 
 
-@cache
+@lru_cache(maxsize=1 << 10)  # bounded: a sweep worker meets many chips
 def _best(k: Gemm, ranked: tuple[Tiling, ...], chip: ChipConfig, reserved_spad: int, reserved_acc: int, measure: Measure,
              ahead: int = 0, objective: Objective = Objective.LATENCY) -> Tiling:
     ctx = MapperContext(chip)

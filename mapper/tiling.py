@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections import Counter
-from functools import cache
+from functools import cache, lru_cache
 
 import networkx as nx
 
@@ -124,7 +124,14 @@ def core_runs(m: int, tm: int, items: int, cores: int) -> tuple[tuple[int, int],
     return tuple(runs)
 
 
-@cache
+@lru_cache(maxsize=1 << 12)  # bounded: a sweep worker meets many chips
+def _epilogue_cycles(chip: ChipConfig, rows: int, cols: int, int8: bool, gelu: bool, out_q: bool, raw: bool) -> int:
+    """The vector unit's cycles for one tile's epilogue (gemm_epilogue), by the chip's TimingModel."""
+    model = TimingModel.of(chip)
+    return sum(model.cost(i).cycles for i in gemm_epilogue(rows, cols, int8, gelu=gelu, out_q=out_q, raw=raw))  # type: ignore[union-attr]
+
+
+@lru_cache(maxsize=1 << 14)  # bounded: a sweep worker meets many chips
 def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, gelu: bool, tm: int, tn: int, tk: int,
                a_resident: bool = False, raw: bool = False, parts: int = 1, a_once: bool = False, w_slots: int = SLOTS) -> float:
     """The analytic time of the whole GEMM with this tiling, every per-instruction cost from the chip's
@@ -146,7 +153,7 @@ def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, ge
     a_loads = [] if a_resident or a_once else [tm * kc * q for kc in chunks]
     stores = [tm * tn * (q if out_q else 4)]
     dma = _dma_cycles(model, w_loads + a_loads + stores, active)
-    vec = sum(model.cost(i).cycles for i in gemm_epilogue(tm, tn, q == 1, gelu=gelu, out_q=out_q, raw=raw))  # type: ignore[union-attr]
+    vec = _epilogue_cycles(chip, tm, tn, q == 1, gelu, out_q, raw)
     first_a = max(r for r, _ in core_runs(m, tm, items, active)) * k * q if a_once else 0 if a_resident else tm * chunks[0] * q
     head = _dma_cycles(model, [first_a, chunks[0] * tn * q], active)
     tail = _dma_cycles(model, stores, active)
@@ -189,7 +196,7 @@ def gemm_events(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, g
     return events
 
 
-@cache
+@lru_cache(maxsize=1 << 14)  # bounded: a sweep worker meets many chips
 def _gemm_energy(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, gelu: bool, tm: int, tn: int, tk: int,
                  a_resident: bool, raw: bool, parts: int, a_once: bool, cycles: float) -> float:
     """The analytic energy (joules) of the whole GEMM with this tiling: its events (gemm_events) priced by the
@@ -223,7 +230,7 @@ def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0, reserved_ac
     return best_measured(k, ranked, ctx, reserved_spad, reserved_acc, ahead)
 
 
-@cache
+@lru_cache(maxsize=1 << 10)  # bounded: a sweep worker meets many chips
 def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, gelu: bool,
                  a_resident: bool, candidates: int, reserved_spad: int, raw: bool = False, parts: int = 1,
                  keep: int = 1, reserved_acc: int = 0, objective: Objective = Objective.LATENCY
