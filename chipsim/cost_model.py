@@ -73,8 +73,10 @@ class TimingModel:
     mesh_cols: int
     link_bytes_per_cycle: int
     hop_cycles: int
-    # DMA costs by transfer (bytes, memory, direction): the mapper's search prices the same few transfers many times
+    # Costs by their arguments: the mapper's search prices the same few transfers, MATMULs and vector ops many times
     _dma_memo: dict[tuple[int, Mem, bool], DmaCost] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    _matmul_memo: dict[tuple[object, ...], ComputeCost] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    _vector_memo: dict[tuple[object, ...], ComputeCost] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @staticmethod
     @lru_cache(maxsize=64)  # bounded: a sweep worker meets many chips
@@ -103,6 +105,13 @@ class TimingModel:
     def matmul(self, m: int, k: int, n: int, dtype: DType, *, accumulate: bool, preloaded: bool, after_matmul_stream: int = 0) -> ComputeCost:
         """A MATMUL; `after_matmul_stream` > 0 when it continues the run of folds of the MATMUL just before it on
         the same array (pipelined folds: chipsim.timing.matmul_timing)."""
+        key = (m, k, n, dtype, accumulate, preloaded, after_matmul_stream)
+        found = self._matmul_memo.get(key)
+        if found is None:
+            found = self._matmul_memo[key] = self._matmul(*key)
+        return found
+
+    def _matmul(self, m: int, k: int, n: int, dtype: DType, accumulate: bool, preloaded: bool, after_matmul_stream: int) -> ComputeCost:
         prec = _PRECISION_OF[dtype]
         if prec is not self.precision:
             raise CostError(
@@ -137,6 +146,13 @@ class TimingModel:
 
     def vector(self, vec_ops: tuple[VecOp, ...], elements: int, reads: Mapping[Mem, int], writes: Mapping[Mem, int]) -> ComputeCost:
         """A vector instruction over `elements` values doing `vec_ops` (the ISA table's classes for its opcode)."""
+        key = (vec_ops, elements, tuple(reads.items()), tuple(writes.items()))
+        found = self._vector_memo.get(key)
+        if found is None:
+            found = self._vector_memo[key] = self._vector(vec_ops, elements, reads, writes)
+        return found
+
+    def _vector(self, vec_ops: tuple[VecOp, ...], elements: int, reads: Mapping[Mem, int], writes: Mapping[Mem, int]) -> ComputeCost:
         ops = [VectorOp(v.value) for v in vec_ops]
         compute = sum(timing.vector_cycles(elements, self.lanes, self.vector_cycles_per_op.cycles(op), self.vector_latency_cycles.cycles(op))
                       for op in ops)
