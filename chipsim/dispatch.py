@@ -14,8 +14,9 @@ phases with the same instruction shapes share one tuple, and info by kind:
     CHAIN    ((cycles, structural_cycles) on its own, the same continuing the run)   a MATMUL that may continue
              the run of the MATMUL before it on the MXU queue, SIGNALs and WAITs between (see below)
     DMA      (engine_cycles, dram_channel_cycles, latency_cycles)
-    SEND     (((dst_core, hops), ...), tag, nbytes, ((link, depth), ...), serialization_cycles, hop_cycles)
-    RECV     (src_core, tag, nbytes)
+    SEND     (((dst_core, hops, message key), ...), tag, nbytes, ((link, depth), ...), serialization_cycles, hop_cycles)
+    RECV     (src_core, tag, nbytes, message key)
+             a message key is (src_core, dst_core, tag, nbytes): a RECV takes the oldest message of its key
     SIGNAL / WAIT: the semaphore; BARRIER (closing phase k: barrier k) and HALT: None
 
 Pipelined folds (`core.tensor_core.fold_overlap`): a MATMUL whose predecessor on the MXU queue is a MATMUL
@@ -113,6 +114,7 @@ class Decoder:
         self.model = TimingModel.of(chip)
         self._cache: dict[tuple[object, ...], Decoded] = {}  # shape key -> (kind, info, events)
         self._chain_cache: dict[tuple[object, ...], Info] = {}  # (shape key, previous stream) -> info
+        self._noc_cache: dict[tuple[object, ...], Decoded] = {}  # (core, shape key) -> (kind, info, events)
         self._phase_count = 0
         self._routes: dict[tuple[int, int], tuple[tuple[tuple[int, int], ...], tuple[tuple[tuple[int, int], int], ...]]] = {}
 
@@ -127,7 +129,7 @@ class Decoder:
         if peer >= num_cores:
             raise ExecutionError(f"core {peer} is outside the mesh of {num_cores} cores (0..{num_cores - 1})")
         if i.op is Opcode.NOC_RECV:
-            return RECV, (i.src_core, i.tag, i.bytes), ((WRITE_EVENT[i.mem], i.bytes),)
+            return RECV, (i.src_core, i.tag, i.bytes, (i.src_core, core, i.tag, i.bytes)), ((WRITE_EVENT[i.mem], i.bytes),)
         m = self.model
         route_key = (core, -1 if i.multicast else i.dst_core)
         route = self._routes.get(route_key)
@@ -139,7 +141,8 @@ class Decoder:
                 tree = tuple((link, depth) for depth, link in enumerate(timing.xy_route(core, i.dst_core, m.mesh_cols)))
                 dsts = ((i.dst_core, len(tree)),)
             route = self._routes[route_key] = (dsts, tree)
-        dsts, tree = route
+        dsts = tuple((dst, hops, (core, dst, i.tag, i.bytes)) for dst, hops in route[0])
+        tree = route[1]
         events = ((READ_EVENT[i.mem], i.bytes), (Event.NOC_BYTE_HOPS, i.bytes * len(tree)))
         return SEND, (dsts, i.tag, i.bytes, tree, m.noc_serialization_cycles(i.bytes), m.hop_cycles), events
 
@@ -179,7 +182,7 @@ class Decoder:
         run_of: Instr | None = None  # the MXU's last MATMUL while only SIGNAL / WAIT follow it
         counts: Counter[tuple[object, ...]] = Counter()
         events: dict[Event, int] = {}
-        cache, shape_key, category, unit_of = self._cache, _SHAPE_KEY, _CATEGORY, _UNIT_OF
+        cache, noc_cache, shape_key, category, unit_of = self._cache, self._noc_cache, _SHAPE_KEY, _CATEGORY, _UNIT_OF
         idx = lo
         try:
             for idx in range(lo, hi):
@@ -210,7 +213,11 @@ class Decoder:
                         raise ExecutionError(f"{op.name} names the ctrl unit, which has no queue; name dma, mxu, vec or noc")
                     queues[unit].append((SIGNAL if op is Opcode.SIGNAL else WAIT, idx - lo, instr[2]))
                 else:  # NoC
-                    kind, info, sent = self._noc(instr, core, num_cores)
+                    noc_key = (core, shape_key[op](instr))
+                    found = noc_cache.get(noc_key)
+                    if found is None:
+                        found = noc_cache[noc_key] = self._noc(instr, core, num_cores)
+                    kind, info, sent = found
                     for ev, n in sent:
                         events[ev] = events.get(ev, 0) + n
                     queues[Unit.NOC].append((kind, idx - lo, info))

@@ -357,9 +357,8 @@ class _Run:
                         payload = read_bytes(state, instr.mem, instr.addr, nbytes)  # type: ignore[arg-type]
                     except IsaError as exc:
                         raise self._fail(core, idx, exc) from None
-                for dst, hops in dsts:  # type: ignore[misc]
+                for _, hops, key in dsts:  # type: ignore[misc]
                     arrive = head + hops * hop + ser
-                    key = (core, dst, tag, nbytes)
                     self.messages.setdefault(key, deque()).append((head, arrive, nbytes, payload))  # type: ignore[arg-type]
                     waiter = self.recv_waiter.pop(key, None)
                     if waiter is not None:
@@ -375,8 +374,7 @@ class _Run:
                 p += 1
                 continue
             elif kind == RECV:
-                src, tag, want = op[2]  # type: ignore[misc]
-                key = (src, core, tag, want)
+                key = op[2][3]  # type: ignore[index]
                 pending = self.messages.get(key)
                 if not pending:
                     self.recv_waiter[key] = g
