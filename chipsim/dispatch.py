@@ -14,8 +14,8 @@ phases with the same instruction shapes share one tuple, and info by kind:
     CHAIN    ((cycles, structural_cycles) on its own, the same continuing the run)   a MATMUL that may continue
              the run of the MATMUL before it on the MXU queue, SIGNALs and WAITs between (see below)
     DMA      (engine_cycles, dram_channel_cycles, latency_cycles)
-    SEND     (((dst_core, hops, message key), ...), tag, nbytes, ((link, depth), ...), serialization_cycles, hop_cycles)
-    RECV     (src_core, tag, nbytes, message key)
+    SEND     (((dst_core, hops, message key), ...), nbytes, ((link, depth), ...), serialization_cycles, hop_cycles)
+    RECV     its message key
              a message key is (src_core, dst_core, tag, nbytes): a RECV takes the oldest message of its key
     SIGNAL / WAIT: the semaphore; BARRIER (closing phase k: barrier k) and HALT: None
 
@@ -129,7 +129,7 @@ class Decoder:
         if peer >= num_cores:
             raise ExecutionError(f"core {peer} is outside the mesh of {num_cores} cores (0..{num_cores - 1})")
         if i.op is Opcode.NOC_RECV:
-            return RECV, (i.src_core, i.tag, i.bytes, (i.src_core, core, i.tag, i.bytes)), ((WRITE_EVENT[i.mem], i.bytes),)
+            return RECV, (i.src_core, core, i.tag, i.bytes), ((WRITE_EVENT[i.mem], i.bytes),)
         m = self.model
         route_key = (core, -1 if i.multicast else i.dst_core)
         route = self._routes.get(route_key)
@@ -144,7 +144,7 @@ class Decoder:
         dsts = tuple((dst, hops, (core, dst, i.tag, i.bytes)) for dst, hops in route[0])
         tree = route[1]
         events = ((READ_EVENT[i.mem], i.bytes), (Event.NOC_BYTE_HOPS, i.bytes * len(tree)))
-        return SEND, (dsts, i.tag, i.bytes, tree, m.noc_serialization_cycles(i.bytes), m.hop_cycles), events
+        return SEND, (dsts, i.bytes, tree, m.noc_serialization_cycles(i.bytes), m.hop_cycles), events
 
     def _miss(self, i: Instr, key: tuple[object, ...]) -> Decoded:
         try:

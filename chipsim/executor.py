@@ -340,7 +340,7 @@ class _Run:
                 starts[idx], ends[idx] = now, end
                 t = now
             elif kind == SEND:
-                dsts, tag, nbytes, links, ser, hop = op[2]  # type: ignore[misc]
+                dsts, nbytes, links, ser, hop = op[2]  # type: ignore[misc]
                 link_free = self.link_free
                 head = now
                 for link, depth in links:  # a path, or a multicast's XY tree: each link at its depth
@@ -374,7 +374,7 @@ class _Run:
                 p += 1
                 continue
             elif kind == RECV:
-                key = op[2][3]  # type: ignore[index]
+                key = op[2]
                 pending = self.messages.get(key)
                 if not pending:
                     self.recv_waiter[key] = g
@@ -563,7 +563,8 @@ class _Run:
         if op[0] == WAIT:
             why = f"semaphore {op[2]} is never signalled"
         elif op[0] == RECV:
-            why = f"no NOC_SEND from core {op[2][0]} with tag {op[2][1]} and {op[2][2]} bytes ever reaches it"
+            src, _, tag, nbytes = op[2]  # type: ignore[misc]
+            why = f"no NOC_SEND from core {src} with tag {tag} and {nbytes} bytes ever reaches it"
         else:
             barrier = self.phase[g]
             arrived = [0] * self.ncores
