@@ -17,6 +17,9 @@ ws / is (one kernel; `is` is ws on the transposed problem, C^T = B^T A^T with A^
   stream starts at S leaves at S + t + (R - 1) + c.
 - Each operand carries its fold's tag; a PE that sees a new fold's operand swaps its shadow weight into the
   active register in that cycle (Gemmini's `propagate` bit, TPUv1's weights advancing with the wave).
+- With partial loads, a fold that covers H < R rows loads only rows 0..H-1 (H cycles) and its operand is
+  marked empty in the rows below, whose PEs pass the partial sum down without a MAC (and without a swap), so
+  the stale weights there are never read.
 
 os:
 - PE(r, c) accumulates C[r, c] of its fold; A enters row r skewed by r, B enters column c skewed by c; they
@@ -75,8 +78,9 @@ class ArrayRun:
 
 # --- kernels -----------------------------------------------------------------------------------------------
 @njit(cache=False)
-def _stationary_kernel(rows, cols, double_buffer, x, xoff, w, t_len, s_start, l_start, inst, n_inst, y, y_cycle):  # pragma: no cover - compiled
-    """ws/is: stream rows of `x` (fold f: x[xoff[f] : xoff[f] + t_len[f], :rows]) through stationary w[f]."""
+def _stationary_kernel(rows, cols, double_buffer, x, xoff, w, height, t_len, s_start, l_start, inst, n_inst, y, y_cycle):  # pragma: no cover - compiled
+    """ws/is: stream rows of `x` (fold f: x[xoff[f] : xoff[f] + t_len[f], :rows]) through stationary w[f], whose
+    top height[f] rows are loaded; the PEs below pass fold f's partial sums down without a MAC."""
     nf = t_len.shape[0]
     horizon = 0
     for f in range(nf):
@@ -86,7 +90,7 @@ def _stationary_kernel(rows, cols, double_buffer, x, xoff, w, t_len, s_start, l_
     for f in range(nf):
         for t in range(t_len[f]):
             feed[s_start[f] + t] = f
-        for s in range(rows):
+        for s in range(height[f]):
             load[l_start[f] + s] = f
     a_val = np.zeros((rows, cols), x.dtype)
     a_fold = np.full((rows, cols), -1, np.int64)
@@ -120,13 +124,20 @@ def _stationary_kernel(rows, cols, double_buffer, x, xoff, w, t_len, s_start, l_
                 g = a_fold[r, c]
                 if g < 0:
                     continue
+                above = p_val[r - 1, c] if r > 0 else zero
+                if r >= height[g]:  # a row the fold does not use: its operand is marked empty, the sum passes
+                    p_val[r, c] = above
+                    end[inst[g]] = max(end[inst[g]], now)
+                    if r == rows - 1:
+                        y[xoff[g] + a_t[r, c], c] = p_val[r, c]
+                        y_cycle[xoff[g] + a_t[r, c], c] = now
+                    continue
                 if double_buffer and act_fold[r, c] != g:
                     act_val[r, c] = sh_val[r, c]
                     act_fold[r, c] = sh_fold[r, c]
                     act_row[r, c] = sh_row[r, c]
                 if act_fold[r, c] != g or act_row[r, c] != r:
                     return HAZARD_WEIGHT, now, end
-                above = p_val[r - 1, c] if r > 0 else zero
                 p_val[r, c] = above + a_val[r, c] * act_val[r, c]
                 end[inst[g]] = max(end[inst[g]], now)
                 if r == rows - 1:
@@ -239,15 +250,16 @@ def _os_kernel(rows, cols, a, b, koff, t_len, s_start, inst, n_inst, y, y_cycle)
 # --- the array controller: when each fold's weight load and stream begin ------------------------------------
 def _schedule_stationary(
     stream_lens: Sequence[int], starts_matmul: Sequence[bool], rows: int, cols: int, *, weight_double_buffer: bool,
-    fold_overlap: bool, ready: Sequence[int] | None = None,
+    fold_overlap: bool, ready: Sequence[int] | None = None, heights: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(stream start S, weight load start L) of each fold, 0-based cycles, issued as early as the rules allow.
 
-    - The top edge loads one fold at a time (R cycles) and the left edge streams one fold at a time.
+    - The top edge loads one fold at a time (H cycles: the rows the fold loads, `heights`, R for every fold when
+      None) and the left edge streams one fold at a time.
     - Double-buffered: fold g's load into the shadow registers may begin once fold g-1 has begun streaming
       (its swap wave runs ahead of the load wave, both skewed alike); without a shadow, it may begin once fold
       g-1's last operand row has entered (the load wave then trails fold g-1's last operands).
-    - Fold g streams once its load has reached row R-1 of column 0 (R cycles after the load began).
+    - Fold g streams once its load has reached its last row of column 0 (H cycles after the load began).
     - `fold_overlap=False` (SCALE-Sim's convention): fold g streams, and without a shadow loads, only after
       fold g-1's last wavefront has left the array; the first fold of a MATMUL loads only then, too (each
       MATMUL starts from an empty array).
@@ -255,21 +267,22 @@ def _schedule_stationary(
       late: the first fold of each MATMUL carries its ready cycle, the others 0).
     """
     r, c = rows, cols
+    h = list(heights) if heights is not None else [r] * len(stream_lens)
     s = np.zeros(len(stream_lens), np.int64)
     ld = np.zeros(len(stream_lens), np.int64)
     ld[0] = ready[0] if ready is not None else 0
-    s[0] = ld[0] + r
+    s[0] = ld[0] + h[0]
     for g in range(1, len(stream_lens)):
         t_prev = stream_lens[g - 1]
         drained = int(s[g - 1]) + t_prev + r + c - 2  # first cycle after fold g-1's last wavefront left
         if weight_double_buffer and (fold_overlap or not starts_matmul[g]):
-            ld[g] = max(int(s[g - 1]), int(ld[g - 1]) + r)
+            ld[g] = max(int(s[g - 1]), int(ld[g - 1]) + h[g - 1])
         else:
             ld[g] = int(s[g - 1]) + t_prev if fold_overlap else drained
         if ready is not None:
             ld[g] = max(int(ld[g]), ready[g])
         port_free = int(s[g - 1]) + t_prev if fold_overlap else drained
-        s[g] = max(port_free, int(ld[g]) + r)
+        s[g] = max(port_free, int(ld[g]) + h[g])
     return s, ld
 
 
@@ -322,11 +335,16 @@ def run_matmuls(
     weight_double_buffer: bool = True,
     fold_overlap: bool = True,
     ready: Sequence[int] | None = None,
+    partial_folds: bool = False,
 ) -> ArrayRun:
     """Run C = A @ B for each (A, B), issued back to back to one `rows x cols` array, one clock at a time.
 
     `ready` (one per MATMUL, or None for all 0): the earliest cycle the MATMUL's first fold may begin, its
     weight load (ws, is) or its stream (os): the cycle its operands are there.
+
+    `partial_folds` (ws, is, with `fold_overlap`): a fold covering kf < R rows of the array loads only those rows
+    and the PEs below pass its partial sums through (`chipsim.timing.matmul_timing`'s `partial_folds`); else every
+    fold loads all R rows, zeros below its kf.
 
     Each MATMUL is folded exactly as `chipsim.timing.matmul_timing` assumes (ws: ceil(k/R) x ceil(n/C) folds
     of B; is: ceil(k/R) x ceil(m/C) folds of A^T; os: ceil(m/R) x ceil(n/C) folds of C), partial folds padded
@@ -341,7 +359,7 @@ def run_matmuls(
     if dataflow is Dataflow.OS:
         return _run_os(checked, rows, cols, acc_dtype, fold_overlap=fold_overlap, ready=ready)
     return _run_stationary(checked, rows, cols, dataflow, acc_dtype, weight_double_buffer=weight_double_buffer,
-                           fold_overlap=fold_overlap, ready=ready)
+                           fold_overlap=fold_overlap, ready=ready, partial_folds=partial_folds and fold_overlap)
 
 
 def _finish(kernel_result: tuple[int, int, np.ndarray]) -> tuple[tuple[int, ...], int]:
@@ -360,9 +378,9 @@ def _fold_ready(insts: list[int], ready: Sequence[int] | None) -> list[int] | No
 
 def _run_stationary(checked: list[tuple[np.ndarray, np.ndarray]], rows: int, cols: int, dataflow: Dataflow,
                     acc_dtype: type, *, weight_double_buffer: bool, fold_overlap: bool,
-                    ready: Sequence[int] | None = None) -> ArrayRun:
-    # (instruction, streamed rows T x R, stationary tile R x C, output placement) per fold
-    xs, ws, insts, places = [], [], [], []
+                    ready: Sequence[int] | None = None, partial_folds: bool = False) -> ArrayRun:
+    # (instruction, streamed rows T x R, stationary tile R x C, rows loaded, output placement) per fold
+    xs, ws, heights, insts, places = [], [], [], [], []
     for i, (a, b) in enumerate(checked):
         m, k = a.shape
         n = b.shape[1]
@@ -376,17 +394,18 @@ def _run_stationary(checked: list[tuple[np.ndarray, np.ndarray]], rows: int, col
                 w[:kn, :cn] = stationary[k0:k0 + kn, c0:c0 + cn]
                 xs.append(x)
                 ws.append(w)
+                heights.append(kn if partial_folds else rows)
                 insts.append(i)
                 places.append((c0, cn))
     t_len = np.array([x.shape[0] for x in xs], np.int64)
     xoff = np.concatenate(([0], np.cumsum(t_len)[:-1])).astype(np.int64)
     starts = [f == 0 or insts[f] != insts[f - 1] for f in range(len(insts))]
     s, ld = _schedule_stationary(list(t_len), starts, rows, cols, weight_double_buffer=weight_double_buffer, fold_overlap=fold_overlap,
-                                 ready=_fold_ready(insts, ready))
+                                 ready=_fold_ready(insts, ready), heights=heights)
     y = np.zeros((int(t_len.sum()), cols), acc_dtype)
     y_cycle = np.full(y.shape, -1, np.int64)
     ends, simulated = _finish(_stationary_kernel(rows, cols, weight_double_buffer, np.concatenate(xs), xoff,
-                                                 np.stack(ws), t_len, s, ld, np.array(insts, np.int64),
+                                                 np.stack(ws), np.array(heights, np.int64), t_len, s, ld, np.array(insts, np.int64),
                                                  len(checked), y, y_cycle))
     outputs = [np.zeros((a.shape[0], b.shape[1]), acc_dtype) for a, b in checked]
     exits = [np.full((a.shape[0], b.shape[1]), -1, np.int64) for a, b in checked]

@@ -101,6 +101,11 @@ class TensorCoreConfig(_Model):
     # Pipelined folds: the next fold (and a MATMUL right behind a MATMUL) streams while the current one drains,
     # as chipsim/array_reference.py runs them; false is SCALE-Sim's convention (each fold fills and drains).
     fold_overlap: Bool = True
+    # With pipelined folds, a fold that covers fewer rows than the array (the last of a reduction the rows do not
+    # divide, a head of 64 on 128 rows) loads only its rows, in that many cycles, and the rows below pass its
+    # partial sums through (a valid bit per row on the streamed operand); false loads every fold's zero-padded
+    # tile in full (R cycles), as fold_overlap=false (SCALE-Sim's convention) always does.
+    partial_folds: Bool = True
 
 
 class SramConfig(_Model):

@@ -61,6 +61,7 @@ class TimingModel:
     precision: Precision
     weight_double_buffer: bool
     fold_overlap: bool
+    partial_folds: bool
     spad_bytes_per_cycle: int
     acc_bytes_per_cycle: int
     lanes: int
@@ -85,7 +86,7 @@ class TimingModel:
         tc = core.tensor_core
         return TimingModel(
             rows=tc.rows, cols=tc.cols, dataflow=tc.dataflow, precision=tc.precision, weight_double_buffer=tc.weight_double_buffer,
-            fold_overlap=tc.fold_overlap,
+            fold_overlap=tc.fold_overlap, partial_folds=tc.partial_folds,
             spad_bytes_per_cycle=core.scratchpad.bytes_per_cycle, acc_bytes_per_cycle=core.accumulator.bytes_per_cycle,
             lanes=core.vector.lanes, vector_cycles_per_op=core.vector.cycles_per_op, vector_latency_cycles=core.vector.latency_cycles,
             dma_bytes_per_cycle=core.dma.bytes_per_cycle, dma_engines=core.dma.engines,
@@ -121,7 +122,7 @@ class TimingModel:
         t = timing.matmul_timing(
             self.dataflow, self.rows, self.cols, m, k, n,
             weight_double_buffer=self.weight_double_buffer, preloaded=preloaded and self.dataflow is Dataflow.WS,
-            fold_overlap=self.fold_overlap, after_matmul_stream=after_matmul_stream,
+            fold_overlap=self.fold_overlap, after_matmul_stream=after_matmul_stream, partial_folds=self.partial_folds,
         )
         traffic = timing.matmul_traffic(
             self.dataflow, self.rows, self.cols, m, k, n, in_itemsize=dtype.itemsize,
@@ -140,7 +141,7 @@ class TimingModel:
 
     def weight_load(self, k: int, n: int, dtype: DType) -> ComputeCost:
         nbytes = k * n * dtype.itemsize
-        shift = timing.weight_load_cycles(self.rows)
+        shift = timing.weight_load_cycles(self.rows, k, partial=self.partial_folds and self.fold_overlap)
         cycles = max(shift, timing.sram_port_cycles(nbytes, self.spad_bytes_per_cycle))
         return ComputeCost(cycles, cycles - shift, ((Event.SPAD_READ_BYTES, nbytes),))
 

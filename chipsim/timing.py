@@ -74,6 +74,7 @@ def matmul_timing(
     preloaded: bool = False,
     fold_overlap: bool = True,
     after_matmul_stream: int = 0,
+    partial_folds: bool = False,
 ) -> MatmulTiming:
     """Cycles of C[m,n] (+)= A[m,k] @ B[k,n] on an `array_rows x array_cols` systolic array, with folds.
 
@@ -89,6 +90,11 @@ def matmul_timing(
     ws/is with double-buffered weights: the next fold's load (R cycles) runs under the current stream and shows
     only when the stream is shorter, R - T per later fold; without the shadow registers every load shows (R).
     os: a fold's outputs shift out (R cycles) under the next fold's stream, showing R - T when T < R.
+
+    `partial_folds` (pipelined folds only): a fold of B (ws) or A^T (is) that covers kf < R rows of the array (the
+    last of a reduction that R does not divide) loads just those kf rows (kf cycles), and its streamed operand
+    carries no data in the rows below, whose PEs pass the partial sums down unchanged (a valid bit per row);
+    without it every load is R rows, the zero-padded tile. Each load term above then counts kf for R.
 
     `preloaded` (ws: an earlier LDW put the first fold in the array) removes the first load.
     `after_matmul_stream` > 0: this MATMUL continues a run of folds begun by the MATMUL just before it on the
@@ -113,16 +119,27 @@ def matmul_timing(
         folds, t = ceil_div(k, r) * ceil_div(n, c), m
     else:
         folds, t = ceil_div(k, r) * ceil_div(m, c), n
-    first_load = 0 if preloaded else r
     if not fold_overlap:
+        first_load = 0 if preloaded else r
         loads = first_load + (folds - 1) * r if not weight_double_buffer else first_load
         return MatmulTiming(folds, loads, folds * t, folds * skew, 0)
+    # rows each fold loads, in fold order (per column block: full folds, then the remainder)
+    full, rem = divmod(k, r)
+    blocks = folds // ceil_div(k, r)
+    h0 = r if full else rem  # the first fold's rows
+    if not partial_folds:
+        full, rem, h0 = ceil_div(k, r), 0, r
+
+    def later(exposed) -> int:  # sum of `exposed(rows)` over every fold but the first
+        return blocks * (full * exposed(r) + (exposed(rem) if rem else 0)) - exposed(h0)
+
+    first_load = 0 if preloaded else h0
     if not weight_double_buffer:
-        loads = folds * r if chained else first_load + (folds - 1) * r
+        loads = (h0 if chained else first_load) + later(lambda h: h)
     elif chained:
-        loads = max(0, r - after_matmul_stream) + (folds - 1) * max(0, r - t)
+        loads = max(0, h0 - after_matmul_stream) + later(lambda h: max(0, h - t))
     else:
-        loads = first_load + (folds - 1) * max(0, r - t)
+        loads = first_load + later(lambda h: max(0, h - t))
     return MatmulTiming(folds, loads, folds * t, 0 if chained else skew, 0)
 
 
@@ -199,9 +216,10 @@ def scalesim_matmul_cycles(
     return folds * (2 * r + c + t - 2)
 
 
-def weight_load_cycles(array_rows: int) -> int:
-    """LDW: weights shift in from the top edge one array row per cycle, so R cycles whatever k is."""
-    return array_rows
+def weight_load_cycles(array_rows: int, k: int, *, partial: bool) -> int:
+    """LDW of a k x n tile: weights enter from the top edge one array row per cycle, so R cycles whatever k is,
+    or k cycles with partial loads (`matmul_timing`'s `partial_folds`)."""
+    return min(k, array_rows) if partial else array_rows
 
 
 def sram_port_cycles(num_bytes: int, bytes_per_cycle: int) -> int:

@@ -21,12 +21,12 @@ WS, OS, IS = Dataflow.WS, Dataflow.OS, Dataflow.IS
 
 
 def closed_form_ends(shapes: list[tuple[int, int, int]], rows: int, cols: int, df: Dataflow, *, db: bool,
-                     overlap: bool) -> list[int]:
+                     overlap: bool, partial: bool = False) -> list[int]:
     """Cumulative closed-form cycles after each MATMUL of a back-to-back sequence (each continues the last)."""
     ends, total, prev_stream = [], 0, 0
     for m, k, n in shapes:
         total += matmul_timing(df, rows, cols, m, k, n, weight_double_buffer=db, fold_overlap=overlap,
-                               after_matmul_stream=prev_stream).total_cycles
+                               after_matmul_stream=prev_stream, partial_folds=partial).total_cycles
         ends.append(total)
         prev_stream = matmul_stream_cycles(df, m, k, n)
     return ends
@@ -60,15 +60,16 @@ arrays = st.integers(1, 32)
 
 @settings(max_examples=60, deadline=None)
 @given(st.sampled_from([WS, OS, IS]), arrays, arrays, st.lists(st.tuples(dims, dims, dims), min_size=1, max_size=3),
-       st.booleans(), st.booleans(), st.sampled_from([Precision.INT8, Precision.BF16]), st.integers(0, 2**31))
+       st.booleans(), st.booleans(), st.sampled_from([Precision.INT8, Precision.BF16]), st.integers(0, 2**31), st.booleans())
 def test_closed_forms_equal_reference_cycles_and_values_equal_matmul(
     df: Dataflow, rows: int, cols: int, shapes: list[tuple[int, int, int]], db: bool, overlap: bool,
-    prec: Precision, seed: int,
+    prec: Precision, seed: int, partial: bool,
 ) -> None:
     rng = np.random.default_rng(seed)
     ops = [operands(rng, m, k, n, prec) for m, k, n in shapes]
-    run = run_matmuls(ops, rows, cols, df, prec, weight_double_buffer=db, fold_overlap=overlap)
-    assert [e + 1 for e in run.end_cycles] == closed_form_ends(shapes, rows, cols, df, db=db, overlap=overlap)
+    run = run_matmuls(ops, rows, cols, df, prec, weight_double_buffer=db, fold_overlap=overlap, partial_folds=partial)
+    assert [e + 1 for e in run.end_cycles] == closed_form_ends(shapes, rows, cols, df, db=db, overlap=overlap,
+                                                               partial=partial and overlap)
     for (a, b), out, exits, end in zip(ops, run.outputs, run.exit_cycles, run.end_cycles):
         assert_equals_matmul(out, a, b, prec)
         assert exits.min() >= 0 and exits.max() <= end
@@ -141,20 +142,39 @@ def test_bad_operands_are_refused_in_one_sentence() -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(st.sampled_from([WS, OS, IS]), arrays, arrays, st.tuples(dims, dims, dims), st.tuples(dims, dims, dims),
-       st.booleans(), st.integers(0, 400))
+       st.booleans(), st.integers(0, 400), st.booleans())
 def test_a_matmul_whose_operands_come_late_continues_the_run_as_far_as_they_allow(
     df: Dataflow, rows: int, cols: int, first: tuple[int, int, int], second: tuple[int, int, int], db: bool, ready: int,
+    partial: bool,
 ) -> None:
     """The second of two back-to-back MATMULs, its operands there only at cycle `ready`, ends where
     timing.continued_run_end says: the executor's rule for MATMULs with SIGNALs and WAITs between them."""
     rng = np.random.default_rng(ready)
     ops = [operands(rng, *first, Precision.INT8), operands(rng, *second, Precision.INT8)]
-    run = run_matmuls(ops, rows, cols, df, Precision.INT8, weight_double_buffer=db, fold_overlap=True, ready=[0, ready])
+    run = run_matmuls(ops, rows, cols, df, Precision.INT8, weight_double_buffer=db, fold_overlap=True, ready=[0, ready],
+                      partial_folds=partial)
     prev_end = run.end_cycles[0] + 1  # cycles, as the executor counts them
-    assert prev_end == matmul_timing(df, rows, cols, *first, weight_double_buffer=db, fold_overlap=True).total_cycles
-    fresh = matmul_timing(df, rows, cols, *second, weight_double_buffer=db, fold_overlap=True).total_cycles
-    continued = matmul_timing(df, rows, cols, *second, weight_double_buffer=db, fold_overlap=True,
-                              after_matmul_stream=matmul_stream_cycles(df, *first)).total_cycles
+    kw = dict(weight_double_buffer=db, fold_overlap=True, partial_folds=partial)
+    assert prev_end == matmul_timing(df, rows, cols, *first, **kw).total_cycles
+    fresh = matmul_timing(df, rows, cols, *second, **kw).total_cycles
+    continued = matmul_timing(df, rows, cols, *second, **kw, after_matmul_stream=matmul_stream_cycles(df, *first)).total_cycles
     assert run.end_cycles[1] + 1 == continued_run_end(prev_end, ready, fresh, continued)
     for (a, b), out in zip(ops, run.outputs):
         assert_equals_matmul(out, a, b, Precision.INT8)
+
+
+@pytest.mark.parametrize("df", [WS, IS])
+def test_a_partial_fold_loads_only_its_rows_and_its_lower_rows_pass_the_sums_through(df: Dataflow) -> None:
+    # k = 6 on 4 rows: folds of 4 and 2 rows. The 2-row fold's rows 2..3 still hold the first fold's weights: a PE
+    # there that used them would give wrong sums. Its load takes 2 cycles, so behind a stream of T = 1 only 1 shows.
+    rng = np.random.default_rng(5)
+    m, n = (1, 3) if df is WS else (3, 1)
+    a, b = operands(rng, m, 6, n, Precision.INT8)
+    partial = run_matmuls([(a, b)], 4, 3, df, Precision.INT8, partial_folds=True)
+    full = run_matmuls([(a, b)], 4, 3, df, Precision.INT8, partial_folds=False)
+    assert_equals_matmul(partial.outputs[0], a, b, Precision.INT8)
+    # 4 (first load) + 1 (stream) + max(0, 2 - 1) (second load) + 1 (stream) + 4 + 3 - 2 (fill and drain)
+    assert partial.total_cycles == 4 + 1 + 1 + 1 + 5 == full.total_cycles - 2
+    t = matmul_timing(df, 4, 3, m, 6, n, weight_double_buffer=True, partial_folds=True)
+    assert t.weight_load_cycles == 5 and t.total_cycles == partial.total_cycles
+

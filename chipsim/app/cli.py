@@ -278,6 +278,7 @@ def gemm_cmd(
     ideal_memory: bool = typer.Option(False, "--ideal-memory", help="Operands already on chip, unlimited SRAM bandwidth: array cycles only."),
     weight_double_buffer: bool = typer.Option(True, "--weight-double-buffer/--no-weight-double-buffer", help="Overlap the next fold's weight load (off to match simulators that serialize it)."),
     fold_overlap: bool = typer.Option(True, "--fold-overlap/--no-fold-overlap", help="Pipeline folds (off: SCALE-Sim's convention, every fold fills and drains the array)."),
+    partial_folds: bool = typer.Option(True, "--partial-folds/--no-partial-folds", help="A fold smaller than the array loads only its rows (off: every fold loads the whole zero-padded tile)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """One GEMM C[M,N] = A[M,K] @ B[K,N] through the mapper and executor on one core."""
@@ -291,7 +292,7 @@ def gemm_cmd(
     except ValueError:
         raise WorkloadError(f"--dataflow must be ws, os or is and --precision int8 or bf16, got {dataflow!r} and {precision!r}.") from None
     r = run_gemm(m, k, n, rows, cols, df, prec, ideal_memory=ideal_memory, weight_double_buffer=weight_double_buffer,
-                 fold_overlap=fold_overlap)
+                 fold_overlap=fold_overlap, partial_folds=partial_folds)
     if as_json:
         console.print_json(json.dumps(r.to_dict()))
         return

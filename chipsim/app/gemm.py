@@ -46,6 +46,7 @@ class GemmResult:
     ideal_memory: bool
     weight_double_buffer: bool
     fold_overlap: bool
+    partial_folds: bool
     cycles: int
     macs: int
     utilization: float
@@ -60,12 +61,13 @@ class GemmResult:
 
 @functools.cache
 def gemm_chip(rows: int, cols: int, dataflow: Dataflow, precision: Precision, *, ideal_memory: bool, weight_double_buffer: bool,
-              fold_overlap: bool = True) -> ChipConfig:
+              fold_overlap: bool = True, partial_folds: bool = True) -> ChipConfig:
     """The default chip cut to one core with the given array (ideal memory: 16 MiB SRAMs, unlimited ports)."""
     sets = ["mesh.rows=1", "mesh.cols=1", f"core.tensor_core.rows={rows}", f"core.tensor_core.cols={cols}",
             f"core.tensor_core.dataflow={dataflow.value}", f"core.tensor_core.precision={precision.value}",
             f"core.tensor_core.weight_double_buffer={'true' if weight_double_buffer else 'false'}",
-            f"core.tensor_core.fold_overlap={'true' if fold_overlap else 'false'}"]
+            f"core.tensor_core.fold_overlap={'true' if fold_overlap else 'false'}",
+            f"core.tensor_core.partial_folds={'true' if partial_folds else 'false'}"]
     if ideal_memory:
         sets += ["core.scratchpad.size_kib=16384", "core.scratchpad.banks=16", "core.scratchpad.bytes_per_cycle=65536",
                  "core.accumulator.size_kib=16384", "core.accumulator.banks=16", "core.accumulator.bytes_per_cycle=65536"]
@@ -100,7 +102,8 @@ def mapped_program(m: int, k: int, n: int, chip: ChipConfig, *, quantized_out: b
 
 
 def run_gemm(m: int, k: int, n: int, rows: int, cols: int, dataflow: Dataflow, precision: Precision, *,
-             ideal_memory: bool = False, weight_double_buffer: bool = True, fold_overlap: bool = True) -> GemmResult:
+             ideal_memory: bool = False, weight_double_buffer: bool = True, fold_overlap: bool = True,
+             partial_folds: bool = True) -> GemmResult:
     for name, v in (("M", m), ("K", k), ("N", n), ("--rows", rows), ("--cols", cols)):
         if v < 1:
             raise WorkloadError(f"gemm {name} must be a positive integer, got {v}.")
@@ -114,10 +117,11 @@ def run_gemm(m: int, k: int, n: int, rows: int, cols: int, dataflow: Dataflow, p
         raise WorkloadError(f"--rows and --cols must be at most {MAX_DIM} (the ISA's dimension fields), got {rows} and {cols}.")
     t0 = time.perf_counter()
     chip = gemm_chip(rows, cols, dataflow, precision, ideal_memory=ideal_memory, weight_double_buffer=weight_double_buffer,
-                     fold_overlap=fold_overlap)
+                     fold_overlap=fold_overlap, partial_folds=partial_folds)
     prec = DType.INT8 if precision is Precision.INT8 else DType.BF16
     program = ideal_program(m, k, n, chip, prec) if ideal_memory else mapped_program(m, k, n, chip)
     r = execute(program, chip, functional=False)
-    return GemmResult(m, k, n, rows, cols, dataflow.value, precision.value, ideal_memory, weight_double_buffer, fold_overlap, r.cycles,
+    return GemmResult(m, k, n, rows, cols, dataflow.value, precision.value, ideal_memory, weight_double_buffer, fold_overlap,
+                      partial_folds, r.cycles,
                       r.useful_macs, r.utilization, r.roofline.bound_cycles, r.instructions, r.energy_total_j,
                       time.perf_counter() - t0)
