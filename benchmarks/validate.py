@@ -496,10 +496,12 @@ fold is issued one cycle early.
 | speed | ~30,000-110,000 simulated cycles/s on a 32x32 array | ~100,000-300,000 MATMULs/s uncached, 10^8-10^9 cycles/s | see the speed ratios above |
 
 How they are tied. tests/test_array_reference.py draws random arrays (1..32 rows and columns), every dataflow,
-one to three back-to-back MATMULs of 1..40 per dimension, with and without weight double-buffering and
-pipelined folds, int8 and bf16, and asserts that the model's cycle count after each MATMUL equals the closed
-forms' running sum exactly, and that its outputs equal A @ B (int8 bit-exact, bf16 within fp32 rounding); a
-one-off run of 400 further random cases up to 69 per dimension found no difference. SCALE-Sim is tied to the
+one to three back-to-back MATMULs of 1..40 per dimension, with and without weight double-buffering,
+pipelined folds and partial folds, int8 and bf16, and asserts that the model's end of each MATMUL equals the
+closed forms' (each continuing the run before it: `chipsim.timing.continued_run`) exactly, and that its outputs
+equal A @ B (int8 bit-exact, bf16 within fp32 rounding); a one-off run of 400 further random cases up to 69 per
+dimension found no difference, nor did 500 with partial folds (arrays up to 12 x 12, up to four MATMULs of
+1..30 per dimension). SCALE-Sim is tied to the
 closed forms under its convention by the table above (tests/test_validation_scalesim.py runs some cases live),
 and so, through them, to the model with `fold_overlap=False`.
 
@@ -531,7 +533,7 @@ of the installed 3.0.0 wheel. T is the streamed dimension: ws T = M, os T = K, i
 | 4 | os fold | T + (C - 1), skewed by R - 1: R + C + T - 2 (the ISPASS 2020 paper, Table 1: 2R + C + T - 2; the maintainers agree the code is short by R, scalesim-project/scale-sim-v3#4) | T + (R + C - 2) skew + R output drain = 2R + C + T - 2, as the paper | no: chipsim is R per os fold above SCALE-Sim's code |
 | 5 | first stationary load | counted in every fold, the first included | counted; `weight_double_buffer` hides all but the first, `preloaded` (an earlier LDW) the first as well | yes with `weight_double_buffer=False, fold_overlap=False` |
 | 6 | overlap between folds | none: fold demand matrices are concatenated | with `fold_overlap=False`, none without double buffering, and with it the next fold's load hides under the current stream; with `fold_overlap` (the default) folds pipeline as the cycle-level array model runs them: one fill and drain per run of folds | yes with `weight_double_buffer=False, fold_overlap=False` (`--no-weight-double-buffer --no-fold-overlap`) |
-| 7 | partial folds (edge tiles) | padded with null requests to the full R x C array: full skew and load | the same: skew R + C - 2 and load R whatever the tile uses | yes |
+| 7 | partial folds (edge tiles) | padded with null requests to the full R x C array: full skew and load | the same under the per-fold convention (skew R + C - 2, load R, whatever the tile uses); with pipelined folds, `partial_folds` (the default) loads only the rows a fold uses and ends it with its last used column (R + w - 2) | yes with `fold_overlap=False` (or `--no-partial-folds`) |
 | 8 | memory | CALC bandwidth: no stalls, zero stall cycles on every case | `--ideal-memory`: no DMA or SRAM-port stalls | yes |
 | 9 | GEMM mapping | `M, N, K` -> conv with an M x K ifmap, a 1 x K filter, N filters: ws folds ceil(K/R) ceil(N/C), os ceil(M/R) ceil(N/C), is ceil(K/R) ceil(M/C) | the same fold counts | yes |
 

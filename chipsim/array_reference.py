@@ -17,9 +17,9 @@ ws / is (one kernel; `is` is ws on the transposed problem, C^T = B^T A^T with A^
   stream starts at S leaves at S + t + (R - 1) + c.
 - Each operand carries its fold's tag; a PE that sees a new fold's operand swaps its shadow weight into the
   active register in that cycle (Gemmini's `propagate` bit, TPUv1's weights advancing with the wave).
-- With partial loads, a fold that covers H < R rows loads only rows 0..H-1 (H cycles) and its operand is
+- With partial folds, a fold that covers H < R rows loads only rows 0..H-1 (H cycles) and its operand is
   marked empty in the rows below, whose PEs pass the partial sum down without a MAC (and without a swap), so
-  the stale weights there are never read.
+  the stale weights there are never read; a fold that covers w < C columns is done with column w - 1.
 
 os:
 - PE(r, c) accumulates C[r, c] of its fold; A enters row r skewed by r, B enters column c skewed by c; they
@@ -34,8 +34,9 @@ when a sum moves into it, operands of one MAC belong together) and report a haza
 that overlaps too much fails loudly instead of computing wrong numbers.
 
 A MATMUL ends in the cycle its last wavefront leaves the array (ws/is: the MAC of the bottom-right PE; os: the
-last output read out of the bottom-right column); fill and drain traverse the whole physical array even for
-a partial fold, as the closed forms count them.
+last output read out of the bottom-right column), or with partial folds (ws/is) the last MAC of the bottom PE
+of the last column its folds use, and not before the MATMUL before it ends (in-order retirement). Partial sums
+always cross every row, so the drain is R + (columns used) - 2.
 """
 
 from __future__ import annotations
@@ -78,9 +79,11 @@ class ArrayRun:
 
 # --- kernels -----------------------------------------------------------------------------------------------
 @njit(cache=False)
-def _stationary_kernel(rows, cols, double_buffer, x, xoff, w, height, t_len, s_start, l_start, inst, n_inst, y, y_cycle):  # pragma: no cover - compiled
+def _stationary_kernel(rows, cols, double_buffer, x, xoff, w, height, width, t_len, s_start, l_start, inst, n_inst, y,
+                       y_cycle):  # pragma: no cover - compiled
     """ws/is: stream rows of `x` (fold f: x[xoff[f] : xoff[f] + t_len[f], :rows]) through stationary w[f], whose
-    top height[f] rows are loaded; the PEs below pass fold f's partial sums down without a MAC."""
+    top height[f] rows are loaded; the PEs below pass fold f's partial sums down without a MAC. A fold's
+    instruction ends with the last MAC in its first width[f] columns (the others hold zero weights)."""
     nf = t_len.shape[0]
     horizon = 0
     for f in range(nf):
@@ -127,7 +130,8 @@ def _stationary_kernel(rows, cols, double_buffer, x, xoff, w, height, t_len, s_s
                 above = p_val[r - 1, c] if r > 0 else zero
                 if r >= height[g]:  # a row the fold does not use: its operand is marked empty, the sum passes
                     p_val[r, c] = above
-                    end[inst[g]] = max(end[inst[g]], now)
+                    if c < width[g]:
+                        end[inst[g]] = max(end[inst[g]], now)
                     if r == rows - 1:
                         y[xoff[g] + a_t[r, c], c] = p_val[r, c]
                         y_cycle[xoff[g] + a_t[r, c], c] = now
@@ -139,7 +143,8 @@ def _stationary_kernel(rows, cols, double_buffer, x, xoff, w, height, t_len, s_s
                 if act_fold[r, c] != g or act_row[r, c] != r:
                     return HAZARD_WEIGHT, now, end
                 p_val[r, c] = above + a_val[r, c] * act_val[r, c]
-                end[inst[g]] = max(end[inst[g]], now)
+                if c < width[g]:
+                    end[inst[g]] = max(end[inst[g]], now)
                 if r == rows - 1:
                     y[xoff[g] + a_t[r, c], c] = p_val[r, c]
                     y_cycle[xoff[g] + a_t[r, c], c] = now
@@ -343,8 +348,9 @@ def run_matmuls(
     weight load (ws, is) or its stream (os): the cycle its operands are there.
 
     `partial_folds` (ws, is, with `fold_overlap`): a fold covering kf < R rows of the array loads only those rows
-    and the PEs below pass its partial sums through (`chipsim.timing.matmul_timing`'s `partial_folds`); else every
-    fold loads all R rows, zeros below its kf.
+    and the PEs below pass its partial sums through, and a fold covering w < C columns is done when its column
+    w - 1 is (`chipsim.timing.matmul_timing`'s `partial_folds`); else every
+    fold is its zero-padded R x C tile.
 
     Each MATMUL is folded exactly as `chipsim.timing.matmul_timing` assumes (ws: ceil(k/R) x ceil(n/C) folds
     of B; is: ceil(k/R) x ceil(m/C) folds of A^T; os: ceil(m/R) x ceil(n/C) folds of C), partial folds padded
@@ -366,7 +372,8 @@ def _finish(kernel_result: tuple[int, int, np.ndarray]) -> tuple[tuple[int, ...]
     code, cycle, end = kernel_result  # cycle: where the hazard happened, or how many cycles were simulated
     if code != HAZARD_NONE:
         raise ArrayHazard(f"cycle {cycle}: {_HAZARD_TEXT[code]}")
-    return tuple(int(e) for e in end), int(cycle)
+    retired = np.maximum.accumulate(end)  # in order: a MATMUL retires once the one before it has
+    return tuple(int(e) for e in retired), int(cycle)
 
 
 def _fold_ready(insts: list[int], ready: Sequence[int] | None) -> list[int] | None:
@@ -380,7 +387,7 @@ def _run_stationary(checked: list[tuple[np.ndarray, np.ndarray]], rows: int, col
                     acc_dtype: type, *, weight_double_buffer: bool, fold_overlap: bool,
                     ready: Sequence[int] | None = None, partial_folds: bool = False) -> ArrayRun:
     # (instruction, streamed rows T x R, stationary tile R x C, rows loaded, output placement) per fold
-    xs, ws, heights, insts, places = [], [], [], [], []
+    xs, ws, heights, widths, insts, places = [], [], [], [], [], []
     for i, (a, b) in enumerate(checked):
         m, k = a.shape
         n = b.shape[1]
@@ -395,6 +402,7 @@ def _run_stationary(checked: list[tuple[np.ndarray, np.ndarray]], rows: int, col
                 xs.append(x)
                 ws.append(w)
                 heights.append(kn if partial_folds else rows)
+                widths.append(cn if partial_folds else cols)
                 insts.append(i)
                 places.append((c0, cn))
     t_len = np.array([x.shape[0] for x in xs], np.int64)
@@ -405,7 +413,8 @@ def _run_stationary(checked: list[tuple[np.ndarray, np.ndarray]], rows: int, col
     y = np.zeros((int(t_len.sum()), cols), acc_dtype)
     y_cycle = np.full(y.shape, -1, np.int64)
     ends, simulated = _finish(_stationary_kernel(rows, cols, weight_double_buffer, np.concatenate(xs), xoff,
-                                                 np.stack(ws), np.array(heights, np.int64), t_len, s, ld, np.array(insts, np.int64),
+                                                 np.stack(ws), np.array(heights, np.int64),
+                                                 np.array(widths, np.int64), t_len, s, ld, np.array(insts, np.int64),
                                                  len(checked), y, y_cycle))
     outputs = [np.zeros((a.shape[0], b.shape[1]), acc_dtype) for a, b in checked]
     exits = [np.full((a.shape[0], b.shape[1]), -1, np.int64) for a, b in checked]

@@ -103,8 +103,9 @@ class TensorCoreConfig(_Model):
     fold_overlap: Bool = True
     # With pipelined folds, a fold that covers fewer rows than the array (the last of a reduction the rows do not
     # divide, a head of 64 on 128 rows) loads only its rows, in that many cycles, and the rows below pass its
-    # partial sums through (a valid bit per row on the streamed operand); false loads every fold's zero-padded
-    # tile in full (R cycles), as fold_overlap=false (SCALE-Sim's convention) always does.
+    # partial sums through (a valid bit per row on the streamed operand); one that covers fewer columns is done
+    # when its last column's outputs leave. false: every fold is its zero-padded R x C tile (R cycles to load,
+    # done when column C - 1 is), as fold_overlap=false (SCALE-Sim's convention) always counts it.
     partial_folds: Bool = True
 
 

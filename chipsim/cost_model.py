@@ -38,11 +38,15 @@ class CostError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ComputeCost:
-    """MXU or VEC work: fixed duration, of which `stretched_cycles` are the SRAM port beyond the array/lanes."""
+    """MXU or VEC work: fixed duration, of which `stretched_cycles` are the SRAM port beyond the array/lanes. A
+    MATMUL also says its `tail_cycles` (chipsim.timing.MatmulTiming: from its stream front to its end) and its
+    `port_cycles` (the SRAM ports' time alone), which the executor needs to continue a run of folds."""
 
     cycles: int
     stretched_cycles: int
     events: EventCounts
+    tail_cycles: int = 0
+    port_cycles: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +141,7 @@ class TimingModel:
             (Event.ACC_READ_BYTES, traffic.acc_read_bytes),
             (Event.ACC_WRITE_BYTES, traffic.acc_write_bytes),
         )
-        return ComputeCost(cycles, cycles - array, events)
+        return ComputeCost(cycles, cycles - array, events, t.tail_cycles, ports)
 
     def weight_load(self, k: int, n: int, dtype: DType) -> ComputeCost:
         nbytes = k * n * dtype.itemsize

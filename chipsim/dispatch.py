@@ -10,9 +10,9 @@ A core's queues come phase by phase (a phase: the instructions between two barri
 tuple of entries (kind, rel, info) that ends with the phase's closing BARRIER or HALT entry. kind is one of the
 constants below, rel the instruction's index from the phase's first instruction (`DecodedCore.phase_lo`), so
 phases with the same instruction shapes share one tuple, and info by kind:
-    LOCAL    (cycles, structural_cycles)                 MXU and VEC work: fixed duration
-    CHAIN    ((cycles, structural_cycles) on its own, the same continuing the run)   a MATMUL that may continue
-             the run of the MATMUL before it on the MXU queue, SIGNALs and WAITs between (see below)
+    LOCAL    (cycles, structural_cycles)                 MXU and VEC work but MATMUL: fixed duration
+    CHAIN    (fresh front, continued front or -1, tail, port cycles, right behind)   a MATMUL, which may continue
+             the run of the MATMUL before it on the MXU queue (see below)
     DMA      (engine_cycles, dram_channel_cycles, latency_cycles)
     SEND     (((dst_core, hops, message key), ...), nbytes, ((link, depth), ...), serialization_cycles, hop_cycles)
     RECV     its message key
@@ -20,12 +20,14 @@ phases with the same instruction shapes share one tuple, and info by kind:
     SIGNAL / WAIT: the semaphore; BARRIER (closing phase k: barrier k) and HALT: None
 
 Pipelined folds (`core.tensor_core.fold_overlap`): a MATMUL whose predecessor on the MXU queue is a MATMUL
-(nothing between them: no WAIT, SIGNAL, LDW or BARRIER) continues that MATMUL's run of folds, so its entry
-carries the cycles it adds to the run (`timing.matmul_timing(..., after_matmul_stream=...)`). Consecutive
-MXU entries run back to back in the executor, so the saving is exact. With only SIGNALs and WAITs between the
-two, the entry is a CHAIN: the executor continues the run as far as the latest signal those WAITs consumed
-allows, ending it at max(end of the MATMUL before + the continued cycles, that signal + the cycles on its own)
-(`timing.continued_run_end`). LDW or BARRIER ends the run.
+(nothing between them but SIGNALs and WAITs: no LDW or BARRIER) continues that MATMUL's run of folds, so its
+entry carries how far it moves the run's stream front (`timing.matmul_timing(..., after_matmul_stream=...)`)
+besides its front from an empty array, and its tail (front to end). The executor ends it at max(end of the
+MATMUL before, front + tail), the front being max(the run's front + the continued front, the latest signal
+its WAITs consumed + the fresh front) (`timing.continued_run`; right behind it, with nothing between, the
+run's alone); the SRAM ports hold it to at least its port cycles after the later of the two. A MATMUL
+that continues no run (the first of a phase, one after an LDW, any under the per-fold convention) has -1 for
+the continued front: it ends at its start + max(fresh front + tail, port cycles).
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ class Decoder:
         self.chip = chip
         self.model = TimingModel.of(chip)
         self._cache: dict[tuple[object, ...], Decoded] = {}  # shape key -> (kind, info, events)
-        self._chain_cache: dict[tuple[object, ...], Info] = {}  # (shape key, previous stream) -> info
+        self._chain_cache: dict[tuple[object, ...], int] = {}  # (shape key, previous stream) -> continued front
         self._noc_cache: dict[tuple[object, ...], Decoded] = {}  # (core, shape key) -> (kind, info, events)
         self._phase_count = 0
         self._routes: dict[tuple[int, int], tuple[tuple[tuple[int, int], ...], tuple[tuple[tuple[int, int], int], ...]]] = {}
@@ -153,15 +155,18 @@ class Decoder:
             raise ExecutionError(str(exc)) from None
         if isinstance(c, DmaCost):
             found: Decoded = (DMA, (c.engine_cycles, c.channel_cycles, c.latency_cycles), c.events)
+        elif i.op is Opcode.MATMUL:
+            array = c.cycles - c.stretched_cycles
+            found = (CHAIN, (array - c.tail_cycles, -1, c.tail_cycles, c.port_cycles, False), c.events)
         else:
             found = (LOCAL, (c.cycles, c.stretched_cycles), c.events)
         self._cache[key] = found
         return found
 
-    def _chained(self, prev: Instr, i: Instr, key: tuple[object, ...]) -> Info:
-        """Queue info of MATMUL `i` continuing the run of folds of MATMUL `prev`, just before it on the MXU
+    def _chained(self, prev: Instr, i: Instr, key: tuple[object, ...]) -> int:
+        """How far MATMUL `i` moves the stream front of the run of folds of MATMUL `prev`, before it on the MXU
         queue: it adds its folds to the running array without a fill and drain of its own (`isa/SPEC.md`,
-        `## Timing`, pipelined folds). Events are those of the shape, counted once per instruction."""
+        `## Timing`, pipelined folds)."""
         chain_key = (key, timing.matmul_stream_cycles(self.model.dataflow, prev.m, prev.k, prev.n))
         found = self._chain_cache.get(chain_key)
         if found is None:
@@ -170,7 +175,7 @@ class Decoder:
                                       after_matmul_stream=chain_key[1])
             except CostError as exc:
                 raise ExecutionError(str(exc)) from None
-            found = (c.cycles, c.stretched_cycles)
+            found = c.cycles - c.stretched_cycles
             self._chain_cache[chain_key] = found
         return found
 
@@ -199,11 +204,9 @@ class Decoder:
                     queue = queues[u]
                     kind, info = found[0], found[1]
                     if op is Opcode.MATMUL and run_of is not None and self.model.fold_overlap:
-                        chained = self._chained(run_of, instr, key)
-                        if queue[-1][0] in (LOCAL, CHAIN):  # right behind it: always continues the run
-                            info = chained
-                        else:
-                            kind, info = CHAIN, (info, chained)
+                        fresh, _, tail, ports, _ = info  # type: ignore[misc]
+                        # right behind it (nothing between): the run alone decides
+                        info = (fresh, self._chained(run_of, instr, key), tail, ports, queue[-1][0] == CHAIN)
                     queue.append((kind, idx - lo, info))
                     if u == Unit.MXU:
                         run_of = instr if op is Opcode.MATMUL else None

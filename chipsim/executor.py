@@ -160,10 +160,11 @@ class _Run:
         self.engines = [[0] * chip.core.dma.engines for _ in range(ncores)]
         self.sems = [[0] * NUM_SEMAPHORES for _ in range(ncores)]
         self.fired: list[list[deque[int]]] = [[deque() for _ in range(NUM_SEMAPHORES)] for _ in range(ncores)]  # per count, when
-        # Pipelined folds across SIGNAL / WAIT (a CHAIN entry): per unit, when its last MXU / VEC instruction ended
-        # and the latest signal a WAIT of it has consumed since
+        # Pipelined folds (CHAIN entries, MATMULs): per unit, when its last MXU / VEC instruction ended, the latest
+        # signal a WAIT of it has consumed since, and the stream front of its last MATMUL (chipsim.timing.continued_run)
         self.run_end = [0] * g_count
         self.wait_ready = [_NEVER] * g_count
+        self.run_front = [0] * g_count
         self.sem_waiters: dict[tuple[int, int], deque[int]] = {}
         self.messages: dict[tuple[int, int, int, int], deque[tuple[int, int, int, np.ndarray | None]]] = {}
         self.recv_waiter: dict[tuple[int, int, int, int], int] = {}
@@ -254,11 +255,21 @@ class _Run:
                 n = 0
                 while kind == LOCAL or kind == CHAIN:
                     idx = base + op[1]
-                    if kind == CHAIN:  # continues the run of the MATMUL before it, as far as what it waited for allows
-                        fresh, chained = op[2]  # type: ignore[misc]
-                        end = timing.continued_run_end(self.run_end[g], self.wait_ready[g], fresh[0], chained[0])
+                    if kind == CHAIN:  # a MATMUL: continues the run before it as far as what it waited for allows
+                        fresh, chained, tail, ports, behind = op[2]  # type: ignore[misc]
+                        if chained < 0:  # from an empty array
+                            front = t + fresh
+                            array_end = front + tail
+                            start = t
+                        else:
+                            prev = t if behind else self.run_end[g]
+                            ready = _NEVER if behind else self.wait_ready[g]
+                            array_end, front = timing.continued_run(prev, self.run_front[g], ready, fresh, chained, tail)
+                            start = ready if ready > prev else prev
+                        end = start + ports if start + ports > array_end else array_end
+                        stretched = end - array_end
+                        self.run_front[g] = end - tail if end - tail > front else front  # ports slow the stream
                         cycles = end - t
-                        stretched = chained[1] if end == self.run_end[g] + chained[0] else fresh[1]  # else a late operand
                     else:
                         cycles, stretched = op[2]  # type: ignore[misc]
                         end = t + cycles

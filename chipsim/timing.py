@@ -6,9 +6,11 @@ distinct instruction shape. The derivations are written out in the `## Timing` s
 Conventions (the same in every function):
 - a cycle count is the number of clock cycles from the cycle in which the unit starts the instruction to the
   cycle in which its last result is written, both included (so a one-cycle operation costs 1);
-- the systolic array is `rows x cols` PEs; its fill and drain traverse the whole physical array (operands
-  enter at the left/top edge and results leave at the bottom edge), as in SCALE-Sim; `matmul_timing` is tied
-  exactly to the cycle-level model in `chipsim/array_reference.py` by tests/test_array_reference.py;
+- the systolic array is `rows x cols` PEs; operands enter at the left/top edge and results leave at the bottom
+  edge, so fill and drain cross every row; with `partial_folds` a fold smaller than the array loads only its
+  rows and is done with its last column, without them (and in SCALE-Sim) every fold is the whole array;
+  `matmul_timing` is tied exactly to the cycle-level model in `chipsim/array_reference.py` by
+  tests/test_array_reference.py;
 - shared resources (the DRAM channel, NoC links) are not modelled here; the executor adds their contention.
 
 Dataflows (`chipsim.config.Dataflow`): ws keeps the weights B (k x n) in the PEs and streams A; os keeps the
@@ -35,13 +37,20 @@ class ScaleSimConvention(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class MatmulTiming:
-    """One MATMUL on one tensor core, split into its terms; `total_cycles` is their sum."""
+    """One MATMUL on one tensor core, split into its terms; `total_cycles` is their sum.
+
+    With pipelined folds a MATMUL's end is its stream front (the cycle after its last operand row entered the
+    array) plus `tail_cycles`, the time its last used output then needs to leave. A MATMUL from an empty array
+    counts that tail in its total (as skew and os drain), so its total is front + tail; one continuing a run
+    (`after_matmul_stream`) counts only how far it moves the front, and ends at max(the MATMUL before's end, its
+    front + tail): `continued_run`."""
 
     folds: int  # array-sized pieces the MATMUL is cut into
     weight_load_cycles: int  # exposed stationary-operand loads (ws/is), summed over folds
     stream_cycles: int  # cycles in which operand rows enter the array, summed over folds
     skew_cycles: int  # exposed wavefront fill + drain (rows + cols - 2 per fold, or once per run of folds)
     output_drain_cycles: int  # os only: exposed shifts of the stationary rows x cols outputs out (rows each)
+    tail_cycles: int = 0  # pipelined folds: from the stream front to the last used output leaving (0 per fold)
 
     @property
     def total_cycles(self) -> int:
@@ -94,7 +103,9 @@ def matmul_timing(
     `partial_folds` (pipelined folds only): a fold of B (ws) or A^T (is) that covers kf < R rows of the array (the
     last of a reduction that R does not divide) loads just those kf rows (kf cycles), and its streamed operand
     carries no data in the rows below, whose PEs pass the partial sums down unchanged (a valid bit per row);
-    without it every load is R rows, the zero-padded tile. Each load term above then counts kf for R.
+    a fold that covers w < C columns is done when column w - 1's last output leaves, so the drain of a MATMUL
+    whose last column block is narrow is R + w - 2, not R + C - 2 (unless a wider fold before it leaves later).
+    Without it every fold is the zero-padded R x C tile. Each load term above then counts kf for R.
 
     `preloaded` (ws: an earlier LDW put the first fold in the array) removes the first load.
     `after_matmul_stream` > 0: this MATMUL continues a run of folds begun by the MATMUL just before it on the
@@ -113,12 +124,10 @@ def matmul_timing(
             return MatmulTiming(folds, 0, folds * t, folds * skew, folds * r)
         hidden_shift = max(0, r - t)
         if chained:
-            return MatmulTiming(folds, 0, folds * t, 0, folds * hidden_shift)
-        return MatmulTiming(folds, 0, folds * t, skew, r + (folds - 1) * hidden_shift)
-    if dataflow is Dataflow.WS:
-        folds, t = ceil_div(k, r) * ceil_div(n, c), m
-    else:
-        folds, t = ceil_div(k, r) * ceil_div(m, c), n
+            return MatmulTiming(folds, 0, folds * t, 0, folds * hidden_shift, skew + r)
+        return MatmulTiming(folds, 0, folds * t, skew, r + (folds - 1) * hidden_shift, skew + r)
+    out_cols = n if dataflow is Dataflow.WS else m  # the stationary tile's columns: B's (ws), A^T's (is)
+    folds, t = ceil_div(k, r) * ceil_div(out_cols, c), m if dataflow is Dataflow.WS else n
     if not fold_overlap:
         first_load = 0 if preloaded else r
         loads = first_load + (folds - 1) * r if not weight_double_buffer else first_load
@@ -140,7 +149,22 @@ def matmul_timing(
         loads = max(0, h0 - after_matmul_stream) + later(lambda h: max(0, h - t))
     else:
         loads = first_load + later(lambda h: max(0, h - t))
-    return MatmulTiming(folds, loads, folds * t, 0 if chained else skew, 0)
+    tail = r + _tail_width(c, out_cols, t, k, r, weight_double_buffer) - 2 if partial_folds else skew
+    return MatmulTiming(folds, loads, folds * t, 0 if chained else tail, 0, tail)
+
+
+def _tail_width(c: int, out_cols: int, t: int, k: int, r: int, shadow: bool) -> int:
+    """Partial folds: a MATMUL's tail is R - 2 plus this many columns. Its last column block is w wide and its
+    folds move the stream D cycles past the last fold before the block (each by max(T, H) with the shadow
+    registers, T + H without, H its rows); that wider fold's last output leaves C - D columns' worth after the
+    block's last fold's would at width C, so the width is max(w, C - D) (w alone for a single block)."""
+    blocks = ceil_div(out_cols, c)
+    w = out_cols - (blocks - 1) * c
+    if blocks == 1:
+        return w
+    full, rem = divmod(k, r)
+    d = full * (max(t, r) if shadow else t + r) + ((max(t, rem) if shadow else t + rem) if rem else 0)
+    return max(w, c - d)
 
 
 def matmul_stream_cycles(dataflow: Dataflow, m: int, k: int, n: int) -> int:
@@ -149,13 +173,17 @@ def matmul_stream_cycles(dataflow: Dataflow, m: int, k: int, n: int) -> int:
     return m if dataflow is Dataflow.WS else n if dataflow is Dataflow.IS else k
 
 
-def continued_run_end(prev_end: int, ready: int, fresh_cycles: int, continued_cycles: int) -> int:
-    """When a MATMUL issued right behind another one on the same array ends, if its operands are ready at cycle
-    `ready`: its first fold loads (ws, is) or streams (os) as soon as both the run of folds and its operands
-    allow, so it ends at max(prev_end + continued_cycles, ready + fresh_cycles), where fresh_cycles is its cost
-    from an empty array and continued_cycles what it adds to the run (`matmul_timing(...,
-    after_matmul_stream=...)`). Exact against chipsim/array_reference.py for every dataflow, shadow or not."""
-    return max(prev_end + continued_cycles, ready + fresh_cycles)
+def continued_run(prev_end: int, prev_front: int, ready: int, fresh_front: int, continued_front: int,
+                  tail: int) -> tuple[int, int]:
+    """(end, stream front) of a MATMUL issued behind another one on the same array whose operands are there at
+    cycle `ready` (far in the past when nothing holds it back): its first fold loads (ws, is) or streams (os) as
+    soon as both the run of folds and its operands allow, so its front is max(prev_front + continued_front,
+    ready + fresh_front); it ends `tail` after that, but not before the MATMUL before it (the array retires
+    MATMULs in order). fresh_front is its `matmul_timing` total less its tail, continued_front its total with
+    `after_matmul_stream`. Exact against chipsim/array_reference.py for every dataflow, shadow or not, partial
+    folds or not."""
+    front = max(prev_front + continued_front, ready + fresh_front)
+    return max(prev_end, front + tail), front
 
 
 @cache

@@ -15,19 +15,24 @@ from hypothesis import strategies as st
 import chipsim.array_reference as ref
 from chipsim.array_reference import ArrayHazard, run_matmuls
 from chipsim.config import Dataflow, Precision
-from chipsim.timing import continued_run_end, matmul_stream_cycles, matmul_timing
+from chipsim.timing import continued_run, matmul_stream_cycles, matmul_timing
 
 WS, OS, IS = Dataflow.WS, Dataflow.OS, Dataflow.IS
+NEVER = -(1 << 62)  # a ready cycle that holds nothing back
 
 
 def closed_form_ends(shapes: list[tuple[int, int, int]], rows: int, cols: int, df: Dataflow, *, db: bool,
                      overlap: bool, partial: bool = False) -> list[int]:
-    """Cumulative closed-form cycles after each MATMUL of a back-to-back sequence (each continues the last)."""
-    ends, total, prev_stream = [], 0, 0
+    """The closed-form end of each MATMUL of a back-to-back sequence (each continues the last: timing.continued_run)."""
+    ends, end, front, prev_stream = [], 0, 0, 0
     for m, k, n in shapes:
-        total += matmul_timing(df, rows, cols, m, k, n, weight_double_buffer=db, fold_overlap=overlap,
-                               after_matmul_stream=prev_stream, partial_folds=partial).total_cycles
-        ends.append(total)
+        t = matmul_timing(df, rows, cols, m, k, n, weight_double_buffer=db, fold_overlap=overlap,
+                          after_matmul_stream=prev_stream, partial_folds=partial)
+        if not ends:  # from an empty array: its total is its front and its tail
+            end, front = t.total_cycles, t.total_cycles - t.tail_cycles
+        else:
+            end, front = continued_run(end, front, NEVER, 0, t.total_cycles, t.tail_cycles)
+        ends.append(end)
         prev_stream = matmul_stream_cycles(df, m, k, n)
     return ends
 
@@ -148,17 +153,20 @@ def test_a_matmul_whose_operands_come_late_continues_the_run_as_far_as_they_allo
     partial: bool,
 ) -> None:
     """The second of two back-to-back MATMULs, its operands there only at cycle `ready`, ends where
-    timing.continued_run_end says: the executor's rule for MATMULs with SIGNALs and WAITs between them."""
+    timing.continued_run says: the executor's rule for MATMULs with SIGNALs and WAITs between them."""
     rng = np.random.default_rng(ready)
     ops = [operands(rng, *first, Precision.INT8), operands(rng, *second, Precision.INT8)]
     run = run_matmuls(ops, rows, cols, df, Precision.INT8, weight_double_buffer=db, fold_overlap=True, ready=[0, ready],
                       partial_folds=partial)
     prev_end = run.end_cycles[0] + 1  # cycles, as the executor counts them
     kw = dict(weight_double_buffer=db, fold_overlap=True, partial_folds=partial)
-    assert prev_end == matmul_timing(df, rows, cols, *first, **kw).total_cycles
-    fresh = matmul_timing(df, rows, cols, *second, **kw).total_cycles
-    continued = matmul_timing(df, rows, cols, *second, **kw, after_matmul_stream=matmul_stream_cycles(df, *first)).total_cycles
-    assert run.end_cycles[1] + 1 == continued_run_end(prev_end, ready, fresh, continued)
+    t1 = matmul_timing(df, rows, cols, *first, **kw)
+    assert prev_end == t1.total_cycles
+    fresh = matmul_timing(df, rows, cols, *second, **kw)
+    continued = matmul_timing(df, rows, cols, *second, **kw, after_matmul_stream=matmul_stream_cycles(df, *first))
+    end, _ = continued_run(prev_end, t1.total_cycles - t1.tail_cycles, ready, fresh.total_cycles - fresh.tail_cycles,
+                           continued.total_cycles, continued.tail_cycles)
+    assert run.end_cycles[1] + 1 == end
     for (a, b), out in zip(ops, run.outputs):
         assert_equals_matmul(out, a, b, Precision.INT8)
 

@@ -431,7 +431,7 @@ def test_back_to_back_matmuls_continue_one_run_of_folds() -> None:
 ])
 def test_a_matmul_behind_a_wait_continues_the_run_as_far_as_its_operands_allow(vec_rows: int, second_end: int) -> None:
     # The VEC unit's VEXP takes 12 + rows cycles and then signals; the MXU's second MATMUL waits for it. It ends at
-    # max(22 + 16, signal + 22) (chipsim.timing.continued_run_end, checked against the array reference model).
+    # max(22 + 16, signal + 22) (chipsim.timing.continued_run, checked against the array reference model).
     prog = parse(f""".core 0
     vexp dst=acc:0x100 src=acc:0x100 rows={vec_rows} cols=4
     signal unit=vec sem=0

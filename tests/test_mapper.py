@@ -191,7 +191,7 @@ def test_search_and_executor_cost_an_instruction_alike():
     """The old drift: the search priced a GEMM's MATMULs without the SRAM port and its DMA at a rate of its own; now
     both sides ask the chip's TimingModel, so a tile's instruction costs the same in both."""
     from chipsim.cost_model import TimingModel
-    from chipsim.dispatch import LOCAL, Decoder
+    from chipsim.dispatch import CHAIN, Decoder
     from isa import DType, Matmul
 
     c = chip("core.scratchpad.bytes_per_cycle=64")  # a slow port: the array is stretched
@@ -199,7 +199,10 @@ def test_search_and_executor_cost_an_instruction_alike():
     mm = Matmul(a_addr=0, b_addr=0, c_addr=0, m=128, k=256, n=128, precision=DType.INT8, accumulate=False, preloaded=False, transpose_b=False)
     kind, info, _ = Decoder(c)._miss(mm, ("probe",))
     cost = model.matmul(128, 256, 128, DType.INT8, accumulate=False, preloaded=False)
-    assert kind == LOCAL and info == (cost.cycles, cost.stretched_cycles) and cost.stretched_cycles > 0
+    # a MATMUL's entry: its front and tail from an empty array (their sum the array's cycles) and the ports' cycles
+    assert kind == CHAIN and info == (cost.cycles - cost.stretched_cycles - cost.tail_cycles, -1, cost.tail_cycles,
+                                      cost.port_cycles, False)
+    assert cost.stretched_cycles > 0 and cost.port_cycles == cost.cycles
 
 
 def test_the_search_rechecks_its_best_candidates_in_the_measure():
