@@ -203,7 +203,8 @@ def matmul_traffic(
     """SRAM bytes of one MATMUL under its dataflow (the stationary operand is read once, the streamed one once
     per fold of the other dimension; outputs are written once per k fold and read back between k folds)."""
     r, c = array_rows, array_cols
-    a_bytes, b_bytes, c_elems = m * k * in_itemsize, 0 if preloaded else k * n * in_itemsize, m * n
+    # preloaded: the array holds B's first fold (an LDW put it there), the rest is read
+    a_bytes, b_bytes, c_elems = m * k * in_itemsize, (k - min(k, r) if preloaded else k) * n * in_itemsize, m * n
     if dataflow is Dataflow.OS:
         spad = a_bytes * ceil_div(n, c) + b_bytes * ceil_div(m, r)
         k_folds = 1

@@ -82,10 +82,9 @@ def matmul_out_dtype(precision: DType) -> DType:
 
 def matmul(i: Instr) -> tuple[Operand, ...]:
     out = matmul_out_dtype(i.precision)
-    ops = [_rd("a", Mem.SPAD, i.a_addr, i.m, i.k, i.precision)]
-    if not i.preloaded:
-        rows, cols = (i.n, i.k) if i.transpose_b else (i.k, i.n)
-        ops.append(_rd("b", Mem.SPAD, i.b_addr, rows, cols, i.precision))
+    rows, cols = (i.n, i.k) if i.transpose_b else (i.k, i.n)
+    # preloaded=1: B's first fold is in the array (the last LDW), the rest is read; B is named whole either way
+    ops = [_rd("a", Mem.SPAD, i.a_addr, i.m, i.k, i.precision), _rd("b", Mem.SPAD, i.b_addr, rows, cols, i.precision)]
     if i.accumulate:
         ops.append(_rd("c", Mem.ACC, i.c_addr, i.m, i.n, out))
     ops.append(_wr("c", Mem.ACC, i.c_addr, i.m, i.n, out))

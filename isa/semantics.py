@@ -134,17 +134,19 @@ def ldw(i: Instr, state: CoreState, dram: np.ndarray) -> None:
 
 
 def _matmul_b(i: Instr, state: CoreState) -> np.ndarray:
+    b = (tile(state, Mem.SPAD, i.b_addr, i.n, i.k, i.precision).T if i.transpose_b
+         else tile(state, Mem.SPAD, i.b_addr, i.k, i.n, i.precision))
     if not i.preloaded:
-        if i.transpose_b:
-            return tile(state, Mem.SPAD, i.b_addr, i.n, i.k, i.precision).T
-        return tile(state, Mem.SPAD, i.b_addr, i.k, i.n, i.precision)
+        return b
+    # B's first rows are the tile the last LDW put in the array (its first fold), the rest come from b_addr
     w = state.weights
-    if w is None or state.weights_dtype != i.precision or w.shape != (i.k, i.n):
+    if w is None or state.weights_dtype != i.precision or w.shape[1] != i.n or w.shape[0] > i.k:
         held = "none" if w is None or state.weights_dtype is None else f"{w.shape[0]}x{w.shape[1]} {state.weights_dtype.name}"
         raise IsaError(
-            f"MATMUL preloaded=1 needs a {i.k}x{i.n} {i.precision.name} weight tile from LDW, but the array holds {held}."
+            f"MATMUL preloaded=1 needs a weight tile of {i.n} columns and at most {i.k} rows ({i.precision.name}) from "
+            f"LDW, but the array holds {held}."
         )
-    return w
+    return w if w.shape[0] == i.k else np.concatenate((w, b[w.shape[0]:]))
 
 
 def matmul(i: Instr, state: CoreState, dram: np.ndarray) -> None:

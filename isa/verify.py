@@ -154,13 +154,16 @@ def verify(program: Program, *, spad_bytes: int, acc_bytes: int, dram_bytes: int
                     problems.append(f"{at}: weight tile {instr.k}x{instr.n} is larger than the {array_rows}x{array_cols} array")
                 last_ldw = instr
             elif op == Opcode.MATMUL and instr.preloaded:
+                fold = min(instr.k, array_rows)  # B's first fold: what the LDW must have put in the array
                 if last_ldw is None:
                     problems.append(f"{at}: preloaded=1 but no LDW comes before it on this core")
-                elif (last_ldw.k, last_ldw.n, last_ldw.dtype) != (instr.k, instr.n, instr.precision):
+                elif (last_ldw.k, last_ldw.n, last_ldw.dtype) != (fold, instr.n, instr.precision):
                     problems.append(
-                        f"{at}: preloaded=1 needs a {instr.k}x{instr.n} {instr.precision.name} weight tile but the last LDW "
+                        f"{at}: preloaded=1 needs a {fold}x{instr.n} {instr.precision.name} weight tile but the last LDW "
                         f"loads {last_ldw.k}x{last_ldw.n} {last_ldw.dtype.name}"
                     )
+            elif op == Opcode.MATMUL:
+                last_ldw = None  # its own weights replace the LDW's in the array
             elif op == Opcode.NOC_SEND and instr.multicast:
                 for dst in range(ncores):
                     sends[(c, dst, instr.tag, instr.bytes)].append(at)

@@ -23,12 +23,14 @@ from isa import (
     DType,
     Halt,
     Instr,
+    Ldw,
     Matmul,
     Mem,
     NocRecv,
     NocSend,
     Opcode,
     Program,
+    Signal,
     Unit,
     Vadd,
     Vcvt,
@@ -43,7 +45,9 @@ from isa import (
     Vscale,
     Vsub,
 )
-from chipsim.cost_model import TimingModel
+from chipsim.config import Dataflow
+from chipsim.cost_model import ComputeCost, TimingModel
+from isa.semantics import NUM_SEMAPHORES
 from mapper.context import MapperContext
 from mapper.kernels import Attention, Gemm, Kernel, KernelGraphFacts, OnChip, Residency, RowNorm, graph_facts
 from mapper.kernels import Bcast as AddBcast
@@ -218,8 +222,11 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
                 else:
                     ch_a.consume(a_slots[j])
                     a_addr = a_bufs[a_slots[j]].addr
+                # the first: its first fold in the array already when an LDW put it there before the barrier
+                pre = b.preloaded and idx == 0 and j == 0
+                assert not pre or w_ahead[0]
                 b.emit(Unit.MXU, Matmul(a_addr=a_addr, b_addr=wb.addr, c_addr=acc_bufs[c].addr, m=rows, k=kc, n=cols,
-                                        precision=prec, accumulate=j > 0, preloaded=False, transpose_b=False))
+                                        precision=prec, accumulate=j > 0, preloaded=pre, transpose_b=False))
                 if not a_in_place:
                     ch_a.release(a_slots[j])
                 if not resident:
@@ -775,6 +782,50 @@ def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: K
     return plan, ceiling
 
 
+def _preload_first_fold(at: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, ctx: MapperContext) -> bool:
+    """At the end of kernel `at`'s MXU queue, an LDW of the next kernel's first weight fold on `b`'s core, when that
+    kernel is a GEMM whose first tile is loaded ahead into its slot 0 and no wider than the array (ws only): the
+    array is idle before the barrier, and the GEMM's first MATMUL then starts with its first fold in place instead
+    of loading it (isa/SPEC.md, LDW). A load of that tile in this kernel's DMA queue signals the LDW, which waits
+    for it. Whether the next GEMM's first MATMUL is preloaded."""
+    tc = ctx.chip.core.tensor_core
+    if at + 1 >= len(seq) or tc.dataflow is not Dataflow.WS:
+        return False
+    g, work = seq[at + 1]
+    pin = next((p for p in b.pins if p.at == at + 1), None)
+    if not isinstance(g, Gemm) or not work[b.core] or pin is None or pin.loaded < 1:
+        return False
+    assert g.tiling is not None
+    cols = g.tile_cols(work[b.core][0][1])
+    if cols > tc.cols or b.next_sem >= NUM_SEMAPHORES:
+        return False
+    slot = pin.slots[0]
+    dma = b.queues[Unit.DMA]
+    here = next((i for i, ins in enumerate(dma) if ins.op is Opcode.DMA_LD and ins.sram_addr == slot), None)
+    ldw = Ldw(w_addr=slot, k=min(g.tiling.tk, g.k, tc.rows), n=cols, dtype=_q_dtype(ctx.int8))
+    # only where the array has the time: its own work and the tile's load, then the LDW, end before the kernel's
+    # busiest unit would (else the LDW would hold up the barrier by what it saves the next kernel)
+    model = TimingModel.of(ctx.chip)
+    work_of = [sum(_unit_cycles(model, i, ctx.cores) for i in b.queues[u]) for u in (Unit.DMA, Unit.MXU, Unit.VEC)]
+    loaded = 0 if here is None else sum(_unit_cycles(model, i, ctx.cores) for i in dma[:here + 1])
+    if max(work_of[1], loaded) + _unit_cycles(model, ldw, ctx.cores) > max(work_of):
+        return False
+    if here is not None:  # loaded during this kernel: the LDW waits for the load
+        sem = b.sem()
+        dma.insert(here + 1, Signal(unit=Unit.DMA, sem=sem))
+        b.wait(Unit.MXU, sem)
+    b.emit(Unit.MXU, ldw)
+    return True
+
+
+def _unit_cycles(model: TimingModel, i: Instr, cores: int) -> float:
+    """A rough time of `i` on its unit for the estimate above: a DMA transfer with the DRAM shared by every core."""
+    if i.op in (Opcode.SIGNAL, Opcode.WAIT):
+        return 0
+    c = model.cost(i)
+    return c.cycles if isinstance(c, ComputeCost) else max(c.engine_cycles, c.channel_cycles * cores)
+
+
 def phase_name(ks: list[Kernel]) -> str:
     if len(ks) == 1:
         return ks[0].name
@@ -911,6 +962,7 @@ def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True, ahead: int =
                         pair = (label, phase_name([seq[pin.at][0]]))
                         ahead_bytes[pair] = ahead_bytes.get(pair, 0) + sum(a.rows * a.cols * ctx.q_itemsize for a in loads[:n])
                 b.pins = [p for p in b.pins if p.at != at]
+                b.preloaded = _preload_first_fold(at, seq, b, ctx)
                 # A barrier after every kernel: its semaphores are back to zero and its buffers free for the next.
                 b.end_phase(label)
     for b in builders:

@@ -95,6 +95,8 @@ class CoreBuilder:
     pins: list[Pin] = field(default_factory=list)
     slots: tuple[int, ...] | None = None
     slots_loaded: int = 0
+    # the array holds the current GEMM's first weight fold, put there by an LDW before the barrier (mapper.emit)
+    preloaded: bool = False
 
     def __post_init__(self) -> None:
         self.begin_phase()

@@ -128,8 +128,23 @@ def test_ldw_then_preloaded_matmul_uses_the_loaded_tile() -> None:
     _put(s, Mem.SPAD, 0x1000, np.zeros_like(w))  # the array holds its own copy
     apply(Matmul(0, 0x3000, 0, 4, 8, 3, DType.INT8, False, True, False), s, DRAM)
     np.testing.assert_array_equal(_get(s, Mem.ACC, 0, (4, 3), DType.INT32), a.astype(np.int32) @ w.astype(np.int32))
-    with pytest.raises(IsaError, match=r"^MATMUL preloaded=1 needs a 4x3 INT8 weight tile from LDW, but the array holds 8x3 INT8\.$"):
+    with pytest.raises(IsaError, match=r"^MATMUL preloaded=1 needs a weight tile of 3 columns and at most 4 rows \(INT8\) from "
+                                       r"LDW, but the array holds 8x3 INT8\.$"):
         apply(Matmul(0, 0, 0, 4, 4, 3, DType.INT8, False, True, False), s, DRAM)
+
+
+def test_a_preloaded_matmul_of_several_folds_takes_the_rest_of_b_from_the_scratchpad() -> None:
+    # The LDW tile is B's first 4 rows; the array holds its own copy, so rows 0..3 come from it even after the
+    # scratchpad changes, and rows 4..9 from b_addr.
+    s = _state()
+    a = RNG.integers(-128, 128, (5, 10), dtype=np.int8)
+    w = RNG.integers(-128, 128, (10, 3), dtype=np.int8)
+    _put(s, Mem.SPAD, 0, a)
+    _put(s, Mem.SPAD, 0x1000, w)
+    apply(Ldw(0x1000, 4, 3, DType.INT8), s, DRAM)
+    _put(s, Mem.SPAD, 0x1000, np.zeros((4, 3), np.int8))
+    apply(Matmul(0, 0x1000, 0, 5, 10, 3, DType.INT8, False, True, False), s, DRAM)
+    np.testing.assert_array_equal(_get(s, Mem.ACC, 0, (5, 3), DType.INT32), a.astype(np.int32) @ w.astype(np.int32))
 
 
 BINARY = [(Vadd, np.add), (Vsub, np.subtract), (Vmul, np.multiply), (Vmax, np.maximum)]

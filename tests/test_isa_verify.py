@@ -102,6 +102,16 @@ def test_each_problem_is_pinned(body: str, message: str) -> None:
     assert _one(body) == message
 
 
+def test_a_preloaded_matmul_of_several_folds_needs_its_first_fold_from_the_ldw() -> None:
+    mm = "matmul a=spad:0x0 b=spad:0x400 c=acc:0x0 m=4 k=64 n=32 prec=int8 acc=0 pre=1 tb=0"
+    verify(parse(f".core 0\nldw w=spad:0x400 k=32 n=32 dtype=int8\n{mm}\nhalt\n"), **CHIP)  # 32 rows: one fold
+    assert _one(f"ldw w=spad:0x400 k=16 n=32 dtype=int8\n{mm}") == (
+        "core 0 instr 1 (MATMUL): preloaded=1 needs a 32x32 INT8 weight tile but the last LDW loads 16x32 INT8")
+    plain = mm.replace("pre=1", "pre=0")  # a MATMUL with its own weights replaces the LDW's
+    assert _one(f"ldw w=spad:0x400 k=32 n=32 dtype=int8\n{plain}\n{mm}") == (
+        "core 0 instr 2 (MATMUL): preloaded=1 but no LDW comes before it on this core")
+
+
 def test_preloaded_mismatch() -> None:
     body = "ldw w=spad:0x0 k=16 n=32 dtype=int8\nmatmul a=spad:0x0 b=spad:0x0 c=acc:0x0 m=4 k=32 n=32 prec=int8 acc=0 pre=1 tb=0"
     assert _one(body) == (

@@ -270,6 +270,38 @@ def test_later_gemms_weight_tiles_are_loaded_ahead_into_their_slots():
     assert len(behind) == 1 and behind[0].sram_addr < min(ffn1_slots)  # below the FFN1 tiles still in use
 
 
+def test_a_gemms_first_weight_fold_is_in_the_array_before_its_barrier():
+    """Behind a vector-bound kernel whose array has the time, an LDW at the end of its MXU queue puts the next
+    GEMM's first weight fold (its first tile, loaded ahead into slot 0) into the array, waiting for that load when
+    it happens in the same kernel; the GEMM's first MATMUL then has preloaded=1 and skips the load: R fewer
+    cycles on the array. The program verifies and computes the same (tests/test_run.py: bit-exact)."""
+    from chipsim.cost_model import TimingModel
+
+    c = chip()
+    rows = c.core.tensor_core.rows
+    low = lower(build_graph(preset("bert-ner-wnut"), 128, 1), MapperContext(c), verify=True)
+    model = TimingModel.of(c)
+    preloaded_gemms = set()
+    for core, labels in zip(low.program.cores, low.labels):
+        for i, ins in enumerate(core):
+            if ins.op is not Opcode.LDW:
+                continue
+            barrier = next(j for j in range(i + 1, len(core)) if core[j].op is Opcode.BARRIER)
+            assert not any(m.op is Opcode.MATMUL for m in core[i + 1:barrier])  # the last MATMUL-side work of its phase
+            at = next(j for j in range(barrier, len(core)) if core[j].op is Opcode.MATMUL)
+            first = core[at]
+            assert first.preloaded and (ins.w_addr, ins.k, ins.n) == (first.b_addr, min(first.k, rows), first.n)
+            fresh = model.matmul(first.m, first.k, first.n, first.precision, accumulate=False, preloaded=False).cycles
+            pre = model.matmul(first.m, first.k, first.n, first.precision, accumulate=False, preloaded=True).cycles
+            assert fresh - pre == min(first.k, rows)
+            preloaded_gemms.add(labels[at])
+            start = max((j for j in range(i) if core[j].op is Opcode.BARRIER), default=-1)
+            if any(d.op is Opcode.DMA_LD and d.sram_addr == ins.w_addr for d in core[start + 1:i]):  # loaded this phase
+                assert core[i - 1].op is Opcode.WAIT and core[i - 1].unit is Unit.MXU
+    # every layer's QKV and FFN1 (behind a LayerNorm) and output projection (behind the attention)
+    assert {f"l{n}.{g}" for n in range(6) for g in ("qkv", "attn_out", "ffn1")} <= preloaded_gemms
+
+
 def test_a_gemm_loaded_ahead_below_another_keeps_its_other_slots_and_buffers_below():
     """Batch 16: a tile of FFN2 loaded during FFN1 would sit below FFN1's weight slots; FFN2's other weight slots and
     its A tiles must fit below it too, else nothing is loaded ahead there. The program lowers and verifies."""
