@@ -782,12 +782,14 @@ def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: K
     return plan, ceiling
 
 
-def _preload_first_fold(at: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, ctx: MapperContext) -> bool:
+def _preload_first_fold(at: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, ctx: MapperContext,
+                        cycles: _UnitCycles, memo: dict[tuple[object, ...], bool], emitted: object) -> bool:
     """At the end of kernel `at`'s MXU queue, an LDW of the next kernel's first weight fold on `b`'s core, when that
     kernel is a GEMM whose first tile is loaded ahead into its slot 0 and no wider than the array (ws only): the
     array is idle before the barrier, and the GEMM's first MATMUL then starts with its first fold in place instead
     of loading it (isa/SPEC.md, LDW). A load of that tile in this kernel's DMA queue signals the LDW, which waits
-    for it. Whether the next GEMM's first MATMUL is preloaded."""
+    for it. Whether the next GEMM's first MATMUL is preloaded. `emitted` names what this kernel emitted on the
+    core (its replay key, or None): the same emission on the same chip gets the same verdict from `memo`."""
     tc = ctx.chip.core.tensor_core
     if at + 1 >= len(seq) or tc.dataflow is not Dataflow.WS:
         return False
@@ -805,10 +807,17 @@ def _preload_first_fold(at: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder,
     ldw = Ldw(w_addr=slot, k=min(g.tiling.tk, g.k, tc.rows), n=cols, dtype=_q_dtype(ctx.int8))
     # only where the array has the time: its own work and the tile's load, then the LDW, end before the kernel's
     # busiest unit would (else the LDW would hold up the barrier by what it saves the next kernel)
-    model = TimingModel.of(ctx.chip)
-    work_of = [sum(_unit_cycles(model, i, ctx.cores) for i in b.queues[u]) for u in (Unit.DMA, Unit.MXU, Unit.VEC)]
-    loaded = 0 if here is None else sum(_unit_cycles(model, i, ctx.cores) for i in dma[:here + 1])
-    if max(work_of[1], loaded) + _unit_cycles(model, ldw, ctx.cores) > max(work_of):
+    key = (ctx.chip, emitted, slot, ldw.k, ldw.n, here)
+    fits = memo.get(key) if emitted is not None else None
+    if fits is None:
+        work_of = [sum(map(cycles, b.queues[u])) for u in (Unit.DMA, Unit.MXU, Unit.VEC)]
+        loaded = 0 if here is None else sum(map(cycles, dma[:here + 1]))
+        fits = max(work_of[1], loaded) + cycles(ldw) <= max(work_of)
+        if emitted is not None:
+            if len(memo) >= 1 << 12:  # bounded: a sweep worker meets many chips
+                memo.clear()
+            memo[key] = fits
+    if not fits:
         return False
     if here is not None:  # loaded during this kernel: the LDW waits for the load
         sem = b.sem()
@@ -824,6 +833,23 @@ def _unit_cycles(model: TimingModel, i: Instr, cores: int) -> float:
         return 0
     c = model.cost(i)
     return c.cycles if isinstance(c, ComputeCost) else max(c.engine_cycles, c.channel_cycles * cores)
+
+
+_PRELOAD_MEMO: dict[tuple[object, ...], bool] = {}  # _preload_first_fold's verdicts, by chip and emission
+
+
+class _UnitCycles:
+    """_unit_cycles of the instructions of one program being emitted, kept by object (they live in the program
+    until it is done; replayed kernels share theirs), so an estimate over a kernel's queues hashes no instruction."""
+
+    def __init__(self, ctx: MapperContext) -> None:
+        self.model, self.cores, self.seen = TimingModel.of(ctx.chip), ctx.cores, {}  # type: dict[int, tuple[Instr, float]]
+
+    def __call__(self, i: Instr) -> float:
+        found = self.seen.get(id(i))
+        if found is None or found[0] is not i:
+            found = self.seen[id(i)] = (i, _unit_cycles(self.model, i, self.cores))
+        return found[1]
 
 
 def phase_name(ks: list[Kernel]) -> str:
@@ -907,6 +933,7 @@ def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True, ahead: int =
     seq = [(g.nodes[n]["kernel"], g.nodes[n]["work"]) for n in order]
     memo: dict[tuple[object, ...], object] = {}
     ahead_bytes: dict[tuple[str, str], int] = {}
+    unit_cycles = _UnitCycles(ctx)
     first, first_work = seq[0]
     if ahead and isinstance(first, Gemm):
         assert first.tiling is not None
@@ -947,10 +974,10 @@ def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True, ahead: int =
                     return _emit_on_core(b, k, work, facts, ctx, [a.load(dram) for a in ahead], fresh)
 
                 if replayer is None:
-                    kept = once()
+                    kept, emitted = once(), None
                 else:
                     key, tensors = replayer.key(k, work, b, ahead, fresh, tuple((p.at - at, p.slots, p.loaded) for p in b.pins))
-                    kept = replayer.run(once, b, key, tensors)
+                    kept, emitted = replayer.run(once, b, key, tensors), key
                 done = 0
                 for pin, loads, new in plan:
                     n = max(0, min(len(loads), kept - done))
@@ -962,7 +989,7 @@ def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True, ahead: int =
                         pair = (label, phase_name([seq[pin.at][0]]))
                         ahead_bytes[pair] = ahead_bytes.get(pair, 0) + sum(a.rows * a.cols * ctx.q_itemsize for a in loads[:n])
                 b.pins = [p for p in b.pins if p.at != at]
-                b.preloaded = _preload_first_fold(at, seq, b, ctx)
+                b.preloaded = _preload_first_fold(at, seq, b, ctx, unit_cycles, _PRELOAD_MEMO, emitted)
                 # A barrier after every kernel: its semaphores are back to zero and its buffers free for the next.
                 b.end_phase(label)
     for b in builders:
