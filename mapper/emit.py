@@ -843,7 +843,8 @@ class _UnitCycles:
     until it is done; replayed kernels share theirs), so an estimate over a kernel's queues hashes no instruction."""
 
     def __init__(self, ctx: MapperContext) -> None:
-        self.model, self.cores, self.seen = TimingModel.of(ctx.chip), ctx.cores, {}  # type: dict[int, tuple[Instr, float]]
+        self.model, self.cores = TimingModel.of(ctx.chip), ctx.cores
+        self.seen: dict[int, tuple[Instr, float]] = {}
 
     def __call__(self, i: Instr) -> float:
         found = self.seen.get(id(i))
