@@ -118,33 +118,22 @@ def test_matmul_bf16_matches_numpy(accumulate: bool) -> None:
     np.testing.assert_allclose(got, (c0 if accumulate else 0) + af @ bf, rtol=1e-5, atol=1e-5)
 
 
-def test_ldw_then_preloaded_matmul_uses_the_loaded_tile() -> None:
+@pytest.mark.parametrize(("m", "k", "rows"), [(4, 8, 8), (5, 10, 4)])
+def test_ldw_then_preloaded_matmul_uses_the_loaded_tile(m: int, k: int, rows: int) -> None:
+    # The LDW tile is B's first `rows` rows (all of B, or its first fold of several); the array holds its own copy,
+    # so they come from it even after the scratchpad changes, and the rest of B from b_addr.
     s = _state()
-    a = RNG.integers(-128, 128, (4, 8), dtype=np.int8)
-    w = RNG.integers(-128, 128, (8, 3), dtype=np.int8)
+    a = RNG.integers(-128, 128, (m, k), dtype=np.int8)
+    w = RNG.integers(-128, 128, (k, 3), dtype=np.int8)
     _put(s, Mem.SPAD, 0, a)
     _put(s, Mem.SPAD, 0x1000, w)
-    apply(Ldw(0x1000, 8, 3, DType.INT8), s, DRAM)
-    _put(s, Mem.SPAD, 0x1000, np.zeros_like(w))  # the array holds its own copy
-    apply(Matmul(0, 0x3000, 0, 4, 8, 3, DType.INT8, False, True, False), s, DRAM)
-    np.testing.assert_array_equal(_get(s, Mem.ACC, 0, (4, 3), DType.INT32), a.astype(np.int32) @ w.astype(np.int32))
-    with pytest.raises(IsaError, match=r"^MATMUL preloaded=1 needs a weight tile of 3 columns and at most 4 rows \(INT8\) from "
-                                       r"LDW, but the array holds 8x3 INT8\.$"):
-        apply(Matmul(0, 0, 0, 4, 4, 3, DType.INT8, False, True, False), s, DRAM)
-
-
-def test_a_preloaded_matmul_of_several_folds_takes_the_rest_of_b_from_the_scratchpad() -> None:
-    # The LDW tile is B's first 4 rows; the array holds its own copy, so rows 0..3 come from it even after the
-    # scratchpad changes, and rows 4..9 from b_addr.
-    s = _state()
-    a = RNG.integers(-128, 128, (5, 10), dtype=np.int8)
-    w = RNG.integers(-128, 128, (10, 3), dtype=np.int8)
-    _put(s, Mem.SPAD, 0, a)
-    _put(s, Mem.SPAD, 0x1000, w)
-    apply(Ldw(0x1000, 4, 3, DType.INT8), s, DRAM)
-    _put(s, Mem.SPAD, 0x1000, np.zeros((4, 3), np.int8))
-    apply(Matmul(0, 0x1000, 0, 5, 10, 3, DType.INT8, False, True, False), s, DRAM)
-    np.testing.assert_array_equal(_get(s, Mem.ACC, 0, (5, 3), DType.INT32), a.astype(np.int32) @ w.astype(np.int32))
+    apply(Ldw(0x1000, rows, 3, DType.INT8), s, DRAM)
+    _put(s, Mem.SPAD, 0x1000, np.zeros((rows, 3), np.int8))
+    apply(Matmul(0, 0x1000, 0, m, k, 3, DType.INT8, False, True, False), s, DRAM)
+    np.testing.assert_array_equal(_get(s, Mem.ACC, 0, (m, 3), DType.INT32), a.astype(np.int32) @ w.astype(np.int32))
+    with pytest.raises(IsaError, match=rf"^MATMUL preloaded=1 needs a weight tile of 3 columns and at most {rows - 1} rows "
+                                       rf"\(INT8\) from LDW, but the array holds {rows}x3 INT8\.$"):
+        apply(Matmul(0, 0, 0, m, rows - 1, 3, DType.INT8, False, True, False), s, DRAM)
 
 
 BINARY = [(Vadd, np.add), (Vsub, np.subtract), (Vmul, np.multiply), (Vmax, np.maximum)]
