@@ -788,7 +788,8 @@ def _preload_first_fold(at: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder,
     kernel is a GEMM whose first tile is loaded ahead into its slot 0 and no wider than the array (ws only): the
     array is idle before the barrier, and the GEMM's first MATMUL then starts with its first fold in place instead
     of loading it (isa/SPEC.md, LDW). A load of that tile in this kernel's DMA queue signals the LDW, which waits
-    for it. Whether the next GEMM's first MATMUL is preloaded. `emitted` names what this kernel emitted on the
+    for it, and then only where the array has the time (else the LDW, waiting for a late load, would hold up the
+    barrier: tpuv1, DRAM-bound, lost 7,400 cycles so). Whether the next GEMM's first MATMUL is preloaded. `emitted` names what this kernel emitted on the
     core (its replay key, or None): the same emission on the same chip gets the same verdict from `memo`."""
     tc = ctx.chip.core.tensor_core
     if at + 1 >= len(seq) or tc.dataflow is not Dataflow.WS:
@@ -805,21 +806,20 @@ def _preload_first_fold(at: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder,
     dma = b.queues[Unit.DMA]
     here = next((i for i, ins in enumerate(dma) if ins.op is Opcode.DMA_LD and ins.sram_addr == slot), None)
     ldw = Ldw(w_addr=slot, k=min(g.tiling.tk, g.k, tc.rows), n=cols, dtype=_q_dtype(ctx.int8))
-    # only where the array has the time: its own work and the tile's load, then the LDW, end before the kernel's
-    # busiest unit would (else the LDW would hold up the barrier by what it saves the next kernel)
-    key = (ctx.chip, emitted, slot, ldw.k, ldw.n, here)
-    fits = memo.get(key) if emitted is not None else None
-    if fits is None:
-        work_of = [sum(map(cycles, b.queues[u])) for u in (Unit.DMA, Unit.MXU, Unit.VEC)]
-        loaded = 0 if here is None else sum(map(cycles, dma[:here + 1]))
-        fits = max(work_of[1], loaded) + cycles(ldw) <= max(work_of)
-        if emitted is not None:
-            if len(memo) >= 1 << 12:  # bounded: a sweep worker meets many chips
-                memo.clear()
-            memo[key] = fits
-    if not fits:
-        return False
     if here is not None:  # loaded during this kernel: the LDW waits for the load
+        # only where the array has the time: its own work and the tile's load, then the LDW, end before the
+        # kernel's busiest unit would (else the LDW would hold up the barrier by what it saves the next kernel)
+        key = (ctx.chip, emitted, slot, ldw.k, ldw.n, here)
+        fits = memo.get(key) if emitted is not None else None
+        if fits is None:
+            work_of = [sum(map(cycles, b.queues[u])) for u in (Unit.DMA, Unit.MXU, Unit.VEC)]
+            fits = max(work_of[1], sum(map(cycles, dma[:here + 1]))) + cycles(ldw) <= max(work_of)
+            if emitted is not None:
+                if len(memo) >= 1 << 12:  # bounded: a sweep worker meets many chips
+                    memo.clear()
+                memo[key] = fits
+        if not fits:
+            return False
         sem = b.sem()
         dma.insert(here + 1, Signal(unit=Unit.DMA, sem=sem))
         b.wait(Unit.MXU, sem)
