@@ -789,8 +789,9 @@ def _preload_first_fold(at: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder,
     array is idle before the barrier, and the GEMM's first MATMUL then starts with its first fold in place instead
     of loading it (isa/SPEC.md, LDW). A load of that tile in this kernel's DMA queue signals the LDW, which waits
     for it, and then only where the array has the time (else the LDW, waiting for a late load, would hold up the
-    barrier: tpuv1, DRAM-bound, lost 7,400 cycles so). Whether the next GEMM's first MATMUL is preloaded. `emitted` names what this kernel emitted on the
-    core (its replay key, or None): the same emission on the same chip gets the same verdict from `memo`."""
+    barrier: tpuv1, DRAM-bound, lost 7,400 cycles so). Whether the next GEMM's first MATMUL is preloaded.
+    `emitted` names what this kernel emitted on the core (its replay key, or None): the same emission on the same
+    chip gets the same verdict from `memo`."""
     tc = ctx.chip.core.tensor_core
     if at + 1 >= len(seq) or tc.dataflow is not Dataflow.WS:
         return False
