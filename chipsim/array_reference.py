@@ -130,19 +130,14 @@ def _stationary_kernel(rows, cols, double_buffer, x, xoff, w, height, width, t_l
                 above = p_val[r - 1, c] if r > 0 else zero
                 if r >= height[g]:  # a row the fold does not use: its operand is marked empty, the sum passes
                     p_val[r, c] = above
-                    if c < width[g]:
-                        end[inst[g]] = max(end[inst[g]], now)
-                    if r == rows - 1:
-                        y[xoff[g] + a_t[r, c], c] = p_val[r, c]
-                        y_cycle[xoff[g] + a_t[r, c], c] = now
-                    continue
-                if double_buffer and act_fold[r, c] != g:
-                    act_val[r, c] = sh_val[r, c]
-                    act_fold[r, c] = sh_fold[r, c]
-                    act_row[r, c] = sh_row[r, c]
-                if act_fold[r, c] != g or act_row[r, c] != r:
-                    return HAZARD_WEIGHT, now, end
-                p_val[r, c] = above + a_val[r, c] * act_val[r, c]
+                else:
+                    if double_buffer and act_fold[r, c] != g:
+                        act_val[r, c] = sh_val[r, c]
+                        act_fold[r, c] = sh_fold[r, c]
+                        act_row[r, c] = sh_row[r, c]
+                    if act_fold[r, c] != g or act_row[r, c] != r:
+                        return HAZARD_WEIGHT, now, end
+                    p_val[r, c] = above + a_val[r, c] * act_val[r, c]
                 if c < width[g]:
                     end[inst[g]] = max(end[inst[g]], now)
                 if r == rows - 1:

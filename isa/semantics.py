@@ -133,11 +133,15 @@ def ldw(i: Instr, state: CoreState, dram: np.ndarray) -> None:
     state.weights_dtype = i.dtype
 
 
+def _matmul_b_read(i: Instr, state: CoreState) -> np.ndarray:
+    if i.transpose_b:
+        return tile(state, Mem.SPAD, i.b_addr, i.n, i.k, i.precision).T
+    return tile(state, Mem.SPAD, i.b_addr, i.k, i.n, i.precision)
+
+
 def _matmul_b(i: Instr, state: CoreState) -> np.ndarray:
-    b = (tile(state, Mem.SPAD, i.b_addr, i.n, i.k, i.precision).T if i.transpose_b
-         else tile(state, Mem.SPAD, i.b_addr, i.k, i.n, i.precision))
     if not i.preloaded:
-        return b
+        return _matmul_b_read(i, state)
     # B's first rows are the tile the last LDW put in the array (its first fold), the rest come from b_addr
     w = state.weights
     if w is None or state.weights_dtype != i.precision or w.shape[1] != i.n or w.shape[0] > i.k:
@@ -146,7 +150,7 @@ def _matmul_b(i: Instr, state: CoreState) -> np.ndarray:
             f"MATMUL preloaded=1 needs a weight tile of {i.n} columns and at most {i.k} rows ({i.precision.name}) from "
             f"LDW, but the array holds {held}."
         )
-    return w if w.shape[0] == i.k else np.concatenate((w, b[w.shape[0]:]))
+    return w if w.shape[0] == i.k else np.concatenate((w, _matmul_b_read(i, state)[w.shape[0]:]))
 
 
 def matmul(i: Instr, state: CoreState, dram: np.ndarray) -> None:
