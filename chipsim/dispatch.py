@@ -131,7 +131,8 @@ class Decoder:
         if peer >= num_cores:
             raise ExecutionError(f"core {peer} is outside the mesh of {num_cores} cores (0..{num_cores - 1})")
         if i.op is Opcode.NOC_RECV:
-            return RECV, (i.src_core, core, i.tag, i.bytes), ((WRITE_EVENT[i.mem], i.bytes),)
+            events = ((WRITE_EVENT[i.mem], i.bytes),) + (((READ_EVENT[i.mem], i.bytes),) if i.reduce else ())  # an add reads first
+            return RECV, (i.src_core, core, i.tag, i.bytes), events
         m = self.model
         route_key = (core, -1 if i.multicast else i.dst_core)
         route = self._routes.get(route_key)

@@ -402,7 +402,7 @@ class _Run:
                 if state is not None and payload is not None:
                     instr = instrs[idx]
                     try:
-                        write_bytes(state, instr.mem, instr.addr, payload, instr.rows, instr.stride_bytes)
+                        write_bytes(state, instr.mem, instr.addr, payload, instr.rows, instr.stride_bytes, instr.reduce)
                     except IsaError as exc:
                         raise self._fail(core, idx, exc) from None
                 began = head if head > t else t

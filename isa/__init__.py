@@ -41,13 +41,13 @@ from isa.opcodes import MAX_DIM, OPCODES, SRAM_ADDR_SPACE_BYTES, Field, FieldKin
 from isa.operands import Operand, dram_extent
 from isa.program import Program
 from isa.semantics import CoreState, apply, read_bytes, write_bytes
-from isa.types import Bcast, DType, Mem, Opcode, TimingRule, Unit, VecOp
+from isa.types import Bcast, DType, Mem, Opcode, Reduce, TimingRule, Unit, VecOp
 from isa.verify import VerifyError, verify
 
 __all__ = [
     "CLASSES", "MAX_DIM", "OPCODES", "SRAM_ADDR_SPACE_BYTES", "Barrier", "Bcast", "CoreState", "DType", "DmaLd", "DmaSt", "Field",
     "FieldKind", "FieldValue", "Halt", "Instr", "IsaError", "Ldw", "Matmul", "Mem", "NocRecv", "NocSend", "OpSpec",
-    "Opcode", "Operand", "Program", "Signal", "TimingRule", "Unit", "Vadd", "Vcvt", "VecOp", "Vexp", "Vgelu",
+    "Opcode", "Operand", "Program", "Reduce", "Signal", "TimingRule", "Unit", "Vadd", "Vcvt", "VecOp", "Vexp", "Vgelu",
     "VerifyError", "Vmax", "Vmul", "Vquant", "Vrecip", "Vreq", "Vrmax", "Vrsqrt", "Vrsum", "Vscale", "Vsub", "Wait",
     "apply", "decode", "decode_instr", "dram_extent", "encode", "encode_instr", "format_instr", "format_program",
     "parse", "parse_instr", "queue_of", "read_bytes", "verify", "write_bytes",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from isa import operands as ops
 from isa import semantics as sem
-from isa.types import Bcast, DType, Mem, Opcode, TimingRule, Unit, VecOp
+from isa.types import Bcast, DType, Mem, Opcode, Reduce, TimingRule, Unit, VecOp
 
 if TYPE_CHECKING:
     from isa.instr import Instr
@@ -33,6 +33,7 @@ DRAM_ADDR_BITS = 40  # 1 TiB of DRAM
 DRAM_STRIDE_BITS = 24  # row pitch up to 16 MiB - 1
 MEM_BITS = 2
 DTYPE_BITS = 2
+REDUCE_BITS = 2
 BCAST_BITS = 2
 UNIT_BITS = 3
 SEM_BITS = 5  # 32 semaphores per core
@@ -122,8 +123,9 @@ def _dim(name: str, doc: str) -> Field:
     return _uint(name, DIM_BITS, doc, min_value=1)
 
 
-def _enum(name: str, cls: type[enum.IntEnum], bits: int, doc: str, *, choices: tuple[int, ...] = (), key: str = "") -> Field:
-    return Field(name, bits, FieldKind.ENUM, doc, enum=cls, choices=choices, key=key)
+def _enum(name: str, cls: type[enum.IntEnum], bits: int, doc: str, *, choices: tuple[int, ...] = (), key: str = "",
+          default: int | None = None) -> Field:
+    return Field(name, bits, FieldKind.ENUM, doc, enum=cls, choices=choices, key=key, default=default)
 
 
 def _f32(name: str, doc: str) -> Field:
@@ -207,6 +209,9 @@ def _send_multicast_rule(i: Instr) -> str | None:
 def _recv_rows_rule(i: Instr) -> str | None:
     if i.bytes % i.rows:
         return f"NOC_RECV of {i.bytes} bytes cannot land in {i.rows} equal rows; bytes must be a multiple of rows"
+    if i.reduce != Reduce.NONE and (i.bytes // i.rows) % 4:
+        return (f"NOC_RECV add={Reduce(i.reduce).name.lower()} adds 4-byte elements, but its rows are {i.bytes // i.rows} bytes; "
+                "bytes / rows must be a multiple of 4")
     if i.rows > 1 and i.stride_bytes < i.bytes // i.rows:
         return (f"NOC_RECV rows of {i.bytes // i.rows} bytes cannot start {i.stride_bytes} bytes apart; "
                 "stride_bytes must be at least bytes / rows")
@@ -227,10 +232,13 @@ _TABLE: tuple[OpSpec, ...] = (
            check=_send_multicast_rule),
     OpSpec(Opcode.NOC_RECV, "NocRecv", Unit.NOC, (_uint("src_core", CORE_BITS, "sending core (row-major mesh index)"), *_NOC_TAIL,
                                                   _uint("rows", DIM_BITS, "rows the payload lands in (optional, default 1)", min_value=1, default=1),
-                                                  _uint("stride_bytes", SRAM_ADDR_BITS, "bytes between the starts of those rows (optional, default 0: one row)", key="stride", default=0)),
+                                                  _uint("stride_bytes", SRAM_ADDR_BITS, "bytes between the starts of those rows (optional, default 0: one row)", key="stride", default=0),
+                                                  _enum("reduce", Reduce, REDUCE_BITS, "none: the payload replaces the bytes at addr; int32 / fp32: "
+                                                        "added to them elementwise (optional, default none)", key="add", default=0)),
            None, ops.noc_recv, TimingRule.NOC,
            "Complete when the matching NOC_SEND (src_core, this core, tag, bytes) has arrived; its bytes land at addr, "
-           "as `rows` equal rows stride_bytes apart (a tile of a wider matrix).",
+           "as `rows` equal rows stride_bytes apart (a tile of a wider matrix), or are added to what is there (reduce: "
+           "a reduction split over cores).",
            check=_recv_rows_rule),
     OpSpec(Opcode.LDW, "Ldw", Unit.MXU,
            (_fixed("w", Mem.SPAD, "the k x n weight tile"), _dim("k", "weight rows (<= array rows)"), _dim("n", "weight columns (<= array cols)"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from isa.types import Bcast, DType, Mem
+from isa.types import Bcast, DType, Mem, Reduce
 
 if TYPE_CHECKING:
     from isa.instr import Instr
@@ -66,6 +66,10 @@ def noc_send(i: Instr) -> tuple[Operand, ...]:
 
 
 def noc_recv(i: Instr) -> tuple[Operand, ...]:
+    if i.reduce:  # reads what is there and writes the sums: 4-byte elements of the add's type
+        dtype = DType.INT32 if i.reduce == Reduce.INT32 else DType.FP32
+        cols, pitch = i.bytes // i.rows // 4, i.stride_bytes if i.rows > 1 else 0
+        return tuple(Operand("addr", i.mem, i.addr, i.rows, cols, dtype, write, pitch) for write in (False, True))
     if i.rows == 1:
         return (_wr("addr", i.mem, i.addr, 1, i.bytes, DType.INT8),)
     return (Operand("addr", i.mem, i.addr, i.rows, i.bytes // i.rows, DType.INT8, True, i.stride_bytes),)

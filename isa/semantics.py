@@ -18,7 +18,7 @@ import scipy.special
 
 from isa.errors import IsaError
 from isa.operands import bcast_shape
-from isa.types import DType, Mem
+from isa.types import DType, Mem, Reduce
 
 if TYPE_CHECKING:
     from isa.instr import Instr
@@ -74,17 +74,22 @@ def read_bytes(state: CoreState, mem: Mem, addr: int, n: int) -> np.ndarray:
     return tile(state, mem, addr, 1, n, DType.INT8).view(np.uint8).reshape(n).copy()
 
 
-def write_bytes(state: CoreState, mem: Mem, addr: int, data: np.ndarray, rows: int = 1, stride_bytes: int = 0) -> None:
+def write_bytes(state: CoreState, mem: Mem, addr: int, data: np.ndarray, rows: int = 1, stride_bytes: int = 0,
+                reduce: Reduce = Reduce.NONE) -> None:
     """Store the bytes `data` at `addr` of `mem` (the arrival of a NOC_RECV): as one run, or as `rows` equal rows
-    `stride_bytes` apart."""
+    `stride_bytes` apart; or (reduce) add them, as int32 (wrap-around) or fp32 elements, to what is there."""
     n = int(data.size)
     flat = data.view(np.uint8).reshape(n)
-    if rows == 1:
-        tile(state, mem, addr, 1, n, DType.INT8).view(np.uint8).reshape(n)[:] = flat
-        return
     row = n // rows
     for r in range(rows):
-        tile(state, mem, addr + r * stride_bytes, 1, row, DType.INT8).view(np.uint8).reshape(row)[:] = flat[r * row : (r + 1) * row]
+        at = addr + r * (stride_bytes if rows > 1 else 0)
+        chunk = flat[r * row : (r + 1) * row]
+        if reduce == Reduce.NONE:
+            tile(state, mem, at, 1, row, DType.INT8).view(np.uint8).reshape(row)[:] = chunk
+        else:
+            dtype = DType.INT32 if reduce == Reduce.INT32 else DType.FP32
+            dst = tile(state, mem, at, 1, row // 4, dtype).reshape(row // 4)
+            np.add(dst, chunk.view(dst.dtype), out=dst)  # int32: two's-complement wrap-around
 
 
 def bf16_to_f32(bits: np.ndarray) -> np.ndarray:

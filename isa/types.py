@@ -46,6 +46,14 @@ class Bcast(enum.IntEnum):
     COL = 2  # src2 is rows x 1, repeated across the columns
 
 
+class Reduce(enum.IntEnum):
+    """What a NOC_RECV does with what is at its address: overwrite it, or add the payload to it elementwise."""
+
+    NONE = 0  # the payload replaces the bytes
+    INT32 = 1  # int32 elements added, two's-complement wrap-around (int8 partial sums)
+    FP32 = 2  # fp32 elements added (bf16 partial sums)
+
+
 class Opcode(enum.IntEnum):
     """The 8-bit opcode in bits 0..7 of every instruction word."""
 

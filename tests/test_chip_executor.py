@@ -13,7 +13,7 @@ from chipsim.config import ChipConfig, chip_from_dict
 from chipsim.executor import DeadlockError, ExecutionError, execute
 from chipsim.stats import StallCause
 from chipsim.app.trace import write_trace
-from isa import Unit, VerifyError, parse
+from isa import IsaError, Unit, VerifyError, format_instr, parse
 
 # 1 GHz; DRAM 16 GB/s = 16 B/cycle, 10 ns = 10 cycles; one DMA engine of 8 B/cycle; 4x4 ws array.
 BASE: dict[str, object] = {
@@ -238,6 +238,52 @@ def test_strided_noc_recv_lands_rows_in_a_wider_matrix_and_a_core_may_send_to_it
 
     assert parse(format_program(program)) == program
     assert "rows=2 stride=8" in format_program(program) and "bytes=8 tag=1\n" in format_program(program)
+
+
+@pytest.mark.parametrize(("add", "dtype", "mine", "theirs", "want"), [
+    # int32 sums wrap around (two's complement), as the array's accumulate does
+    ("int32", np.int32, [2**31 - 1, -5, 7, 0], [1, 5, -8, -2**31], [-2**31, 0, -1, -2**31]),
+    ("fp32", np.float32, [1.5, -2.0, 1e30, 0.0], [0.25, 2.0, 1e30, -0.0], [1.75, 0.0, 2e30, 0.0]),
+])
+def test_a_reducing_noc_recv_adds_the_payload_to_what_is_there(add, dtype, mine, theirs, want) -> None:
+    # Core 1's four values, from DRAM, are sent to core 0 and added onto core 0's own four (a reduction split over
+    # two cores: the receiving end reads its values and writes the sums, here as two rows of two).
+    src = f"""
+.mesh 1 2
+.core 0
+    dma_ld sram=acc:0x0 dram=0x0 rows=2 cols=2 stride=8 dtype={add}
+    signal unit=dma sem=0
+    wait unit=noc sem=0
+    noc_recv src_core=1 addr=acc:0x0 bytes=16 tag=65535 rows=2 stride=8 add={add}
+    signal unit=noc sem=1
+    wait unit=dma sem=1
+    dma_st sram=acc:0x0 dram=0x40 rows=2 cols=2 stride=8 dtype={add}
+    halt
+.core 1
+    dma_ld sram=acc:0x0 dram=0x20 rows=1 cols=4 stride=16 dtype={add}
+    signal unit=dma sem=0
+    wait unit=noc sem=0
+    noc_send dst_core=0 addr=acc:0x0 bytes=16 tag=65535
+    halt
+"""
+    program = parse(src)
+    assert f"add={add}" in format_instr(program.cores[0][3])  # the text form names it (and leaves it out at none)
+    assert "add=" not in format_instr(program.cores[1][3])
+    chip = make_chip(**{"mesh.cols": 2})
+    dram = np.zeros(0x80, np.uint8)
+    dram[0:16] = np.array(mine, dtype).view(np.uint8)
+    dram[0x20:0x30] = np.array(theirs, dtype).view(np.uint8)
+    r = execute(program, chip, functional=True, dram=dram)
+    np.testing.assert_array_equal(dram[0x40:0x50].view(dtype), np.array(want, dtype))
+    plain = execute(parse(src.replace(f" add={add}", "")), chip, functional=False)
+    assert r.events["acc_read_bytes"] == plain.events["acc_read_bytes"] + 16  # the add reads what it adds to
+    assert r.cycles == plain.cycles  # and costs what any receive of those bytes costs
+
+
+def test_a_reducing_noc_recv_needs_whole_elements_per_row() -> None:
+    with pytest.raises(IsaError, match=r"^line 2: NOC_RECV add=int32 adds 4-byte elements, but its rows are 6 bytes; "
+                                       r"bytes / rows must be a multiple of 4\.$"):
+        parse(".core 0\n    noc_recv src_core=0 addr=acc:0x0 bytes=12 tag=1 rows=2 stride=8 add=int32\n    halt\n")
 
 
 def test_multicast_reaches_every_core_along_the_xy_tree() -> None:
