@@ -30,6 +30,7 @@ from isa import (
     NocSend,
     Opcode,
     Program,
+    Reduce,
     Signal,
     Unit,
     Vadd,
@@ -45,11 +46,12 @@ from isa import (
     Vscale,
     Vsub,
 )
+from chipsim import timing
 from chipsim.config import Dataflow
 from chipsim.cost_model import ComputeCost, TimingModel
 from isa.semantics import NUM_SEMAPHORES
 from mapper.context import MapperContext
-from mapper.kernels import Attention, Gemm, Kernel, KernelGraphFacts, OnChip, Residency, RowNorm, graph_facts
+from mapper.kernels import Attention, Gemm, Kernel, KernelGraphFacts, OnChip, Residency, RowNorm, block_offset, graph_facts
 from mapper.kernels import Bcast as AddBcast
 from mapper.layout import DramLayout, Tensor
 from mapper.place import owned_rows
@@ -61,6 +63,7 @@ F32 = DType.FP32
 Work = tuple[tuple[tuple[int, ...], ...], ...]  # per core, its work items
 PROB_SCALE = 127.0  # softmax probabilities onto 0..127 (workloads.quantized.PROB_INV_SCALE)
 TAGS = 1 << 16  # NoC tags (16 bits): an item's index, modulo; sends and receives of one key match in order
+PARTIAL_TAG = TAGS - 1  # a GEMM's partial sums under stream-K (its items' tags are their index modulo this)
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,9 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     a_once = k.tiling.a_once
     a_in_place = k.a_resident is not None or a_once
     owners = owned_rows(k.m, ctx.cores) if outf_chip is not None else ()
+    # stream-K: this core's tile split with a neighbour, if any, at either end of its run: it sends the partial
+    # sums of the one it starts (its later chunks) and finishes the one it ends with (its first chunks)
+    partner = _split_partners(work, k.k)
 
     # the weight slots at the top of the scratchpad, slot 0 highest: where earlier kernels loaded the first tiles
     # (b.slots, b.slots_loaded), or just below what is kept there for later GEMMs
@@ -149,7 +155,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     w_bufs = ([Buf(Mem.SPAD, a) for a in b.slots] if b.slots
               else [b.spad.take_top(tk * tn * q, f"{k.name} weight tile") for _ in range(n_slots)])
     a_bufs = [] if a_in_place else [b.spad.take(tm * tk * q, f"{k.name} A tile") for _ in range(2)]
-    a_rows = (min(m0 for m0, _ in items), max(min(m0 + tm, k.m) for m0, _ in items)) if a_once else (0, 0)
+    a_rows = (min(it[0] for it in items), max(min(it[0] + tm, k.m) for it in items)) if a_once else (0, 0)
     a_base = b.spad.take((a_rows[1] - a_rows[0]) * k.k * q, f"{k.name} A rows").addr if a_once else k.a_resident
     # as many scale and bias slots as weight slots: a block's scales load right behind its weights, not after the
     # epilogue two blocks back
@@ -168,6 +174,9 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     ch_out = Channel(b, Unit.VEC, Unit.DMA if outq_t else Unit.NOC) if k.out_q else None
     ch_acc = Channel(b, Unit.MXU, Unit.VEC, slots=acc_slots)
     ready = b.sem() if k.out_f else -1  # VEC -> DMA or NOC: an fp32 result in the accumulator (counted, in item order)
+    # MXU -> NOC: a split tile's partial sums are complete here (to send them, or to add the other core's to them)
+    summed = b.sem() if any(k0 > 0 or k1 < k.k for _, _, k0, k1 in items) else -1
+    add = Reduce.INT32 if int8 else Reduce.FP32
     if a_once:  # the core's rows of A, before everything else on the DMA queue; the MXU waits for them once
         a_ready = b.sem()
         b.emit(Unit.DMA, _ld(Buf(Mem.SPAD, a_base), a_t, a_rows[0], 0, a_rows[1] - a_rows[0], k.k))
@@ -177,11 +186,19 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     loads, stores, mxu, vec = [], [], [], []
     w_slot = aux_slot = -1
     w_loads = 0  # weight tiles acquired so far; the first b.slots_loaded are in their slots already
-    for idx, (m0, n0) in enumerate(items):
+    # the tiles with an epilogue here (a tile whose partial sums go to another core has none) and their scales'
+    # and bias's column blocks: loaded for the first tile of a block, released after the last
+    finished = [it for it in items if it[2] == 0]
+    finished_at = {it: i for i, it in enumerate(finished)}
+    for idx, (m0, n0, lo, hi) in enumerate(items):
         rows, cols = min(tm, k.m - m0), k.tile_cols(n0)
         new_block = idx == 0 or items[idx - 1][1] != n0
         last_of_block = idx == len(items) - 1 or items[idx + 1][1] != n0
-        chunks = [(k0, min(tk, k.k - k0)) for k0 in range(0, k.k, tk)]
+        chunks = [(k0, min(tk, hi - k0)) for k0 in range(lo, hi, tk)]
+        sends_partial, adds_partial = lo > 0, lo == 0 and hi < k.k
+        at = finished_at.get(items[idx], -1)
+        aux_first = at == 0 or (at > 0 and finished[at - 1][1] != n0)
+        aux_last = at >= 0 and (at == len(finished) - 1 or finished[at + 1][1] != n0)
         # DMA: loads of this item
         with b.capture(Unit.DMA) as dma:
             a_slots, w_slots, w_ahead = [], [], []
@@ -202,7 +219,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
                     ch_a.publish(s)
                     a_slots.append(s)
             # the epilogue's scales and bias after the operands: only the epilogue, after the MATMUL, reads them
-            if new_block and ch_aux is not None and bias_t is not None:
+            if aux_first and ch_aux is not None and bias_t is not None:
                 aux_slot = ch_aux.acquire()
                 if deq_t is not None:
                     b.emit(Unit.DMA, _ld(aux_bufs[aux_slot][0], deq_t, 0, n0, 1, cols))
@@ -212,11 +229,14 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
         # MXU: the k-chunks accumulate into one accumulator tile
         with b.capture(Unit.MXU) as mx:
             c = ch_acc.acquire()
+            acc_tile = acc_bufs[c]
             for j, (k0, kc) in enumerate(chunks):
                 if w_slots and (not resident or j == 0) and not w_ahead[j]:
                     ch_w.consume(w_slots[j])  # a freshly loaded weight tile
                 wb = w_bufs[w_slots[j]] if not resident else w_bufs[w_slot]
-                if a_in_place:
+                if k.a_resident is not None:  # the whole A, in column blocks of tk when the reduction is chunked
+                    a_addr = k.a_resident + block_offset(k.m, k.k, tk if tk < k.k else 0, m0, k0)[0] * q
+                elif a_in_place:
                     assert a_base is not None
                     a_addr = a_base + (m0 - a_rows[0]) * k.k * q
                 else:
@@ -225,7 +245,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
                 # the first: its first fold in the array already when an LDW put it there before the barrier
                 pre = b.preloaded and idx == 0 and j == 0
                 assert not pre or w_ahead[0]
-                b.emit(Unit.MXU, Matmul(a_addr=a_addr, b_addr=wb.addr, c_addr=acc_bufs[c].addr, m=rows, k=kc, n=cols,
+                b.emit(Unit.MXU, Matmul(a_addr=a_addr, b_addr=wb.addr, c_addr=acc_tile.addr, m=rows, k=kc, n=cols,
                                         precision=prec, accumulate=j > 0, preloaded=pre, transpose_b=False))
                 if not a_in_place:
                     ch_a.release(a_slots[j])
@@ -233,21 +253,37 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
                     ch_w.release(w_slots[j])
             if resident and last_of_block:
                 ch_w.release(w_slot)
-            ch_acc.publish(c)
+            if sends_partial or adds_partial:  # to the NOC first, which publishes it for the epilogue when it adds
+                ch_acc.filled(c)
+                b.signal(Unit.MXU, summed)
+            else:
+                ch_acc.publish(c)
         mxu.append(mx)
+        if sends_partial:  # no epilogue and no store: the partial sums go to the core finishing the tile
+            vec.append([])
+            stores.append([])
+            b.wait(Unit.NOC, summed)
+            b.emit(Unit.NOC, NocSend(dst_core=partner[(m0, n0)][0], mem=Mem.ACC, addr=acc_tile.addr, bytes=rows * cols * 4, tag=PARTIAL_TAG))
+            ch_acc.release(c, Unit.NOC)
+            continue
+        if adds_partial:  # the other core's partial sums (its later chunks, sent first thing) added onto this core's
+            b.wait(Unit.NOC, summed)
+            b.emit(Unit.NOC, NocRecv(src_core=partner[(m0, n0)][1], mem=Mem.ACC, addr=acc_tile.addr, bytes=rows * cols * 4,
+                                     tag=PARTIAL_TAG, reduce=add))
+            b.signal(Unit.NOC, ch_acc.full)
         # VEC: epilogue
         with b.capture(Unit.VEC) as vc:
-            acc = acc_bufs[c]
+            acc = acc_tile
             ch_acc.consume(c)
             if ch_aux is not None:
-                if new_block:
+                if aux_first:
                     ch_aux.consume(aux_slot)
                 deq, bias = aux_bufs[aux_slot]
                 if int8:
                     b.emit(Unit.VEC, _cvt(acc, acc, rows, cols, DType.INT32, F32))
                     b.emit(Unit.VEC, _bin(Vmul, acc, acc, deq, rows, cols, Bcast.ROW))
                 b.emit(Unit.VEC, _bin(Vadd, acc, acc, bias, rows, cols, Bcast.ROW))
-                if last_of_block:
+                if aux_last:
                     ch_aux.release(aux_slot)
             if k.gelu:
                 b.emit(Unit.VEC, _un(Vgelu, acc, acc, rows, cols))
@@ -276,16 +312,16 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
         stores.append(st)
         if ch_out is not None and outq_chip is not None:
             ch_out.consume(o_slot)
-            b.emit(Unit.NOC, NocSend(dst_core=0, mem=Mem.SPAD, addr=out_bufs[o_slot].addr, bytes=rows * cols * q, tag=idx % TAGS,
-                                     multicast=True))  # one copy to every core's gathered whole
+            b.emit(Unit.NOC, NocSend(dst_core=0, mem=Mem.SPAD, addr=out_bufs[o_slot].addr, bytes=rows * cols * q,
+                                     tag=idx % PARTIAL_TAG, multicast=True))  # one copy to every core's gathered whole
             ch_out.release(o_slot)
         if outf_chip is not None:
             b.wait(Unit.NOC, ready)
             for dst, (first, n_own) in enumerate(owners):
-                lo, hi = max(m0, first), min(m0 + rows, first + n_own)
-                if lo < hi:
-                    b.emit(Unit.NOC, NocSend(dst_core=dst, mem=Mem.ACC, addr=acc.addr + (lo - m0) * cols * 4,
-                                             bytes=(hi - lo) * cols * 4, tag=idx % TAGS))
+                r0, r1 = max(m0, first), min(m0 + rows, first + n_own)
+                if r0 < r1:
+                    b.emit(Unit.NOC, NocSend(dst_core=dst, mem=Mem.ACC, addr=acc.addr + (r0 - m0) * cols * 4,
+                                             bytes=(r1 - r0) * cols * 4, tag=idx % PARTIAL_TAG))
             ch_acc.release(c, Unit.NOC)
     _issue_prefetch(b, loads, after=-1)
     # How many items the loads run ahead of the stores. Store i waits for item i's epilogue; a load placed before it
@@ -313,15 +349,28 @@ def _gemm_recvs(b: CoreBuilder, k: Gemm, work: Work, outq_chip: OnChip | None, o
     q = ctx.q_itemsize
     first, n_own = owned_rows(k.m, ctx.cores)[b.core] if outf_chip is not None else (0, 0)
     for src, src_items in enumerate(work):
-        for idx, (m0, n0) in enumerate(src_items):
+        for idx, (m0, n0, k0, _) in enumerate(src_items):
+            if k0 > 0:  # partial sums, sent to the core finishing the tile
+                continue
             rows, cols = min(k.tiling.tm, k.m - m0), k.tile_cols(n0)
             if outq_chip is not None:
-                b.emit(Unit.NOC, NocRecv(src_core=src, mem=outq_chip.mem, addr=outq_chip.addr + (m0 * k.n + n0) * q,
-                                         bytes=rows * cols * q, tag=idx % TAGS, rows=rows, stride_bytes=k.n * q))
+                at, stride = block_offset(k.m, k.n, outq_chip.block_cols, m0, n0)
+                b.emit(Unit.NOC, NocRecv(src_core=src, mem=outq_chip.mem, addr=outq_chip.addr + at * q,
+                                         bytes=rows * cols * q, tag=idx % PARTIAL_TAG, rows=rows, stride_bytes=stride * q))
             lo, hi = max(m0, first), min(m0 + rows, first + n_own)
             if outf_chip is not None and lo < hi:
                 b.emit(Unit.NOC, NocRecv(src_core=src, mem=outf_chip.mem, addr=outf_chip.addr + ((lo - first) * k.n + n0) * 4,
-                                         bytes=(hi - lo) * cols * 4, tag=idx % TAGS, rows=hi - lo, stride_bytes=k.n * 4))
+                                         bytes=(hi - lo) * cols * 4, tag=idx % PARTIAL_TAG, rows=hi - lo, stride_bytes=k.n * 4))
+
+
+def _split_partners(work: Work, k: int) -> dict[tuple[int, int], tuple[int, int]]:
+    """Stream-K: per tile split between two cores, (the core finishing it, the core sending it partial sums)."""
+    cores: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for core, items in enumerate(work):
+        for m0, n0, k0, k1 in items:
+            if k0 > 0 or k1 < k:
+                cores.setdefault((m0, n0), []).append((k0, core))
+    return {tile: (min(pair)[1], max(pair)[1]) for tile, pair in cores.items()}
 
 
 # ---- attention ----------------------------------------------------------------------------------------------
@@ -450,8 +499,9 @@ def _attention_recvs(b: CoreBuilder, k: Attention, work: Work, out_chip: OnChip 
     for src, src_items in enumerate(work):
         for idx, (bi, h, q0) in enumerate(src_items):
             rows = min(k.tq, k.seq - q0)
-            b.emit(Unit.NOC, NocRecv(src_core=src, mem=out_chip.mem, addr=out_chip.addr + ((bi * k.seq + q0) * k.hidden + h * k.head_dim) * q,
-                                     bytes=rows * k.head_dim * q, tag=idx % TAGS, rows=rows, stride_bytes=k.hidden * q))
+            at, stride = block_offset(k.batch * k.seq, k.hidden, out_chip.block_cols, bi * k.seq + q0, h * k.head_dim)
+            b.emit(Unit.NOC, NocRecv(src_core=src, mem=out_chip.mem, addr=out_chip.addr + at * q,
+                                     bytes=rows * k.head_dim * q, tag=idx % TAGS, rows=rows, stride_bytes=stride * q))
 
 
 # ---- row kernels: embeddings and LayerNorm ------------------------------------------------------------------
@@ -658,8 +708,8 @@ def _weight_tiles(k: Gemm, items: tuple[tuple[int, ...], ...]) -> list[tuple[int
     """(k0, n0) of every weight tile GEMM `k`'s emitter loads on a core, in the order it takes slots for them."""
     assert k.tiling is not None
     resident = k.tiling.tk >= k.k
-    return [(k0, n0) for idx, (_, n0) in enumerate(items) if not resident or idx == 0 or items[idx - 1][1] != n0
-            for k0 in range(0, k.k, k.tiling.tk)]
+    return [(k0, n0) for idx, (_, n0, lo, hi) in enumerate(items) if not resident or idx == 0 or items[idx - 1][1] != n0
+            for k0 in range(lo, hi, k.tiling.tk)]
 
 
 def _slot_count(k: Gemm, items: tuple[tuple[int, ...], ...], ctx: MapperContext, spad: int) -> int:
@@ -692,12 +742,26 @@ def _vec_cycles(model: TimingModel, i: Instr) -> int:
     return model.cost(i).cycles  # type: ignore[union-attr]
 
 
-def _within_idle_dram(b: CoreBuilder, pre: list[Instr], ctx: MapperContext) -> int:
+def _run_cycles(model: TimingModel, matmuls: list[Instr]) -> int:
+    """The array's cycles for `matmuls` as one run of folds (each continuing the one before: chipsim.timing)."""
+    total, prev = 0, None
+    for i in matmuls:
+        stream = 0 if prev is None else timing.matmul_stream_cycles(model.dataflow, prev.m, prev.k, prev.n)
+        c = model.matmul(i.m, i.k, i.n, i.precision, accumulate=bool(i.accumulate), preloaded=bool(i.preloaded), after_matmul_stream=stream)
+        total += max(c.cycles - c.stretched_cycles, c.port_cycles)
+        prev = i
+    return total
+
+
+def _within_idle_dram(b: CoreBuilder, pre: list[Instr], ctx: MapperContext, gemm: bool = False) -> int:
     """How many of the loads `pre` (in order) this core's share of the DRAM carries while its vector unit runs the
-    kernel just emitted, next to the kernel's own DMA traffic (instruction costs from the executor's TimingModel;
-    the DRAM shared evenly by every core)."""
+    kernel just emitted (a GEMM: its array, vector unit or NoC interface, the busiest), next to the kernel's own
+    DMA traffic (instruction costs from the executor's TimingModel; the DRAM shared evenly by every core)."""
     model = TimingModel.of(ctx.chip)
     vec = sum(_vec_cycles(model, i) for i in b.queues[Unit.VEC] if i.op not in (Opcode.SIGNAL, Opcode.WAIT))
+    if gemm:
+        vec = max(vec, _run_cycles(model, [i for i in b.queues[Unit.MXU] if i.op is Opcode.MATMUL]),
+                  sum(i.bytes for i in b.queues[Unit.NOC] if i.op is Opcode.NOC_SEND) / ctx.chip.noc.link_bytes_per_cycle)
     ahead = {id(i) for i in pre}
     own = sum(i.rows * i.cols * i.dtype.itemsize for i in b.queues[Unit.DMA] if i.op in (Opcode.DMA_LD, Opcode.DMA_ST) and id(i) not in ahead)
     budget = vec * ctx.chip.dram_bytes_per_cycle / ctx.cores - own
@@ -728,13 +792,27 @@ class Ahead:
 LOOKAHEAD = 3  # a vector-bound kernel loads the weight tiles of the GEMMs among the next this many kernels
 
 
+def _streams_weights(k: Gemm, facts: KernelGraphFacts, ctx: MapperContext) -> bool:
+    """Whether GEMM `k` keeps the DRAM busy for at least half of its time (the search's estimate of it): its weights,
+    its A unless kept on chip, its outputs that go to DRAM. Else the DRAM would idle behind it (an output
+    projection bound by the NoC), as behind a vector-bound kernel."""
+    assert k.tiling is not None
+    q = ctx.q_itemsize
+    moved = k.k * k.n * q + (0 if k.a_resident is not None else k.m * k.k * q)
+    for out, size in ((k.out_q, q), (k.out_f, 4)):
+        if out is not None and facts.on_chip_of(out) is None:
+            moved += k.m * k.n * size
+    return moved / ctx.chip.dram_bytes_per_cycle >= k.tiling.cost_cycles / 2
+
+
 def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: KernelGraphFacts, ctx: MapperContext,
                 memo: dict[tuple[object, ...], object]) -> tuple[list[tuple[Pin, list[Ahead], bool]], int]:
     """What kernel `i` of `seq` loads ahead on `b`'s core: per later GEMM, its pin (the slots kept for it), the
     loads into them, and whether the pin is new; and the ceiling of kernel i's own buffers (the lowest kept slot).
 
-    A vector-bound kernel loads a tile for every slot of the GEMMs among the next LOOKAHEAD kernels (the DRAM would
-    idle), a GEMM only the first tile of a GEMM right after it (its own weights stream until its end). A new pin
+    A vector-bound kernel, or a GEMM whose own DRAM traffic leaves the DRAM idle most of its time (one bound by
+    the NoC: `_streams_weights`), loads a tile for every slot of the GEMMs among the next LOOKAHEAD kernels; any
+    other GEMM only the first tile of a GEMM right after it (its own weights stream until its end). A new pin
     goes below everything kept at the top, and only where every kernel up to its GEMM, that GEMM included, still
     fits below it. `memo` keeps what depends on a kernel's position alone, across cores and calls."""
     assert facts.dram is not None
@@ -754,7 +832,11 @@ def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: K
         assert t is not None
         floor = _slot_addresses(floor, t.tk * t.tn * ctx.q_itemsize, t.w_slots)[-1]
     plan: list[tuple[Pin, list[Ahead], bool]] = []
-    targets = [i + 1] if isinstance(k, Gemm) else range(i + 1, min(len(seq), i + 1 + LOOKAHEAD))
+    streams = isinstance(k, Gemm) and _streams_weights(k, facts, ctx)
+    targets = [i + 1] if streams else range(i + 1, min(len(seq), i + 1 + LOOKAHEAD))
+    # a GEMM with the DRAM idle keeps new slots only for GEMMs of its own layer (new ones for the next layer's,
+    # below its own, would drift from layer to layer)
+    only_kept = isinstance(k, Gemm) and not streams
     for j in targets:
         if j >= len(seq):
             break
@@ -768,6 +850,8 @@ def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: K
             memo[tkey] = (_weight_tiles(g, items), _slot_count(g, items, ctx, b.spad_bytes))
         tiles, n = memo[tkey]  # type: ignore[misc]
         pin, new = pins.get(j), False
+        if pin is None and only_kept and g.layer != k.layer:
+            continue
         if pin is None:
             addrs = _slot_addresses(floor, g.tiling.tk * g.tiling.tn * ctx.q_itemsize, n)
             # every kernel after this one up to the GEMM, and the GEMM's own buffers, must fit below the new slots
@@ -776,7 +860,7 @@ def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: K
                 continue
             pin, new = Pin(j, tuple(addrs), 0), True
             floor = addrs[-1]
-        loads = _ahead_tiles(g, pin, tiles, len(pin.slots) if not isinstance(k, Gemm) else 1)
+        loads = _ahead_tiles(g, pin, tiles, 1 if streams else len(pin.slots))
         if loads:
             plan.append((pin, loads, new))
     return plan, ceiling
@@ -806,7 +890,8 @@ def _preload_first_fold(at: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder,
     slot = pin.slots[0]
     dma = b.queues[Unit.DMA]
     here = next((i for i, ins in enumerate(dma) if ins.op is Opcode.DMA_LD and ins.sram_addr == slot), None)
-    ldw = Ldw(w_addr=slot, k=min(g.tiling.tk, g.k, tc.rows), n=cols, dtype=_q_dtype(ctx.int8))
+    _, _, lo, hi = work[b.core][0]
+    ldw = Ldw(w_addr=slot, k=min(g.tiling.tk, hi - lo, tc.rows), n=cols, dtype=_q_dtype(ctx.int8))
     if here is not None:  # loaded during this kernel: the LDW waits for the load
         # only where the array has the time: its own work and the tile's load, then the LDW, end before the
         # kernel's busiest unit would (else the LDW would hold up the barrier by what it saves the next kernel)
@@ -880,6 +965,9 @@ def describe_mapping(k: Kernel, work: tuple[tuple[object, ...], ...], facts: Ker
                   else "A loaded once per core and kept" if t is not None and t.a_once else "A from DRAM")
         w_kept = "weights kept across row tiles" if t is not None and t.tk >= k.k else "weights reloaded per row tile"
         out = ", ".join(where(o, "output") for o in (k.out_q, k.out_f) if o is not None)
+        if t is not None and t.split_k:
+            split = sum(1 for core in work for it in core if it[2] > 0)  # type: ignore[index]
+            placed += f", stream-K: chunks dealt evenly, {split} tiles split between two cores (partial sums over the NoC)"
         return f"{k.name}: {k.m}x{k.k}x{k.n} {tiles}, loops n > m > k, {w_kept}, {a_from}, {out}, {placed}"
     if isinstance(k, Attention):
         return f"{k.name}: {k.batch * k.heads} heads of {k.seq}x{k.head_dim}, tq={k.tq} query rows per item, {where(k.out, 'context')}, {placed}"
@@ -903,8 +991,9 @@ def _emit_on_core(b: CoreBuilder, k: Kernel, work: Work, facts: KernelGraphFacts
     while kept < len(pre) and (kept < first_fresh or (b.spad.top <= pre[kept].sram_addr
                                                       and pre[kept].sram_addr + pre[kept].rows * pre[kept].cols * ctx.q_itemsize <= b.spad.size)):
         kept += 1
-    if not isinstance(k, Gemm):  # only what the DRAM would carry while the vector unit works (but one tile at least)
-        kept = min(kept, max(1, _within_idle_dram(b, pre[:kept], ctx)))
+    if not isinstance(k, Gemm) or not _streams_weights(k, facts, ctx):
+        # only what the DRAM would carry while the kernel's busiest unit works (but one tile at least)
+        kept = min(kept, max(1, _within_idle_dram(b, pre[:kept], ctx, gemm=isinstance(k, Gemm))))
     if kept < len(pre):  # the rest would overwrite a buffer in use
         dropped = {id(i) for i in pre[kept:]}
         b.queues[Unit.DMA] = [i for i in b.queues[Unit.DMA] if id(i) not in dropped]

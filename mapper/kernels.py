@@ -50,6 +50,10 @@ class Tiling:
     # so a weight stream as fast as the array never waits for a slot
     w_slots: int = 2
     energy_j: float = 0.0  # the analytic model's energy for the whole kernel (joules, leakage over cost_cycles); 0 under the latency objective, which does not price it
+    # stream-K: the (output tile, reduction chunk) pairs dealt evenly over the cores, so a tile may be split
+    # between two cores: the one with its later chunks sends its partial sums over the NoC to the one with its
+    # first chunks, which adds its own to them and finishes the tile (mapper.place.split_k_work); needs tk < K
+    split_k: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +154,16 @@ class RowNorm:
 Kernel = Gemm | Attention | RowNorm
 
 
+def block_offset(rows: int, cols: int, block: int, r: int, c: int) -> tuple[int, int]:
+    """The element offset of (r, c) in a rows x cols matrix stored as column blocks of `block` columns (each block
+    row-major, the last narrower; block 0 or >= cols: the matrix row-major), and the row stride there (elements)."""
+    if block <= 0 or block >= cols:
+        return r * cols + c, cols
+    j = c // block
+    width = min(block, cols - j * block)
+    return j * rows * block + r * width + c - j * block, width
+
+
 class Residency(enum.Enum):
     """How an activation stays on chip instead of going through DRAM."""
 
@@ -166,6 +180,9 @@ class OnChip:
     mem: Mem
     addr: int
     cols: int  # row width in elements
+    # 0: row-major; else stored as column blocks of this many columns (the last narrower), each block row-major,
+    # so that the consuming GEMM reads a reduction chunk of A in place (its tk is the block: block_offset)
+    block_cols: int = 0
 
 
 @dataclass(frozen=True, slots=True)

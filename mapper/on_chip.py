@@ -4,7 +4,8 @@ Three kinds of activation stay on chip when they fit beside every kernel's own b
 - the operands the next GEMM reads as A, gathered whole on every core in a region reserved at the top of the
   scratchpad: the LayerNorm and embedding outputs (rows, sent to every other core), the FFN1 output and the
   attention context (tiles, sent to every core, each landing as a block of the whole matrix through a strided
-  NOC_RECV). The consuming GEMM reads A in place, its whole reduction dimension in one chunk;
+  NOC_RECV). The consuming GEMM reads A in place, its whole reduction dimension in one chunk, or (stream-K,
+  mapper.tiling) chunk by chunk, the tensor then laid out in column blocks of one chunk (OnChip.block_cols);
 - the fp32 residual stream: each core keeps the rows it owns (mapper.place.owned_rows) in a region reserved at
   the top of the accumulator, and the LayerNorm updates them in place;
 - the fp32 outputs of the projections that feed a LayerNorm: each output tile goes, row block by row block,

@@ -2,7 +2,9 @@
 
 GEMMs are cut into output tiles (tm x tn); the tiles are ordered column block by column block and dealt to the
 cores in contiguous runs, so each core owns whole column blocks (its weight tile stays in its scratchpad across
-row tiles) and the projections and FFNs are split by output columns. Attention is split by (sequence, head):
+row tiles) and the projections and FFNs are split by output columns. A GEMM item is (m0, n0, k0, k1): its tile
+and the reduction range it sums, all of K but under stream-K (Tiling.split_k, `split_k_work`), where the
+(tile, chunk) pairs are dealt instead and a tile may be split between two neighbouring cores. Attention is split by (sequence, head):
 each core runs whole heads, with scores, softmax and context on chip. Row kernels (LayerNorm, embeddings) are
 split by rows: each core works the contiguous rows it owns (`owned_rows`, the same for every row kernel, so the
 residual stream can stay with its rows), in items of (first row, rows). A fused Q|K|V GEMM's tiles stay within one of its parts. Each kernel gets `work`: one tuple of items per core.
@@ -40,6 +42,34 @@ def row_items(rows: int, tr: int, cores: int) -> tuple[tuple[tuple[int, int], ..
     return tuple(tuple((r0, min(tr, first + n - r0)) for r0 in range(first, first + n, tr)) for first, n in owned_rows(rows, cores))
 
 
+def gemm_tiles(m: int, part_cols: int, parts: int, tm: int, tn: int) -> list[tuple[int, int]]:
+    """A GEMM's output tiles (m0, n0) in placement order: column block by column block, row tiles inner; tiles stay
+    within one of `parts` column parts (Q, K or V), the last of each part narrower."""
+    return [(m0, p0 + c0) for p0 in range(0, part_cols * parts, part_cols) for c0 in range(0, part_cols, tn) for m0 in range(0, m, tm)]
+
+
+def split_k_work(tiles: list[tuple[int, int]], k: int, tk: int, cores: int) -> tuple[tuple[tuple[int, ...], ...], ...] | None:
+    """Stream-K: every (tile, reduction chunk of tk) pair in tile order, dealt to the cores in contiguous runs whose
+    lengths differ by at most one chunk, so the array work is even although the tiles do not divide by the cores.
+    Per core, items (m0, n0, k0, k1): a tile's chunks on that core. A tile split between two cores has its first
+    chunks at the end of one core's run (that core finishes it) and the rest at the start of the next core's (which
+    sends it its partial sums). None where a tile would be split over more than two cores."""
+    chunks = -(-k // tk)
+    base, extra = divmod(len(tiles) * chunks, cores)
+    out, at = [], 0
+    for c in range(cores):
+        end = at + base + (c < extra)
+        items = []
+        for t in range(at // chunks, -(-end // chunks)):
+            j0, j1 = max(at, t * chunks) - t * chunks, min(end, (t + 1) * chunks) - t * chunks
+            if 0 < j0 and j1 < chunks:
+                return None
+            items.append((*tiles[t], j0 * tk, min(k, j1 * tk)))
+        out.append(tuple(items))
+        at = end
+    return tuple(out)
+
+
 def place_on_cores(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
     out = g.copy()
     for k in kernels(g):
@@ -47,8 +77,10 @@ def place_on_cores(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
             assert k.tiling is not None
             t = k.tiling
             w = k.part_cols  # tiles stay within one part (Q, K or V): the last of each part may be narrower
-            tiles = [(m0, p0 + c0) for p0 in range(0, k.n, w) for c0 in range(0, w, t.tn) for m0 in range(0, k.m, t.tm)]
-            work = _deal(tiles, ctx.cores)
+            tiles = gemm_tiles(k.m, w, k.parts, t.tm, t.tn)
+            split = split_k_work(tiles, k.k, t.tk, ctx.cores) if t.split_k else None
+            assert split is not None or not t.split_k, f"{k.name}: the search picked a stream-K split it cannot place"
+            work = split if split is not None else _deal([(m0, n0, 0, k.k) for m0, n0 in tiles], ctx.cores)
         elif isinstance(k, Attention):
             items = [(b, h, q0) for b in range(k.batch) for h in range(k.heads) for q0 in range(0, k.seq, k.tq)]
             work = _deal(items, ctx.cores, group=-(-k.seq // k.tq))

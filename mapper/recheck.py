@@ -20,30 +20,33 @@ from chipsim.cost_model import TimingModel, joules
 from isa import DType, Mem, Opcode, Program
 from mapper.context import MapperContext, Measure, Objective
 from mapper.emit import Lowered, emit
-from mapper.kernels import Gemm, KernelGraphFacts, Tiling, kernel_graph
+from mapper.kernels import Gemm, KernelGraphFacts, OnChip, Tiling, kernel_graph
 from mapper.layout import TensorRole, TensorShape, allocate_dram
 from mapper.place import place_on_cores
 
 
 def best_measured(k: Gemm, ranked: tuple[Tiling, ...], ctx: MapperContext, reserved_spad: int, reserved_acc: int = 0,
-                     ahead: int = 0) -> Tiling:
+                     ahead: int = 0, outputs: tuple[OnChip | None, OnChip | None] = (None, None)) -> Tiling:
     """The best of `ranked` by `ctx.objective`, each measured as a program of `k` alone whose first `ahead` weight
     tiles (at most one per slot) are in their slots already, as the kernel before it leaves them in the full
-    program (their load's joules added); among the tilings whose DRAM bytes (the tiles loaded ahead counted) are
-    within 2% of the fewest, so one that loads a weight block on two cores or re-reads A is not picked for a speed
-    the earlier kernel pays for. The DRAM guard holds for every objective: DRAM bytes are a target of their own."""
+    program (their load's joules added), and whose operand copy and fp32 result stay on chip where `outputs` (their
+    OnChip, or None) say so, sent over the NoC as in the full program; among the tilings whose DRAM bytes (the
+    tiles loaded ahead counted) are within 2% of the fewest, so one that loads a weight block on two cores or
+    re-reads A is not picked for a speed the earlier kernel pays for. The DRAM guard holds for every objective:
+    DRAM bytes are a target of their own."""
     assert ctx.measure is not None
     shape = dataclasses.replace(k, name="gemm", layer=0, phase=0, a="a", w="w", deq="deq" if k.deq else None, bias="bias",
                                 out_q="out_q" if k.out_q else None,
                                 out_f="out_f" if k.out_f else None, out_inv_scale=1.0, part_inv_scales=(), tiling=None)
-    return _best(shape, ranked, ctx.chip, reserved_spad, reserved_acc, ctx.measure, ahead, ctx.objective)
+    kept = tuple(dataclasses.replace(t, tensor=name, block_cols=0) for t, name in zip(outputs, ("out_q", "out_f")) if t is not None)
+    return _best(shape, ranked, ctx.chip, reserved_spad, reserved_acc, ctx.measure, ahead, ctx.objective, kept)
 
 
 @lru_cache(maxsize=1 << 10)  # bounded: a sweep worker meets many chips
 def _best(k: Gemm, ranked: tuple[Tiling, ...], chip: ChipConfig, reserved_spad: int, reserved_acc: int, measure: Measure,
-             ahead: int = 0, objective: Objective = Objective.LATENCY) -> Tiling:
+             ahead: int = 0, objective: Objective = Objective.LATENCY, kept: tuple[OnChip, ...] = ()) -> Tiling:
     ctx = MapperContext(chip)
-    lowered = [_program(dataclasses.replace(k, tiling=t), ctx, reserved_spad, reserved_acc, ahead) for t in ranked]
+    lowered = [_program(dataclasses.replace(k, tiling=t), ctx, reserved_spad, reserved_acc, ahead, kept) for t in ranked]
     preloaded = [sum(n for _, _, n in low.ahead_bytes) for low in lowered]
     moved = [_dram_bytes(low.program) + pre for low, pre in zip(lowered, preloaded)]
     fewest = min(moved)
@@ -64,7 +67,7 @@ def _dram_bytes(program: Program) -> int:
     return sum(i.rows * i.cols * i.dtype.itemsize for core in program.cores for i in core if i.op in (Opcode.DMA_LD, Opcode.DMA_ST))
 
 
-def _program(k: Gemm, ctx: MapperContext, reserved_spad: int, reserved_acc: int, ahead: int = 0) -> Lowered:
+def _program(k: Gemm, ctx: MapperContext, reserved_spad: int, reserved_acc: int, ahead: int = 0, kept: tuple[OnChip, ...] = ()) -> Lowered:
     q = DType.INT8 if ctx.int8 else DType.BF16
     f32 = DType.FP32
     inp, par, out = TensorRole.INPUT, TensorRole.PARAMETER, TensorRole.OUTPUT
@@ -75,6 +78,6 @@ def _program(k: Gemm, ctx: MapperContext, reserved_spad: int, reserved_acc: int,
         tensors.append(("out_q", k.m, k.n, q, out))
     if k.out_f:
         tensors.append(("out_f", k.m, k.n, DType.INT32 if k.raw and ctx.int8 else f32, out))
-    facts = KernelGraphFacts(tensors=tuple(tensors), resident_spad_bytes=reserved_spad, resident_acc_bytes=reserved_acc)
+    facts = KernelGraphFacts(tensors=tuple(tensors), resident_spad_bytes=reserved_spad, resident_acc_bytes=reserved_acc, on_chip=kept)
     g = kernel_graph([k], facts)
     return emit(allocate_dram(place_on_cores(g, ctx), ctx), ctx, replay=False, ahead=ahead)  # one kernel: nothing repeats

@@ -2,7 +2,8 @@
 buffered where they fit: Tiling.w_slots).
 
 GEMMs get a mapping search: candidate tilings (tm rows of A, tn output columns, tk reduction chunk; powers of
-two times the array size, plus the whole dimension) are scored with an analytic model built on the executor's
+two times the array size, plus the whole dimension; with tk < K also stream-K, Tiling.split_k, where the cores
+do not divide the tiles) are scored with an analytic model built on the executor's
 own cost model (chipsim.cost_model.TimingModel, the one that times every instruction in the executor): per work
 item max(array cycles, DMA cycles, vector cycles), items spread over the cores, plus one exposed load; and
 their energy, every item's events priced by the chip's energy model plus leakage over those cycles. The
@@ -15,11 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections import Counter
 from functools import cache, lru_cache
 
 import networkx as nx
 
+from chipsim import timing
 from chipsim.config import ChipConfig
 from chipsim.cost_model import Event, TimingModel, joules
 from isa import MAX_DIM, Bcast, DType, Instr, Mem, Vadd, Vcvt, Vgelu, Vmul, Vquant
@@ -29,13 +32,15 @@ from mapper.kernels import (
     Attention,
     Gemm,
     Kernel,
+    OnChip,
     RowNorm,
     Tiling,
     graph_facts,
     kernels,
     replace_kernels,
+    with_facts,
 )
-from mapper.place import _deal
+from mapper.place import _deal, gemm_tiles, split_k_work
 
 SLOTS = 2  # double buffering
 # Slots of the attention's inputs (Q tile, K, V, mask) where they fit: the third and fourth items' inputs load
@@ -133,20 +138,37 @@ def _epilogue_cycles(chip: ChipConfig, rows: int, cols: int, int8: bool, gelu: b
 
 @lru_cache(maxsize=1 << 14)  # bounded: a sweep worker meets many chips
 def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, gelu: bool, tm: int, tn: int, tk: int,
-               a_resident: bool = False, raw: bool = False, parts: int = 1, a_once: bool = False, w_slots: int = SLOTS) -> float:
+               a_resident: bool = False, raw: bool = False, parts: int = 1, a_once: bool = False, w_slots: int = SLOTS,
+               split_k: bool = False) -> float:
     """The analytic time of the whole GEMM with this tiling, every per-instruction cost from the chip's
     TimingModel (the executor's): per core, items pipeline as max(array, DMA, vector) each, plus what cannot
     overlap: the first chunk's load with the DRAM latency, the last epilogue and the last store. `n` is the
-    width of one of `parts` column parts that no tile straddles."""
+    width of one of `parts` column parts that no tile straddles. Under stream-K a core's share is its chunks
+    over the chunks of an item (the partial sums' transfer overlaps the core's other tiles)."""
     model = TimingModel.of(chip)
     dtype = DType.INT8 if q == 1 else DType.BF16
     items = -(-m // tm) * -(-n // tn) * parts
-    active = min(chip.num_cores, items)
-    per_core = -(-items // active)
     chunks = [min(tk, k - k0) for k0 in range(0, k, tk)]
-    # the first chunk starts the accumulation, the rest add to it: at most three distinct MATMULs
-    mxu = model.matmul(tm, chunks[0], tn, dtype, accumulate=False, preloaded=False).cycles + sum(
-        times * model.matmul(tm, kc, tn, dtype, accumulate=True, preloaded=False).cycles for kc, times in Counter(chunks[1:]).items())
+    if split_k:
+        active = min(chip.num_cores, items * len(chunks))
+        per_core: float = -(-items * len(chunks) // active) / len(chunks)
+    else:
+        active = min(chip.num_cores, items)
+        per_core = -(-items // active)
+    run = 0.0  # the fill and drain of a core's one run of folds, where its MATMULs chain
+    if a_resident and len(chunks) > 1:
+        # A read in place in column blocks: nothing but the weight chunks between one MATMUL and the next, so the
+        # chunks, and the items, chain into one run of folds on the array (each continued, ports permitting)
+        def continued(kc: int, prev: int) -> float:
+            c = model.matmul(tm, kc, tn, dtype, accumulate=True, preloaded=False,
+                             after_matmul_stream=timing.matmul_stream_cycles(model.dataflow, tm, prev, tn))
+            return max(c.cycles - c.stretched_cycles, c.port_cycles)
+        mxu = sum(continued(kc, chunks[j - 1]) for j, kc in enumerate(chunks))
+        run = model.matmul(tm, chunks[0], tn, dtype, accumulate=False, preloaded=False).cycles - continued(chunks[0], chunks[-1])
+    else:
+        # the first chunk starts the accumulation, the rest add to it: at most three distinct MATMULs
+        mxu = model.matmul(tm, chunks[0], tn, dtype, accumulate=False, preloaded=False).cycles + sum(
+            times * model.matmul(tm, kc, tn, dtype, accumulate=True, preloaded=False).cycles for kc, times in Counter(chunks[1:]).items())
     m_tiles = -(-m // tm)
     resident_w = tk >= k  # a whole weight block stays put across row tiles
     w_loads = [kc * tn * q for kc in chunks] if not resident_w else [k * tn * q // m_tiles]
@@ -157,16 +179,18 @@ def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, ge
     first_a = max(r for r, _ in core_runs(m, tm, items, active)) * k * q if a_once else 0 if a_resident else tm * chunks[0] * q
     head = _dma_cycles(model, [first_a, chunks[0] * tn * q], active)
     tail = _dma_cycles(model, stores, active)
-    return per_core * max(mxu, dma, vec) + model.dram_latency_cycles + head + vec + tail
+    return per_core * max(mxu, dma, vec) + run + model.dram_latency_cycles + head + vec + tail
 
 
 def gemm_events(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, gelu: bool, tm: int, tn: int, tk: int,
-                a_resident: bool = False, raw: bool = False, parts: int = 1, a_once: bool = False) -> dict[Event, float]:
+                a_resident: bool = False, raw: bool = False, parts: int = 1, a_once: bool = False,
+                split_k: bool = False) -> dict[Event, float]:
     """What the whole GEMM with this tiling counts, in the executor's events (chipsim.cost_model's per-instruction
     events: MACs, scratchpad and accumulator bytes, DRAM bytes, vector lane-ops): every work item's MATMULs, DMA
     transfers and epilogue, items as full tiles (an int8 GEMM with an epilogue has dequantization scales). What
     tilings differ in: DRAM bytes (A and weights re-read, a weight block split between two cores loaded by both)
-    and the accumulator traffic of a reduction in chunks."""
+    and the accumulator traffic of a reduction in chunks; under stream-K, the split tiles' partial sums (NoC
+    byte-hops, read to send, read and written to add)."""
     model = TimingModel.of(chip)
     dtype = DType.INT8 if q == 1 else DType.BF16
     items = -(-m // tm) * -(-n // tn) * parts
@@ -183,7 +207,24 @@ def gemm_events(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, g
             add(model.dma(kc * tn * q, Mem.SPAD, load=True).events, items)
         if not (a_resident or a_once):
             add(model.dma(tm * kc * q, Mem.SPAD, load=True).events, items)
-    for rows, blocks in core_runs(m, tm, items, chip.num_cores):
+    if split_k:
+        work = split_k_work(gemm_tiles(m, n, parts, tm, tn), k, tk, chip.num_cores)
+        assert work is not None
+        aux = 0
+        for core, its in enumerate(work):
+            ends = [it[1] for it in its if it[2] == 0]  # the column blocks of the tiles finished here
+            aux += sum(1 for i, n0 in enumerate(ends) if i == 0 or ends[i - 1] != n0)
+            for _, _, k0, _ in its[:1]:
+                if k0 > 0:  # a piece starting mid-reduction: its first MATMUL starts the sums, and they go to core - 1
+                    kc = min(tk, k - k0)
+                    add(model.matmul(tm, kc, tn, dtype, accumulate=False, preloaded=False).events, 1)
+                    add(model.matmul(tm, kc, tn, dtype, accumulate=True, preloaded=False).events, -1)
+                    nbytes = tm * tn * 4
+                    hops = timing.noc_hops(core, core - 1, chip.mesh.cols)
+                    add(((Event.NOC_BYTE_HOPS, nbytes * hops), (Event.ACC_READ_BYTES, 2 * nbytes), (Event.ACC_WRITE_BYTES, nbytes)), 1)
+        if not raw:
+            add(model.dma(tn * 4, Mem.SPAD, load=True).events, aux * (2 if q == 1 else 1))
+    for rows, blocks in () if split_k else core_runs(m, tm, items, chip.num_cores):
         if tk >= k:  # a weight block kept across the row tiles: loaded once by each core working on it
             add(model.dma(k * tn * q, Mem.SPAD, load=True).events, blocks)
         if a_once:
@@ -198,24 +239,26 @@ def gemm_events(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, g
 
 @lru_cache(maxsize=1 << 14)  # bounded: a sweep worker meets many chips
 def _gemm_energy(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, gelu: bool, tm: int, tn: int, tk: int,
-                 a_resident: bool, raw: bool, parts: int, a_once: bool, cycles: float) -> float:
+                 a_resident: bool, raw: bool, parts: int, a_once: bool, cycles: float, split_k: bool = False) -> float:
     """The analytic energy (joules) of the whole GEMM with this tiling: its events (gemm_events) priced by the
     chip's energy model, plus leakage over `cycles`."""
-    return joules(gemm_events(chip, m, k, n, q, out_q, gelu, tm, tn, tk, a_resident, raw, parts, a_once), cycles, chip)
+    return joules(gemm_events(chip, m, k, n, q, out_q, gelu, tm, tn, tk, a_resident, raw, parts, a_once, split_k), cycles, chip)
 
 
-def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0, reserved_acc: int = 0, ahead: int = 0) -> Tiling:
+def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0, reserved_acc: int = 0, ahead: int = 0,
+                a_block: int = 0, outputs: tuple[OnChip | None, OnChip | None] = (None, None)) -> Tiling:
     """The cheapest tiling of `k` that fits by `ctx.objective` (latency, energy or their product), by the analytic
     model, within the candidate budget; with a `ctx.measure` (the executor), the `ctx.recheck` cheapest are run as
-    programs (mapper.recheck: its first `ahead` weight tiles loaded ahead, as in the program) and the best measured
-    of those moving the fewest DRAM bytes wins.
+    programs (mapper.recheck: its first `ahead` weight tiles loaded ahead and its `outputs` kept on chip, as in
+    the program) and the best measured of those moving the fewest DRAM bytes wins.
 
-    With A resident in the scratchpad (kept on chip, mapper.on_chip), only tilings that keep the whole reduction in
-    one chunk are legal: they read A in place and pay no A traffic."""
+    With A resident in the scratchpad (kept on chip, mapper.on_chip), only tilings that read A in place are legal:
+    the whole reduction in one chunk, or (`a_block`, where its producer's tiles allow A stored in column blocks of
+    that width) chunks of exactly that block, which stream-K needs."""
     chip = ctx.chip
     ranked, smallest_need = _best_tiling(chip, k.m, k.k, k.part_cols, ctx.q_itemsize, k.out_q is not None,
                                          k.gelu, k.a_resident is not None, ctx.search_candidates, reserved_spad, k.raw, k.parts,
-                                         ctx.recheck if ctx.measure is not None else 1, reserved_acc, ctx.objective)
+                                         ctx.recheck if ctx.measure is not None else 1, reserved_acc, ctx.objective, a_block)
     if not ranked:
         raise MapperError(
             f"kernel {k.name} ({k.m}x{k.k}x{k.n}) does not fit: its smallest double-buffered tile needs "
@@ -227,26 +270,28 @@ def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0, reserved_ac
         return ranked[0]
     from mapper.recheck import best_measured  # it emits programs: imported here, past the passes it uses
 
-    return best_measured(k, ranked, ctx, reserved_spad, reserved_acc, ahead)
+    return best_measured(k, ranked, ctx, reserved_spad, reserved_acc, ahead, outputs)
 
 
 @lru_cache(maxsize=1 << 10)  # bounded: a sweep worker meets many chips
 def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, gelu: bool,
                  a_resident: bool, candidates: int, reserved_spad: int, raw: bool = False, parts: int = 1,
-                 keep: int = 1, reserved_acc: int = 0, objective: Objective = Objective.LATENCY
+                 keep: int = 1, reserved_acc: int = 0, objective: Objective = Objective.LATENCY, a_block: int = 0
                  ) -> tuple[tuple[Tiling, ...], tuple[int, int]]:
     """The search itself, per GEMM shape (the same shape recurs in every layer): the `keep` cheapest tilings by
-    the analytic model and `objective`, cheapest first (ties in visiting order; none when nothing fits), and the
+    the analytic model and `objective` (and, if it is among them, the cheapest stream-K one beside the `keep`
+    cheapest with whole tiles), cheapest first (ties in visiting order; none when nothing fits), and the
     SRAM need of the smallest candidate (for the error message). `n` is the width of one of `parts` column parts; the even shares
-    of the columns over the cores count every part."""
+    of the columns over the cores count every part. A tiling with tk < K is tried both ways, whole tiles per core
+    and stream-K (Tiling.split_k), where the cores do not divide the tiles and no tile is split over three."""
     tc = chip.core.tensor_core
     spad_cap, acc_cap = chip.core.scratchpad.size_bytes - reserved_spad, chip.core.accumulator.size_bytes - reserved_acc
     scored: list[Tiling] = []
     smallest_need: tuple[int, int] | None = None
     tried = 0
-    for tm, tn, tk in itertools.product(_candidates(m, tc.rows, chip.num_cores), _candidates(n, tc.cols, chip.num_cores, parts), _candidates(k, tc.rows)):
-        if a_resident and tk < k:
-            continue  # A kept on chip is read in place: the whole reduction in one chunk
+    # A kept on chip is read in place: the whole reduction in one chunk, or chunks of its column blocks
+    depths = [k] + ([a_block] if 0 < a_block < k else []) if a_resident else _candidates(k, tc.rows)
+    for tm, tn, tk in itertools.product(_candidates(m, tc.rows, chip.num_cores), _candidates(n, tc.cols, chip.num_cores, parts), depths):
         resident = a_resident
         spad, acc = gemm_sram_bytes(tm, tn, tk, q, out_q, resident)
         if smallest_need is None or spad + acc < sum(smallest_need):
@@ -256,20 +301,39 @@ def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, 
         # A tiles per item (or A resident), then A-stationary: the rows of A this core needs, loaded once by one DMA,
         # serve all its column blocks; each with three weight slots where they fit, else two
         a_once_ok = not resident and tk >= k and m <= MAX_DIM and k <= MAX_DIM and -(-n // tn) * parts > 1
-        for a_once in (False, True) if a_once_ok else (False,):
+        tiles = -(-m // tm) * -(-n // tn) * parts
+        splits = (False, True) if tk < k and _splits_evenly(tiles, -(-k // tk), chip.num_cores) else (False,)
+        if resident and tk < k:  # A in column blocks is worth it for stream-K alone
+            splits = splits[1:]
+        for a_once, split in itertools.product((False, True) if a_once_ok else (False,), splits):
             fitting = [w for w in (3, 2) if gemm_sram_bytes(tm, tn, tk, q, out_q, resident, m if a_once else 0, w)[0] <= spad_cap]
             if fitting:
                 w_slots = fitting[0]
-                cycles = _gemm_cost(chip, m, k, n, q, out_q, gelu, tm, tn, tk, resident, raw, parts, a_once, w_slots)
+                cycles = _gemm_cost(chip, m, k, n, q, out_q, gelu, tm, tn, tk, resident, raw, parts, a_once, w_slots, split)
                 energy = 0.0 if objective is Objective.LATENCY else _gemm_energy(
-                    chip, m, k, n, q, out_q, gelu, tm, tn, tk, resident, raw, parts, a_once, cycles)
-                scored.append(Tiling(tm, tn, tk, cycles, a_once, w_slots, energy))
+                    chip, m, k, n, q, out_q, gelu, tm, tn, tk, resident, raw, parts, a_once, cycles, split)
+                scored.append(Tiling(tm, tn, tk, cycles, a_once, w_slots, energy, split))
         tried += 1
         if tried >= candidates:
             break
     assert smallest_need is not None
     order = sorted(range(len(scored)), key=lambda i: (objective.score(scored[i].cost_cycles, scored[i].energy_j), i))
-    return tuple(scored[i] for i in order[:keep]), smallest_need
+    # for the re-check, the `keep` cheapest with whole tiles per core and, where one ranks among the `keep`
+    # cheapest, the cheapest stream-K one: the split ones must not crowd the others out
+    picked = order[:keep]
+    if 1 < keep < len(order):
+        rank = {i: r for r, i in enumerate(order)}
+        split = next((i for i in picked if scored[i].split_k), None)
+        picked = [i for i in order if not scored[i].split_k][:keep] + ([split] if split is not None else [])
+        picked.sort(key=rank.__getitem__)
+    return tuple(scored[i] for i in picked), smallest_need
+
+
+@cache
+def _splits_evenly(tiles: int, chunks: int, cores: int) -> bool:
+    """Whether stream-K changes anything for `tiles` of `chunks` reduction chunks on `cores` (the cores do not
+    divide the tiles) and can place them (no tile over three cores)."""
+    return cores > 1 and tiles % cores != 0 and split_k_work([(t, 0) for t in range(tiles)], chunks, 1, cores) is not None
 
 
 def attention_sram_bytes(tq: int, seq: int, d: int, q: int, in_slots: int = SLOTS) -> tuple[int, int]:
@@ -304,6 +368,7 @@ def tile_to_sram(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
     reserved, reserved_acc = facts.resident_spad_bytes, facts.resident_acc_bytes
     spad_cap, acc_cap = chip.core.scratchpad.size_bytes - reserved, chip.core.accumulator.size_bytes - reserved_acc
     new: dict[str, Kernel] = {}
+    blocked: dict[str, int] = {}
     ks = kernels(g)
     for i, k in enumerate(ks):
         if isinstance(k, Gemm):
@@ -311,7 +376,13 @@ def tile_to_sram(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
             # ahead (mapper.emit), behind a GEMM its first
             after = ks[i - 1] if i else None
             ahead = 0 if after is None else 1 if isinstance(after, Gemm) else MAX_DIM
-            new[k.name] = dataclasses.replace(k, tiling=search_gemm(k, ctx, reserved, reserved_acc, ahead))
+            block = _a_block(k, ks[:i], new, chip.core.tensor_core.rows) if k.a_resident is not None else 0
+            t = search_gemm(k, ctx, reserved, reserved_acc, ahead, block, (facts.on_chip_of(k.out_q), facts.on_chip_of(k.out_f)))
+            new[k.name] = dataclasses.replace(k, tiling=t)
+            if k.a_resident is not None:  # its producer lays A out in column blocks of tk (or row-major)
+                layout = t.tk if t.tk < k.k else 0
+                # the tensor names recur in every layer, and so do the shapes and their tilings
+                assert blocked.setdefault(k.a, layout) == layout, f"{k.name}: the layers disagree on how {k.a} is laid out"
         elif isinstance(k, Attention):
             def fits(t: int, k: Attention = k) -> bool:
                 spad, acc = attention_sram_bytes(t, k.seq, k.head_dim, q)
@@ -322,7 +393,32 @@ def tile_to_sram(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
             new[k.name] = dataclasses.replace(k, tq=tq, in_slots=in_slots)
         elif isinstance(k, RowNorm):
             new[k.name] = _tile_rownorm(k, ctx, spad_cap, acc_cap)
-    return replace_kernels(g, new)
+    out = replace_kernels(g, new)
+    if not any(blocked.values()):
+        return out
+    on_chip = tuple(dataclasses.replace(t, block_cols=blocked.get(t.tensor, 0)) for t in facts.on_chip)
+    return with_facts(out, on_chip=on_chip)
+
+
+def _a_block(k: Gemm, ks: list[Kernel], tiled: dict[str, Kernel], rows: int) -> int:
+    """The column-block width GEMM `k`'s A (kept on chip, gathered from its producer's output tiles) could be stored
+    in, so that `k` reads a reduction chunk of it in place: a multiple of the array's rows (whole folds) and of
+    the producer's tile width (each tile lands inside one block, through one strided NOC_RECV); 0 where no
+    block narrower than K and within one instruction exists, or the producer writes whole rows (a LayerNorm)."""
+    width = 0
+    for p in reversed(ks):  # the kernels before `k`: the last to write its A
+        if isinstance(p, Gemm) and p.out_q == k.a:
+            t = tiled[p.name].tiling
+            assert t is not None
+            width = t.tn if p.part_cols % t.tn == 0 else 0  # tiles at multiples of tn
+            break
+        if isinstance(p, Attention) and p.out == k.a:
+            width = p.head_dim
+            break
+        if isinstance(p, RowNorm) and p.out_q == k.a:
+            break
+    block = math.lcm(rows, width) if width else 0
+    return block if block < k.k and block <= MAX_DIM else 0
 
 
 ROW_ITEMS_PER_CORE = 4  # row kernels cut each core's rows in this many items, so loads, vector work and stores overlap

@@ -4,13 +4,15 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chipsim.config import apply_overrides, chip_from_dict, load_chip_dict
 from isa import Opcode, Unit, verify
 from mapper import PASSES, MapperContext, MapperError, check_graph, lower
 from mapper.fuse import fuse_epilogues
 from mapper.kernels import Attention, Bcast, Gemm, RowNorm, kernels
-from mapper.place import _deal, owned_rows
+from mapper.place import _deal, owned_rows, split_k_work
 from mapper.tiling import ROW_ITEMS_PER_CORE, gemm_sram_bytes, search_gemm
 from workloads.bert import preset
 from workloads.graph import build_graph
@@ -81,9 +83,10 @@ def test_placement_balances_work_across_cores():
         k, work = g.nodes[name]["kernel"], g.nodes[name]["work"]
         assert len(work) == ctx.cores
         if isinstance(k, Gemm):
-            tiles = {t for core in work for t in core}
-            assert len(tiles) == sum(len(core) for core in work)  # no tile twice
-            assert sum(min(k.tiling.tm, k.m - m0) * k.tile_cols(n0) for m0, n0 in tiles) == k.m * k.n
+            items = {t for core in work for t in core}
+            assert len(items) == sum(len(core) for core in work)  # no item twice
+            # every output element summed over the whole reduction once (a tile split under stream-K in two ranges)
+            assert sum(min(k.tiling.tm, k.m - m0) * k.tile_cols(n0) * (k1 - k0) for m0, n0, k0, k1 in items) == k.m * k.n * k.k
         if isinstance(k, Attention):
             heads = [{(b, h) for b, h, _ in core} for core in work]
             assert all(not (a & b) for i, a in enumerate(heads) for b in heads[i + 1 :])  # a head lives on one core
@@ -93,15 +96,57 @@ def test_placement_balances_work_across_cores():
                 assert all(first <= r0 and r0 + rows <= first + n and rows <= k.tr for r0, rows in core)
 
 
-def test_lowered_program_verifies_and_is_balanced_per_semaphore():
-    c = chip("mesh.rows=1", "core.tensor_core.rows=32", "core.tensor_core.cols=32")
-    low = lower(build_graph(preset("bert-mini"), 64, 2), MapperContext(c), verify=True)
+@given(tiles=st.integers(1, 40), chunks=st.integers(1, 30), cores=st.integers(1, 17))
+@settings(max_examples=300, deadline=None)
+def test_stream_k_deals_every_chunk_once_and_evenly(tiles, chunks, cores):
+    """Stream-K placement: every (tile, reduction chunk) pair on exactly one core, the cores' chunk counts within
+    one of each other; a split tile in exactly two pieces, its first chunks ending one core's run (that core
+    finishes it) and the rest starting the next core's (which sends it its partial sums). None exactly when some
+    tile would span three cores."""
+    tk, k = 8, 8 * chunks - 3  # a last chunk narrower than tk
+    work = split_k_work([(0, 16 * t) for t in range(tiles)], k, tk, cores)
+    share = [tiles * chunks // cores + (c < tiles * chunks % cores) for c in range(cores)]
+    starts = [sum(share[:c]) for c in range(cores)]
+    spans = {t: {c for c in range(cores) for u in range(starts[c], starts[c] + share[c]) if u // chunks == t} for t in range(tiles)}
+    if any(len(cs) > 2 for cs in spans.values()):
+        assert work is None
+        return
+    assert work is not None and len(work) == cores
+    seen = [(n0 // 16, j) for core in work for _, n0, k0, k1 in core for j in range(k0 // tk, -(-k1 // tk))]
+    assert sorted(seen) == [(t, j) for t in range(tiles) for j in range(chunks)]
+    assert [sum(-(-k1 // tk) - k0 // tk for _, _, k0, k1 in core) for core in work] == share
+    for c, core in enumerate(work):
+        for i, (_, n0, k0, k1) in enumerate(core):
+            if k0 > 0:  # the later chunks of a split tile: first on this core, the first chunks last on the one before
+                assert i == 0 and k1 == k and work[c - 1][-1][1:] == (n0, 0, k0)
+            elif k1 < k:
+                assert i == len(core) - 1 and work[c + 1][0][1:] == (n0, k1, k)
+
+
+@pytest.mark.parametrize(("model", "seq", "batch", "sets"), [
+    ("bert-mini", 64, 2, ("mesh.rows=1", "core.tensor_core.rows=32", "core.tensor_core.cols=32")),
+    # stream-K with row tiles: a core's piece of a split tile (no epilogue) followed by a tile of the same columns
+    ("bert-ner-wnut", 128, 1, ("core.tensor_core.rows=16", "core.tensor_core.cols=16", "core.tensor_core.precision=bf16")),
+])
+def test_lowered_program_verifies_and_is_balanced_per_semaphore(model, seq, batch, sets):
+    c = chip(*sets)
+    rows = c.core.tensor_core.rows
+    g = fuse_epilogues(build_graph(preset(model), seq, batch))
+    ctx = MapperContext(c)
+    for p in PASSES:
+        g = p(g, ctx)
+    if model == "bert-ner-wnut":
+        split = [w for n in g.nodes if isinstance(k := g.nodes[n]["kernel"], Gemm) and k.tiling.split_k for w in g.nodes[n]["work"]]
+        assert any(len(w) > 1 and w[0][2] > 0 and w[1][1] == w[0][1] for w in split)
+    low = lower(build_graph(preset(model), seq, batch), ctx, verify=True)
     verify(low.program, spad_bytes=c.core.scratchpad.size_bytes, acc_bytes=c.core.accumulator.size_bytes,
-           dram_bytes=low.layout.size_bytes, array_rows=32, array_cols=32)
-    for core in low.program.cores:
-        signals = sum(1 for i in core if i.op is Opcode.SIGNAL)
-        waits = sum(1 for i in core if i.op is Opcode.WAIT)
-        assert signals == waits  # every semaphore is back to zero at each barrier
+           dram_bytes=low.layout.size_bytes, array_rows=rows, array_cols=rows)
+    for core, labels in zip(low.program.cores, low.labels):
+        count: dict[tuple[str, int], int] = {}
+        for i, label in zip(core, labels):
+            if i.op in (Opcode.SIGNAL, Opcode.WAIT):
+                count[label, i.sem] = count.get((label, i.sem), 0) + (1 if i.op is Opcode.SIGNAL else -1)
+        assert not any(count.values())  # every semaphore is back to zero at each barrier
         assert core[-1].op is Opcode.HALT
     assert len(low.labels[0]) == len(low.program.cores[0])
     assert low.phases[0] == "emb" and low.phases[-1] == "cls" and "l1.qkv" in low.phases
@@ -127,7 +172,7 @@ def test_activations_stay_on_chip():
     assert _dram_touches(low, ("qkv",)) != []
     sends = [i for core in low.program.cores for i in core if i.op is Opcode.NOC_SEND]
     strided = [i for core in low.program.cores for i in core if i.op is Opcode.NOC_RECV and i.rows > 1]
-    assert strided and all(i.stride_bytes > i.bytes // i.rows for i in strided)  # tiles land as blocks of the whole
+    assert strided and all(i.stride_bytes >= i.bytes // i.rows for i in strided)  # tiles land as blocks of the whole
     # the LayerNorm rows go from their owner to every core in one multicast: 64 rows, 16 per core, in items of 4
     norm_sends = [i for i in sends if i.bytes == 16 // ROW_ITEMS_PER_CORE * 256]
     assert len(norm_sends) == (1 + 2 * preset("bert-mini").layers) * 4 * ROW_ITEMS_PER_CORE
@@ -180,7 +225,9 @@ def test_the_search_costs_the_epilogue_the_emitter_issues(precision):
             emit_gemm(b, k, work, facts, ctx)
             issued = [(i.op, i.rows, i.cols) for i in b.queues[Unit.VEC] if i.op not in (Opcode.SIGNAL, Opcode.WAIT)]
             expected = []
-            for m0, n0 in work[core]:
+            for m0, n0, k0, _ in work[core]:
+                if k0 > 0:  # stream-K: this core sends the tile's partial sums, the other one finishes it
+                    continue
                 rows, cols = min(k.tiling.tm, k.m - m0), min(k.tiling.tn, k.n - n0)
                 expected += [(i.op, i.rows, i.cols) for i in gemm_epilogue(
                     rows, cols, ctx.int8, gelu=k.gelu, out_q=k.out_q is not None, raw=k.raw)]
@@ -235,7 +282,7 @@ def test_fused_qkv_tiles_stay_within_one_part_and_every_core_works():
         qkv, work = g.nodes["l0.qkv"]["kernel"], g.nodes["l0.qkv"]["work"]
         covered = np.zeros((qkv.m, qkv.n), dtype=int)
         for core in work:
-            for m0, n0 in core:
+            for m0, n0, _, _ in core:
                 cols = qkv.tile_cols(n0)
                 assert n0 // qkv.part_cols == (n0 + cols - 1) // qkv.part_cols  # inside Q, K or V
                 covered[m0 : m0 + qkv.tiling.tm, n0 : n0 + cols] += 1
@@ -247,13 +294,15 @@ def test_fused_qkv_tiles_stay_within_one_part_and_every_core_works():
 def test_later_gemms_weight_tiles_are_loaded_ahead_into_their_slots():
     """Weight prefetch across barriers: vector-bound kernels (attention, LayerNorm) load the weight tiles of the
     GEMMs among the next few kernels into slots kept for them at the top of the scratchpad (FFN1's during the
-    attention already, across the output projection), as far as the DRAM would idle; each GEMM's first MATMULs
-    read them there and no tile is loaded twice. Behind a GEMM (FFN1 -> FFN2) only the next GEMM's first tile is
-    loaded, just below the earlier GEMM's own slots."""
+    attention already, across the output projection), as far as the DRAM would idle, and so does a GEMM that leaves
+    the DRAM idle (the output projection); each GEMM's first MATMULs read them there and no tile is loaded twice.
+    Behind a GEMM that streams its own weights (FFN1 -> FFN2) only the next GEMM's first tile is loaded, just below
+    the earlier GEMM's own slots."""
     c = chip()
     low = lower(build_graph(preset("bert-base"), 128, 1), MapperContext(c), verify=True)
     core, labels = low.program.cores[0], low.labels[0]
-    for w_name, gemm, loaders in (("l0.o.w", "l0.attn_out", {"l0.attn"}), ("l0.ffn1.w", "l0.ffn1", {"l0.attn", "l0.ln1"})):
+    # the output projection (its DRAM idle: a small weight, its results over the NoC) loads ahead as well
+    for w_name, gemm, loaders in (("l0.o.w", "l0.attn_out", {"l0.attn"}), ("l0.ffn1.w", "l0.ffn1", {"l0.attn", "l0.attn_out", "l0.ln1"})):
         w = low.layout[w_name]
         loads = [(i, label) for i, label in zip(core, labels) if i.op is Opcode.DMA_LD and w.addr <= i.dram_addr < w.addr + w.nbytes]
         ahead = [i for i, label in loads if label != gemm]
@@ -263,9 +312,14 @@ def test_later_gemms_weight_tiles_are_loaded_ahead_into_their_slots():
         assert len({i.dram_addr for i, _ in loads}) == len(loads) == len(matmuls)  # every tile once (one per item here)
         assert sorted(i.sram_addr for i in ahead) == [i.sram_addr for i in reversed(ahead)]  # slot 0 highest
     pairs = {(src, dst) for src, dst, _ in low.ahead_bytes}
-    assert {("l0.attn", "l0.attn_out"), ("l0.attn", "l0.ffn1"), ("l0.ln1", "l0.ffn1"), ("l0.ffn1", "l0.ffn2")} <= pairs
+    assert {("l0.attn", "l0.attn_out"), ("l0.attn", "l0.ffn1"), ("l0.attn_out", "l0.ffn1"), ("l0.ln1", "l0.ffn1"),
+            ("l0.ln1", "l0.ffn2")} <= pairs
+    # on LPDDR5 every GEMM streams its own weights: FFN1 loads FFN2's first tile alone
+    slow = lower(build_graph(preset("bert-base"), 128, 1), MapperContext(chip("dram.type=lpddr5")), verify=True)
+    core, labels = slow.program.cores[0], slow.labels[0]
+    assert ("l0.ffn1", "l0.ffn2") in {(src, dst) for src, dst, _ in slow.ahead_bytes}
     ffn1_slots = {i.b_addr for i, label in zip(core, labels) if label == "l0.ffn1" and i.op is Opcode.MATMUL}
-    w2 = low.layout["l0.ffn2.w"]
+    w2 = slow.layout["l0.ffn2.w"]
     behind = [i for i, label in zip(core, labels) if label == "l0.ffn1" and i.op is Opcode.DMA_LD and w2.addr <= i.dram_addr < w2.addr + w2.nbytes]
     assert len(behind) == 1 and behind[0].sram_addr < min(ffn1_slots)  # below the FFN1 tiles still in use
 
@@ -433,14 +487,17 @@ def test_the_searchs_gemm_events_are_the_executors(sets):
     for m, k, n, out_q in ((256, 512, 1024, False), (128, 768, 3072, True), (512, 768, 768, True)):
         g = Gemm("gemm", 0, 0, m, k, n, "a", "w", "deq" if ctx.int8 else None, "bias", "out_q" if out_q else None, None if out_q else "out_f")
         ranked, _ = _best_tiling(c, m, k, n, ctx.q_itemsize, out_q, False, False, 512, 0, False, 1, 40)
-        for t in ranked[::10]:
-            checked.add((t.a_once, t.tk >= k))
+        # tilings whose tiles divide the GEMM (gemm_events counts edge tiles as full ones)
+        exact = [t for t in ranked if m % t.tm == 0 and (n % t.tn == 0 or t.tn >= n)]
+        for t in (*exact[::10], *[t for t in exact if t.split_k][:2]):
+            checked.add((t.a_once, t.tk >= k, t.split_k))
             ran = execute(_program(dataclasses.replace(g, tiling=t), ctx, 0, 0).program, c, functional=False).events
-            counted = gemm_events(c, m, k, n, ctx.q_itemsize, out_q, False, t.tm, t.tn, t.tk, a_once=t.a_once)
+            counted = gemm_events(c, m, k, n, ctx.q_itemsize, out_q, False, t.tm, t.tn, t.tk, a_once=t.a_once, split_k=t.split_k)
             assert set(counted) == set(ran), (t, set(counted) ^ set(ran))
             for event, n_ran in ran.items():
                 assert counted[event] == pytest.approx(n_ran, rel=0.01), (t, event)
-    assert {(True, True), (False, True), (False, False)} <= checked  # every way of loading A and the weights
+    # every way of loading A and the weights, and stream-K
+    assert {(True, True, False), (False, True, False), (False, False, False), (False, False, True)} <= checked
 
 
 def test_the_analytic_search_ranks_tilings_by_the_objective():
@@ -480,6 +537,36 @@ def test_the_recheck_keeps_the_best_measured_by_the_objective():
 
         picked = search_gemm(k, MapperContext(c, measure=measure, recheck=8, objective=objective))
         assert len(seen) >= 3 and (picked.tm, picked.tn) == seen[want], (objective, seen)
+
+
+def test_the_recheck_runs_a_gemm_with_its_outputs_where_the_program_keeps_them():
+    """A GEMM whose outputs stay on chip sends them over the NoC in the program; the re-check measures it so (the
+    fp32 rows to their owner cores, no store to DRAM), and a stream-K candidate is measured beside the cheapest
+    whole-tile ones, not instead of them."""
+    from mapper.recheck import _best
+    from mapper.tiling import _best_tiling
+
+    c = chip()
+    g, ctx = run_passes("bert-base", 128, 1, c)
+    facts = g.graph["kernel_facts"]
+    ffn2 = next(k for k in kernels(g) if k.name == "l0.ffn2")
+    kept = facts.on_chip_of(ffn2.out_f)
+    assert kept is not None and ffn2.out_q is None
+    seen = []
+
+    def measure(program, chip_):
+        seen.append(program)
+        return 1000 + len(seen), 1.0
+
+    ranked, _ = _best_tiling(c, ffn2.m, ffn2.k, ffn2.n, 1, False, False, True, 512, facts.resident_spad_bytes, False, 1, 4,
+                             facts.resident_acc_bytes, a_block=c.core.tensor_core.rows)
+    assert sum(not t.split_k for t in ranked) == 4 and any(t.split_k for t in ranked)
+    shape = dataclasses.replace(ffn2, name="gemm", a="a", w="w", deq="deq", bias="bias", out_f="out_f", tiling=None)
+    _best(shape, ranked, c, facts.resident_spad_bytes, facts.resident_acc_bytes, measure, 1, kept=(dataclasses.replace(kept, tensor="out_f"),))
+    assert seen
+    for program in seen:
+        ops = [i.op for core in program.cores for i in core]
+        assert Opcode.NOC_SEND in ops and Opcode.DMA_ST not in ops
 
 
 def test_an_objective_keeps_the_best_whole_program_by_its_figure():

@@ -180,7 +180,8 @@ def test_phases_timed_once_give_the_full_simulation(mesh, array, dataflow, dram,
 
 def test_bert_base_times_most_phases_once() -> None:
     o = _run("workload.model=bert-base", "workload.seq_len=128")
-    assert o.result.replayed_phases >= 10 * 7  # layers 1..11 of 12, nearly all
+    # layers 2..11 of 12 at least (ffn2's stream-K split takes a layer longer to reach the same state at its barrier)
+    assert o.result.replayed_phases >= 9 * 7
     _assert_same_run(execute(o.lowered.program, load_run_config(ROOT / "bert_ner.yaml", []).chip, functional=False, replay=False), o.result)
 
 

@@ -79,6 +79,27 @@ def test_bf16_chip_within_tolerance_of_bf16_reference():
     assert rec.validation.tag_agreement > 0.9
 
 
+@pytest.mark.parametrize(("precision", "seq"), [("int8", 32), ("bf16", 64)])
+def test_stream_k_split_tiles_reach_the_reference(precision, seq):
+    """On two cores FFN2's three 128-wide tiles go stream-K: its A (the FFN1 output, gathered on both cores) is laid
+    out in column blocks so each reduction chunk is read in place, one tile is split between the cores, one core's
+    partial sums added onto the other's by a reducing NOC_RECV. int8 logits stay bit-exact; bf16 within the
+    rounding of a different summation order."""
+    from isa import Opcode, Reduce
+
+    o = run(cfg(f"workload.seq_len={seq}", "chip.mesh.rows=1", "chip.mesh.cols=2", f"chip.core.tensor_core.precision={precision}",
+                "mapper.verify=true"))
+    assert any("stream-K" in layer.mapping for layer in o.record.per_layer if layer.kind == "ffn2")
+    adds = [i for core in o.lowered.program.cores for i in core if i.op is Opcode.NOC_RECV and i.reduce != Reduce.NONE]
+    assert adds and all(i.reduce == (Reduce.INT32 if precision == "int8" else Reduce.FP32) for i in adds)
+    v = o.record.validation
+    assert v is not None
+    if precision == "int8":
+        assert v.bit_exact is True and v.max_abs_logit_diff == 0.0
+    else:
+        assert v.max_abs_logit_diff < 0.05 and v.tag_agreement > 0.9
+
+
 def test_timing_only_matches_functional_figures():
     functional = run(cfg("workload.seq_len=32")).record
     timing = run(cfg("workload.seq_len=32", "functional=false")).record
