@@ -29,6 +29,7 @@ from isa import MAX_DIM, Bcast, DType, Instr, Mem, Vadd, Vcvt, Vgelu, Vmul, Vqua
 from mapper.context import ALIGN_BYTES, MapperContext, Objective
 from mapper.errors import MapperError
 from mapper.kernels import (
+    FACTS_KEY,
     Attention,
     Gemm,
     Kernel,
@@ -38,7 +39,6 @@ from mapper.kernels import (
     graph_facts,
     kernels,
     replace_kernels,
-    with_facts,
 )
 from mapper.place import _deal, gemm_tiles, split_k_work
 
@@ -394,10 +394,10 @@ def tile_to_sram(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
         elif isinstance(k, RowNorm):
             new[k.name] = _tile_rownorm(k, ctx, spad_cap, acc_cap)
     out = replace_kernels(g, new)
-    if not any(blocked.values()):
-        return out
-    on_chip = tuple(dataclasses.replace(t, block_cols=blocked.get(t.tensor, 0)) for t in facts.on_chip)
-    return with_facts(out, on_chip=on_chip)
+    if any(blocked.values()):  # (`out` is a copy already: its facts are replaced in place)
+        on_chip = tuple(dataclasses.replace(t, block_cols=blocked.get(t.tensor, 0)) for t in facts.on_chip)
+        out.graph[FACTS_KEY] = dataclasses.replace(facts, on_chip=on_chip)
+    return out
 
 
 def _a_block(k: Gemm, ks: list[Kernel], tiled: dict[str, Kernel], rows: int) -> int:
