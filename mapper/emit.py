@@ -141,7 +141,8 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     outq_t = dram[k.out_q] if k.out_q and outq_chip is None else None
     outf_t = dram[k.out_f] if k.out_f and outf_chip is None else None
     resident = tk >= k.k  # the whole K x tn weight block sits in the scratchpad across row tiles
-    # A read in place: kept on chip (the search gave it one chunk), or this core's rows loaded once (A-stationary)
+    # A read in place: kept on chip (whole, or in column blocks of tk under stream-K), or this core's rows loaded once
+    # (A-stationary)
     a_once = k.tiling.a_once
     a_in_place = k.a_resident is not None or a_once
     owners = owned_rows(k.m, ctx.cores) if outf_chip is not None else ()
