@@ -116,6 +116,15 @@ class TimingModel:
             found = self._matmul_memo[key] = self._matmul(*key)
         return found
 
+    def chained_matmul(self, m: int, k: int, n: int, dtype: DType, *, accumulate: bool, preloaded: bool,
+                       after: tuple[int, int, int] | None) -> int:
+        """A MATMUL's cycles as a step of a run of folds on the array: continuing the one of shape `after` (m, k, n)
+        right before it (None: the first, from an empty array), its array time or its SRAM ports', the longer. The
+        mapper's estimates of chained MATMULs; the executor applies the same rule to each (chipsim.dispatch)."""
+        stream = 0 if after is None else timing.matmul_stream_cycles(self.dataflow, *after)
+        c = self.matmul(m, k, n, dtype, accumulate=accumulate, preloaded=preloaded, after_matmul_stream=stream)
+        return max(c.cycles - c.stretched_cycles, c.port_cycles)
+
     def _matmul(self, m: int, k: int, n: int, dtype: DType, accumulate: bool, preloaded: bool, after_matmul_stream: int) -> ComputeCost:
         prec = _PRECISION_OF[dtype]
         if prec is not self.precision:

@@ -46,7 +46,6 @@ from isa import (
     Vscale,
     Vsub,
 )
-from chipsim import timing
 from chipsim.config import Dataflow
 from chipsim.cost_model import ComputeCost, TimingModel
 from isa.semantics import NUM_SEMAPHORES
@@ -745,13 +744,9 @@ def _vec_cycles(model: TimingModel, i: Instr) -> int:
 
 def _run_cycles(model: TimingModel, matmuls: list[Instr]) -> int:
     """The array's cycles for `matmuls` as one run of folds (each continuing the one before: chipsim.timing)."""
-    total, prev = 0, None
-    for i in matmuls:
-        stream = 0 if prev is None else timing.matmul_stream_cycles(model.dataflow, prev.m, prev.k, prev.n)
-        c = model.matmul(i.m, i.k, i.n, i.precision, accumulate=bool(i.accumulate), preloaded=bool(i.preloaded), after_matmul_stream=stream)
-        total += max(c.cycles - c.stretched_cycles, c.port_cycles)
-        prev = i
-    return total
+    return sum(model.chained_matmul(i.m, i.k, i.n, i.precision, accumulate=bool(i.accumulate), preloaded=bool(i.preloaded),
+                                    after=(p.m, p.k, p.n) if p is not None else None)
+               for p, i in zip([None, *matmuls], matmuls))
 
 
 def _within_idle_dram(b: CoreBuilder, pre: list[Instr], ctx: MapperContext, gemm: bool = False) -> int:

@@ -159,10 +159,8 @@ def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, ge
     if a_resident and len(chunks) > 1:
         # A read in place in column blocks: nothing but the weight chunks between one MATMUL and the next, so the
         # chunks, and the items, chain into one run of folds on the array (each continued, ports permitting)
-        def continued(kc: int, prev: int) -> float:
-            c = model.matmul(tm, kc, tn, dtype, accumulate=True, preloaded=False,
-                             after_matmul_stream=timing.matmul_stream_cycles(model.dataflow, tm, prev, tn))
-            return max(c.cycles - c.stretched_cycles, c.port_cycles)
+        def continued(kc: int, prev: int) -> int:
+            return model.chained_matmul(tm, kc, tn, dtype, accumulate=True, preloaded=False, after=(tm, prev, tn))
         mxu = sum(continued(kc, chunks[j - 1]) for j, kc in enumerate(chunks))
         run = model.matmul(tm, chunks[0], tn, dtype, accumulate=False, preloaded=False).cycles - continued(chunks[0], chunks[-1])
     else:
@@ -214,14 +212,13 @@ def gemm_events(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, g
         for core, its in enumerate(work):
             ends = [it[1] for it in its if it[2] == 0]  # the column blocks of the tiles finished here
             aux += sum(1 for i, n0 in enumerate(ends) if i == 0 or ends[i - 1] != n0)
-            for _, _, k0, _ in its[:1]:
-                if k0 > 0:  # a piece starting mid-reduction: its first MATMUL starts the sums, and they go to core - 1
-                    kc = min(tk, k - k0)
-                    add(model.matmul(tm, kc, tn, dtype, accumulate=False, preloaded=False).events, 1)
-                    add(model.matmul(tm, kc, tn, dtype, accumulate=True, preloaded=False).events, -1)
-                    nbytes = tm * tn * 4
-                    hops = timing.noc_hops(core, core - 1, chip.mesh.cols)
-                    add(((Event.NOC_BYTE_HOPS, nbytes * hops), (Event.ACC_READ_BYTES, 2 * nbytes), (Event.ACC_WRITE_BYTES, nbytes)), 1)
+            if its and its[0][2] > 0:  # a piece starting mid-reduction: its first MATMUL starts the sums, sent to core - 1
+                kc = min(tk, k - its[0][2])
+                add(model.matmul(tm, kc, tn, dtype, accumulate=False, preloaded=False).events, 1)
+                add(model.matmul(tm, kc, tn, dtype, accumulate=True, preloaded=False).events, -1)
+                nbytes = tm * tn * 4
+                hops = timing.noc_hops(core, core - 1, chip.mesh.cols)
+                add(((Event.NOC_BYTE_HOPS, nbytes * hops), (Event.ACC_READ_BYTES, 2 * nbytes), (Event.ACC_WRITE_BYTES, nbytes)), 1)
         if not raw:
             add(model.dma(tn * 4, Mem.SPAD, load=True).events, aux * (2 if q == 1 else 1))
     for rows, blocks in () if split_k else core_runs(m, tm, items, chip.num_cores):
