@@ -17,7 +17,7 @@ import numpy as np
 
 from isa.errors import IsaError
 from isa.instr import Instr
-from isa.operands import dram_extent
+from isa.operands import Operand, dram_extent
 from isa.program import Program
 from isa.types import DType, Mem, Opcode
 
@@ -51,10 +51,13 @@ class _TypeMap:
     def __init__(self, spad_bytes: int, acc_bytes: int) -> None:
         self.phase = {Mem.SPAD: np.zeros(spad_bytes, np.uint8), Mem.ACC: np.zeros(acc_bytes, np.uint8)}
         self.carried = {Mem.SPAD: np.zeros(spad_bytes, np.uint8), Mem.ACC: np.zeros(acc_bytes, np.uint8)}
+        self.dirty = {Mem.SPAD: [spad_bytes, 0], Mem.ACC: [acc_bytes, 0]}  # the bytes this phase wrote lie in lo..hi-1
 
     def write(self, mem: Mem, start: int, end: int, dtype: DType | None, rows: int = 1, pitch: int = 0) -> None:
         """Mark bytes start..end-1 written as `dtype`; with a `pitch`, only `rows` rows of (end - start - (rows - 1)
         * pitch) bytes, `pitch` bytes apart (a strided NOC_RECV)."""
+        window = self.dirty[mem]
+        window[0], window[1] = min(window[0], start), max(window[1], end)
         seg = self.phase[mem][start:end]
         if rows > 1 and pitch:
             row = end - start - (rows - 1) * pitch
@@ -70,34 +73,45 @@ class _TypeMap:
         return " or ".join(d.name for d in DType if int(bad[0]) & 1 << int(d))
 
     def barrier(self) -> None:
-        for mem, seg in self.phase.items():
-            np.copyto(self.carried[mem], seg, where=seg != 0)
-            seg[:] = 0
+        for mem, (lo, hi) in self.dirty.items():
+            if lo < hi:  # only the window the phase wrote: a scratchpad of MiBs has thousands of barriers
+                seg = self.phase[mem][lo:hi]
+                np.copyto(self.carried[mem][lo:hi], seg, where=seg != 0)
+                seg[:] = 0
+            self.dirty[mem] = [self.phase[mem].size, 0]
 
 
-def _dtype_problems(c: int, instrs: tuple[Instr, ...], spad_bytes: int, acc_bytes: int) -> list[str]:
-    """Reads of SRAM as a dtype not written there: per phase, all writes first, then every read."""
+def _dtype_problems(c: int, instrs: tuple[Instr, ...], operands: list[tuple[Operand, ...]], spad_bytes: int, acc_bytes: int) -> list[str]:
+    """Reads of SRAM as a dtype not written there: per phase, all writes first, then every read. Within a phase
+    the map is fixed once its writes are in, so a write repeated (the same bytes as the same dtype) marks nothing
+    new and a read repeated has the answer of the first: each is done once per phase."""
     types = _TypeMap(spad_bytes, acc_bytes)
     sizes = {Mem.SPAD: spad_bytes, Mem.ACC: acc_bytes}
     problems: list[str] = []
     start = 0
     bounds = [i for i, instr in enumerate(instrs) if instr.op == Opcode.BARRIER] + [len(instrs)]
     for stop in bounds:
-        phase = range(start, stop)
-        for want_write in (True, False):
-            for idx in phase:
-                instr = instrs[idx]
-                untyped = instr.op in (Opcode.NOC_SEND, Opcode.NOC_RECV)
-                for o in instr.spec.operands(instr):
-                    end = o.end
-                    if o.write != want_write or end > sizes[o.mem]:
-                        continue
-                    if o.write:
-                        types.write(o.mem, o.addr, end, None if untyped else o.dtype, o.rows, o.pitch)
-                    elif not untyped:
-                        held = types.conflict(o.mem, o.addr, end, o.dtype)
-                        if held is not None:
-                            problems.append(f"{_at(c, idx, instr)}: {o.name} reads {o.mem.name.lower()}:0x{o.addr:x} as {o.dtype.name} but it holds {held}")
+        written: set[tuple[Mem, int, int, DType | None, int, int]] = set()
+        reads: list[tuple[int, Operand, int]] = []
+        for idx in range(start, stop):
+            untyped = instrs[idx].op in (Opcode.NOC_SEND, Opcode.NOC_RECV)
+            for o in operands[idx]:
+                end = o.end
+                if end > sizes[o.mem]:
+                    continue
+                if o.write:
+                    key = (o.mem, o.addr, end, None if untyped else o.dtype, o.rows, o.pitch)
+                    if key not in written:
+                        written.add(key)
+                        types.write(*key)
+                elif not untyped:
+                    reads.append((idx, o, end))
+        checked: dict[tuple[Mem, int, int, DType], str | None] = {}
+        for idx, o, end in reads:
+            read = (o.mem, o.addr, end, o.dtype)
+            held = checked[read] if read in checked else checked.setdefault(read, types.conflict(*read))
+            if held is not None:
+                problems.append(f"{_at(c, idx, instrs[idx])}: {o.name} reads {o.mem.name.lower()}:0x{o.addr:x} as {o.dtype.name} but it holds {held}")
         types.barrier()
         start = stop + 1
     return problems
@@ -108,31 +122,30 @@ def verify(program: Program, *, spad_bytes: int, acc_bytes: int, dram_bytes: int
     problems: list[str] = []
     sizes = {Mem.SPAD: spad_bytes, Mem.ACC: acc_bytes}
     ncores = program.num_cores
-    sends: dict[tuple[int, int, int, int], list[str]] = defaultdict(list)
-    recvs: dict[tuple[int, int, int, int], list[str]] = defaultdict(list)
+    sends: dict[tuple[int, int, int, int], list[tuple[int, int]]] = defaultdict(list)  # (core, index) of each
+    recvs: dict[tuple[int, int, int, int], list[tuple[int, int]]] = defaultdict(list)
     barriers: list[int] = []
     for c, instrs in enumerate(program.cores):
-        problems += _dtype_problems(c, instrs, spad_bytes, acc_bytes)
+        operands = [instr.spec.operands(instr) for instr in instrs]
+        problems += _dtype_problems(c, instrs, operands, spad_bytes, acc_bytes)
         last_ldw: Instr | None = None
         signals: Counter[int] = Counter(i.sem for i in instrs if i.op == Opcode.SIGNAL)
         waits: Counter[int] = Counter()
         nbarrier = 0
         for idx, instr in enumerate(instrs):
             op = instr.op
-            at = _at(c, idx, instr)
             seen: set[tuple[str, bool]] = set()
-            for o in instr.spec.operands(instr):
+            for o in operands[idx]:
                 end = o.end
                 size = sizes[o.mem]
-                mem = o.mem.name.lower()
                 if (o.name, False) not in seen and (o.name, True) not in seen:
                     if o.addr % o.dtype.itemsize:
-                        problems.append(f"{at}: {o.name} address {mem}:0x{o.addr:x} is not aligned to the {o.dtype.itemsize}-byte {o.dtype.name}")
+                        problems.append(f"{_at(c, idx, instr)}: {o.name} address {o.mem.name.lower()}:0x{o.addr:x} is not aligned to the {o.dtype.itemsize}-byte {o.dtype.name}")
                     if o.addr >= size:
-                        problems.append(f"{at}: {o.name} address {mem}:0x{o.addr:x} is outside the {size}-byte {o.mem.name}")
+                        problems.append(f"{_at(c, idx, instr)}: {o.name} address {o.mem.name.lower()}:0x{o.addr:x} is outside the {size}-byte {o.mem.name}")
                     elif end > size:
                         problems.append(
-                            f"{at}: {o.name} tile {mem}:0x{o.addr:x} of {o.rows}x{o.cols} {o.dtype.name} "
+                            f"{_at(c, idx, instr)}: {o.name} tile {o.mem.name.lower()}:0x{o.addr:x} of {o.rows}x{o.cols} {o.dtype.name} "
                             f"({o.nbytes} bytes{f', rows {o.pitch} bytes apart' if o.pitch else ''}) "
                             f"overruns the {size}-byte {o.mem.name} (ends at 0x{end:x})"
                         )
@@ -142,59 +155,59 @@ def verify(program: Program, *, spad_bytes: int, acc_bytes: int, dram_bytes: int
                 assert ext is not None
                 item = instr.dtype.itemsize
                 if ext[1] > dram_bytes:
-                    problems.append(f"{at}: DRAM range 0x{ext[0]:x}..0x{ext[1]:x} overruns the {dram_bytes}-byte DRAM")
+                    problems.append(f"{_at(c, idx, instr)}: DRAM range 0x{ext[0]:x}..0x{ext[1]:x} overruns the {dram_bytes}-byte DRAM")
                 if instr.dram_addr % item or instr.dram_stride_bytes % item:
                     problems.append(
-                        f"{at}: DRAM address 0x{instr.dram_addr:x} and stride {instr.dram_stride_bytes} must be multiples of the {item}-byte {instr.dtype.name}"
+                        f"{_at(c, idx, instr)}: DRAM address 0x{instr.dram_addr:x} and stride {instr.dram_stride_bytes} must be multiples of the {item}-byte {instr.dtype.name}"
                     )
                 if op == Opcode.DMA_ST and instr.rows > 1 and instr.dram_stride_bytes < instr.cols * item:
-                    problems.append(f"{at}: DRAM rows overlap (stride {instr.dram_stride_bytes} < row of {instr.cols * item} bytes)")
+                    problems.append(f"{_at(c, idx, instr)}: DRAM rows overlap (stride {instr.dram_stride_bytes} < row of {instr.cols * item} bytes)")
             elif op == Opcode.LDW:
                 if instr.k > array_rows or instr.n > array_cols:
-                    problems.append(f"{at}: weight tile {instr.k}x{instr.n} is larger than the {array_rows}x{array_cols} array")
+                    problems.append(f"{_at(c, idx, instr)}: weight tile {instr.k}x{instr.n} is larger than the {array_rows}x{array_cols} array")
                 last_ldw = instr
             elif op == Opcode.MATMUL and instr.preloaded:
                 fold = min(instr.k, array_rows)  # B's first fold: what the LDW must have put in the array
                 if last_ldw is None:
-                    problems.append(f"{at}: preloaded=1 but no LDW comes before it on this core")
+                    problems.append(f"{_at(c, idx, instr)}: preloaded=1 but no LDW comes before it on this core")
                 elif (last_ldw.k, last_ldw.n, last_ldw.dtype) != (fold, instr.n, instr.precision):
                     problems.append(
-                        f"{at}: preloaded=1 needs a {fold}x{instr.n} {instr.precision.name} weight tile but the last LDW "
+                        f"{_at(c, idx, instr)}: preloaded=1 needs a {fold}x{instr.n} {instr.precision.name} weight tile but the last LDW "
                         f"loads {last_ldw.k}x{last_ldw.n} {last_ldw.dtype.name}"
                     )
             elif op == Opcode.MATMUL:
                 last_ldw = None  # its own weights replace the LDW's in the array
             elif op == Opcode.NOC_SEND and instr.multicast:
                 for dst in range(ncores):
-                    sends[(c, dst, instr.tag, instr.bytes)].append(at)
+                    sends[(c, dst, instr.tag, instr.bytes)].append((c, idx))
             elif op in (Opcode.NOC_SEND, Opcode.NOC_RECV):
                 peer = instr.dst_core if op == Opcode.NOC_SEND else instr.src_core
                 if peer >= ncores:
-                    problems.append(f"{at}: core {peer} is outside the {program.mesh_rows}x{program.mesh_cols} mesh (cores 0..{ncores - 1})")
+                    problems.append(f"{_at(c, idx, instr)}: core {peer} is outside the {program.mesh_rows}x{program.mesh_cols} mesh (cores 0..{ncores - 1})")
                 else:
                     key = (c, peer, instr.tag, instr.bytes) if op == Opcode.NOC_SEND else (peer, c, instr.tag, instr.bytes)
-                    (sends if op == Opcode.NOC_SEND else recvs)[key].append(at)
+                    (sends if op == Opcode.NOC_SEND else recvs)[key].append((c, idx))
             elif op == Opcode.WAIT:
                 waits[instr.sem] += 1
                 if waits[instr.sem] == signals[instr.sem] + 1:
                     problems.append(
-                        f"{at}: semaphore {instr.sem} is waited on more often than it is signalled on this core, "
+                        f"{_at(c, idx, instr)}: semaphore {instr.sem} is waited on more often than it is signalled on this core, "
                         "so this WAIT can never complete"
                     )
             elif op == Opcode.BARRIER:
                 nbarrier += 1
             elif op == Opcode.HALT and idx != len(instrs) - 1:
-                problems.append(f"{at}: HALT must be the last instruction, but {len(instrs) - 1 - idx} follow it")
+                problems.append(f"{_at(c, idx, instr)}: HALT must be the last instruction, but {len(instrs) - 1 - idx} follow it")
         if not instrs or instrs[-1].op != Opcode.HALT:
             problems.append(f"core {c} instr {len(instrs)}: the program does not end with HALT")
         barriers.append(nbarrier)
     for key in sorted(set(sends) | set(recvs)):
         src, dst, tag, nbytes = key
         s, r = sends.get(key, []), recvs.get(key, [])
-        for at in r[len(s):]:
-            problems.append(f"{at}: no NOC_SEND on core {src} matches this receive (dst {dst}, tag {tag}, {nbytes} bytes)")
-        for at in s[len(r):]:
-            problems.append(f"{at}: no NOC_RECV on core {dst} matches this send (src {src}, tag {tag}, {nbytes} bytes)")
+        for c, idx in r[len(s):]:
+            problems.append(f"{_at(c, idx, program.cores[c][idx])}: no NOC_SEND on core {src} matches this receive (dst {dst}, tag {tag}, {nbytes} bytes)")
+        for c, idx in s[len(r):]:
+            problems.append(f"{_at(c, idx, program.cores[c][idx])}: no NOC_RECV on core {dst} matches this send (src {src}, tag {tag}, {nbytes} bytes)")
     if len(set(barriers)) > 1:
         counts = ", ".join(f"core {c} has {n}" for c, n in enumerate(barriers))
         problems.append(f"BARRIER counts differ between cores ({counts}); every core must reach each barrier")

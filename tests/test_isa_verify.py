@@ -168,3 +168,20 @@ def test_dtypes_follow_phases_not_program_order_between_units() -> None:
     halt
     """
     assert _problems(".core 0\n" + ok) == ("core 0 instr 5 (VEXP): src reads spad:0x0 as FP32 but it holds INT8",)
+
+
+def test_a_read_repeated_in_a_phase_is_reported_at_each_instruction_and_types_carry_over_phases() -> None:
+    # spad:0x0 holds int8 from phase 0; phase 1 writes elsewhere (its barrier carries only what it wrote), and
+    # phase 2 reads 0x0 as fp32 twice: both reads are wrong, each at its own index; the fp32 at 0x80 is fine.
+    text = """.core 0
+    dma_ld sram=spad:0x0 dram=0x0 rows=1 cols=8 stride=8 dtype=int8
+    barrier
+    dma_ld sram=spad:0x80 dram=0x0 rows=1 cols=2 stride=8 dtype=fp32
+    barrier
+    vexp dst=spad:0x100 src=spad:0x0 rows=1 cols=2
+    vexp dst=spad:0x200 src=spad:0x80 rows=1 cols=2
+    vexp dst=spad:0x300 src=spad:0x0 rows=1 cols=2
+    halt
+    """
+    assert _problems(text) == ("core 0 instr 4 (VEXP): src reads spad:0x0 as FP32 but it holds INT8",
+                               "core 0 instr 6 (VEXP): src reads spad:0x0 as FP32 but it holds INT8")
