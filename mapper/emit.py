@@ -55,7 +55,7 @@ from mapper.kernels import Bcast as AddBcast
 from mapper.layout import DramLayout, Tensor
 from mapper.place import owned_rows
 from mapper.replay import KernelReplay
-from mapper.sync import Buf, Channel, CoreBuilder, Pin, interleave, top_address
+from mapper.sync import UNITS, Buf, Channel, CoreBuilder, Pin, interleave, top_address
 from mapper.tiling import align, attention_sram_bytes, gemm_sram_bytes, rownorm_sram_bytes
 
 F32 = DType.FP32
@@ -670,16 +670,41 @@ def _issue_prefetch(b: CoreBuilder, loads: list[list[Instr]], after: int = 1) ->
     idle) one after each item's loads from item `after` on, and those left after the last. From the second item
     on: the first two items' loads go back to back into their double buffers, and only the third item's wait for
     the first to release its slots, so a tile behind the second item's loads fills that wait instead of holding
-    up the second item (on a 2x2 of 256x256, BERT-base's attention lost a thousand cycles a layer so)."""
+    up the second item (on a 2x2 of 256x256, BERT-base's attention lost a thousand cycles a layer so).
+
+    Fewer tiles than items with loads of their own (`b.split_prefetch`, the emission once the tiles kept are known)
+    are cut in row pieces, about one a place: one tile whole would hold up the next items' loads behind it for as
+    long as it takes (on tpuv1's one DMA engine, BERT-base's attention waited 2,200 cycles a layer for Q, K and V
+    behind a 147 KB tile of the output projection)."""
+    b.prefetch_places = 0
     if not b.prefetch or not loads:
         return
     if after == -1:
         loads[-1] = [*loads[-1], *b.prefetch]
     else:
-        for i, ld in enumerate(b.prefetch):
+        places = max(1, len(loads) - after)
+        if any(ld.op is Opcode.DMA_LD for item in loads[after:] for ld in item):
+            b.prefetch_places = places
+        prefetch = _pieces(b.prefetch, places) if b.split_prefetch and len(b.prefetch) < places else b.prefetch
+        for i, ld in enumerate(prefetch):
             at = min(after + i, len(loads) - 1)
             loads[at] = [*loads[at], ld]
     b.prefetch = []
+
+
+def _pieces(tiles: list[Instr], places: int) -> list[Instr]:
+    """The loads `tiles` cut in about `places` row pieces in all (each tile in a share of them by its bytes, at least
+    one), in order: the same bytes into the same dense tiles."""
+    total = sum(t.rows * t.cols for t in tiles)
+    out: list[Instr] = []
+    for t in tiles:
+        n = min(t.rows, max(1, places * t.rows * t.cols // total))
+        step = -(-t.rows // n)
+        row_bytes = t.cols * t.dtype.itemsize
+        out += [DmaLd(mem=t.mem, sram_addr=t.sram_addr + r0 * row_bytes, dram_addr=t.dram_addr + r0 * t.dram_stride_bytes,
+                      rows=min(step, t.rows - r0), cols=t.cols, dram_stride_bytes=t.dram_stride_bytes, dtype=t.dtype)
+                for r0 in range(0, t.rows, step)]
+    return out
 
 
 def _tile_bytes(k: Gemm, ctx: MapperContext) -> int:
@@ -885,7 +910,8 @@ def _preload_first_fold(at: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder,
         return False
     slot = pin.slots[0]
     dma = b.queues[Unit.DMA]
-    here = next((i for i, ins in enumerate(dma) if ins.op is Opcode.DMA_LD and ins.sram_addr == slot), None)
+    tile = _tile_bytes(g, ctx)  # its load, or the last of its pieces
+    here = max((i for i, ins in enumerate(dma) if ins.op is Opcode.DMA_LD and slot <= ins.sram_addr < slot + tile), default=None)
     _, _, lo, hi = work[b.core][0]
     ldw = Ldw(w_addr=slot, k=min(g.tiling.tk, hi - lo, tc.rows), n=cols, dtype=_q_dtype(ctx.int8))
     if here is not None:  # loaded during this kernel: the LDW waits for the load
@@ -977,12 +1003,13 @@ def _emit_on_core(b: CoreBuilder, k: Kernel, work: Work, facts: KernelGraphFacts
     """Kernel `k`'s instructions on `b`'s core, with `pre` (later GEMMs' weight tiles; the last `fresh` of them into
     slots kept from now on, slot 0 highest) in its DMA queue as far as its buffers leave room for them; how many of
     them were kept (the first ones: a new slot the kernel's own buffers reach is dropped, and every one after it)."""
-    b.prefetch = list(pre)
+    assert b.spad is not None
+    start = b.state(), [len(b.queues[u]) for u in UNITS]
+    b.prefetch, b.split_prefetch = list(pre), False
     EMITTERS[type(k)](b, k, work, facts, ctx)
     if b.prefetch:  # no items here: the DMA queue is free for them
         b.queues[Unit.DMA].extend(b.prefetch)
         b.prefetch = []
-    assert b.spad is not None
     kept, first_fresh = 0, len(pre) - fresh
     while kept < len(pre) and (kept < first_fresh or (b.spad.top <= pre[kept].sram_addr
                                                       and pre[kept].sram_addr + pre[kept].rows * pre[kept].cols * ctx.q_itemsize <= b.spad.size)):
@@ -990,7 +1017,14 @@ def _emit_on_core(b: CoreBuilder, k: Kernel, work: Work, facts: KernelGraphFacts
     if not isinstance(k, Gemm) or not _streams_weights(k, facts, ctx):
         # only what the DRAM would carry while the kernel's busiest unit works (but one tile at least)
         kept = min(kept, max(1, _within_idle_dram(b, pre[:kept], ctx, gemm=isinstance(k, Gemm))))
-    if kept < len(pre):  # the rest would overwrite a buffer in use
+    if 0 < kept < b.prefetch_places:  # the tiles kept are fewer than the items: emitted again, cut in pieces
+        b.set_state(start[0])
+        for u, n in zip(UNITS, start[1]):
+            del b.queues[u][n:]
+        b.prefetch, b.split_prefetch = list(pre[:kept]), True
+        EMITTERS[type(k)](b, k, work, facts, ctx)
+        b.split_prefetch = False
+    elif kept < len(pre):  # the rest would overwrite a buffer in use
         dropped = {id(i) for i in pre[kept:]}
         b.queues[Unit.DMA] = [i for i in b.queues[Unit.DMA] if id(i) not in dropped]
     return kept

@@ -47,18 +47,8 @@ class Operands:
 @dataclass(frozen=True, slots=True)
 class _Recording:
     appended: tuple[Appended, ...]  # per unit (sync.UNITS order), what the emission appended
-    end: tuple[int, ...]  # the builder's state afterwards (CoreBuilder state tuple)
+    end: tuple[int, ...]  # the builder's state afterwards (CoreBuilder.state)
     result: object  # what the emission returned
-
-
-def _state(b: CoreBuilder) -> tuple[int, ...]:
-    assert b.spad is not None and b.acc is not None
-    return (b.next_sem, b.spad.top, b.spad.size, b.acc.top, b.acc.size)
-
-
-def _set_state(b: CoreBuilder, state: tuple[int, ...]) -> None:
-    assert b.spad is not None and b.acc is not None
-    b.next_sem, b.spad.top, b.spad.size, b.acc.top, b.acc.size = state
 
 
 class KernelReplay:
@@ -106,7 +96,7 @@ class KernelReplay:
             if t not in params:
                 params.append(t)
             pre.append((params.index(t), t.rows, t.cols, t.dtype, a.sram_addr, a.k0, a.n0, a.rows, a.cols))
-        start = (b.core, b.slots, b.slots_loaded, b.preloaded, pins, fresh, *_state(b), *(len(b.queues[u]) for u in UNITS))
+        start = (b.core, b.slots, b.slots_loaded, b.preloaded, pins, fresh, *b.state(), *(len(b.queues[u]) for u in UNITS))
         return (type(k), fields, work, tuple(pre), start), Operands(params, others)
 
     def run(self, emit: Callable[[], object], b: CoreBuilder, key: tuple[object, ...], tensors: Operands) -> object:
@@ -121,13 +111,13 @@ class KernelReplay:
                 q.extend(instrs)
                 for pos, j, offset in moved:
                     q[n + pos] = instrs[pos].at_dram(params[j].addr + offset)
-            _set_state(b, rec.end)
+            b.set_state(rec.end)
             return rec.result
         lens = [len(b.queues[u]) for u in UNITS]
         result = emit()
         if rec is False:
             appended = tuple(self._entries(b.queues[u][n:], tensors) for u, n in zip(UNITS, lens))
-            self._seen[key] = None if any(a is None for a in appended) else _Recording(appended, _state(b), result)  # type: ignore[arg-type]
+            self._seen[key] = None if any(a is None for a in appended) else _Recording(appended, b.state(), result)  # type: ignore[arg-type]
         return result
 
     @staticmethod

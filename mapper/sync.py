@@ -92,6 +92,8 @@ class CoreBuilder:
     # to issue early in its DMA queue; the slots kept for later GEMMs; and the current GEMM's kept slots, if any,
     # with how many of its first tiles are in them already
     prefetch: list[Instr] = field(default_factory=list)
+    split_prefetch: bool = False  # cut them in row pieces over the items (mapper.emit._issue_prefetch)
+    prefetch_places: int = 0  # the places the last emitter had for them among items with loads of their own
     pins: list[Pin] = field(default_factory=list)
     slots: tuple[int, ...] | None = None
     slots_loaded: int = 0
@@ -100,6 +102,15 @@ class CoreBuilder:
 
     def __post_init__(self) -> None:
         self.begin_phase()
+
+    def state(self) -> tuple[int, ...]:
+        """What an emission changes besides the queues: semaphores and buffers taken so far."""
+        assert self.spad is not None and self.acc is not None
+        return (self.next_sem, self.spad.top, self.spad.size, self.acc.top, self.acc.size)
+
+    def set_state(self, state: tuple[int, ...]) -> None:
+        assert self.spad is not None and self.acc is not None
+        self.next_sem, self.spad.top, self.spad.size, self.acc.top, self.acc.size = state
 
     def begin_phase(self) -> None:
         self.queues = {u: [] for u in UNITS}

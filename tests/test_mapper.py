@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chipsim.config import apply_overrides, chip_from_dict, load_chip_dict
-from isa import Opcode, Unit, verify
+from isa import DType, Opcode, Unit, verify
 from mapper import PASSES, MapperContext, MapperError, check_graph, lower
 from mapper.fuse import fuse_epilogues
 from mapper.kernels import Attention, Bcast, Gemm, RowNorm, kernels
@@ -352,8 +352,33 @@ def test_a_gemms_first_weight_fold_is_in_the_array_before_its_barrier():
             start = max((j for j in range(i) if core[j].op is Opcode.BARRIER), default=-1)
             if any(d.op is Opcode.DMA_LD and d.sram_addr == ins.w_addr for d in core[start + 1:i]):  # loaded this phase
                 assert core[i - 1].op is Opcode.WAIT and core[i - 1].unit is Unit.MXU
-    # every layer's QKV and FFN1 (behind a LayerNorm) and output projection (behind the attention)
-    assert {f"l{n}.{g}" for n in range(6) for g in ("qkv", "attn_out", "ffn1")} <= preloaded_gemms
+    # every layer's QKV and FFN1 behind a LayerNorm and output projection behind the attention; not layer 0's QKV,
+    # behind the embeddings, whose rows are loaded item by item: the tile comes in pieces between them, its last
+    # too late for an LDW that would not hold up the barrier (test_a_prefetch_tile_is_cut_in_pieces_between_items)
+    assert {f"l{n}.{g}" for n in range(6) for g in ("qkv", "attn_out", "ffn1") if (n, g) != (0, "qkv")} <= preloaded_gemms
+
+
+def test_a_prefetch_tile_is_cut_in_pieces_between_items():
+    """The embeddings load rows item by item; the one weight tile of QKV they load ahead comes in row pieces, one
+    after each item's loads from the second on, so no item's loads wait behind the whole tile: together the pieces
+    are the tile (its rows in order, dense in its slot, its DRAM rows), and the program verifies."""
+    c = chip()
+    low = lower(build_graph(preset("bert-ner-wnut"), 128, 1), MapperContext(c), verify=True)
+    for core, labels in zip(low.program.cores, low.labels):
+        emb = [i for i, label in enumerate(labels) if label == "emb" and core[i].op is Opcode.DMA_LD]
+        qkv_tile = [i for i in emb if core[i].dtype is not DType.FP32]  # the emb phase's own loads are fp32 rows
+        pieces = [core[i] for i in qkv_tile]
+        assert len(pieces) >= 2
+        first = pieces[0]
+        row_bytes = first.cols * first.dtype.itemsize
+        at = 0
+        for p in pieces:
+            assert (p.cols, p.dram_stride_bytes) == (first.cols, first.dram_stride_bytes)
+            assert p.sram_addr == first.sram_addr + at * row_bytes and p.dram_addr == first.dram_addr + at * first.dram_stride_bytes
+            at += p.rows
+        assert at == 384  # the whole tile: all of MiniLM's K = 384 rows (QKV reads its A in place, tk = K)
+        between = [sum(1 for i in emb if a < i < b and i not in qkv_tile) for a, b in zip(qkv_tile, qkv_tile[1:])]
+        assert all(n >= 1 for n in between), between  # an item's own loads between every two pieces
 
 
 def test_a_gemm_loaded_ahead_below_another_keeps_its_other_slots_and_buffers_below():
