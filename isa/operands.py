@@ -141,6 +141,13 @@ def vquant(i: Instr) -> tuple[Operand, ...]:
     )
 
 
+def vdeq(i: Instr) -> tuple[Operand, ...]:
+    return (
+        _rd("src", i.src_mem, i.src_addr, i.rows, i.cols, DType.INT32),
+        _wr("dst", i.dst_mem, i.dst_addr, i.rows, i.cols, DType.FP32),
+    )
+
+
 def vreq(i: Instr) -> tuple[Operand, ...]:
     return (
         _rd("src", i.src_mem, i.src_addr, i.rows, i.cols, DType.INT32),

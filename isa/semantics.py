@@ -266,6 +266,12 @@ def vquant(i: Instr, state: CoreState, dram: np.ndarray) -> None:
     _dst(i, state, DType.INT8)[...] = quantize_f32(y)
 
 
+def vdeq(i: Instr, state: CoreState, dram: np.ndarray) -> None:
+    with np.errstate(all="ignore"):
+        y = _src(i, state, DType.INT32).astype(np.float32) * np.float32(i.scale)
+    _dst(i, state)[...] = y
+
+
 def vreq(i: Instr, state: CoreState, dram: np.ndarray) -> None:
     scale = tile(state, i.scale_mem, i.scale_addr, 1, i.cols, DType.FP32)
     with np.errstate(all="ignore"):

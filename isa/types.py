@@ -77,6 +77,7 @@ class Opcode(enum.IntEnum):
     VQUANT = 0x38
     VREQ = 0x39
     VCVT = 0x3A
+    VDEQ = 0x3B
     SIGNAL = 0x40
     WAIT = 0x41
     BARRIER = 0x48

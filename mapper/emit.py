@@ -35,6 +35,7 @@ from isa import (
     Unit,
     Vadd,
     Vcvt,
+    Vdeq,
     Vexp,
     Vgelu,
     Vmul,
@@ -102,6 +103,11 @@ def _un(cls: type, dst: Buf, src: Buf, rows: int, cols: int) -> Instr:
 
 def _scale(buf: Buf, rows: int, cols: int, a: float, b: float = 0.0) -> Instr:
     return Vscale(dst_mem=buf.mem, dst_addr=buf.addr, rows=rows, cols=cols, a=float(np.float32(a)), b=float(np.float32(b)))
+
+
+def _deq(buf: Buf, rows: int, cols: int, scale: float) -> Instr:
+    """int32 sums -> fp32 times `scale`, in place: one pass of the converter (not a convert, a multiply and an add)."""
+    return Vdeq(dst_mem=buf.mem, dst_addr=buf.addr, src_mem=buf.mem, src_addr=buf.addr, rows=rows, cols=cols, scale=float(np.float32(scale)))
 
 
 def _cvt(dst: Buf, src: Buf, rows: int, cols: int, src_t: DType, dst_t: DType) -> Instr:
@@ -435,9 +441,7 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
         with b.capture(Unit.VEC) as v1:
             x = sc_bufs[sc]
             ch_sc.consume(sc)
-            if int8:
-                b.emit(Unit.VEC, _cvt(x, x, rows, s_len, DType.INT32, F32))
-            b.emit(Unit.VEC, _scale(x, rows, s_len, k.score_scale))
+            b.emit(Unit.VEC, _deq(x, rows, s_len, k.score_scale) if int8 else _scale(x, rows, s_len, k.score_scale))
             b.emit(Unit.VEC, _bin(Vadd, x, x, mbuf, rows, s_len, Bcast.ROW))
             b.emit(Unit.VEC, _un(Vrmax, row_max, x, rows, s_len))
             b.emit(Unit.VEC, _bin(Vsub, x, x, row_max, rows, s_len, Bcast.COL))
@@ -464,8 +468,7 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
             y = cx_bufs[cx]
             ch_cx.consume(cx)
             if int8:
-                b.emit(Unit.VEC, _cvt(y, y, rows, d, DType.INT32, F32))
-                b.emit(Unit.VEC, _scale(y, rows, d, k.ctx_scale))
+                b.emit(Unit.VEC, _deq(y, rows, d, k.ctx_scale))
             os_ = ch_out.acquire()
             b.emit(Unit.VEC, _to_operand(out_bufs[os_], y, rows, d, int8, k.out_inv_scale))
             ch_out.publish(os_)

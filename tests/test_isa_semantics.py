@@ -22,6 +22,7 @@ from isa import (
     Unit,
     Vadd,
     Vcvt,
+    Vdeq,
     Vexp,
     Vgelu,
     Vmax,
@@ -250,6 +251,24 @@ def test_vreq_per_column_scale_and_edges() -> None:
     apply(Vreq(Mem.SPAD, 0x200, Mem.ACC, 0, Mem.SPAD, 0x100, 5, 6), s, DRAM)
     ref = np.clip(np.rint(big.astype(np.float32) * cols), -127, 127).astype(np.int8)
     np.testing.assert_array_equal(_get(s, Mem.SPAD, 0x200, (5, 6), DType.INT8), ref)
+
+
+def test_vdeq_is_the_conversion_then_the_multiply_in_place() -> None:
+    """dst = f32(src) * scale: what VCVT int32 -> fp32 and then the multiply give, rounded the same (values past 2^24
+    round in the conversion), written over its own source as the attention does."""
+    s = _state()
+    src = np.concatenate([RNG.integers(-(1 << 30), 1 << 30, (3, 16), dtype=np.int32),
+                          np.array([[0, 1, -1, (1 << 24) + 1, -(1 << 24) - 3, 2**31 - 1, -(2**31), 7] * 2], np.int32)])
+    scale = np.float32(0.0123)
+    _put(s, Mem.ACC, 0x40, src)
+    apply(Vdeq(Mem.ACC, 0x40, Mem.ACC, 0x40, 4, 16, float(scale)), s, DRAM)
+    np.testing.assert_array_equal(_get(s, Mem.ACC, 0x40, (4, 16), DType.FP32), src.astype(np.float32) * scale)
+    two = _state()  # the same as the two-instruction form, bit for bit
+    _put(two, Mem.ACC, 0x40, src)
+    apply(Vcvt(Mem.ACC, 0x40, Mem.ACC, 0x40, 4, 16, DType.INT32, DType.FP32), two, DRAM)
+    apply(Vscale(Mem.ACC, 0x40, 4, 16, float(scale), 0.0), two, DRAM)
+    np.testing.assert_array_equal(_get(two, Mem.ACC, 0x40, (4, 16), DType.FP32).view(np.uint32),
+                                  _get(s, Mem.ACC, 0x40, (4, 16), DType.FP32).view(np.uint32))
 
 
 def _cvt(src: np.ndarray, frm: DType, to: DType) -> np.ndarray:

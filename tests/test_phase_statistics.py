@@ -206,7 +206,9 @@ def test_where_the_cycles_go_splits_the_gap_by_cause() -> None:
     assert qkv.busiest_unit == "array" and "18 items on 4 of 4 cores (max 5 per core)" in qkv.mapping
     assert 0.08 * qkv.busiest_unit_cycles < qkv.busiest_unit_cycles - qkv.busiest_unit_even_cycles <= 0.1 * qkv.busiest_unit_cycles
     ffn2 = next(x for x in o.record.per_layer if x.name == "l0.ffn2")
-    assert "(max 2 per core)" in ffn2.mapping and ffn2.busiest_unit_even_cycles == pytest.approx(ffn2.busiest_unit_cycles, rel=0.01)
+    # stream-K deals FFN2's (tile, chunk) pairs evenly: its busiest core is within the arrival of its weight stream of
+    # the even share (2.5%; whole tiles would put 2 of 6 on two cores and 1 on the others, a third above it)
+    assert "(max 2 per core)" in ffn2.mapping and ffn2.busiest_unit_even_cycles == pytest.approx(ffn2.busiest_unit_cycles, rel=0.025)
     for kind, cycles, bound, _, _, excess, idle, rest in where_the_cycles_go(o.record.per_layer, o.record.cycles):
         parts = [float(v.split(" (")[0].replace(",", "")) for v in (bound, excess, idle, rest)]
         assert sum(parts) == pytest.approx(int(cycles.replace(",", "")), abs=4), kind
