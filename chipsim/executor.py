@@ -13,9 +13,11 @@ Model (the `## Timing` section of isa/SPEC.md has the full statement):
   time (XY routing; a transfer reserves every link on its path).
 - Events are processed in time order from a heap keyed by (cycle, sequence number), so ties break
   deterministically. MXU/VEC work that touches nothing shared runs ahead without the heap.
+- A barrier releases every unit at once; where they then contend for the same cycle (the DRAM channel, a link),
+  the lower core and unit go first (a fixed-priority arbiter), not the one that reached the barrier first.
 - Timing-only runs without a global buffer time each distinct phase once: a barrier-to-barrier phase that starts
-  from an idle chip (nothing pending, every semaphore zero, DRAM and links free) with the instructions and unit
-  release order of a phase already run repeats that phase's record, shifted in time (BERT's identical layers).
+  from an idle chip (nothing pending, every semaphore zero, DRAM and links free) with the instructions of a phase
+  already run repeats that phase's record, shifted in time (BERT's identical layers).
 - Functional mode performs each instruction's effect with isa.semantics when the executor processes it; a
   program whose units are ordered by SIGNAL/WAIT (what isa.verify and the mapper guarantee) computes the same
   values as the plain in-order interpreter. Timing-only mode runs the identical schedule without arithmetic.
@@ -91,7 +93,7 @@ def execute(
     trace: keep one TraceEvent per executed instruction (see chipsim.app.trace).
     check: run isa.verify against this chip's memories first (VerifyError lists every problem).
     replay: in timing-only mode without a trace or a global buffer, a phase between two barriers that starts from
-        an idle chip with the instructions and release order of a phase already run is not simulated again: its
+        an idle chip with the instructions of a phase already run is not simulated again: its
         record is applied (the same cycles, counters and instruction times); False simulates every phase.
     """
     if functional and (dram is None or dram.dtype != np.uint8 or dram.ndim != 1):
@@ -495,16 +497,15 @@ class _Run:
     def _idle(self, release: int) -> bool:
         """Nothing of the past can reach past `release`: no event pending, no message or waiter left, every
         semaphore zero, the DRAM channel and every link free. From such a state a phase's schedule is a function
-        of its instructions and of the order the units were released in."""
+        of its instructions alone (the units are released in core and unit order)."""
         return (not self.heap and not self.messages and not self.recv_waiter and self.dram_base + self.dram_free <= release
                 and all(v <= release for v in self.link_free.values()) and not any(self.sem_waiters.values())
                 and not any(any(s) for s in self.sems))
 
     def _release(self, barrier: int, release: int) -> None:
-        """Every unit has passed `barrier` at cycle `release`: start the phase after it, or (its signature and the
-        release order seen before, from an idle state) replay that phase's record and go on from the barrier after."""
+        """Every unit has passed `barrier` at cycle `release`: start the phase after it, or (its instructions seen
+        before, from an idle state) replay that phase's record and go on from the barrier after."""
         while True:
-            order = tuple(w for w, _ in self.bar_waiting[barrier])
             idle = self._idle(release)
             if idle:  # the DRAM channel among the rest
                 self.dram_base, self.dram_free = release, 0.0
@@ -516,15 +517,15 @@ class _Run:
             phase = barrier + 1
             if self.replays is None or not idle or phase >= len(self.bar_time):  # the phase after the last barrier runs
                 break
-            key = (order, tuple(d.phase_ids[phase] for d in self.decoded))
+            key = tuple(d.phase_ids[phase] for d in self.decoded)
             rec = self.replays.get(key)
             if rec is None:
                 self.recording = (key, release, [self._all_counters(g) for g in range(len(self.queues))])
                 break
             release = self._replay(phase, release, rec)
             barrier = phase
-        for w in self.bar_waiting[barrier]:
-            self._push(release, w[0])
+        for g in sorted(w for w, _ in self.bar_waiting[barrier]):  # all at once: ties go by core and unit, not by arrival
+            self._push(release, g)
 
     def _all_counters(self, g: int) -> tuple[int, ...]:
         return (*self._counters(g), self.count[g])
