@@ -354,6 +354,20 @@ def test_barrier_holds_every_unit_of_every_core() -> None:
     assert r.unit_stats(1, Unit.VEC).stall_dependency_cycles == 16
 
 
+@pytest.mark.parametrize("busy", [0, 1])
+def test_a_barrier_releases_the_cores_in_order_whichever_arrived_first(busy: int) -> None:
+    # Phase 1: core `busy` loads 256 B (16 cycles on the 16 B/cycle channel + 10 latency = 26), the other core
+    # nothing, so its units reach the barrier at 0. Phase 2: both load 256 B at 26; the channel takes core 0's
+    # bytes first, whichever core arrived first: core 0's load ends at 26 + 26 = 52, core 1's behind it at
+    # 26 + 32 + 10 = 68. The same phase-2 schedule either way (what lets identical phases replay).
+    ld = "    dma_ld sram=spad:0x0 dram=0x{:x} rows=1 cols=256 stride=256 dtype=int8\n"
+    cores = "".join(f".core {c}\n" + (ld.format(0x200) if c == busy else "") + "    barrier\n" + ld.format(0x100 * c) + "    halt\n"
+                    for c in range(2))
+    r = execute(parse(".mesh 1 2\n" + cores), make_chip(**{"mesh.cols": 2, "core.dma.bytes_per_cycle": 64}), functional=False)
+    assert [int(r.instr_end[c][-2]) for c in range(2)] == [52, 68]
+    assert r.cycles == 68
+
+
 def test_deadlock_on_a_semaphore_is_reported() -> None:
     src = """
 .core 0
