@@ -23,6 +23,7 @@ from isa.instr import (
     Vadd,
     Vcvt,
     Vdeq,
+    Vdeqc,
     Vexp,
     Vgelu,
     Vmax,
@@ -48,7 +49,7 @@ from isa.verify import VerifyError, verify
 __all__ = [
     "CLASSES", "MAX_DIM", "OPCODES", "SRAM_ADDR_SPACE_BYTES", "Barrier", "Bcast", "CoreState", "DType", "DmaLd", "DmaSt", "Field",
     "FieldKind", "FieldValue", "Halt", "Instr", "IsaError", "Ldw", "Matmul", "Mem", "NocRecv", "NocSend", "OpSpec",
-    "Opcode", "Operand", "Program", "Reduce", "Signal", "TimingRule", "Unit", "Vadd", "Vcvt", "Vdeq", "VecOp", "Vexp", "Vgelu",
+    "Opcode", "Operand", "Program", "Reduce", "Signal", "TimingRule", "Unit", "Vadd", "Vcvt", "Vdeq", "Vdeqc", "VecOp", "Vexp", "Vgelu",
     "VerifyError", "Vmax", "Vmul", "Vquant", "Vrecip", "Vreq", "Vrmax", "Vrsqrt", "Vrsum", "Vscale", "Vsub", "Wait",
     "apply", "decode", "decode_instr", "dram_extent", "encode", "encode_instr", "format_instr", "format_program",
     "parse", "parse_instr", "queue_of", "read_bytes", "verify", "write_bytes",

@@ -148,6 +148,14 @@ def vdeq(i: Instr) -> tuple[Operand, ...]:
     )
 
 
+def vdeqc(i: Instr) -> tuple[Operand, ...]:
+    return (
+        _rd("src", i.src_mem, i.src_addr, i.rows, i.cols, DType.INT32),
+        _rd("scale", i.scale_mem, i.scale_addr, 1, i.cols, DType.FP32),
+        _wr("dst", i.dst_mem, i.dst_addr, i.rows, i.cols, DType.FP32),
+    )
+
+
 def vreq(i: Instr) -> tuple[Operand, ...]:
     return (
         _rd("src", i.src_mem, i.src_addr, i.rows, i.cols, DType.INT32),

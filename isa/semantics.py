@@ -272,6 +272,13 @@ def vdeq(i: Instr, state: CoreState, dram: np.ndarray) -> None:
     _dst(i, state)[...] = y
 
 
+def vdeqc(i: Instr, state: CoreState, dram: np.ndarray) -> None:
+    scale = tile(state, i.scale_mem, i.scale_addr, 1, i.cols, DType.FP32)
+    with np.errstate(all="ignore"):
+        y = _src(i, state, DType.INT32).astype(np.float32) * scale
+    _dst(i, state)[...] = y
+
+
 def vreq(i: Instr, state: CoreState, dram: np.ndarray) -> None:
     scale = tile(state, i.scale_mem, i.scale_addr, 1, i.cols, DType.FP32)
     with np.errstate(all="ignore"):

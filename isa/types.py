@@ -78,6 +78,7 @@ class Opcode(enum.IntEnum):
     VREQ = 0x39
     VCVT = 0x3A
     VDEQ = 0x3B
+    VDEQC = 0x3C
     SIGNAL = 0x40
     WAIT = 0x41
     BARRIER = 0x48

@@ -36,6 +36,7 @@ from isa import (
     Vadd,
     Vcvt,
     Vdeq,
+    Vdeqc,
     Vexp,
     Vgelu,
     Vmul,
@@ -285,9 +286,9 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
                 if aux_first:
                     ch_aux.consume(aux_slot)
                 deq, bias = aux_bufs[aux_slot]
-                if int8:
-                    b.emit(Unit.VEC, _cvt(acc, acc, rows, cols, DType.INT32, F32))
-                    b.emit(Unit.VEC, _bin(Vmul, acc, acc, deq, rows, cols, Bcast.ROW))
+                if int8:  # int32 sums -> fp32 times the column's scale: one pass of the converter
+                    b.emit(Unit.VEC, Vdeqc(dst_mem=acc.mem, dst_addr=acc.addr, src_mem=acc.mem, src_addr=acc.addr,
+                                           scale_mem=deq.mem, scale_addr=deq.addr, rows=rows, cols=cols))
                 b.emit(Unit.VEC, _bin(Vadd, acc, acc, bias, rows, cols, Bcast.ROW))
                 if aux_last:
                     ch_aux.release(aux_slot)

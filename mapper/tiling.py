@@ -25,7 +25,7 @@ import networkx as nx
 from chipsim import timing
 from chipsim.config import ChipConfig
 from chipsim.cost_model import Event, TimingModel, joules
-from isa import MAX_DIM, Bcast, DType, Instr, Mem, Vadd, Vcvt, Vgelu, Vmul, Vquant
+from isa import MAX_DIM, Bcast, DType, Instr, Mem, Vadd, Vcvt, Vdeqc, Vgelu, Vquant
 from mapper.context import ALIGN_BYTES, MapperContext, Objective
 from mapper.errors import MapperError
 from mapper.kernels import (
@@ -89,8 +89,7 @@ def gemm_epilogue(rows: int, cols: int, int8: bool, *, gelu: bool, out_q: bool, 
     out: list[Instr] = []
     if not raw:
         if int8:
-            out.append(Vcvt(**acc, src_mem=Mem.ACC, src_addr=0, rows=rows, cols=cols, from_dtype=DType.INT32, to_dtype=DType.FP32))
-            out.append(Vmul(**acc, src1_mem=Mem.ACC, src1_addr=0, **spad, rows=rows, cols=cols, bcast=Bcast.ROW))
+            out.append(Vdeqc(**acc, src_mem=Mem.ACC, src_addr=0, scale_mem=Mem.SPAD, scale_addr=0, rows=rows, cols=cols))
         out.append(Vadd(**acc, src1_mem=Mem.ACC, src1_addr=0, **spad, rows=rows, cols=cols, bcast=Bcast.ROW))
     if gelu:
         out.append(Vgelu(**acc, src_mem=Mem.ACC, src_addr=0, rows=rows, cols=cols))

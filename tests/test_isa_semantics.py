@@ -23,6 +23,7 @@ from isa import (
     Vadd,
     Vcvt,
     Vdeq,
+    Vdeqc,
     Vexp,
     Vgelu,
     Vmax,
@@ -269,6 +270,24 @@ def test_vdeq_is_the_conversion_then_the_multiply_in_place() -> None:
     apply(Vscale(Mem.ACC, 0x40, 4, 16, float(scale), 0.0), two, DRAM)
     np.testing.assert_array_equal(_get(two, Mem.ACC, 0x40, (4, 16), DType.FP32).view(np.uint32),
                                   _get(s, Mem.ACC, 0x40, (4, 16), DType.FP32).view(np.uint32))
+
+
+def test_vdeqc_scales_each_column_as_the_conversion_then_the_multiply() -> None:
+    """dst = f32(src) * scale[col], in place: bit for bit VCVT int32 -> fp32 then VMUL by the 1 x cols row."""
+    s = _state()
+    src = RNG.integers(-(1 << 28), 1 << 28, (5, 6), dtype=np.int32)
+    scale = RNG.uniform(1e-6, 1e-2, (1, 6)).astype(np.float32)
+    _put(s, Mem.ACC, 0, src)
+    _put(s, Mem.SPAD, 0x100, scale)
+    apply(Vdeqc(Mem.ACC, 0, Mem.ACC, 0, Mem.SPAD, 0x100, 5, 6), s, DRAM)
+    two = _state()
+    _put(two, Mem.ACC, 0, src)
+    _put(two, Mem.SPAD, 0x100, scale)
+    apply(Vcvt(Mem.ACC, 0, Mem.ACC, 0, 5, 6, DType.INT32, DType.FP32), two, DRAM)
+    apply(Vmul(Mem.ACC, 0, Mem.ACC, 0, Mem.SPAD, 0x100, 5, 6, Bcast.ROW), two, DRAM)
+    got = _get(s, Mem.ACC, 0, (5, 6), DType.FP32)
+    np.testing.assert_array_equal(got, src.astype(np.float32) * scale)
+    np.testing.assert_array_equal(got.view(np.uint32), _get(two, Mem.ACC, 0, (5, 6), DType.FP32).view(np.uint32))
 
 
 def _cvt(src: np.ndarray, frm: DType, to: DType) -> np.ndarray:
