@@ -7,6 +7,7 @@ NOC_RECV's, whose rows are `pitch` bytes apart.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -113,11 +114,29 @@ def vbinary(i: Instr) -> tuple[Operand, ...]:
     )
 
 
-def vunary(i: Instr) -> tuple[Operand, ...]:
-    return (
-        _rd("src", i.src_mem, i.src_addr, i.rows, i.cols, DType.FP32),
-        _wr("dst", i.dst_mem, i.dst_addr, i.rows, i.cols, DType.FP32),
-    )
+def _elementwise(src: DType, dst: DType) -> Callable[[Instr], tuple[Operand, ...]]:
+    """The operands of a one-source vector op: a rows x cols `src` tile in, a rows x cols `dst` tile out."""
+    def operands(i: Instr) -> tuple[Operand, ...]:
+        return (_rd("src", i.src_mem, i.src_addr, i.rows, i.cols, src), _wr("dst", i.dst_mem, i.dst_addr, i.rows, i.cols, dst))
+    return operands
+
+
+def _by_column(dst: DType) -> Callable[[Instr], tuple[Operand, ...]]:
+    """The operands of a conversion of int32 sums by a 1 x cols row of fp32 scales into a rows x cols `dst` tile."""
+    def operands(i: Instr) -> tuple[Operand, ...]:
+        return (
+            _rd("src", i.src_mem, i.src_addr, i.rows, i.cols, DType.INT32),
+            _rd("scale", i.scale_mem, i.scale_addr, 1, i.cols, DType.FP32),
+            _wr("dst", i.dst_mem, i.dst_addr, i.rows, i.cols, dst),
+        )
+    return operands
+
+
+vunary = _elementwise(DType.FP32, DType.FP32)
+vquant = _elementwise(DType.FP32, DType.INT8)
+vdeq = _elementwise(DType.INT32, DType.FP32)
+vdeqc = _by_column(DType.FP32)
+vreq = _by_column(DType.INT8)
 
 
 def vscale(i: Instr) -> tuple[Operand, ...]:
@@ -131,36 +150,6 @@ def vreduce(i: Instr) -> tuple[Operand, ...]:
     return (
         _rd("src", i.src_mem, i.src_addr, i.rows, i.cols, DType.FP32),
         _wr("dst", i.dst_mem, i.dst_addr, i.rows, 1, DType.FP32),
-    )
-
-
-def vquant(i: Instr) -> tuple[Operand, ...]:
-    return (
-        _rd("src", i.src_mem, i.src_addr, i.rows, i.cols, DType.FP32),
-        _wr("dst", i.dst_mem, i.dst_addr, i.rows, i.cols, DType.INT8),
-    )
-
-
-def vdeq(i: Instr) -> tuple[Operand, ...]:
-    return (
-        _rd("src", i.src_mem, i.src_addr, i.rows, i.cols, DType.INT32),
-        _wr("dst", i.dst_mem, i.dst_addr, i.rows, i.cols, DType.FP32),
-    )
-
-
-def vdeqc(i: Instr) -> tuple[Operand, ...]:
-    return (
-        _rd("src", i.src_mem, i.src_addr, i.rows, i.cols, DType.INT32),
-        _rd("scale", i.scale_mem, i.scale_addr, 1, i.cols, DType.FP32),
-        _wr("dst", i.dst_mem, i.dst_addr, i.rows, i.cols, DType.FP32),
-    )
-
-
-def vreq(i: Instr) -> tuple[Operand, ...]:
-    return (
-        _rd("src", i.src_mem, i.src_addr, i.rows, i.cols, DType.INT32),
-        _rd("scale", i.scale_mem, i.scale_addr, 1, i.cols, DType.FP32),
-        _wr("dst", i.dst_mem, i.dst_addr, i.rows, i.cols, DType.INT8),
     )
 
 
