@@ -1019,7 +1019,7 @@ def _emit_on_core(b: CoreBuilder, k: Kernel, work: Work, facts: KernelGraphFacts
     them were kept (the first ones: a new slot the kernel's own buffers reach is dropped, and every one after it)."""
     assert b.spad is not None
     start = b.state(), [len(b.queues[u]) for u in UNITS]
-    b.prefetch, b.split_prefetch = list(pre), False
+    b.prefetch, b.split_prefetch, b.prefetch_places = list(pre), False, 0  # places: set where the emitter issues them
     EMITTERS[type(k)](b, k, work, facts, ctx)
     if b.prefetch:  # no items here: the DMA queue is free for them
         b.queues[Unit.DMA].extend(b.prefetch)
@@ -1038,6 +1038,7 @@ def _emit_on_core(b: CoreBuilder, k: Kernel, work: Work, facts: KernelGraphFacts
         b.prefetch, b.split_prefetch = list(pre[:kept]), True
         EMITTERS[type(k)](b, k, work, facts, ctx)
         b.split_prefetch = False
+        assert not b.prefetch, f"{k.name}: the emitter issued the tiles the first time, not the second"
     elif kept < len(pre):  # the rest would overwrite a buffer in use
         dropped = {id(i) for i in pre[kept:]}
         b.queues[Unit.DMA] = [i for i in b.queues[Unit.DMA] if id(i) not in dropped]
