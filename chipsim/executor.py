@@ -367,7 +367,7 @@ class _Run:
                 if state is not None:
                     instr: Instr = instrs[idx]
                     try:
-                        payload = read_bytes(state, instr.mem, instr.addr, nbytes)  # type: ignore[arg-type]
+                        payload = read_bytes(state, instr.mem, instr.addr, nbytes, instr.rows, instr.stride_bytes)  # type: ignore[arg-type]
                     except IsaError as exc:
                         raise self._fail(core, idx, exc) from None
                 for _, hops, key in dsts:  # type: ignore[misc]

@@ -200,22 +200,27 @@ def _vector(opcode: Opcode, class_name: str, fields: tuple[Field, ...], run: Sem
     return OpSpec(opcode, class_name, Unit.VEC, fields, run, operands, timing, doc, vec_ops)
 
 
-def _send_multicast_rule(i: Instr) -> str | None:
+def _send_rule(i: Instr) -> str | None:
     if i.multicast and i.dst_core != 0:
         return f"NOC_SEND with multicast=1 goes to every core; dst_core must be 0, got {i.dst_core}"
+    return _strided_rows_rule("NOC_SEND", "be read from", i)
+
+
+def _strided_rows_rule(what: str, verb: str, i: Instr) -> str | None:
+    if i.bytes % i.rows:
+        return f"{what} of {i.bytes} bytes cannot {verb} {i.rows} equal rows; bytes must be a multiple of rows"
+    if i.rows > 1 and i.stride_bytes < i.bytes // i.rows:
+        return (f"{what} rows of {i.bytes // i.rows} bytes cannot start {i.stride_bytes} bytes apart; "
+                "stride_bytes must be at least bytes / rows")
     return None
 
 
 def _recv_rows_rule(i: Instr) -> str | None:
-    if i.bytes % i.rows:
-        return f"NOC_RECV of {i.bytes} bytes cannot land in {i.rows} equal rows; bytes must be a multiple of rows"
-    if i.reduce != Reduce.NONE and (i.bytes // i.rows) % 4:
+    problem = _strided_rows_rule("NOC_RECV", "land in", i)
+    if problem is None and i.reduce != Reduce.NONE and (i.bytes // i.rows) % 4:
         return (f"NOC_RECV add={Reduce(i.reduce).name.lower()} adds 4-byte elements, but its rows are {i.bytes // i.rows} bytes; "
                 "bytes / rows must be a multiple of 4")
-    if i.rows > 1 and i.stride_bytes < i.bytes // i.rows:
-        return (f"NOC_RECV rows of {i.bytes // i.rows} bytes cannot start {i.stride_bytes} bytes apart; "
-                "stride_bytes must be at least bytes / rows")
-    return None
+    return problem
 
 
 _TABLE: tuple[OpSpec, ...] = (
@@ -225,11 +230,13 @@ _TABLE: tuple[OpSpec, ...] = (
            "Store a dense SRAM tile to DRAM rows dram_stride_bytes apart (overlapping rows: the later row wins)."),
     OpSpec(Opcode.NOC_SEND, "NocSend", Unit.NOC, (_uint("dst_core", CORE_BITS, "receiving core (row-major mesh index)"), *_NOC_TAIL,
                                                   _bool("multicast", "to every core of the mesh, itself included (optional, default 0; dst_core 0)",
-                                                        key="mcast", default=0)),
+                                                        key="mcast", default=0),
+                                                  _uint("rows", DIM_BITS, "rows the payload is read from (optional, default 1)", min_value=1, default=1),
+                                                  _uint("stride_bytes", SRAM_ADDR_BITS, "bytes between the starts of those rows (optional, default 0: one row)", key="stride", default=0)),
            None, ops.noc_send, TimingRule.NOC,
-           "Send `bytes` bytes at addr to dst_core, labelled with tag; with multicast=1, one copy to every core of the "
-           "mesh along the XY tree.",
-           check=_send_multicast_rule),
+           "Send `bytes` bytes at addr to dst_core, labelled with tag, read as `rows` equal rows stride_bytes apart (a "
+           "column slice of a wider tile); with multicast=1, one copy to every core of the mesh along the XY tree.",
+           check=_send_rule),
     OpSpec(Opcode.NOC_RECV, "NocRecv", Unit.NOC, (_uint("src_core", CORE_BITS, "sending core (row-major mesh index)"), *_NOC_TAIL,
                                                   _uint("rows", DIM_BITS, "rows the payload lands in (optional, default 1)", min_value=1, default=1),
                                                   _uint("stride_bytes", SRAM_ADDR_BITS, "bytes between the starts of those rows (optional, default 0: one row)", key="stride", default=0),

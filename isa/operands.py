@@ -2,7 +2,7 @@
 
 The verifier checks these against the chip's memories; the executor and the energy model use them for
 hazards and byte counts. Every tile is row-major and dense (row pitch = cols * itemsize) but a strided
-NOC_RECV's, whose rows are `pitch` bytes apart.
+NOC_SEND's or NOC_RECV's, whose rows are `pitch` bytes apart.
 """
 
 from __future__ import annotations
@@ -63,7 +63,9 @@ def dma_store(i: Instr) -> tuple[Operand, ...]:
 
 
 def noc_send(i: Instr) -> tuple[Operand, ...]:
-    return (_rd("addr", i.mem, i.addr, 1, i.bytes, DType.INT8),)
+    if i.rows == 1:
+        return (_rd("addr", i.mem, i.addr, 1, i.bytes, DType.INT8),)
+    return (Operand("addr", i.mem, i.addr, i.rows, i.bytes // i.rows, DType.INT8, False, i.stride_bytes),)
 
 
 def noc_recv(i: Instr) -> tuple[Operand, ...]:

@@ -69,9 +69,13 @@ def tile(state: CoreState, mem: Mem, addr: int, rows: int, cols: int, dtype: DTy
     return buf[addr:end].view(_NP_DTYPE[dtype]).reshape(rows, cols)
 
 
-def read_bytes(state: CoreState, mem: Mem, addr: int, n: int) -> np.ndarray:
-    """A copy of `n` bytes at `addr` of `mem` (the payload of a NOC_SEND)."""
-    return tile(state, mem, addr, 1, n, DType.INT8).view(np.uint8).reshape(n).copy()
+def read_bytes(state: CoreState, mem: Mem, addr: int, n: int, rows: int = 1, stride_bytes: int = 0) -> np.ndarray:
+    """A copy of `n` bytes at `addr` of `mem` (the payload of a NOC_SEND): one run, or `rows` equal rows
+    `stride_bytes` apart, in row order."""
+    if rows == 1:
+        return tile(state, mem, addr, 1, n, DType.INT8).view(np.uint8).reshape(n).copy()
+    row = n // rows
+    return np.concatenate([tile(state, mem, addr + r * stride_bytes, 1, row, DType.INT8).view(np.uint8).reshape(row) for r in range(rows)])
 
 
 def write_bytes(state: CoreState, mem: Mem, addr: int, data: np.ndarray, rows: int = 1, stride_bytes: int = 0,

@@ -196,6 +196,49 @@ def test_noc_moves_bytes_between_cores() -> None:
     np.testing.assert_array_equal(dram[0x40:0x50], np.arange(16) + 1)
 
 
+def test_strided_noc_send_reads_a_column_slice_as_one_dense_message() -> None:
+    # Core 0 holds a 3x8 int8 tile and sends its columns 2..5 (3 rows of 4 bytes, 8 bytes apart) to core 1, which
+    # receives them as one dense 3x4 block; the NoC counts the 12 bytes, not the rows' span.
+    src = """
+.mesh 1 2
+.core 0
+    dma_ld sram=spad:0x0 dram=0x0 rows=3 cols=8 stride=8 dtype=int8
+    signal unit=dma sem=0
+    wait unit=noc sem=0
+    noc_send dst_core=1 addr=spad:0x2 bytes=12 tag=3 rows=3 stride=8
+    halt
+.core 1
+    noc_recv src_core=0 addr=spad:0x100 bytes=12 tag=3
+    signal unit=noc sem=0
+    wait unit=dma sem=0
+    dma_st sram=spad:0x100 dram=0x40 rows=3 cols=4 stride=4 dtype=int8
+    halt
+"""
+    program = parse(src)
+    chip = make_chip(**{"mesh.cols": 2})
+    from isa import format_program, verify
+
+    verify(program, spad_bytes=chip.core.scratchpad.size_bytes, acc_bytes=chip.core.accumulator.size_bytes,
+           dram_bytes=0x100, array_rows=4, array_cols=4)
+    dram = np.zeros(0x100, np.uint8)
+    dram[:24] = np.arange(24, dtype=np.uint8) + 1
+    r = execute(program, chip, functional=True, dram=dram)
+    np.testing.assert_array_equal(dram[0x40:0x4C].reshape(3, 4), (np.arange(24) + 1).reshape(3, 8)[:, 2:6])
+    assert r.events["noc_byte_hops"] == 12
+    timing = execute(program, chip, functional=False)
+    assert timing.cycles == r.cycles
+    assert parse(format_program(program)) == program and "rows=3 stride=8" in format_program(program)
+
+
+def test_a_strided_noc_send_must_read_equal_rows_no_closer_than_their_length() -> None:
+    from isa import IsaError
+
+    with pytest.raises(IsaError, match="bytes must be a multiple of rows"):
+        parse(".core 0\n    noc_send dst_core=0 addr=spad:0x0 bytes=10 tag=0 rows=3 stride=8\n    halt\n")
+    with pytest.raises(IsaError, match="stride_bytes must be at least bytes / rows"):
+        parse(".core 0\n    noc_send dst_core=0 addr=spad:0x0 bytes=12 tag=0 rows=3 stride=2\n    halt\n")
+
+
 def test_strided_noc_recv_lands_rows_in_a_wider_matrix_and_a_core_may_send_to_itself() -> None:
     # Core 0 sends a dense 2x4 block to core 1 (into columns 4..7 of an 8-byte-wide matrix) and to itself (the
     # router's local port: no link, so the receive completes S = 8 / 8 = 1 cycle after the send's issue).

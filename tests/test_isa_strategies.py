@@ -23,15 +23,15 @@ def _field_strategy(f) -> st.SearchStrategy[object]:  # type: ignore[no-untyped-
     return st.floats(-_F32_MAX, _F32_MAX, allow_nan=False, allow_infinity=False, width=32)
 
 
-def _recv_fields(spec) -> st.SearchStrategy[dict[str, object]]:  # type: ignore[no-untyped-def]
-    """NOC_RECV's fields drawn valid by construction (its rule ties bytes to rows, stride and the add's elements;
-    filtering random draws would discard most)."""
+def _strided_fields(spec) -> st.SearchStrategy[dict[str, object]]:  # type: ignore[no-untyped-def]
+    """NOC_SEND's and NOC_RECV's fields drawn valid by construction (their rules tie bytes to rows, stride and a
+    receive's add elements; filtering random draws would discard most)."""
     by_name = {f.name: f for f in spec.fields}
 
     @st.composite
     def draw(d: st.DrawFn) -> dict[str, object]:
         kw = {f.name: d(_field_strategy(f)) for f in spec.fields if f.name not in ("bytes", "rows", "stride_bytes")}
-        unit = 4 if kw["reduce"] else 1
+        unit = 4 if kw.get("reduce") else 1
         rows = d(st.one_of(st.just(1), st.integers(1, 64)))
         per_row = unit * d(st.integers(1, by_name["bytes"].max_value // (rows * unit)))
         stride = d(st.integers(per_row, by_name["stride_bytes"].max_value)) if rows > 1 else d(_field_strategy(by_name["stride_bytes"]))
@@ -42,7 +42,7 @@ def _recv_fields(spec) -> st.SearchStrategy[dict[str, object]]:  # type: ignore[
 
 def instr_of(op: Opcode) -> st.SearchStrategy[Instr]:
     spec = OPCODES[op]
-    fields = _recv_fields(spec) if op is Opcode.NOC_RECV else st.fixed_dictionaries({f.name: _field_strategy(f) for f in spec.fields})
+    fields = _strided_fields(spec) if op in (Opcode.NOC_SEND, Opcode.NOC_RECV) else st.fixed_dictionaries({f.name: _field_strategy(f) for f in spec.fields})
     if spec.check is not None:
         fields = fields.filter(lambda kw: spec.check(tuple.__new__(CLASSES[op], (op, *(kw[f.name] for f in spec.fields)))) is None)  # type: ignore[misc]
     return fields.map(lambda kw: CLASSES[op](**kw))
