@@ -473,7 +473,7 @@ The preset's numbers match Jouppi et al., ISCA 2017: 256 x 256 = 65,536 int8 MAC
 28 nm. No BERT measurement on TPUv1 has been published, so its row is a prediction only: BERT-base's 85 MB of
 int8 weights alone take 2.5 ms at 34 GB/s, and chipsim's run is DRAM-bound (the bound column). On the real
 TPUv1 activations stay in the 24 MiB Unified Buffer (the host fills it over PCIe) and only weights come from
-DDR3; chipsim keeps them on chip too, except the fused Q|K|V output, which still goes through DRAM.
+DDR3; chipsim keeps them on chip too, the fused Q|K|V output included (gathered in column blocks of a head).
 """
 
 ARRAY_REFERENCE = """## The cycle-level array model, the closed forms and SCALE-Sim

@@ -12,7 +12,7 @@ from mapper.context import MapperContext, Objective
 from mapper.emit import Lowered, emit
 from mapper.errors import MapperError
 from mapper.fuse import fuse_epilogues
-from mapper.kernels import Gemm, KernelGraphFacts, kernel_graph
+from mapper.kernels import Attention, Gemm, KernelGraphFacts, kernel_graph, kernels
 from mapper.layout import TensorRole, allocate_dram
 from mapper.on_chip import keep_on_chip
 from mapper.place import place_on_cores
@@ -34,12 +34,16 @@ def check_graph(g: nx.DiGraph, after: str) -> None:
         raise AssertionError(f"after {after}: kernels are not in phase order")
 
 
-def _run_passes(graph: nx.DiGraph, ctx: MapperContext, verify: bool) -> Lowered:
+def _passed(graph: nx.DiGraph, ctx: MapperContext, verify: bool) -> nx.DiGraph:
     for p in PASSES:
         graph = p(graph, ctx)
         if verify:
             check_graph(graph, p.__name__)
-    return emit(graph, ctx)
+    return graph
+
+
+def _run_passes(graph: nx.DiGraph, ctx: MapperContext, verify: bool) -> Lowered:
+    return emit(_passed(graph, ctx, verify), ctx)
 
 
 def lower(workload: nx.DiGraph, ctx: MapperContext, *, verify: bool = False) -> Lowered:
@@ -48,16 +52,28 @@ def lower(workload: nx.DiGraph, ctx: MapperContext, *, verify: bool = False) -> 
     With an energy or edp `ctx.objective` and a measure, the programs that each objective's choices per GEMM make
     are all measured whole, and the best by `ctx.objective` is kept (its own on a tie): GEMM choices interact
     through the weight tiles loaded ahead across kernels and through the DRAM the cores share, which no
-    measurement of a GEMM alone sees, so the objective's own program is not always the best by its figure."""
+    measurement of a GEMM alone sees, so the objective's own program is not always the best by its figure.
+
+    Likewise, with a measure, a program whose attention reads Q|K|V kept on chip (gathered over the NoC:
+    mapper.on_chip) is measured against the one that sends Q|K|V through DRAM, and the better kept (the kept one on
+    a tie): the NoC's gather is hidden behind the projection on some chips and not on others (slow links, one
+    core's local port), which no analytic rule here tells apart."""
     graph = fuse_epilogues(workload)
     if verify:
         check_graph(graph, "fuse_epilogues")
-    lowered = _run_passes(graph, ctx, verify)
-    if ctx.objective is Objective.LATENCY or ctx.measure is None:
+    passed = _passed(graph, ctx, verify)
+    lowered = emit(passed, ctx)
+    if ctx.measure is None:
         return lowered
     measure = ctx.measure
-    others = [_run_passes(graph, dataclasses.replace(ctx, objective=o), verify) for o in Objective if o is not ctx.objective]
-    return min((lowered, *others), key=lambda low: ctx.objective.score(*measure(low.program, ctx.chip)))
+    variants = [lowered]
+    if ctx.objective is not Objective.LATENCY:
+        variants += [_run_passes(graph, dataclasses.replace(ctx, objective=o), verify) for o in Objective if o is not ctx.objective]
+    if any(isinstance(k, Attention) and k.q_resident is not None for k in kernels(passed)):
+        variants.append(_run_passes(graph, dataclasses.replace(ctx, attention_inputs_on_chip=False), verify))
+    if len(variants) == 1:
+        return lowered
+    return min(variants, key=lambda low: ctx.objective.score(*measure(low.program, ctx.chip)))
 
 
 def lower_gemm(m: int, k: int, n: int, ctx: MapperContext, *, quantized_out: bool = False, verify: bool = False) -> Lowered:

@@ -36,6 +36,8 @@ class MapperContext:
     measure: Measure | None = None
     recheck: int = 4
     objective: Objective = Objective.LATENCY
+    # mapper.on_chip may keep the attention's Q|K|V on chip (lower measures the program without it beside)
+    attention_inputs_on_chip: bool = True
 
     @property
     def int8(self) -> bool:

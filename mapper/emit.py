@@ -52,7 +52,7 @@ from chipsim.config import Dataflow
 from chipsim.cost_model import ComputeCost, TimingModel
 from isa.semantics import NUM_SEMAPHORES
 from mapper.context import MapperContext
-from mapper.kernels import Attention, Gemm, Kernel, KernelGraphFacts, OnChip, Residency, RowNorm, block_offset, graph_facts
+from mapper.kernels import Attention, Gemm, Kernel, KernelGraphFacts, OnChip, Residency, RowNorm, block_offset, block_pieces, graph_facts
 from mapper.kernels import Bcast as AddBcast
 from mapper.layout import DramLayout, Tensor
 from mapper.place import owned_rows
@@ -319,8 +319,12 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
         stores.append(st)
         if ch_out is not None and outq_chip is not None:
             ch_out.consume(o_slot)
-            b.emit(Unit.NOC, NocSend(dst_core=0, mem=Mem.SPAD, addr=out_bufs[o_slot].addr, bytes=rows * cols * q,
-                                     tag=idx % PARTIAL_TAG, multicast=True))  # one copy to every core's gathered whole
+            pieces = block_pieces(outq_chip.block_cols, n0, cols)
+            for c0, c1 in pieces:  # one copy to every core's gathered whole; a piece per column block the tile spans
+                strided = len(pieces) > 1
+                b.emit(Unit.NOC, NocSend(dst_core=0, mem=Mem.SPAD, addr=out_bufs[o_slot].addr + (c0 - n0) * q, bytes=rows * (c1 - c0) * q,
+                                         tag=idx % PARTIAL_TAG, multicast=True, rows=rows if strided else 1,
+                                         stride_bytes=cols * q if strided else 0))
             ch_out.release(o_slot)
         if outf_chip is not None:
             b.wait(Unit.NOC, ready)
@@ -361,9 +365,10 @@ def _gemm_recvs(b: CoreBuilder, k: Gemm, work: Work, outq_chip: OnChip | None, o
                 continue
             rows, cols = min(k.tiling.tm, k.m - m0), k.tile_cols(n0)
             if outq_chip is not None:
-                at, stride = block_offset(k.m, k.n, outq_chip.block_cols, m0, n0)
-                b.emit(Unit.NOC, NocRecv(src_core=src, mem=outq_chip.mem, addr=outq_chip.addr + at * q,
-                                         bytes=rows * cols * q, tag=idx % PARTIAL_TAG, rows=rows, stride_bytes=stride * q))
+                for c0, c1 in block_pieces(outq_chip.block_cols, n0, cols):
+                    at, stride = block_offset(k.m, k.n, outq_chip.block_cols, m0, c0)
+                    b.emit(Unit.NOC, NocRecv(src_core=src, mem=outq_chip.mem, addr=outq_chip.addr + at * q,
+                                             bytes=rows * (c1 - c0) * q, tag=idx % PARTIAL_TAG, rows=rows, stride_bytes=stride * q))
             lo, hi = max(m0, first), min(m0 + rows, first + n_own)
             if outf_chip is not None and lo < hi:
                 b.emit(Unit.NOC, NocRecv(src_core=src, mem=outf_chip.mem, addr=outf_chip.addr + ((lo - first) * k.n + n0) * 4,
@@ -398,9 +403,19 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
     s_len, d, tq = k.seq, k.head_dim, k.tq
     qkv_t, mask_t = dram[k.q], dram[k.mask]
     k_col, v_col = k.hidden, 2 * k.hidden  # Q | K | V side by side
-    q_bufs = [b.spad.take(tq * d * q, f"{k.name} Q tile") for _ in range(k.in_slots)]
-    kv_bufs = [(b.spad.take(s_len * d * q, f"{k.name} K"), b.spad.take(s_len * d * q, f"{k.name} V"),
-                b.spad.take(s_len * 4, f"{k.name} mask")) for _ in range(k.in_slots)]
+    in_place = k.q_resident is not None
+    if in_place:  # gathered in column blocks of d: each head's Q, K and V a dense block read where it lies
+        at = k.q_resident
+
+        def kept(row: int, col: int) -> Buf:
+            return Buf(Mem.SPAD, at + block_offset(k.batch * s_len, 3 * k.hidden, d, row, col)[0] * q)
+
+        q_bufs = []
+        kv_bufs = [(None, None, b.spad.take(s_len * 4, f"{k.name} mask")) for _ in range(k.in_slots)]
+    else:
+        q_bufs = [b.spad.take(tq * d * q, f"{k.name} Q tile") for _ in range(k.in_slots)]
+        kv_bufs = [(b.spad.take(s_len * d * q, f"{k.name} K"), b.spad.take(s_len * d * q, f"{k.name} V"),
+                    b.spad.take(s_len * 4, f"{k.name} mask")) for _ in range(k.in_slots)]
     p_bufs = [b.spad.take(tq * s_len * q, f"{k.name} probabilities") for _ in range(2)]
     out_bufs = [b.spad.take(tq * d * q, f"{k.name} context tile") for _ in range(2)]
     row_max, row_sum = b.spad.take(tq * 4, f"{k.name} row max"), b.spad.take(tq * 4, f"{k.name} row sum")
@@ -420,23 +435,30 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
         with b.capture(Unit.DMA) as dma:
             if new_head:
                 kv = ch_kv.acquire()
-                b.emit(Unit.DMA, _ld(kv_bufs[kv][0], qkv_t, row0, k_col + h * d, s_len, d))
-                b.emit(Unit.DMA, _ld(kv_bufs[kv][1], qkv_t, row0, v_col + h * d, s_len, d))
+                if not in_place:
+                    b.emit(Unit.DMA, _ld(kv_bufs[kv][0], qkv_t, row0, k_col + h * d, s_len, d))
+                    b.emit(Unit.DMA, _ld(kv_bufs[kv][1], qkv_t, row0, v_col + h * d, s_len, d))
                 b.emit(Unit.DMA, _ld(kv_bufs[kv][2], mask_t, bi, 0, 1, s_len))
                 ch_kv.publish(kv)
-            qs = ch_q.acquire()
-            b.emit(Unit.DMA, _ld(q_bufs[qs], qkv_t, row0 + q0, h * d, rows, d))
-            ch_q.publish(qs)
+            if not in_place:
+                qs = ch_q.acquire()
+                b.emit(Unit.DMA, _ld(q_bufs[qs], qkv_t, row0 + q0, h * d, rows, d))
+                ch_q.publish(qs)
         loads.append(dma)
-        kbuf, vbuf, mbuf = kv_bufs[kv]
+        if in_place:
+            q_buf, kbuf, vbuf, mbuf = kept(row0 + q0, h * d), kept(row0, k_col + h * d), kept(row0, v_col + h * d), kv_bufs[kv][2]
+        else:
+            q_buf, (kbuf, vbuf, mbuf) = q_bufs[qs], kv_bufs[kv]
         with b.capture(Unit.MXU) as m1:
             if new_head:
                 ch_kv.consume(kv)
-            ch_q.consume(qs)
+            if not in_place:
+                ch_q.consume(qs)
             sc = ch_sc.acquire()
-            b.emit(Unit.MXU, Matmul(a_addr=q_bufs[qs].addr, b_addr=kbuf.addr, c_addr=sc_bufs[sc].addr, m=rows, k=d, n=s_len,
+            b.emit(Unit.MXU, Matmul(a_addr=q_buf.addr, b_addr=kbuf.addr, c_addr=sc_bufs[sc].addr, m=rows, k=d, n=s_len,
                                     precision=prec, accumulate=False, preloaded=False, transpose_b=True))
-            ch_q.release(qs)
+            if not in_place:
+                ch_q.release(qs)
             ch_sc.publish(sc)
         scores.append(m1)
         with b.capture(Unit.VEC) as v1:
@@ -761,7 +783,7 @@ def _footprint(k: Kernel, ctx: MapperContext, slots: int | None) -> int:
         spad = gemm_sram_bytes(t.tm, t.tn, t.tk, q, k.out_q is not None, k.a_resident is not None, k.m if t.a_once else 0, n)[0]
         return spad if slots is None else spad - n * _tile_bytes(k, ctx)
     if isinstance(k, Attention):
-        return attention_sram_bytes(k.tq, k.seq, k.head_dim, q, k.in_slots)[0]
+        return attention_sram_bytes(k.tq, k.seq, k.head_dim, q, k.in_slots, k.q_resident is not None)[0]
     assert isinstance(k, RowNorm)
     return rownorm_sram_bytes(k.tr, k.cols, q, k.in_acc)[0]
 
@@ -1006,7 +1028,8 @@ def describe_mapping(k: Kernel, work: tuple[tuple[object, ...], ...], facts: Ker
             placed += f", stream-K: chunks dealt evenly, {split} tiles split between two cores (partial sums over the NoC)"
         return f"{k.name}: {k.m}x{k.k}x{k.n} {tiles}, loops n > m > k, {w_kept}, {a_from}, {out}, {placed}"
     if isinstance(k, Attention):
-        return f"{k.name}: {k.batch * k.heads} heads of {k.seq}x{k.head_dim}, tq={k.tq} query rows per item, {where(k.out, 'context')}, {placed}"
+        q_from = "Q|K|V read in place (kept on chip, gathered on every core)" if k.q_resident is not None else "Q|K|V via DRAM"
+        return f"{k.name}: {k.batch * k.heads} heads of {k.seq}x{k.head_dim}, tq={k.tq} query rows per item, {q_from}, {where(k.out, 'context')}, {placed}"
     flows = [where(k.inp, "input")] + [where(n, f"addend {n}") for n, how in k.addends if how is AddBcast.NONE]
     flows += [where(k.out_f, "fp32 rows"), where(k.out_q, "operand")]
     return f"{k.name}: {k.rows}x{k.cols}, tr={k.tr} rows per item, {', '.join(flows)}, {placed}"

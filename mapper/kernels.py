@@ -117,6 +117,9 @@ class Attention:
     inv_scale_v: float = 1.0
     tq: int = 0  # query rows per work item (set by tiling)
     in_slots: int = 2  # slots of each input buffer: a Q tile, a head's K, V and mask (set by tiling)
+    # scratchpad address where the whole Q | K | V already sits (gathered over the NoC, in column blocks of
+    # head_dim: every head's Q, K and V a dense block read in place); None: loaded from DRAM per item
+    q_resident: int | None = None
 
     @property
     def macs(self) -> int:
@@ -152,6 +155,14 @@ class RowNorm:
 
 
 Kernel = Gemm | Attention | RowNorm
+
+
+def block_pieces(block: int, c0: int, width: int) -> list[tuple[int, int]]:
+    """The columns [c0, c0 + width) cut where column blocks of `block` begin (0: one piece), as (first, end) pairs."""
+    if block <= 0:
+        return [(c0, c0 + width)]
+    cuts = [c0, *range((c0 // block + 1) * block, c0 + width, block), c0 + width]
+    return list(zip(cuts, cuts[1:]))
 
 
 def block_offset(rows: int, cols: int, block: int, r: int, c: int) -> tuple[int, int]:

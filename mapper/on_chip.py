@@ -1,18 +1,24 @@
 """Keep activations on chip instead of sending them through DRAM.
 
-Three kinds of activation stay on chip when they fit beside every kernel's own buffers:
+Four kinds of activation stay on chip when they fit beside every kernel's own buffers:
 - the operands the next GEMM reads as A, gathered whole on every core in a region reserved at the top of the
   scratchpad: the LayerNorm and embedding outputs (rows, sent to every other core), the FFN1 output and the
   attention context (tiles, sent to every core, each landing as a block of the whole matrix through a strided
   NOC_RECV). The consuming GEMM reads A in place, its whole reduction dimension in one chunk, or (stream-K,
   mapper.tiling) chunk by chunk, the tensor then laid out in column blocks of one chunk (OnChip.block_cols);
+- the attention's input, Q | K | V (the fused projection's output), gathered whole on every core and laid out
+  in column blocks of head_dim: the projection
+  sends each tile block by block (a strided NOC_SEND per block it spans) and every head's Q, K and V is a dense
+  block the attention's MATMULs read in place;
 - the fp32 residual stream: each core keeps the rows it owns (mapper.place.owned_rows) in a region reserved at
   the top of the accumulator, and the LayerNorm updates them in place;
 - the fp32 outputs of the projections that feed a LayerNorm: each output tile goes, row block by row block,
   to the cores owning those rows (NOC_SEND; the router's local port for its own rows), into a second
   accumulator region the LayerNorm reads.
-Nothing of these is stored to DRAM. The plan tries all three, then the gathered operands alone, then the
-LayerNorm outputs alone, and keeps the first under which every kernel still tiles; a chip where none fits keeps
+The gathered tensors share one region, two of them the same bytes only where no kernel holds both live (Q | K | V
+and the FFN1 output, say; not Q | K | V and the context the attention writes while reading it). Nothing of these
+is stored to DRAM. The plan tries all four, then all but Q | K | V, then the gathered operands
+alone, then the LayerNorm outputs alone, and keeps the first under which every kernel still tiles; a chip where none fits keeps
 everything in DRAM, as the per-layer mapping record says.
 """
 
@@ -35,9 +41,12 @@ def _align(n: int) -> int:
     return -(-n // ALIGN_BYTES) * ALIGN_BYTES
 
 
-def _plans(ks: list[Kernel], q: int, cores: int) -> list[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]:
-    """(gathered LayerNorm outputs, gathered GEMM / attention outputs, residual-stream tensors) per plan, most on
-    chip first."""
+Plan = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+
+
+def _plans(ks: list[Kernel], attention_inputs: bool) -> list[Plan]:
+    """(gathered LayerNorm outputs, gathered GEMM / attention outputs, gathered attention inputs, residual-stream
+    tensors) per plan, most on chip first."""
     norms = [k for k in ks if isinstance(k, RowNorm)]
     gemms = [k for k in ks if isinstance(k, Gemm)]
     a_of = {k.a for k in gemms}
@@ -50,15 +59,18 @@ def _plans(ks: list[Kernel], q: int, cores: int) -> list[tuple[tuple[str, ...], 
     addends = {name for k in norms for name, _ in k.addends}
     stream = tuple(dict.fromkeys([k.out_f for k in norms if k.out_f in addends]
                                  + [k.out_f for k in gemms if k.out_f in norm_inputs and k.out_f not in a_of]))
-    return [(ln_ops, tile_ops, stream), (ln_ops, tile_ops, ()), (ln_ops, (), ()), ((), (), ())]
+    att_ops = tuple(dict.fromkeys(k.q for k in ks if isinstance(k, Attention))) if attention_inputs else ()
+    return [(ln_ops, tile_ops, att_ops, stream), (ln_ops, tile_ops, (), stream), (ln_ops, tile_ops, (), ()), (ln_ops, (), (), ()),
+            ((), (), (), ())]
 
 
-def _residency(ks: list[Kernel], ln_ops: tuple[str, ...], tile_ops: tuple[str, ...], stream: tuple[str, ...],
-               ctx: MapperContext) -> tuple[tuple[OnChip, ...], int, int] | None:
+def _residency(ks: list[Kernel], ln_ops: tuple[str, ...], tile_ops: tuple[str, ...], att_ops: tuple[str, ...],
+               stream: tuple[str, ...], ctx: MapperContext) -> tuple[tuple[OnChip, ...], int, int] | None:
     """Where each kept tensor lives, and the scratchpad / accumulator bytes reserved; None if over the budget."""
     q = ctx.q_itemsize
     spad, acc = ctx.chip.core.scratchpad.size_bytes, ctx.chip.core.accumulator.size_bytes
     shape: dict[str, tuple[int, int]] = {}
+    head_dim: dict[str, int] = {}
     for k in ks:
         if isinstance(k, RowNorm):
             shape[k.out_q] = shape[k.out_f] = shape[k.inp] = (k.rows, k.cols)
@@ -68,14 +80,14 @@ def _residency(ks: list[Kernel], ln_ops: tuple[str, ...], tile_ops: tuple[str, .
                     shape[t] = (k.m, k.n)
         elif isinstance(k, Attention):
             shape[k.out] = (k.batch * k.seq, k.hidden)
-    ln_bytes = max((_align(shape[t][0] * shape[t][1] * q) for t in ln_ops), default=0)
-    tile_bytes = max((_align(shape[t][0] * shape[t][1] * q) for t in tile_ops), default=0)
-    if ln_bytes + tile_bytes > spad // RESERVE_FRACTION:
+            head_dim[k.q] = k.head_dim
+    gathered = (*ln_ops, *tile_ops, *att_ops)
+    offsets, region = _pack(ks, {t: _align(shape[t][0] * shape[t][1] * q) for t in gathered})
+    if region > spad // RESERVE_FRACTION:
         return None
     top = spad // ALIGN_BYTES * ALIGN_BYTES
-    ln_addr, tile_addr = top - ln_bytes, top - ln_bytes - tile_bytes
-    placed = [OnChip(t, Residency.GATHERED, Mem.SPAD, ln_addr, shape[t][1]) for t in ln_ops]
-    placed += [OnChip(t, Residency.GATHERED, Mem.SPAD, tile_addr, shape[t][1]) for t in tile_ops]
+    bottom = top - region
+    placed = [OnChip(t, Residency.GATHERED, Mem.SPAD, bottom + offsets[t], shape[t][1], block_cols=head_dim.get(t, 0)) for t in gathered]
     acc_bytes = 0
     if stream:
         rows, cols = shape[stream[0]]
@@ -89,7 +101,48 @@ def _residency(ks: list[Kernel], ln_ops: tuple[str, ...], tile_ops: tuple[str, .
         for t in stream:  # the LayerNorm outputs share one region (updated in place); the projections' another
             addr = acc_top - region if t in norm_outs else acc_top - 2 * region
             placed.append(OnChip(t, Residency.OWNED_ROWS, Mem.ACC, addr, cols))
-    return tuple(placed), spad - tile_addr, acc_bytes
+    return tuple(placed), spad - bottom, acc_bytes
+
+
+def _live(ks: list[Kernel], names: set[str]) -> dict[str, list[tuple[int, int]]]:
+    """Per tensor of `names`, the kernel-index intervals over which it is live: from a kernel writing it to each
+    later kernel reading what that one wrote (both ends included; the names recur in every layer)."""
+    written: dict[str, int] = {}
+    spans: dict[str, list[tuple[int, int]]] = {t: [] for t in names}
+    for i, k in enumerate(ks):
+        if isinstance(k, Gemm):
+            reads, writes = (k.a,), (k.out_q, k.out_f)
+        elif isinstance(k, Attention):
+            reads, writes = (k.q,), (k.out,)
+        else:
+            reads, writes = (k.inp, *(name for name, _ in k.addends)), (k.out_q, k.out_f)
+        for t in reads:
+            if t in names and t in written:
+                spans[t].append((written[t], i))
+        for t in writes:
+            if t in names and t is not None:
+                written[t] = i
+    return spans
+
+
+def _pack(ks: list[Kernel], sizes: dict[str, int]) -> tuple[dict[str, int], int]:
+    """Offsets for the gathered tensors in one region, two sharing bytes only if they are never live in the same
+    kernel (first fit, largest first), and the region's size."""
+    spans = _live(ks, set(sizes))
+
+    def overlap(a: str, b: str) -> bool:
+        return any(lo <= hi2 and lo2 <= hi for lo, hi in spans[a] for lo2, hi2 in spans[b])
+
+    offsets: dict[str, int] = {}
+    for t in sorted(sizes, key=lambda t: (-sizes[t], t)):
+        taken = sorted((offsets[o], offsets[o] + sizes[o]) for o in offsets if overlap(t, o))
+        at = 0
+        for lo, hi in taken:
+            if at + sizes[t] <= lo:
+                break
+            at = max(at, hi)
+        offsets[t] = at
+    return offsets, max((offsets[t] + sizes[t] for t in sizes), default=0)
 
 
 def keep_on_chip(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
@@ -99,15 +152,16 @@ def keep_on_chip(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
     ks = kernels(g)
     if facts.workload is None:
         return g
-    for ln_ops, tile_ops, stream in _plans(ks, ctx.q_itemsize, ctx.cores):
-        if not (ln_ops or tile_ops or stream):
+    for ln_ops, tile_ops, att_ops, stream in _plans(ks, ctx.attention_inputs_on_chip):
+        if not (ln_ops or tile_ops or att_ops or stream):
             return g
-        found = _residency(ks, ln_ops, tile_ops, stream, ctx)
+        found = _residency(ks, ln_ops, tile_ops, att_ops, stream, ctx)
         if found is None:
             continue
         placed, spad_bytes, acc_bytes = found
         addr = {t.tensor: t.addr for t in placed if t.residency is Residency.GATHERED}
         new: dict[str, Kernel] = {k.name: dataclasses.replace(k, a_resident=addr[k.a]) for k in ks if isinstance(k, Gemm) and k.a in addr}
+        new.update({k.name: dataclasses.replace(k, q_resident=addr[k.q]) for k in ks if isinstance(k, Attention) and k.q in addr})
         trial = with_facts(replace_kernels(g, new), resident_spad_bytes=spad_bytes, resident_acc_bytes=acc_bytes, on_chip=placed)
         try:
             tile_to_sram(trial, dataclasses.replace(ctx, measure=None))

@@ -38,7 +38,7 @@ def best_measured(k: Gemm, ranked: tuple[Tiling, ...], ctx: MapperContext, reser
     shape = dataclasses.replace(k, name="gemm", layer=0, phase=0, a="a", w="w", deq="deq" if k.deq else None, bias="bias",
                                 out_q="out_q" if k.out_q else None,
                                 out_f="out_f" if k.out_f else None, out_inv_scale=1.0, part_inv_scales=(), tiling=None)
-    kept = tuple(dataclasses.replace(t, tensor=name, block_cols=0) for t, name in zip(outputs, ("out_q", "out_f")) if t is not None)
+    kept = tuple(dataclasses.replace(t, tensor=name) for t, name in zip(outputs, ("out_q", "out_f")) if t is not None)
     return _best(shape, ranked, ctx.chip, reserved_spad, reserved_acc, ctx.measure, ahead, ctx.objective, kept)
 
 

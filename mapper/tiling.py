@@ -335,10 +335,10 @@ def _splits_evenly(tiles: int, chunks: int, cores: int) -> bool:
     return cores > 1 and tiles % cores != 0 and split_k_work([(t, 0) for t in range(tiles)], chunks, 1, cores) is not None
 
 
-def attention_sram_bytes(tq: int, seq: int, d: int, q: int, in_slots: int = SLOTS) -> tuple[int, int]:
+def attention_sram_bytes(tq: int, seq: int, d: int, q: int, in_slots: int = SLOTS, in_place: bool = False) -> tuple[int, int]:
     """(scratchpad, accumulator) bytes of one core's attention buffers: `in_slots` of each input (a Q tile, a
-    head's K, V and mask), every other buffer double-buffered."""
-    inputs = in_slots * (align(tq * d * q) + 2 * align(seq * d * q) + align(seq * 4))
+    head's K, V and mask; the mask alone with Q | K | V read `in_place`), every other buffer double-buffered."""
+    inputs = in_slots * ((0 if in_place else align(tq * d * q) + 2 * align(seq * d * q)) + align(seq * 4))
     spad = inputs + SLOTS * (align(tq * seq * q) + align(tq * d * q)) + 2 * align(tq * 4)
     return spad, SLOTS * (align(tq * seq * 4) + align(tq * d * 4))
 
@@ -383,18 +383,20 @@ def tile_to_sram(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
                 # the tensor names recur in every layer, and so do the shapes and their tilings
                 assert blocked.setdefault(k.a, layout) == layout, f"{k.name}: the layers disagree on how {k.a} is laid out"
         elif isinstance(k, Attention):
+            in_place = k.q_resident is not None
+
             def fits(t: int, k: Attention = k) -> bool:
-                spad, acc = attention_sram_bytes(t, k.seq, k.head_dim, q)
+                spad, acc = attention_sram_bytes(t, k.seq, k.head_dim, q, in_place=in_place)
                 return spad <= spad_cap and acc <= acc_cap
-            need = attention_sram_bytes(1, k.seq, k.head_dim, q)
+            need = attention_sram_bytes(1, k.seq, k.head_dim, q, in_place=in_place)
             tq = _largest_fitting(k.name, k.seq, fits, lambda: f"one query row with {k.seq} keys needs {need[0]} B of scratchpad and {need[1]} B of accumulator, the chip has {spad_cap} B and {acc_cap} B")
-            in_slots = ATTENTION_IN_SLOTS if attention_sram_bytes(tq, k.seq, k.head_dim, q, ATTENTION_IN_SLOTS)[0] <= spad_cap else SLOTS
+            in_slots = ATTENTION_IN_SLOTS if attention_sram_bytes(tq, k.seq, k.head_dim, q, ATTENTION_IN_SLOTS, in_place)[0] <= spad_cap else SLOTS
             new[k.name] = dataclasses.replace(k, tq=tq, in_slots=in_slots)
         elif isinstance(k, RowNorm):
             new[k.name] = _tile_rownorm(k, ctx, spad_cap, acc_cap)
     out = replace_kernels(g, new)
     if any(blocked.values()):  # (`out` is a copy already: its facts are replaced in place)
-        on_chip = tuple(dataclasses.replace(t, block_cols=blocked.get(t.tensor, 0)) for t in facts.on_chip)
+        on_chip = tuple(dataclasses.replace(t, block_cols=blocked.get(t.tensor, t.block_cols)) for t in facts.on_chip)
         out.graph[FACTS_KEY] = dataclasses.replace(facts, on_chip=on_chip)
     return out
 
