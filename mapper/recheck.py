@@ -35,7 +35,10 @@ def best_measured(k: Gemm, ranked: tuple[Tiling, ...], ctx: MapperContext, reser
     re-reads A is not picked for a speed the earlier kernel pays for. The DRAM guard holds for every objective:
     DRAM bytes are a target of their own."""
     assert ctx.measure is not None
-    shape = dataclasses.replace(k, name="gemm", layer=0, phase=0, a="a", w="w", deq="deq" if k.deq else None, bias="bias",
+    # A kept on chip: at the bottom of the reserved region wherever the plan put it (no time depends on an
+    # address), so programs that place their activations differently share the measurement
+    a_at = None if k.a_resident is None else ctx.chip.core.scratchpad.size_bytes - reserved_spad
+    shape = dataclasses.replace(k, name="gemm", layer=0, phase=0, a="a", w="w", a_resident=a_at, deq="deq" if k.deq else None, bias="bias",
                                 out_q="out_q" if k.out_q else None,
                                 out_f="out_f" if k.out_f else None, out_inv_scale=1.0, part_inv_scales=(), tiling=None)
     kept = tuple(dataclasses.replace(t, tensor=name) for t, name in zip(outputs, ("out_q", "out_f")) if t is not None)
