@@ -33,13 +33,16 @@ def _assert_layers_sum_to_the_run(o: RunOutcome) -> None:
     assert rec.dram_bytes == rec.dram_read_bytes + rec.dram_write_bytes
     assert all(x.dram_bytes == x.dram_read_bytes + x.dram_write_bytes for x in layers)
     # Where the cycles go: no resource is busier than the layer lasts, and (without a global buffer serving
-    # repeats) none of the layer's work can beat the chip's bound for it.
+    # repeats) none of the layer's work can beat the chip's bound for it. The busiest unit is the busiest core's:
+    # spread evenly its work may fall below another limit's bound (bert-tiny's attention with Q|K|V read in place
+    # on a 2x2 of 16x16: the array 620 cycles on one core, 318 even, the vector bound 322.5); the report's split
+    # takes the larger of the two.
     for x in layers:
         assert x.busiest_unit in ("dram", "array", "vector", "noc")
         assert x.busiest_unit_even_cycles <= x.busiest_unit_cycles <= x.cycles + 1, x.name
         assert x.bound_cycles > 0, x.name
         if o.result.events.get("gbuf_read_bytes", 0) == 0:
-            assert x.bound_cycles <= x.busiest_unit_even_cycles * (1 + 1e-9) + 1, (x.name, x.bound_cycles, x.busiest_unit_even_cycles)
+            assert x.bound_cycles <= x.busiest_unit_cycles * (1 + 1e-9) + 1, (x.name, x.bound_cycles, x.busiest_unit_cycles)
         if len(o.result.cores) == 1:  # one core: nothing to share unevenly
             assert x.busiest_unit_even_cycles == pytest.approx(x.busiest_unit_cycles), x.name
     assert sum(x.energy_j for x in layers) == pytest.approx(rec.energy_j, rel=1e-9)
