@@ -62,10 +62,15 @@ def dma_store(i: Instr) -> tuple[Operand, ...]:
     return (_rd("sram", i.mem, i.sram_addr, i.rows, i.cols, i.dtype),)
 
 
-def noc_send(i: Instr) -> tuple[Operand, ...]:
+def _noc_bytes(i: Instr, write: bool) -> Operand:
+    """A NoC instruction's bytes at addr: one run, or `rows` equal rows stride_bytes apart."""
     if i.rows == 1:
-        return (_rd("addr", i.mem, i.addr, 1, i.bytes, DType.INT8),)
-    return (Operand("addr", i.mem, i.addr, i.rows, i.bytes // i.rows, DType.INT8, False, i.stride_bytes),)
+        return Operand("addr", i.mem, i.addr, 1, i.bytes, DType.INT8, write)
+    return Operand("addr", i.mem, i.addr, i.rows, i.bytes // i.rows, DType.INT8, write, i.stride_bytes)
+
+
+def noc_send(i: Instr) -> tuple[Operand, ...]:
+    return (_noc_bytes(i, write=False),)
 
 
 def noc_recv(i: Instr) -> tuple[Operand, ...]:
@@ -73,9 +78,7 @@ def noc_recv(i: Instr) -> tuple[Operand, ...]:
         dtype = DType.INT32 if i.reduce == Reduce.INT32 else DType.FP32
         cols, pitch = i.bytes // i.rows // 4, i.stride_bytes if i.rows > 1 else 0
         return tuple(Operand("addr", i.mem, i.addr, i.rows, cols, dtype, write, pitch) for write in (False, True))
-    if i.rows == 1:
-        return (_wr("addr", i.mem, i.addr, 1, i.bytes, DType.INT8),)
-    return (Operand("addr", i.mem, i.addr, i.rows, i.bytes // i.rows, DType.INT8, True, i.stride_bytes),)
+    return (_noc_bytes(i, write=True),)
 
 
 def ldw(i: Instr) -> tuple[Operand, ...]:

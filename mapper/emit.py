@@ -320,8 +320,8 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
         if ch_out is not None and outq_chip is not None:
             ch_out.consume(o_slot)
             pieces = block_pieces(outq_chip.block_cols, n0, cols)
+            strided = len(pieces) > 1
             for c0, c1 in pieces:  # one copy to every core's gathered whole; a piece per column block the tile spans
-                strided = len(pieces) > 1
                 b.emit(Unit.NOC, NocSend(dst_core=0, mem=Mem.SPAD, addr=out_bufs[o_slot].addr + (c0 - n0) * q, bytes=rows * (c1 - c0) * q,
                                          tag=idx % PARTIAL_TAG, multicast=True, rows=rows if strided else 1,
                                          stride_bytes=cols * q if strided else 0))
@@ -410,12 +410,11 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
         def kept(row: int, col: int) -> Buf:
             return Buf(Mem.SPAD, at + block_offset(k.batch * s_len, 3 * k.hidden, d, row, col)[0] * q)
 
-        q_bufs = []
-        kv_bufs = [(None, None, b.spad.take(s_len * 4, f"{k.name} mask")) for _ in range(k.in_slots)]
+        q_bufs, kv_bufs = [], []
     else:
         q_bufs = [b.spad.take(tq * d * q, f"{k.name} Q tile") for _ in range(k.in_slots)]
-        kv_bufs = [(b.spad.take(s_len * d * q, f"{k.name} K"), b.spad.take(s_len * d * q, f"{k.name} V"),
-                    b.spad.take(s_len * 4, f"{k.name} mask")) for _ in range(k.in_slots)]
+        kv_bufs = [(b.spad.take(s_len * d * q, f"{k.name} K"), b.spad.take(s_len * d * q, f"{k.name} V")) for _ in range(k.in_slots)]
+    m_bufs = [b.spad.take(s_len * 4, f"{k.name} mask") for _ in range(k.in_slots)]
     p_bufs = [b.spad.take(tq * s_len * q, f"{k.name} probabilities") for _ in range(2)]
     out_bufs = [b.spad.take(tq * d * q, f"{k.name} context tile") for _ in range(2)]
     row_max, row_sum = b.spad.take(tq * 4, f"{k.name} row max"), b.spad.take(tq * 4, f"{k.name} row sum")
@@ -438,7 +437,7 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
                 if not in_place:
                     b.emit(Unit.DMA, _ld(kv_bufs[kv][0], qkv_t, row0, k_col + h * d, s_len, d))
                     b.emit(Unit.DMA, _ld(kv_bufs[kv][1], qkv_t, row0, v_col + h * d, s_len, d))
-                b.emit(Unit.DMA, _ld(kv_bufs[kv][2], mask_t, bi, 0, 1, s_len))
+                b.emit(Unit.DMA, _ld(m_bufs[kv], mask_t, bi, 0, 1, s_len))
                 ch_kv.publish(kv)
             if not in_place:
                 qs = ch_q.acquire()
@@ -446,9 +445,10 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
                 ch_q.publish(qs)
         loads.append(dma)
         if in_place:
-            q_buf, kbuf, vbuf, mbuf = kept(row0 + q0, h * d), kept(row0, k_col + h * d), kept(row0, v_col + h * d), kv_bufs[kv][2]
+            q_buf, kbuf, vbuf = kept(row0 + q0, h * d), kept(row0, k_col + h * d), kept(row0, v_col + h * d)
         else:
-            q_buf, (kbuf, vbuf, mbuf) = q_bufs[qs], kv_bufs[kv]
+            q_buf, (kbuf, vbuf) = q_bufs[qs], kv_bufs[kv]
+        mbuf = m_bufs[kv]
         with b.capture(Unit.MXU) as m1:
             if new_head:
                 ch_kv.consume(kv)

@@ -7,9 +7,8 @@ Four kinds of activation stay on chip when they fit beside every kernel's own bu
   NOC_RECV). The consuming GEMM reads A in place, its whole reduction dimension in one chunk, or (stream-K,
   mapper.tiling) chunk by chunk, the tensor then laid out in column blocks of one chunk (OnChip.block_cols);
 - the attention's input, Q | K | V (the fused projection's output), gathered whole on every core and laid out
-  in column blocks of head_dim: the projection
-  sends each tile block by block (a strided NOC_SEND per block it spans) and every head's Q, K and V is a dense
-  block the attention's MATMULs read in place;
+  in column blocks of head_dim: the projection sends each tile block by block (a strided NOC_SEND per block it
+  spans) and every head's Q, K and V is a dense block the attention's MATMULs read in place;
 - the fp32 residual stream: each core keeps the rows it owns (mapper.place.owned_rows) in a region reserved at
   the top of the accumulator, and the LayerNorm updates them in place;
 - the fp32 outputs of the projections that feed a LayerNorm: each output tile goes, row block by row block,
@@ -17,8 +16,8 @@ Four kinds of activation stay on chip when they fit beside every kernel's own bu
   accumulator region the LayerNorm reads.
 The gathered tensors share one region, two of them the same bytes only where no kernel holds both live (Q | K | V
 and the FFN1 output, say; not Q | K | V and the context the attention writes while reading it). Nothing of these
-is stored to DRAM. The plan tries all four, then all but Q | K | V, then the gathered operands
-alone, then the LayerNorm outputs alone, and keeps the first under which every kernel still tiles; a chip where none fits keeps
+is stored to DRAM. The plan tries all four, then all but Q | K | V, then the gathered operands alone, then the
+LayerNorm outputs alone, and keeps the first under which every kernel still tiles; a chip where none fits keeps
 everything in DRAM, as the per-layer mapping record says.
 """
 
