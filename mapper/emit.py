@@ -420,7 +420,11 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
     row_max, row_sum = b.spad.take(tq * 4, f"{k.name} row max"), b.spad.take(tq * 4, f"{k.name} row sum")
     sc_bufs = [b.acc.take(tq * s_len * 4, f"{k.name} scores") for _ in range(2)]
     cx_bufs = [b.acc.take(tq * d * 4, f"{k.name} context accumulator") for _ in range(2)]
-    ch_q, ch_kv = Channel(b, Unit.DMA, Unit.MXU, slots=k.in_slots), Channel(b, Unit.DMA, Unit.MXU, slots=k.in_slots)
+    # a head's K (with its first Q tile) and V go to the array, its mask to the vector unit, each on its own channel,
+    # so the first scores wait only for K and Q (read in place: for nothing), and V and the mask load meanwhile
+    ch_q = Channel(b, Unit.DMA, Unit.MXU, slots=k.in_slots)
+    ch_k, ch_v = (None, None) if in_place else (Channel(b, Unit.DMA, Unit.MXU, slots=k.in_slots), Channel(b, Unit.DMA, Unit.MXU, slots=k.in_slots))
+    ch_m = Channel(b, Unit.DMA, Unit.VEC, slots=k.in_slots)
     ch_sc, ch_p = Channel(b, Unit.MXU, Unit.VEC), Channel(b, Unit.VEC, Unit.MXU)
     ch_cx, ch_out = Channel(b, Unit.MXU, Unit.VEC), Channel(b, Unit.VEC, Unit.DMA if out_chip is None else Unit.NOC)
 
@@ -431,18 +435,24 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
         new_head = idx == 0 or items[idx - 1][:2] != (bi, h)
         last_of_head = idx == len(items) - 1 or items[idx + 1][:2] != (bi, h)
         row0 = bi * s_len
-        with b.capture(Unit.DMA) as dma:
+        with b.capture(Unit.DMA) as dma:  # K and Q first (the scores need them), then V and the mask
             if new_head:
-                kv = ch_kv.acquire()
-                if not in_place:
+                kv = ch_m.acquire()
+                if ch_k is not None and ch_v is not None:  # the three rings turn together: the same slot
+                    ch_k.acquire()
+                    ch_v.acquire()
                     b.emit(Unit.DMA, _ld(kv_bufs[kv][0], qkv_t, row0, k_col + h * d, s_len, d))
-                    b.emit(Unit.DMA, _ld(kv_bufs[kv][1], qkv_t, row0, v_col + h * d, s_len, d))
-                b.emit(Unit.DMA, _ld(m_bufs[kv], mask_t, bi, 0, 1, s_len))
-                ch_kv.publish(kv)
+                    ch_k.publish(kv)
             if not in_place:
                 qs = ch_q.acquire()
                 b.emit(Unit.DMA, _ld(q_bufs[qs], qkv_t, row0 + q0, h * d, rows, d))
                 ch_q.publish(qs)
+            if new_head:
+                if ch_v is not None:
+                    b.emit(Unit.DMA, _ld(kv_bufs[kv][1], qkv_t, row0, v_col + h * d, s_len, d))
+                    ch_v.publish(kv)
+                b.emit(Unit.DMA, _ld(m_bufs[kv], mask_t, bi, 0, 1, s_len))
+                ch_m.publish(kv)
         loads.append(dma)
         if in_place:
             q_buf, kbuf, vbuf = kept(row0 + q0, h * d), kept(row0, k_col + h * d), kept(row0, v_col + h * d)
@@ -450,8 +460,8 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
             q_buf, (kbuf, vbuf) = q_bufs[qs], kv_bufs[kv]
         mbuf = m_bufs[kv]
         with b.capture(Unit.MXU) as m1:
-            if new_head:
-                ch_kv.consume(kv)
+            if new_head and ch_k is not None:
+                ch_k.consume(kv)
             if not in_place:
                 ch_q.consume(qs)
             sc = ch_sc.acquire()
@@ -459,13 +469,19 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
                                     precision=prec, accumulate=False, preloaded=False, transpose_b=True))
             if not in_place:
                 ch_q.release(qs)
+            if last_of_head and ch_k is not None:
+                ch_k.release(kv)
             ch_sc.publish(sc)
         scores.append(m1)
         with b.capture(Unit.VEC) as v1:
             x = sc_bufs[sc]
             ch_sc.consume(sc)
+            if new_head:
+                ch_m.consume(kv)
             b.emit(Unit.VEC, _deq(x, rows, s_len, k.score_scale) if int8 else _scale(x, rows, s_len, k.score_scale))
             b.emit(Unit.VEC, _bin(Vadd, x, x, mbuf, rows, s_len, Bcast.ROW))
+            if last_of_head:
+                ch_m.release(kv)
             b.emit(Unit.VEC, _un(Vrmax, row_max, x, rows, s_len))
             b.emit(Unit.VEC, _bin(Vsub, x, x, row_max, rows, s_len, Bcast.COL))
             b.emit(Unit.VEC, _un(Vexp, x, x, rows, s_len))
@@ -479,13 +495,15 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
         soft.append(v1)
         with b.capture(Unit.MXU) as m2:
             ch_p.consume(ps)
+            if new_head and ch_v is not None:
+                ch_v.consume(kv)
             cx = ch_cx.acquire()
             b.emit(Unit.MXU, Matmul(a_addr=p_bufs[ps].addr, b_addr=vbuf.addr, c_addr=cx_bufs[cx].addr, m=rows, k=s_len, n=d,
                                     precision=prec, accumulate=False, preloaded=False, transpose_b=False))
             ch_p.release(ps)
             ch_cx.publish(cx)
-            if last_of_head:
-                ch_kv.release(kv)
+            if last_of_head and ch_v is not None:
+                ch_v.release(kv)
         pv.append(m2)
         with b.capture(Unit.VEC) as v2:
             y = cx_bufs[cx]
@@ -513,8 +531,9 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
     b.queues[Unit.MXU].extend(interleave(scores, pv))
     b.queues[Unit.VEC].extend(interleave(soft, post))
     _attention_recvs(b, k, work, out_chip, ctx)
-    for ch in (ch_q, ch_kv, ch_sc, ch_p, ch_cx, ch_out):
-        ch.drain()
+    for ch in (ch_q, ch_k, ch_v, ch_m, ch_sc, ch_p, ch_cx, ch_out):
+        if ch is not None:
+            ch.drain()
 
 
 def _attention_recvs(b: CoreBuilder, k: Attention, work: Work, out_chip: OnChip | None, ctx: MapperContext) -> None:

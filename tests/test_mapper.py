@@ -422,6 +422,44 @@ def test_a_gemms_first_weight_fold_is_in_the_array_before_its_barrier():
     assert {f"l{n}.{g}" for n in range(6) for g in ("qkv", "attn_out", "ffn1") if (n, g) != (0, "qkv")} <= preloaded_gemms
 
 
+@pytest.mark.parametrize("on_chip", [False, True])
+def test_the_attentions_first_scores_wait_only_for_k_and_q(on_chip):
+    """The attention's first MATMUL (Q K^T) waits for the DMA's loads of its head's K and Q tile alone, read from
+    DRAM, or for nothing the DMA signals when Q | K | V is read in place; V and the mask load meanwhile, and the
+    vector unit waits for the mask itself before it adds it (the program verifies: no race on the mask)."""
+    from isa import queue_of
+
+    graph = build_graph(preset("bert-ner-wnut"), 128, 1)
+    ctx = dataclasses.replace(MapperContext(chip()), attention_inputs_on_chip=on_chip)
+    g = fuse_epilogues(graph)
+    for p in PASSES:
+        g = p(g, ctx)
+    low = lower(graph, ctx, verify=True)
+    att = next(k for k in kernels(g) if isinstance(k, Attention))
+    assert (att.q_resident is not None) is on_chip
+    checked = 0
+    for core, labels in zip(low.program.cores, low.labels):
+        phase = [ins for ins, label in zip(core, labels) if label == att.name and ins.op is not Opcode.BARRIER]
+        dma = [ins for ins in phase if queue_of(ins) is Unit.DMA]
+        mxu = [ins for ins in phase if queue_of(ins) is Unit.MXU]
+        vec = [ins for ins in phase if queue_of(ins) is Unit.VEC]
+        first = next(j for j, ins in enumerate(mxu) if ins.op is Opcode.MATMUL)
+        waited = {ins.sem for ins in mxu[:first] if ins.op is Opcode.WAIT}
+        signals = [j for j, ins in enumerate(dma) if ins.op is Opcode.SIGNAL]
+        from_dma = [j for j in signals if dma[j].sem in waited and j == next(i for i in signals if dma[i].sem == dma[j].sem)]
+        if on_chip:
+            assert not from_dma
+            assert all(ins.rows == 1 for ins in dma if ins.op is Opcode.DMA_LD and ins.dtype is DType.FP32)
+        else:
+            before = [ins for ins in dma[:max(from_dma)] if ins.op is Opcode.DMA_LD]
+            d = att.head_dim
+            assert [(ins.rows, ins.cols) for ins in before] == [(att.seq, d), (att.tq, d)]  # K, then the first Q tile
+        vadd = next(j for j, ins in enumerate(vec) if ins.op is Opcode.VADD)
+        assert any(ins.op is Opcode.WAIT and ins.sem in {dma[j].sem for j in signals} for ins in vec[:vadd])
+        checked += 1
+    assert checked == len(low.program.cores)
+
+
 def test_a_prefetch_tile_is_cut_in_pieces_between_items():
     """The embeddings load rows item by item; the one weight tile of QKV they load ahead comes in row pieces, one
     after each item's loads from the second on, so no item's loads wait behind the whole tile: together the pieces
