@@ -493,10 +493,10 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
             ch_p.publish(ps)
             ch_sc.release(sc)
         soft.append(v1)
-        with b.capture(Unit.MXU) as m2:
-            ch_p.consume(ps)
+        with b.capture(Unit.MXU) as m2:  # V's wait first: an LDW of V may go between it and the probabilities' (below)
             if new_head and ch_v is not None:
                 ch_v.consume(kv)
+            ch_p.consume(ps)
             cx = ch_cx.acquire()
             b.emit(Unit.MXU, Matmul(a_addr=p_bufs[ps].addr, b_addr=vbuf.addr, c_addr=cx_bufs[cx].addr, m=rows, k=s_len, n=d,
                                     precision=prec, accumulate=False, preloaded=False, transpose_b=False))
@@ -526,6 +526,7 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
             b.emit(Unit.NOC, NocSend(dst_core=0, mem=Mem.SPAD, addr=out_bufs[os_].addr, bytes=rows * d * q, tag=idx % TAGS,
                                      multicast=True))
             ch_out.release(os_)
+    _preload_last_context(pv[-1], ch_p.full, soft + post, interleave(scores, pv), ctx)
     _issue_prefetch(b, loads)
     b.queues[Unit.DMA].extend(interleave(loads, stores))
     b.queues[Unit.MXU].extend(interleave(scores, pv))
@@ -534,6 +535,26 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
     for ch in (ch_q, ch_k, ch_v, ch_m, ch_sc, ch_p, ch_cx, ch_out):
         if ch is not None:
             ch.drain()
+
+
+def _preload_last_context(last: list[Instr], p_full: int, vec: list[list[Instr]], mxu: list[Instr], ctx: MapperContext) -> None:
+    """Where the vector unit is the attention's busier unit, the array waits idle for the last item's probabilities:
+    an LDW of that item's V there (once V is in) puts the P V MATMUL's first fold in the array, which then starts
+    without loading it, and the kernel ends the fold's rows sooner (isa/SPEC.md, LDW). Not where the array is the
+    busier: there the probabilities are ready early and the P V MATMUL continues the run of the scores before it,
+    which an LDW would end. Weight-stationary arrays only, and V no wider than the array."""
+    tc = ctx.chip.core.tensor_core
+    at = next(j for j, ins in enumerate(last) if ins.op is Opcode.MATMUL)
+    mm = last[at]
+    if tc.dataflow is not Dataflow.WS or mm.n > tc.cols:
+        return
+    model = TimingModel.of(ctx.chip)
+    vec_cycles = sum(_vec_cycles(model, i) for stage in vec for i in stage if i.op not in (Opcode.SIGNAL, Opcode.WAIT))
+    if vec_cycles <= _run_cycles(model, [i for i in mxu if i.op is Opcode.MATMUL]):
+        return
+    p_wait = next(j for j, ins in enumerate(last) if ins.op is Opcode.WAIT and ins.sem == p_full)  # after V's wait, if any
+    last[at] = mm._replace(preloaded=True)
+    last.insert(p_wait, Ldw(w_addr=mm.b_addr, k=min(mm.k, tc.rows), n=mm.n, dtype=mm.precision))
 
 
 def _attention_recvs(b: CoreBuilder, k: Attention, work: Work, out_chip: OnChip | None, ctx: MapperContext) -> None:

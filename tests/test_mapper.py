@@ -405,7 +405,9 @@ def test_a_gemms_first_weight_fold_is_in_the_array_before_its_barrier():
             if ins.op is not Opcode.LDW:
                 continue
             barrier = next(j for j in range(i + 1, len(core)) if core[j].op is Opcode.BARRIER)
-            assert not any(m.op is Opcode.MATMUL for m in core[i + 1:barrier])  # the last MATMUL-side work of its phase
+            if any(m.op is Opcode.MATMUL for m in core[i + 1:barrier]):  # the attention's last P V, preloaded in its phase
+                assert labels[i].endswith(".attn")  # (test_the_attentions_last_context_starts_with_v_in_the_array)
+                continue
             at = next(j for j in range(barrier, len(core)) if core[j].op is Opcode.MATMUL)
             first = core[at]
             assert first.preloaded and (ins.w_addr, ins.k, ins.n) == (first.b_addr, min(first.k, rows), first.n)
@@ -458,6 +460,29 @@ def test_the_attentions_first_scores_wait_only_for_k_and_q(on_chip):
         assert any(ins.op is Opcode.WAIT and ins.sem in {dma[j].sem for j in signals} for ins in vec[:vadd])
         checked += 1
     assert checked == len(low.program.cores)
+
+
+@pytest.mark.parametrize(("sets", "preloads"), [((), True), (("core.vector.lanes=4096", "core.tensor_core.rows=32", "core.tensor_core.cols=32"), False)])
+def test_the_attentions_last_context_starts_with_v_in_the_array(sets, preloads):
+    """Where the vector unit is the attention's busier unit, the array waits for the last item's probabilities with
+    that item's V already in it: an LDW of V (after V's own wait) before the wait for the probabilities, and the
+    P V MATMUL preloaded=1. Not with a wide vector unit beside a 32x32 array, the busier (its P V then continues
+    the run of folds, which an LDW would end). The program verifies."""
+    from isa import queue_of
+
+    c = chip(*sets)
+    rows = c.core.tensor_core.rows
+    ctx = dataclasses.replace(MapperContext(c), attention_inputs_on_chip=False)
+    low = lower(build_graph(preset("bert-ner-wnut"), 128, 1), ctx, verify=True)
+    for core, labels in zip(low.program.cores, low.labels):
+        mxu = [ins for ins, label in zip(core, labels) if label == "l1.attn" and queue_of(ins) is Unit.MXU and ins.op is not Opcode.BARRIER]
+        last = max(j for j, ins in enumerate(mxu) if ins.op is Opcode.MATMUL)
+        ldws = [j for j, ins in enumerate(mxu[:last]) if ins.op is Opcode.LDW]
+        assert bool(mxu[last].preloaded) is preloads and len(ldws) == int(preloads)
+        if preloads:
+            ldw, pv = mxu[ldws[0]], mxu[last]
+            assert (ldw.w_addr, ldw.k, ldw.n) == (pv.b_addr, min(pv.k, rows), pv.n) and not pv.transpose_b
+            assert all(ins.op is Opcode.WAIT for ins in mxu[ldws[0] + 1:last])
 
 
 def test_a_prefetch_tile_is_cut_in_pieces_between_items():
