@@ -282,57 +282,70 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
         with b.capture(Unit.VEC) as vc:
             acc = acc_tile
             ch_acc.consume(c)
-            if ch_aux is not None:
-                if aux_first:
-                    ch_aux.consume(aux_slot)
-                deq, bias = aux_bufs[aux_slot]
-                if int8:  # int32 sums -> fp32 times the column's scale: one pass of the converter
-                    b.emit(Unit.VEC, Vdeqc(dst_mem=acc.mem, dst_addr=acc.addr, src_mem=acc.mem, src_addr=acc.addr,
-                                           scale_mem=deq.mem, scale_addr=deq.addr, rows=rows, cols=cols))
-                b.emit(Unit.VEC, _bin(Vadd, acc, acc, bias, rows, cols, Bcast.ROW))
-                if aux_last:
-                    ch_aux.release(aux_slot)
-            if k.gelu:
-                b.emit(Unit.VEC, _un(Vgelu, acc, acc, rows, cols))
-            o_slot = -1
-            if ch_out is not None and k.raw and int8:  # requantize the int32 sums alone
-                b.emit(Unit.VEC, _cvt(acc, acc, rows, cols, DType.INT32, F32))
-            if ch_out is not None:
-                o_slot = ch_out.acquire()
-                b.emit(Unit.VEC, _to_operand(out_bufs[o_slot], acc, rows, cols, int8, k.inv_scale_at(n0)))
-                ch_out.publish(o_slot)
-            if k.out_f is not None:
-                b.signal(Unit.VEC, ready)
-            else:
+            # the last item's epilogue in row pieces, each stored or sent as soon as it is done (epilogue_pieces)
+            pieces = epilogue_pieces(k, m0, rows, idx == len(items) - 1, b.core, ctx.cores, outf_chip is not None)
+            o_slot = ch_out.acquire() if ch_out is not None else -1
+            if ch_aux is not None and aux_first:
+                ch_aux.consume(aux_slot)
+            for r0, r1 in pieces:
+                part, n_rows = Buf(acc.mem, acc.addr + r0 * cols * 4), r1 - r0
+                if ch_aux is not None:
+                    deq, bias = aux_bufs[aux_slot]
+                    if int8:  # int32 sums -> fp32 times the column's scale: one pass of the converter
+                        b.emit(Unit.VEC, Vdeqc(dst_mem=part.mem, dst_addr=part.addr, src_mem=part.mem, src_addr=part.addr,
+                                               scale_mem=deq.mem, scale_addr=deq.addr, rows=n_rows, cols=cols))
+                    b.emit(Unit.VEC, _bin(Vadd, part, part, bias, n_rows, cols, Bcast.ROW))
+                if k.gelu:
+                    b.emit(Unit.VEC, _un(Vgelu, part, part, n_rows, cols))
+                if ch_out is not None and k.raw and int8:  # requantize the int32 sums alone
+                    b.emit(Unit.VEC, _cvt(part, part, n_rows, cols, DType.INT32, F32))
+                if ch_out is not None:
+                    out = out_bufs[o_slot]
+                    b.emit(Unit.VEC, _to_operand(Buf(out.mem, out.addr + r0 * cols * q), part, n_rows, cols, int8, k.inv_scale_at(n0)))
+                    ch_out.publish(o_slot)  # once a piece: the consumer waits once a piece and releases the slot once
+                if k.out_f is not None:
+                    b.signal(Unit.VEC, ready)
+            if ch_aux is not None and aux_last:
+                ch_aux.release(aux_slot)
+            if k.out_f is None:
                 ch_acc.release(c)
         vec.append(vc)
         # DMA: store of this item (emitted after the next item's loads); NOC: its sends, in item order
         with b.capture(Unit.DMA) as st:
+            for r0, r1 in pieces:
+                if ch_out is not None and outq_t is not None:
+                    ch_out.consume(o_slot)
+                    out = out_bufs[o_slot]
+                    b.emit(Unit.DMA, _st(Buf(out.mem, out.addr + r0 * cols * q), outq_t, m0 + r0, n0, r1 - r0, cols))
+                if outf_t is not None:
+                    b.wait(Unit.DMA, ready)
+                    b.emit(Unit.DMA, _st(Buf(acc.mem, acc.addr + r0 * cols * 4), outf_t, m0 + r0, n0, r1 - r0, cols))
             if ch_out is not None and outq_t is not None:
-                ch_out.consume(o_slot)
-                b.emit(Unit.DMA, _st(out_bufs[o_slot], outq_t, m0, n0, rows, cols))
                 ch_out.release(o_slot)
             if outf_t is not None:
-                b.wait(Unit.DMA, ready)
-                b.emit(Unit.DMA, _st(acc, outf_t, m0, n0, rows, cols))
                 ch_acc.release(c, Unit.DMA)
         stores.append(st)
+        for r0, r1 in pieces:
+            if ch_out is not None and outq_chip is not None:
+                ch_out.consume(o_slot)
+                blocks = block_pieces(outq_chip.block_cols, n0, cols)
+                strided = len(blocks) > 1
+                at = out_bufs[o_slot].addr + r0 * cols * q
+                for c0, c1 in blocks:  # one copy to every core's gathered whole; a piece per column block the tile spans
+                    b.emit(Unit.NOC, NocSend(dst_core=0, mem=Mem.SPAD, addr=at + (c0 - n0) * q, bytes=(r1 - r0) * (c1 - c0) * q,
+                                             tag=idx % PARTIAL_TAG, multicast=True, rows=r1 - r0 if strided else 1,
+                                             stride_bytes=cols * q if strided else 0))
+            if outf_chip is not None:
+                b.wait(Unit.NOC, ready)
+                for dst in owner_order(b.core, ctx.cores):  # a piece lies within one owner's rows
+                    first, n_own = owners[dst]
+                    lo, hi = max(m0 + r0, first), min(m0 + r1, first + n_own)
+                    if lo < hi:
+                        b.emit(Unit.NOC, NocSend(dst_core=dst, mem=Mem.ACC, addr=acc.addr + (lo - m0) * cols * 4,
+                                                 bytes=(hi - lo) * cols * 4, tag=idx % PARTIAL_TAG))
         if ch_out is not None and outq_chip is not None:
-            ch_out.consume(o_slot)
-            pieces = block_pieces(outq_chip.block_cols, n0, cols)
-            strided = len(pieces) > 1
-            for c0, c1 in pieces:  # one copy to every core's gathered whole; a piece per column block the tile spans
-                b.emit(Unit.NOC, NocSend(dst_core=0, mem=Mem.SPAD, addr=out_bufs[o_slot].addr + (c0 - n0) * q, bytes=rows * (c1 - c0) * q,
-                                         tag=idx % PARTIAL_TAG, multicast=True, rows=rows if strided else 1,
-                                         stride_bytes=cols * q if strided else 0))
             ch_out.release(o_slot)
         if outf_chip is not None:
-            b.wait(Unit.NOC, ready)
-            for dst, (first, n_own) in enumerate(owners):
-                r0, r1 = max(m0, first), min(m0 + rows, first + n_own)
-                if r0 < r1:
-                    b.emit(Unit.NOC, NocSend(dst_core=dst, mem=Mem.ACC, addr=acc.addr + (r0 - m0) * cols * 4,
-                                             bytes=(r1 - r0) * cols * 4, tag=idx % PARTIAL_TAG))
             ch_acc.release(c, Unit.NOC)
     _issue_prefetch(b, loads, after=-1)
     # How many items the loads run ahead of the stores. Store i waits for item i's epilogue; a load placed before it
@@ -364,15 +377,44 @@ def _gemm_recvs(b: CoreBuilder, k: Gemm, work: Work, outq_chip: OnChip | None, o
             if k0 > 0:  # partial sums, sent to the core finishing the tile
                 continue
             rows, cols = min(k.tiling.tm, k.m - m0), k.tile_cols(n0)
-            if outq_chip is not None:
-                for c0, c1 in block_pieces(outq_chip.block_cols, n0, cols):
-                    at, stride = block_offset(k.m, k.n, outq_chip.block_cols, m0, c0)
-                    b.emit(Unit.NOC, NocRecv(src_core=src, mem=outq_chip.mem, addr=outq_chip.addr + at * q,
-                                             bytes=rows * (c1 - c0) * q, tag=idx % PARTIAL_TAG, rows=rows, stride_bytes=stride * q))
-            lo, hi = max(m0, first), min(m0 + rows, first + n_own)
-            if outf_chip is not None and lo < hi:
-                b.emit(Unit.NOC, NocRecv(src_core=src, mem=outf_chip.mem, addr=outf_chip.addr + ((lo - first) * k.n + n0) * 4,
-                                         bytes=(hi - lo) * cols * 4, tag=idx % PARTIAL_TAG, rows=hi - lo, stride_bytes=k.n * 4))
+            for r0, r1 in epilogue_pieces(k, m0, rows, idx == len(src_items) - 1, src, ctx.cores, outf_chip is not None):
+                if outq_chip is not None:  # the sender's order: row piece by row piece, column block by column block
+                    for c0, c1 in block_pieces(outq_chip.block_cols, n0, cols):
+                        at, stride = block_offset(k.m, k.n, outq_chip.block_cols, m0 + r0, c0)
+                        b.emit(Unit.NOC, NocRecv(src_core=src, mem=outq_chip.mem, addr=outq_chip.addr + at * q, bytes=(r1 - r0) * (c1 - c0) * q,
+                                                 tag=idx % PARTIAL_TAG, rows=r1 - r0, stride_bytes=stride * q))
+                lo, hi = max(m0 + r0, first), min(m0 + r1, first + n_own)
+                if outf_chip is not None and lo < hi:
+                    b.emit(Unit.NOC, NocRecv(src_core=src, mem=outf_chip.mem, addr=outf_chip.addr + ((lo - first) * k.n + n0) * 4,
+                                             bytes=(hi - lo) * cols * 4, tag=idx % PARTIAL_TAG, rows=hi - lo, stride_bytes=k.n * 4))
+
+
+EPILOGUE_PIECES = 4  # row pieces of a core's last GEMM epilogue, each at least EPILOGUE_PIECE_ROWS rows
+EPILOGUE_PIECE_ROWS = 32
+
+
+def owner_order(core: int, cores: int) -> list[int]:
+    """The order a core sends row blocks to their owners in: itself first, then the next cores round the ring, so
+    that at every step of an all-to-all each core receives from one sender, not all of them from the same."""
+    return [(core + j) % cores for j in range(cores)]
+
+
+def epilogue_pieces(k: Gemm, m0: int, rows: int, last: bool, core: int, cores: int, to_owners: bool) -> list[tuple[int, int]]:
+    """The row ranges (from the tile's first row) a GEMM tile's epilogue on `core` is issued in, each stored or sent
+    as soon as it is done: the whole tile, but for a core's last item, whose epilogue and store (or sends) would
+    otherwise run one after the other at the end of the kernel with nothing else left to overlap: that one in
+    pieces, at the row blocks of the cores owning them when the fp32 result goes to its owners (one send a piece,
+    in owner_order), else in up to EPILOGUE_PIECES even pieces. The receivers cut the same pieces (_gemm_recvs). The
+    search (mapper.tiling) still costs the last epilogue and store one after the other: costed as pieces, its
+    ranking left the best tiling out of the re-check on some chips."""
+    if not last:
+        return [(0, rows)]
+    if to_owners:
+        owners = owned_rows(k.m, cores)
+        return [(max(m0, first) - m0, min(m0 + rows, first + n) - m0) for first, n in (owners[o] for o in owner_order(core, cores))
+                if max(m0, first) < min(m0 + rows, first + n)]
+    step = -(-rows // max(1, min(EPILOGUE_PIECES, rows // EPILOGUE_PIECE_ROWS)))
+    return [(r0, min(rows, r0 + step)) for r0 in range(0, rows, step)]
 
 
 def _split_partners(work: Work, k: int) -> dict[tuple[int, int], tuple[int, int]]:

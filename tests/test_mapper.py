@@ -183,7 +183,9 @@ def test_activations_stay_on_chip():
     strided = [i for core in low.program.cores for i in core if i.op is Opcode.NOC_RECV and i.rows > 1]
     assert strided and all(i.stride_bytes >= i.bytes // i.rows for i in strided)  # tiles land as blocks of the whole
     # the LayerNorm rows go from their owner to every core in one multicast: 64 rows, 16 per core, in items of 4
-    norm_sends = [i for i in sends if i.bytes == 16 // ROW_ITEMS_PER_CORE * 256]
+    norm_sends = [i for core, labels in zip(low.program.cores, low.labels) for i, label in zip(core, labels)
+                  if i.op is Opcode.NOC_SEND and label.rpartition(".")[2] in ("emb", "ln1", "ln2")]
+    assert all(i.bytes == 16 // ROW_ITEMS_PER_CORE * 256 for i in norm_sends)
     assert len(norm_sends) == (1 + 2 * preset("bert-mini").layers) * 4 * ROW_ITEMS_PER_CORE
     assert all(i.multicast for i in norm_sends)
     # gathered tiles are multicast; the fp32 row blocks go to their one owner each
@@ -272,7 +274,7 @@ def test_the_search_costs_the_epilogue_the_emitter_issues(precision):
     """One cost model: the tiling search costs gemm_epilogue's instructions; the emitter must issue exactly those
     (opcode, rows, cols) for every output tile of every GEMM, or the search optimises a program that never runs."""
     from isa import Unit
-    from mapper.emit import emit_gemm
+    from mapper.emit import emit_gemm, epilogue_pieces
     from mapper.kernels import graph_facts
     from mapper.sync import CoreBuilder
     from mapper.tiling import gemm_epilogue
@@ -281,6 +283,7 @@ def test_the_search_costs_the_epilogue_the_emitter_issues(precision):
     g, ctx = run_passes("bert-tiny", 64, 1, c)
     gemms = [k for k in kernels(g) if isinstance(k, Gemm)]
     assert any(k.gelu and k.out_q for k in gemms) and any(k.out_f for k in gemms)  # every epilogue step occurs
+    pieced = 0
     for k in gemms:
         work = g.nodes[k.name]["work"]
         for core in range(ctx.cores):
@@ -290,13 +293,18 @@ def test_the_search_costs_the_epilogue_the_emitter_issues(precision):
             emit_gemm(b, k, work, facts, ctx)
             issued = [(i.op, i.rows, i.cols) for i in b.queues[Unit.VEC] if i.op not in (Opcode.SIGNAL, Opcode.WAIT)]
             expected = []
-            for m0, n0, k0, _ in work[core]:
+            for idx, (m0, n0, k0, _) in enumerate(work[core]):
                 if k0 > 0:  # stream-K: this core sends the tile's partial sums, the other one finishes it
                     continue
                 rows, cols = min(k.tiling.tm, k.m - m0), min(k.tiling.tn, k.n - n0)
-                expected += [(i.op, i.rows, i.cols) for i in gemm_epilogue(
-                    rows, cols, ctx.int8, gelu=k.gelu, out_q=k.out_q is not None, raw=k.raw)]
+                # the core's last tile in row pieces, each the same instructions on its rows
+                pieces = epilogue_pieces(k, m0, rows, idx == len(work[core]) - 1, core, ctx.cores, facts.on_chip_of(k.out_f) is not None)
+                assert sum(r1 - r0 for r0, r1 in pieces) == rows
+                pieced += len(pieces) > 1
+                expected += [(i.op, i.rows, i.cols) for r0, r1 in pieces for i in gemm_epilogue(
+                    r1 - r0, cols, ctx.int8, gelu=k.gelu, out_q=k.out_q is not None, raw=k.raw)]
             assert issued == expected, k.name
+    assert pieced
 
 
 def test_search_and_executor_cost_an_instruction_alike():
@@ -555,6 +563,50 @@ def test_replayed_kernels_lower_to_the_program_emitted_kernel_by_kernel(monkeypa
     assert len({i.dram_addr for i in dma}) > len(dma) // 4  # the moved addresses are really other weights'
 
 
+def test_row_blocks_go_to_their_owners_round_the_ring():
+    """An fp32 result goes row block by row block to the cores owning the rows (the LayerNorm after it reads them
+    there): each core sends a tile's blocks in owner_order, its own first, then the next cores round the ring, so
+    at each step of the all-to-all every core receives from one sender (all sending to core 0 first stalled the
+    links). The receivers take each sender's blocks in the order sent (the program verifies and runs)."""
+    from chipsim.executor import execute
+    from isa import queue_of
+    from mapper.emit import PARTIAL_TAG, owner_order
+
+    c = chip()
+    low = lower(build_graph(preset("bert-ner-wnut"), 128, 1), MapperContext(c), verify=True)
+    cores = len(low.program.cores)
+    senders = 0
+    for me, (core, labels) in enumerate(zip(low.program.cores, low.labels)):
+        sends = [ins.dst_core for ins, label in zip(core, labels)  # not a split tile's partial sums (stream-K)
+                 if label == "l1.ffn2" and queue_of(ins) is Unit.NOC and ins.op is Opcode.NOC_SEND and ins.tag != PARTIAL_TAG]
+        assert sends == owner_order(me, cores) * (len(sends) // cores)
+        senders += bool(sends)
+    assert senders >= 3
+    assert owner_order(2, 4) == [2, 3, 0, 1]
+    execute(low.program, c, functional=False)
+
+
+def test_a_cores_last_epilogue_is_stored_piece_by_piece():
+    """A core's last GEMM tile has nothing left to overlap its epilogue and store with, so its epilogue runs in row
+    pieces and each piece's store starts as soon as that piece is done: the pieces' stores cover the tile's rows
+    once, in order, and the first begins before the epilogue's last instruction ends. The GEMM computes A @ W
+    (tests/test_run.py checks whole models bit-exact)."""
+    from chipsim.executor import execute
+    from mapper import lower_gemm
+    from mapper.emit import EPILOGUE_PIECES
+
+    c = chip("mesh.rows=1", "mesh.cols=1")
+    low = lower_gemm(128, 256, 128, MapperContext(c), quantized_out=True, verify=True)
+    run = execute(low.program, c, functional=False, trace=True)
+    core = low.program.cores[0]
+    stores = [e for e in run.trace if e.unit is Unit.DMA and core[e.index].op is Opcode.DMA_ST]
+    vec = [e for e in run.trace if e.unit is Unit.VEC and core[e.index].op not in (Opcode.SIGNAL, Opcode.WAIT)]
+    rows = 128 // EPILOGUE_PIECES
+    assert [(core[e.index].rows, core[e.index].dram_addr - core[stores[0].index].dram_addr) for e in stores] == \
+        [(rows, p * rows * 128) for p in range(EPILOGUE_PIECES)]  # one 128-row tile: int8 rows of 128 bytes
+    assert stores[0].start_cycle < vec[-1].end_cycle
+
+
 @pytest.mark.parametrize("quantized_out", [False, True])
 def test_a_stationary_gemm_reads_every_operand_once_and_computes_a_at_w(quantized_out):
     """A lone GEMM with several blocks of output columns per core: the search keeps A stationary (each core's rows
@@ -562,6 +614,7 @@ def test_a_stationary_gemm_reads_every_operand_once_and_computes_a_at_w(quantize
     (int8 with quantized_out, int32 raw); the values are A @ W, and the search costs the epilogue it emits."""
     from chipsim.executor import execute
     from mapper import lower_gemm
+    from mapper.emit import EPILOGUE_PIECE_ROWS, EPILOGUE_PIECES
     from mapper.tiling import gemm_epilogue
 
     c = chip("mesh.rows=1", "mesh.cols=1", "core.tensor_core.rows=32", "core.tensor_core.cols=32",
@@ -584,7 +637,11 @@ def test_a_stationary_gemm_reads_every_operand_once_and_computes_a_at_w(quantize
     assert r.dram_write_bytes == m * n * (1 if quantized_out else 4)
     vec = [(i.op, i.rows, i.cols) for i in low.program.cores[0] if i.op in (Opcode.VCVT, Opcode.VQUANT)]
     tiles = [i for i in low.program.cores[0] if i.op is Opcode.MATMUL]  # one per tile: the whole K in one chunk
-    assert vec == [(i.op, i.rows, i.cols) for t in tiles for i in gemm_epilogue(t.m, t.n, True, gelu=False, out_q=quantized_out, raw=True)]
+    # the last tile's epilogue in row pieces (mapper.emit.epilogue_pieces), each the same instructions on its rows
+    n = max(1, min(EPILOGUE_PIECES, tiles[-1].m // EPILOGUE_PIECE_ROWS))
+    rows = [[t.m] for t in tiles[:-1]] + [[tiles[-1].m // n] * n]
+    assert vec == [(i.op, i.rows, i.cols) for t, piece_rows in zip(tiles, rows) for r in piece_rows
+                   for i in gemm_epilogue(r, t.n, True, gelu=False, out_q=quantized_out, raw=True)]
 
 
 @pytest.mark.parametrize("unit", [Unit.DMA, Unit.MXU, Unit.VEC, Unit.NOC])
