@@ -171,15 +171,25 @@ def sensitivity_plot(ok: pd.DataFrame, axes: tuple[tuple[str, tuple[str, ...]], 
     return fig
 
 
+HEATMAPS: dict[str, tuple[str, str]] = {  # metric -> (colour bar label, title)
+    "utilization": ("mean utilization (%)", "Tensor-core utilization (mean over the other axes)"),
+    # bound / cycles: how close the schedule comes to what the chip allows, so a dark cell here is the mapper's and
+    # a dark cell only in the utilization map is the chip's (too big an array for the model, say)
+    "mapping_efficiency": ("mean bound / cycles (%)", "Mapping efficiency: the chip's bound over the cycles (mean over the other axes)"),
+}
+
+
 def heatmap_plot(ok: pd.DataFrame, x: tuple[str, tuple[str, ...]], y: tuple[str, tuple[str, ...]],
-                 finished: pd.DataFrame | None = None) -> Figure:
-    """Mean utilization over two axes; with `finished` (every finished point, failed ones too) a cell whose every
-    point failed is drawn hatched and labelled `failed`, not left blank like a cell that was never run."""
+                 finished: pd.DataFrame | None = None, metric: str = "utilization") -> Figure:
+    """The mean of `metric` (a share, one of HEATMAPS) over two axes; with `finished` (every finished point, failed
+    ones too) a cell whose every point failed is drawn hatched and labelled `failed`, not left blank like a cell
+    that was never run."""
+    bar_label, title = HEATMAPS[metric]
     both = ok if finished is None else finished
     xs = _ordered_labels(both[x[0]], x[1])
     ys = _ordered_labels(both[y[0]], y[1])
     table = (
-        ok.assign(_x=ok[x[0]].map(_label), _y=ok[y[0]].map(_label), _u=pd.to_numeric(ok["utilization"], errors="coerce"))
+        ok.assign(_x=ok[x[0]].map(_label), _y=ok[y[0]].map(_label), _u=pd.to_numeric(ok[metric], errors="coerce"))
         .groupby(["_y", "_x"])["_u"].mean()
     )
     grid = np.full((len(ys), len(xs)), np.nan)
@@ -202,8 +212,8 @@ def heatmap_plot(ok: pd.DataFrame, x: tuple[str, tuple[str, ...]], y: tuple[str,
             if not np.isfinite(value) and (ys[i], xs[j]) in tried:  # points ran there, and every one failed
                 ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor="gray", lw=0))
                 ax.text(j, i, "failed", ha="center", va="center", fontsize=7, color="dimgray")
-    fig.colorbar(image, ax=ax, label="mean utilization (%)")
-    ax.set_title("Tensor-core utilization (mean over the other axes)")
+    fig.colorbar(image, ax=ax, label=bar_label)
+    ax.set_title(title)
     return fig
 
 

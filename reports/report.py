@@ -147,6 +147,11 @@ def build_report(directory: Path, *, heatmap: tuple[str, str] | None = None) -> 
             x, y = heat
             saved.append(plots.save(plots.heatmap_plot(ok, (x, axis_labels[x]), (y, axis_labels[y]), frame), out, "utilization_heatmap",
                                     f"Utilization over {x} and {y} (hatched: every point there failed)"))
+            if "mapping_efficiency" in ok:  # stores written before the records carried it have none
+                saved.append(plots.save(plots.heatmap_plot(ok, (x, axis_labels[x]), (y, axis_labels[y]), frame, "mapping_efficiency"),
+                                        out, "mapping_efficiency_heatmap",
+                                        f"Mapping efficiency (the chip's bound / cycles) over {x} and {y}: where utilization is low "
+                                        f"but this is high, the chip is the limit, not the mapper"))
         else:
             notes.append("The utilization heatmap needs two axes with several values; this sweep has fewer.")
         curve = hypervolume_curve(results)

@@ -45,7 +45,8 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_report_writes_every_plot_and_embeds_them(sweep_dir: Path) -> None:
     report = build_report(sweep_dir, heatmap=("dram.type", "core.tensor_core"))
     names = {p.name for p in report.plots}
-    assert names == {"pareto", "area", "sensitivity", "utilization_heatmap", "best_layers", "best_roofline", "hypervolume"}
+    assert names == {"pareto", "area", "sensitivity", "utilization_heatmap", "mapping_efficiency_heatmap", "best_layers",
+                     "best_roofline", "hypervolume"}
     for plot in report.plots:
         assert plot.png_path.read_bytes().startswith(b"\x89PNG") and plot.svg_path.read_text().lstrip().startswith("<?xml")
     page = report.html_path.read_text()
@@ -82,6 +83,29 @@ def _console_errors(log: str) -> list[str]:
 
 
 @pytest.mark.skipif(not CHROMIUM.is_file(), reason="Debian's chromium is not installed (.ci/run installs it)")
+@pytest.mark.parametrize("metric", ["utilization", "mapping_efficiency"])
+def test_a_heatmaps_cells_are_the_mean_of_its_metric_over_the_other_axes(sweep_dir: Path, metric: str) -> None:
+    """Each cell of the utilization and the mapping-efficiency (bound / cycles) heatmaps is its metric's mean, in
+    percent, over the points with that cell's two axis values (the other axes averaged out)."""
+    import numpy as np
+    import pandas as pd
+
+    from reports import plots
+
+    results = load_results(sweep_dir)
+    ok = plots.with_units(results.frame)
+    labels = {name: values for name, _, values in results.sweep.axes}
+    x, y = "core.tensor_core", "dram.type"
+    fig = plots.heatmap_plot(ok, (x, labels[x]), (y, labels[y]), results.frame, metric)
+    grid = np.asarray(fig.axes[0].images[0].get_array())
+    xs = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    ys = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    done = ok[pd.to_numeric(ok[metric], errors="coerce").notna()]
+    assert len(done) and 0 < done[metric].astype(float).max() <= 1
+    for (xv, yv), cell in done.groupby([done[x].map(plots._label), done[y].map(plots._label)]):
+        assert grid[ys.index(yv), xs.index(xv)] == pytest.approx(100 * cell[metric].astype(float).mean())
+
+
 def test_report_renders_in_headless_chromium(sweep_dir: Path, tmp_path: Path) -> None:
     report = build_report(sweep_dir)
     shot, log = _chromium(report.html_path, tmp_path)
