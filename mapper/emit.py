@@ -367,26 +367,45 @@ def _gemm_recvs(b: CoreBuilder, k: Gemm, work: Work, outq_chip: OnChip | None, o
     """This core's receives of a GEMM's outputs kept on chip, after its own sends (which wait only for this core's
     units, so the NoC queues cannot deadlock): every tile of the operand copy into the gathered whole, and the row
     blocks of the fp32 result this core owns."""
-    assert k.tiling is not None
     if outq_chip is None and outf_chip is None:
         return
-    q = ctx.q_itemsize
     first, n_own = owned_rows(k.m, ctx.cores)[b.core] if outf_chip is not None else (0, 0)
+    b.queues[Unit.NOC].extend(_recv_list(k, work, outq_chip, outf_chip, ctx.cores, ctx.q_itemsize, first, n_own))
+
+
+@functools.lru_cache(maxsize=1 << 12)  # bounded: a sweep worker meets many chips
+def _recv_list(k: Gemm, work: Work, outq_chip: OnChip | None, outf_chip: OnChip | None, cores: int, q: int, first: int,
+               n_own: int) -> tuple[Instr, ...]:
+    """_gemm_recvs' instructions for the core owning rows first .. first + n_own - 1 (none: 0, 0), the same on every
+    core that owns the same rows (the gathered copy is at the same address on every core), so built once for them."""
+    out: list[Instr] = []
+    for src, tag, n0, cols, lo_row, hi_row in _recv_pieces(k, work, cores, outf_chip is not None):
+        if outq_chip is not None:  # the sender's order: row piece by row piece, column block by column block
+            for c0, c1 in block_pieces(outq_chip.block_cols, n0, cols):
+                at, stride = block_offset(k.m, k.n, outq_chip.block_cols, lo_row, c0)
+                out.append(NocRecv(src_core=src, mem=outq_chip.mem, addr=outq_chip.addr + at * q, bytes=(hi_row - lo_row) * (c1 - c0) * q,
+                                   tag=tag, rows=hi_row - lo_row, stride_bytes=stride * q))
+        lo, hi = max(lo_row, first), min(hi_row, first + n_own)
+        if outf_chip is not None and lo < hi:
+            out.append(NocRecv(src_core=src, mem=outf_chip.mem, addr=outf_chip.addr + ((lo - first) * k.n + n0) * 4,
+                               bytes=(hi - lo) * cols * 4, tag=tag, rows=hi - lo, stride_bytes=k.n * 4))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=1 << 10)
+def _recv_pieces(k: Gemm, work: Work, cores: int, to_owners: bool) -> tuple[tuple[int, int, int, int, int, int], ...]:
+    """Every core's finished tiles as the pieces it sends them in, in its order: (source core, tag, first column,
+    columns, first row, end row); the same for every receiver, so cut once per kernel."""
+    assert k.tiling is not None
+    out = []
     for src, src_items in enumerate(work):
         for idx, (m0, n0, k0, _) in enumerate(src_items):
             if k0 > 0:  # partial sums, sent to the core finishing the tile
                 continue
             rows, cols = min(k.tiling.tm, k.m - m0), k.tile_cols(n0)
-            for r0, r1 in epilogue_pieces(k, m0, rows, idx == len(src_items) - 1, src, ctx.cores, outf_chip is not None):
-                if outq_chip is not None:  # the sender's order: row piece by row piece, column block by column block
-                    for c0, c1 in block_pieces(outq_chip.block_cols, n0, cols):
-                        at, stride = block_offset(k.m, k.n, outq_chip.block_cols, m0 + r0, c0)
-                        b.emit(Unit.NOC, NocRecv(src_core=src, mem=outq_chip.mem, addr=outq_chip.addr + at * q, bytes=(r1 - r0) * (c1 - c0) * q,
-                                                 tag=idx % PARTIAL_TAG, rows=r1 - r0, stride_bytes=stride * q))
-                lo, hi = max(m0 + r0, first), min(m0 + r1, first + n_own)
-                if outf_chip is not None and lo < hi:
-                    b.emit(Unit.NOC, NocRecv(src_core=src, mem=outf_chip.mem, addr=outf_chip.addr + ((lo - first) * k.n + n0) * 4,
-                                             bytes=(hi - lo) * cols * 4, tag=idx % PARTIAL_TAG, rows=hi - lo, stride_bytes=k.n * 4))
+            for r0, r1 in epilogue_pieces(k, m0, rows, idx == len(src_items) - 1, src, cores, to_owners):
+                out.append((src, idx % PARTIAL_TAG, n0, cols, m0 + r0, m0 + r1))
+    return tuple(out)
 
 
 EPILOGUE_PIECES = 4  # row pieces of a core's last GEMM epilogue, each at least EPILOGUE_PIECE_ROWS rows
