@@ -57,7 +57,8 @@ def lower(workload: nx.DiGraph, ctx: MapperContext, *, verify: bool = False) -> 
     Likewise, with a measure, a program whose attention reads Q|K|V kept on chip (gathered over the NoC:
     mapper.on_chip) is measured against the one that sends Q|K|V through DRAM, and the better kept (the kept one on
     a tie): the NoC's gather is hidden behind the projection on some chips and not on others (slow links, one
-    core's local port), which no analytic rule here tells apart."""
+    core's local port), which no analytic rule here tells apart. Where the objective is latency, the variants are
+    raced (`ctx.race`, when given) rather than each timed whole: the same pick."""
     graph = fuse_epilogues(workload)
     if verify:
         check_graph(graph, "fuse_epilogues")
@@ -73,6 +74,9 @@ def lower(workload: nx.DiGraph, ctx: MapperContext, *, verify: bool = False) -> 
         variants.append(_run_passes(graph, dataclasses.replace(ctx, attention_inputs_on_chip=False), verify))
     if len(variants) == 1:
         return lowered
+    if ctx.race is not None and ctx.objective is Objective.LATENCY:
+        raced = ctx.race([low.program for low in variants], ctx.chip)
+        return variants[min((c, i) for i, c in enumerate(raced) if c is not None)[1]]
     return min(variants, key=lambda low: ctx.objective.score(*measure(low.program, ctx.chip)))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from chipsim.config import ChipConfig, Precision
@@ -11,6 +11,8 @@ from isa import Program
 from workloads.quantized import QuantizedModel
 
 Measure = Callable[[Program, ChipConfig], tuple[int, float]]  # a program's cycles and joules on a chip, timing only
+# the cycles of each of several programs on a chip, timing only, None for one slower than the fastest (not run to its end)
+Race = Callable[[Sequence[Program], ChipConfig], tuple[int | None, ...]]
 
 
 class Objective(enum.StrEnum):
@@ -35,6 +37,8 @@ class MapperContext:
     # analytically cheapest tilings per GEMM shape as programs and keeps the fastest measured.
     measure: Measure | None = None
     recheck: int = 4
+    # the same executor's race, where the objective is latency: only the fastest candidate is run to its end
+    race: Race | None = None
     objective: Objective = Objective.LATENCY
     # mapper.on_chip may keep the attention's Q|K|V on chip (lower measures the program without it beside)
     attention_inputs_on_chip: bool = True

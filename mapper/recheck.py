@@ -7,7 +7,9 @@ kernel (placed and emitted exactly as in the full program, where a barrier delim
 weight tiles the kernel before it loads ahead already in their slots) and keeps, among those within 2% of the
 fewest DRAM bytes, the best measured by the mapper's objective (cycles, joules with the tiles loaded ahead
 priced, or their product), ties going to the analytically cheaper. Results are cached per chip and shape: every
-layer repeats the same shapes.
+layer repeats the same shapes. Where the objective is latency and the context has the executor's race
+(`MapperContext.race`), the candidates run side by side and those behind the fastest are stopped where it ends:
+the same pick, without simulating to the end a tiling several times slower than the best.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from functools import lru_cache
 from chipsim.config import ChipConfig
 from chipsim.cost_model import TimingModel, joules
 from isa import DType, Mem, Opcode, Program
-from mapper.context import MapperContext, Measure, Objective
+from mapper.context import MapperContext, Measure, Objective, Race
 from mapper.emit import Lowered, emit
 from mapper.kernels import Gemm, KernelGraphFacts, OnChip, Tiling, kernel_graph
 from mapper.layout import TensorRole, TensorShape, allocate_dram
@@ -42,12 +44,13 @@ def best_measured(k: Gemm, ranked: tuple[Tiling, ...], ctx: MapperContext, reser
                                 out_q="out_q" if k.out_q else None,
                                 out_f="out_f" if k.out_f else None, out_inv_scale=1.0, part_inv_scales=(), tiling=None)
     kept = tuple(dataclasses.replace(t, tensor=name) for t, name in zip(outputs, ("out_q", "out_f")) if t is not None)
-    return _best(shape, ranked, ctx.chip, reserved_spad, reserved_acc, ctx.measure, ahead, ctx.objective, kept)
+    race = ctx.race if ctx.objective is Objective.LATENCY else None
+    return _best(shape, ranked, ctx.chip, reserved_spad, reserved_acc, ctx.measure, ahead, ctx.objective, kept, race)
 
 
 @lru_cache(maxsize=1 << 10)  # bounded: a sweep worker meets many chips
 def _best(k: Gemm, ranked: tuple[Tiling, ...], chip: ChipConfig, reserved_spad: int, reserved_acc: int, measure: Measure,
-             ahead: int = 0, objective: Objective = Objective.LATENCY, kept: tuple[OnChip, ...] = ()) -> Tiling:
+             ahead: int = 0, objective: Objective = Objective.LATENCY, kept: tuple[OnChip, ...] = (), race: Race | None = None) -> Tiling:
     ctx = MapperContext(chip)
     lowered = [_program(dataclasses.replace(k, tiling=t), ctx, reserved_spad, reserved_acc, ahead, kept) for t in ranked]
     preloaded = [sum(n for _, _, n in low.ahead_bytes) for low in lowered]
@@ -56,6 +59,9 @@ def _best(k: Gemm, ranked: tuple[Tiling, ...], chip: ChipConfig, reserved_spad: 
     keep = [i for i in range(len(ranked)) if moved[i] <= fewest * 1.02]
     if len(keep) == 1:  # the guard leaves one: nothing to measure
         return ranked[keep[0]]
+    if race is not None:  # latency: the first of the fastest; the slower ones are stopped once they fall behind
+        raced = race([lowered[i].program for i in keep], chip)
+        return ranked[min((c, i) for i, c in zip(keep, raced) if c is not None)[1]]
     model = TimingModel.of(chip)
     score = {}
     for i in keep:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from chipsim.config import ChipConfig, chip_from_dict
-from chipsim.executor import DeadlockError, ExecutionError, execute
+from chipsim.executor import DeadlockError, ExecutionError, execute, fastest, timed
 from chipsim.stats import StallCause
 from chipsim.app.trace import write_trace
 from isa import IsaError, Unit, VerifyError, format_instr, parse
@@ -547,3 +547,24 @@ def test_a_matmul_behind_a_wait_continues_the_run_as_far_as_its_operands_allow(v
     assert r.instr_end[0][4] == second_end
     assert r.cycles == second_end
     assert r.unit_stats(0, Unit.MXU).busy_cycles == 22 + second_end - max(22, 12 + vec_rows)
+
+
+def test_a_race_gives_exact_cycles_and_stops_only_the_slower_programs():
+    """executor.fastest runs programs side by side in steps of simulated time: each it gives cycles for is exactly
+    what running it whole gives, every one it stops (None) is slower than the fastest, and the fastest's run is
+    kept for one `execute` of that program, whose result is the one a fresh simulation gives."""
+    from chipsim import executor
+    from mapper import MapperContext, lower_gemm
+
+    c = make_chip(**{"mesh.cols": 2, "core.scratchpad.size_kib": 256, "core.accumulator.size_kib": 64})
+    programs = [lower_gemm(m, 64, 64, MapperContext(c)).program for m in (512, 64, 128, 64)]
+    whole = [timed(p, c)[0] for p in programs]
+    raced = fastest(programs, c)
+    best = min(whole)
+    assert raced[1] == raced[3] == best and raced[0] is None  # 8x the rows: stopped once the others ended
+    assert all(r == w if r is not None else w > best for r, w in zip(raced, whole))
+    kept = execute(programs[1], c, functional=False)
+    assert not executor._kept  # taken by that execute
+    fresh = execute(programs[1], c, functional=False)
+    assert (kept.cycles, dict(kept.events), dict(kept.energy_j), kept.phases) == (fresh.cycles, dict(fresh.events), dict(fresh.energy_j), fresh.phases)
+    assert all(np.array_equal(a, b) for a, b in zip(kept.instr_start + kept.instr_end, fresh.instr_start + fresh.instr_end))

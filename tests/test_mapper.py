@@ -349,6 +349,31 @@ def test_the_search_rechecks_its_best_candidates_in_the_measure():
     assert (picked.tm, picked.tn) == seen[1]
 
 
+def test_racing_the_candidates_picks_what_measuring_each_whole_picks():
+    """The application races the re-check's candidates and lower's program variants (executor.fastest: the ones
+    that fall behind the fastest are stopped there) instead of timing each whole: the same programs come out, on a
+    chip where the race stops some (a 64x64 bf16 core whose analytic favourites are not the fastest)."""
+    from chipsim.executor import fastest, timed
+    from mapper.recheck import _best
+
+    c = chip("mesh.rows=1", "mesh.cols=1", "core.tensor_core.rows=64", "core.tensor_core.cols=64",
+             "core.tensor_core.precision=bf16", "core.scratchpad.size_kib=1024", "core.accumulator.size_kib=1024",
+             "clock_mhz=800", "noc.link_bytes_per_cycle=32")
+    graph = build_graph(preset("bert-mini"), 128, 1)
+    raced = []
+
+    def race(programs, chip_):
+        raced.append(fastest(programs, chip_))
+        return raced[-1]
+
+    _best.cache_clear()
+    with_race = lower(graph, MapperContext(c, measure=timed, race=race)).program
+    _best.cache_clear()
+    whole = lower(graph, MapperContext(c, measure=timed)).program
+    assert any(cycles is None for r in raced for cycles in r)
+    assert with_race == whole
+
+
 def test_fused_qkv_tiles_stay_within_one_part_and_every_core_works():
     for cores, model in (("mesh.cols=2", "bert-base"), ("mesh.cols=5", "bert-base"), ("mesh.cols=3", "bert-mini")):
         g, _ = run_passes(model, 128, 1, chip(cores))

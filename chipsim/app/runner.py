@@ -20,7 +20,7 @@ from chipsim.bound import ChipBound
 from chipsim.app.runconfig import RunConfig
 from chipsim.config import ConfigError, Precision
 from chipsim.cost import chip_cost_usd
-from chipsim.executor import execute, timed
+from chipsim.executor import execute, fastest, timed
 from chipsim.stats import PhaseStats, RunResult, StallCause
 from isa import Opcode, Unit, verify
 from mapper import Lowered, MapperContext, lower
@@ -204,7 +204,7 @@ def run(
         qprec = QPrecision.INT8 if chip.core.tensor_core.precision is Precision.INT8 else QPrecision.BF16
         qm = load_quantized(model, qprec)
     graph = build_graph(bert, w.seq_len, w.batch)
-    lowered = lower(graph, MapperContext(chip, qm, cfg.mapper.search_candidates, measure=timed, objective=cfg.mapper.objective), verify=cfg.mapper.verify)
+    lowered = lower(graph, MapperContext(chip, qm, cfg.mapper.search_candidates, measure=timed, race=fastest, objective=cfg.mapper.objective), verify=cfg.mapper.verify)
     if cfg.mapper.verify:
         verify(lowered.program, spad_bytes=chip.core.scratchpad.size_bytes, acc_bytes=chip.core.accumulator.size_bytes,
                dram_bytes=lowered.layout.size_bytes, array_rows=chip.core.tensor_core.rows, array_cols=chip.core.tensor_core.cols)
