@@ -9,7 +9,8 @@ instructions with a few hundred distinct shapes costs one dict lookup per instru
 A core's queues come phase by phase (a phase: the instructions between two barriers): per phase, per unit, a
 tuple of entries (kind, rel, info) that ends with the phase's closing BARRIER or HALT entry. kind is one of the
 constants below, rel the instruction's index from the phase's first instruction (`DecodedCore.phase_lo`), so
-phases with the same instruction shapes share one tuple, and info by kind:
+phases with the same instruction shapes share one tuple, on every core (but for the NoC queue: a NoC instruction's
+entry, its route, is its core's own), and info by kind:
     LOCAL    (cycles, structural_cycles)                 MXU and VEC work but MATMUL: fixed duration
     CHAIN    (fresh front, continued front or -1, tail, port cycles, right behind)   a MATMUL, which may continue
              the run of the MATMUL before it on the MXU queue (see below)
@@ -69,7 +70,13 @@ def _shape_key_getter(op: Opcode) -> Callable[[Instr], tuple[object, ...]]:
     return getter  # type: ignore[no-any-return]
 
 
-_SHAPE_KEY: dict[Opcode, Callable[[Instr], tuple[object, ...]]] = {op: _shape_key_getter(op) for op in Opcode}
+_NOC_OPS = (Opcode.NOC_SEND, Opcode.NOC_RECV)
+# A NoC instruction's entry depends on its core (its route, its message key): the part of a phase that the cores
+# share knows only where one lies, and each core's NoC entries are keyed by their own shapes (_NOC_KEY) and core.
+_NOC_KEY: dict[Opcode, Callable[[Instr], tuple[object, ...]]] = {op: _shape_key_getter(op) for op in _NOC_OPS}
+_SHAPE_KEY: dict[Opcode, Callable[[Instr], tuple[object, ...]]] = {
+    op: itemgetter(0) if op in _NOC_OPS else _shape_key_getter(op) for op in Opcode
+}
 _SHAPED, _SYNC, _NOC, _BARRIER, _HALT = range(5)
 _CATEGORY: dict[Opcode, int] = {
     op: _SYNC if op in (Opcode.SIGNAL, Opcode.WAIT) else _NOC if op in (Opcode.NOC_SEND, Opcode.NOC_RECV)
@@ -104,6 +111,16 @@ class _Phase:
     id: int
     queues: tuple[tuple[QueueEntry, ...], ...]
     events: dict[Event, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Shared:
+    """What a phase's instruction shapes decode to on any core: the phase itself where it has no NoC instruction;
+    else its entries with a gap (None) in the NOC queue for each NoC instruction, at (instruction, queue position)
+    in `noc`, which every core fills with its own entries and events."""
+
+    phase: _Phase
+    noc: tuple[tuple[int, int], ...]
 
 
 class Decoder:
@@ -181,14 +198,19 @@ class Decoder:
         return found
 
     # -- whole program ----------------------------------------------------------------------------------------
-    def _phase(self, core: int, instrs: tuple[Instr, ...], lo: int, hi: int, num_cores: int, closing: int) -> _Phase:
-        """The queue entries of instructions lo..hi-1 (no BARRIER or HALT among them), indices relative to lo, each
-        unit's closed by a `closing` (BARRIER or HALT) entry at hi."""
-        queues: list[list[QueueEntry]] = [[] for _ in range(NUM_UNITS)]
+    def _new_phase(self, queues: tuple[tuple[QueueEntry | None, ...], ...], events: dict[Event, int]) -> _Phase:
+        self._phase_count += 1
+        return _Phase(self._phase_count, queues, events)  # type: ignore[arg-type]
+
+    def _shared(self, core: int, instrs: tuple[Instr, ...], lo: int, hi: int, keys: tuple[object, ...], closing: int) -> _Shared:
+        """The queue entries of instructions lo..hi-1 (no BARRIER or HALT among them; `keys` their shapes), indices
+        relative to lo, each unit's closed by a `closing` (BARRIER or HALT) entry at hi; a gap for each NoC
+        instruction (`_Shared`). `core` only names the instruction of an error."""
+        queues: list[list[QueueEntry | None]] = [[] for _ in range(NUM_UNITS)]
+        noc: list[tuple[int, int]] = []
         run_of: Instr | None = None  # the MXU's last MATMUL while only SIGNAL / WAIT follow it
         counts: Counter[tuple[object, ...]] = Counter()
-        events: dict[Event, int] = {}
-        cache, noc_cache, shape_key, category, unit_of = self._cache, self._noc_cache, _SHAPE_KEY, _CATEGORY, _UNIT_OF
+        cache, category, unit_of = self._cache, _CATEGORY, _UNIT_OF
         idx = lo
         try:
             for idx in range(lo, hi):
@@ -196,18 +218,18 @@ class Decoder:
                 op = instr[0]
                 cat = category[op]
                 if cat == _SHAPED:
-                    key = shape_key[op](instr)
-                    found = cache.get(key)
+                    key = keys[idx - lo]
+                    found = cache.get(key)  # type: ignore[call-overload]
                     if found is None:
-                        found = self._miss(instr, key)
-                    counts[key] += 1
+                        found = self._miss(instr, key)  # type: ignore[arg-type]
+                    counts[key] += 1  # type: ignore[index]
                     u = unit_of[op]
                     queue = queues[u]
                     kind, info = found[0], found[1]
                     if op is Opcode.MATMUL and run_of is not None and self.model.fold_overlap:
                         fresh, _, tail, ports, _ = info  # type: ignore[misc]
                         # right behind it (nothing between): the run alone decides
-                        info = (fresh, self._chained(run_of, instr, key), tail, ports, queue[-1][0] == CHAIN)
+                        info = (fresh, self._chained(run_of, instr, key), tail, ports, queue[-1][0] == CHAIN)  # type: ignore[arg-type,index]
                     queue.append((kind, idx - lo, info))
                     if u == Unit.MXU:
                         run_of = instr if op is Opcode.MATMUL else None
@@ -216,34 +238,51 @@ class Decoder:
                     if unit is Unit.CTRL:
                         raise ExecutionError(f"{op.name} names the ctrl unit, which has no queue; name dma, mxu, vec or noc")
                     queues[unit].append((SIGNAL if op is Opcode.SIGNAL else WAIT, idx - lo, instr[2]))
-                else:  # NoC
-                    noc_key = (core, shape_key[op](instr))
-                    found = noc_cache.get(noc_key)
-                    if found is None:
-                        found = noc_cache[noc_key] = self._noc(instr, core, num_cores)
-                    kind, info, sent = found
-                    for ev, n in sent:
-                        events[ev] = events.get(ev, 0) + n
-                    queues[Unit.NOC].append((kind, idx - lo, info))
+                else:  # NoC: each core's own
+                    noc.append((idx - lo, len(queues[Unit.NOC])))
+                    queues[Unit.NOC].append(None)
         except (ExecutionError, IsaError) as exc:
             raise ExecutionError(f"{where(core, idx, instrs[idx])}: {exc}".rstrip(".") + ".") from None
+        events: dict[Event, int] = {}
         for key, n in counts.items():
             for ev, per in cache[key][2]:
                 events[ev] = events.get(ev, 0) + n * per
         for queue in queues:
             queue.append((closing, hi - lo, None))
-        self._phase_count += 1
-        return _Phase(self._phase_count, tuple(tuple(q) for q in queues), events)
+        return _Shared(self._new_phase(tuple(tuple(q) for q in queues), events), tuple(noc))
 
-    def decode_core(self, core: int, instrs: tuple[Instr, ...], num_cores: int, seen: dict[tuple[object, ...], _Phase]) -> DecodedCore:
+    def _on_core(self, core: int, instrs: tuple[Instr, ...], lo: int, shared: _Shared, num_cores: int) -> _Phase:
+        """A shared phase with `core`'s own NoC entries and events in its gaps."""
+        phase = shared.phase
+        noc_queue = list(phase.queues[Unit.NOC])
+        events = dict(phase.events)
+        noc_cache, noc_key = self._noc_cache, _NOC_KEY
+        for rel, pos in shared.noc:
+            instr = instrs[lo + rel]
+            key = (core, noc_key[instr[0]](instr))
+            found = noc_cache.get(key)
+            if found is None:
+                try:
+                    found = noc_cache[key] = self._noc(instr, core, num_cores)
+                except (ExecutionError, IsaError) as exc:
+                    raise ExecutionError(f"{where(core, lo + rel, instr)}: {exc}".rstrip(".") + ".") from None
+            kind, info, sent = found
+            for ev, n in sent:
+                events[ev] = events.get(ev, 0) + n
+            noc_queue[pos] = (kind, rel, info)
+        queues = list(phase.queues)
+        queues[Unit.NOC] = tuple(noc_queue)
+        return self._new_phase(tuple(queues), events)
+
+    def decode_core(self, core: int, instrs: tuple[Instr, ...], num_cores: int, seen: dict[tuple[object, ...], object]) -> DecodedCore:
         """Per unit queue entries, phase by phase: a phase whose instructions have the shapes (every field but the
-        addresses) of one decoded before on this core (kept in `seen`, by core and shapes) takes its entries, so
-        repeated layers are decoded once."""
+        addresses) of one decoded before (kept in `seen`) takes its entries, so repeated layers are decoded once,
+        and so are the phases that cores share but for their NoC instructions (each core's own, `_Shared`)."""
         phase_queues: list[tuple[tuple[QueueEntry, ...], ...]] = []
         phase_lo: list[int] = []
         phases: list[dict[Event, int]] = []
         ids: list[int] = []
-        shape_key = _SHAPE_KEY
+        shape_key, noc_key = _SHAPE_KEY, _NOC_KEY
         n = len(instrs)
         ops = [i[0] for i in instrs]
         end = ops.index(Opcode.HALT) if Opcode.HALT in ops else n  # what follows a HALT never runs
@@ -254,10 +293,19 @@ class Decoder:
                 hi, closing = ops.index(Opcode.BARRIER, lo, end), BARRIER
             except ValueError:
                 hi, closing = end, HALT
-            key = (core, closing, tuple([shape_key[i[0]](i) for i in instrs[lo:hi]]))
-            phase = seen.get(key)
-            if phase is None:
-                phase = seen[key] = self._phase(core, instrs, lo, hi, num_cores, closing)
+            keys = tuple([shape_key[i[0]](i) for i in instrs[lo:hi]])
+            shared = seen.get((closing, keys))
+            if shared is None:
+                shared = seen[(closing, keys)] = self._shared(core, instrs, lo, hi, keys, closing)
+            assert isinstance(shared, _Shared)
+            phase = shared.phase
+            if shared.noc:
+                own = (core, phase.id, tuple(noc_key[instrs[lo + rel][0]](instrs[lo + rel]) for rel, _ in shared.noc))
+                found = seen.get(own)
+                if found is None:
+                    found = seen[own] = self._on_core(core, instrs, lo, shared, num_cores)
+                assert isinstance(found, _Phase)
+                phase = found
             phase_queues.append(phase.queues)
             phase_lo.append(lo)
             phases.append(phase.events)
@@ -277,5 +325,5 @@ def decode_program(program: Program, chip: ChipConfig) -> tuple[DecodedCore, ...
             f"{chip.mesh.rows}x{chip.mesh.cols} mesh; compile the program for this chip or set mesh.rows/mesh.cols"
         )
     decoder = Decoder.of(chip)
-    phases: dict[tuple[object, ...], _Phase] = {}  # this program's only: their keys hold every instruction's shape
+    phases: dict[tuple[object, ...], object] = {}  # this program's only: their keys hold every instruction's shape
     return tuple(decoder.decode_core(c, instrs, program.num_cores, phases) for c, instrs in enumerate(program.cores))
