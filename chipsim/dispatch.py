@@ -70,13 +70,7 @@ def _shape_key_getter(op: Opcode) -> Callable[[Instr], tuple[object, ...]]:
     return getter  # type: ignore[no-any-return]
 
 
-_NOC_OPS = (Opcode.NOC_SEND, Opcode.NOC_RECV)
-# A NoC instruction's entry depends on its core (its route, its message key): the part of a phase that the cores
-# share knows only where one lies, and each core's NoC entries are keyed by their own shapes (_NOC_KEY) and core.
-_NOC_KEY: dict[Opcode, Callable[[Instr], tuple[object, ...]]] = {op: _shape_key_getter(op) for op in _NOC_OPS}
-_SHAPE_KEY: dict[Opcode, Callable[[Instr], tuple[object, ...]]] = {
-    op: itemgetter(0) if op in _NOC_OPS else _shape_key_getter(op) for op in Opcode
-}
+_SHAPE_KEY: dict[Opcode, Callable[[Instr], tuple[object, ...]]] = {op: _shape_key_getter(op) for op in Opcode}
 _SHAPED, _SYNC, _NOC, _BARRIER, _HALT = range(5)
 _CATEGORY: dict[Opcode, int] = {
     op: _SYNC if op in (Opcode.SIGNAL, Opcode.WAIT) else _NOC if op in (Opcode.NOC_SEND, Opcode.NOC_RECV)
@@ -251,15 +245,15 @@ class Decoder:
             queue.append((closing, hi - lo, None))
         return _Shared(self._new_phase(tuple(tuple(q) for q in queues), events), tuple(noc))
 
-    def _on_core(self, core: int, instrs: tuple[Instr, ...], lo: int, shared: _Shared, num_cores: int) -> _Phase:
+    def _on_core(self, core: int, instrs: tuple[Instr, ...], lo: int, keys: tuple[object, ...], shared: _Shared, num_cores: int) -> _Phase:
         """A shared phase with `core`'s own NoC entries and events in its gaps."""
         phase = shared.phase
         noc_queue = list(phase.queues[Unit.NOC])
         events = dict(phase.events)
-        noc_cache, noc_key = self._noc_cache, _NOC_KEY
+        noc_cache = self._noc_cache
         for rel, pos in shared.noc:
             instr = instrs[lo + rel]
-            key = (core, noc_key[instr[0]](instr))
+            key = (core, keys[rel])
             found = noc_cache.get(key)
             if found is None:
                 try:
@@ -276,13 +270,13 @@ class Decoder:
 
     def decode_core(self, core: int, instrs: tuple[Instr, ...], num_cores: int, seen: dict[tuple[object, ...], object]) -> DecodedCore:
         """Per unit queue entries, phase by phase: a phase whose instructions have the shapes (every field but the
-        addresses) of one decoded before (kept in `seen`) takes its entries, so repeated layers are decoded once,
-        and so are the phases that cores share but for their NoC instructions (each core's own, `_Shared`)."""
+        addresses) of one decoded before (kept in `seen`) takes its entries, on any core, so repeated layers are
+        decoded once and so are the phases that several cores run (with each core's own NoC entries, `_Shared`)."""
         phase_queues: list[tuple[tuple[QueueEntry, ...], ...]] = []
         phase_lo: list[int] = []
         phases: list[dict[Event, int]] = []
         ids: list[int] = []
-        shape_key, noc_key = _SHAPE_KEY, _NOC_KEY
+        shape_key = _SHAPE_KEY
         n = len(instrs)
         ops = [i[0] for i in instrs]
         end = ops.index(Opcode.HALT) if Opcode.HALT in ops else n  # what follows a HALT never runs
@@ -299,11 +293,10 @@ class Decoder:
                 shared = seen[(closing, keys)] = self._shared(core, instrs, lo, hi, keys, closing)
             assert isinstance(shared, _Shared)
             phase = shared.phase
-            if shared.noc:
-                own = (core, phase.id, tuple(noc_key[instrs[lo + rel][0]](instrs[lo + rel]) for rel, _ in shared.noc))
-                found = seen.get(own)
+            if shared.noc:  # the same NoC instructions (their shapes are in the key) on another core: other routes
+                found = seen.get((core, phase.id))
                 if found is None:
-                    found = seen[own] = self._on_core(core, instrs, lo, shared, num_cores)
+                    found = seen[(core, phase.id)] = self._on_core(core, instrs, lo, keys, shared, num_cores)
                 assert isinstance(found, _Phase)
                 phase = found
             phase_queues.append(phase.queues)

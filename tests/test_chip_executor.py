@@ -572,7 +572,7 @@ def test_a_race_gives_exact_cycles_and_stops_only_the_slower_programs():
 
 def test_cores_share_the_decoding_of_a_phase_but_for_their_noc_entries():
     """Dispatch decodes a phase once for every core whose instructions have its shapes (addresses aside); each
-    core's NoC instructions get their own entries (routes, message keys) and events (byte-hops over their path)."""
+    core's NoC instructions get their own entries (routes) and events (byte-hops over their path)."""
     from chipsim.dispatch import SEND, decode_program
     from chipsim.energy import Event
 
@@ -584,15 +584,15 @@ def test_cores_share_the_decoding_of_a_phase_but_for_their_noc_entries():
     dma_ld sram=spad:0x0 dram=0x{a:x} rows=4 cols=8 stride=8 dtype=int8
     halt
 """
-    sends = {0: 1, 1: 3, 2: 0, 3: 0}  # one hop each but the last (3 -> 2 -> 0)
+    sends = {0: 2, 1: 2, 2: 0, 3: 2}  # three cores send alike, over one hop, two (1 -> 0 -> 2) and one
     text = ".mesh 2 2\n" + "".join(f".core {c}\n" + body.format(a=0x40 * (c + 1), dst=d) for c, d in sends.items())
     c = make_chip(**{"mesh.rows": 2, "mesh.cols": 2})
     decoded = decode_program(parse(text), c)
-    first = [d.phase_queues[0] for d in decoded]
-    assert all(q[u] is first[0][u] for q in first for u in (Unit.DMA, Unit.MXU, Unit.VEC))  # decoded once
-    routes = [q[Unit.NOC][1] for q in first]
-    assert all(r[0] == SEND for r in routes) and len({r[2][2] for r in routes}) == 4  # each core's own path
-    assert [d.phase_events[0][Event.NOC_BYTE_HOPS] for d in decoded] == [32, 32, 32, 64]
+    alike = [decoded[i].phase_queues[0] for i in (0, 1, 3)]
+    assert all(q[u] is alike[0][u] for q in alike for u in (Unit.DMA, Unit.MXU, Unit.VEC))  # decoded once
+    assert decoded[2].phase_queues[0][Unit.DMA] is not alike[0][Unit.DMA]  # another NoC shape: a phase of its own
+    routes = [q[Unit.NOC][1] for q in alike]
+    assert all(r[0] == SEND for r in routes) and len({r[2][2] for r in routes}) == 3  # each core's own path
+    assert [d.phase_events[0][Event.NOC_BYTE_HOPS] for d in decoded] == [32, 64, 32, 32]
     assert len({d.phase_ids[1] for d in decoded}) == 1 and len({d.phase_ids[0] for d in decoded}) == 4
-    r = execute(parse(text), c, functional=False)
-    assert r.events["noc_byte_hops"] == 160
+    assert execute(parse(text), c, functional=False).events["noc_byte_hops"] == 160
