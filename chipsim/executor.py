@@ -28,6 +28,7 @@ from __future__ import annotations
 import gc
 import heapq
 import math
+import threading
 import types
 from collections import deque
 from collections.abc import Sequence
@@ -79,9 +80,10 @@ def timed(program: Program, chip: ChipConfig) -> tuple[int, float]:
 
 _FIRST_STEP_CYCLES = 4096  # the race's first step of simulated time; each later step is 5/4 of the one before
 
-# The race's fastest run, kept for one `execute` of its program: the application executes the program the mapper
-# picked by a race (mapper.lower), and timing only that is the same run, so it is not simulated again.
-_kept: list[tuple[Program, ChipConfig, _Run]] = []
+# The race's fastest run, kept for one `execute` of its program in the same thread (a Dask worker may run points
+# on several): the application executes the program the mapper picked by a race (mapper.lower), and timing only
+# that is the same run, so it is not simulated again.
+_kept = threading.local()
 
 
 def fastest(programs: Sequence[Program], chip: ChipConfig) -> tuple[int | None, ...]:
@@ -107,7 +109,7 @@ def fastest(programs: Sequence[Program], chip: ChipConfig) -> tuple[int | None, 
         over = [o or run.advance(best) for run, o in zip(runs, over)]
         cycles = tuple(run.cycles() if o else None for run, o in zip(runs, over))
         win = min((c, i) for i, c in enumerate(cycles) if c is not None)[1]
-        _kept[:] = [(programs[win], chip, runs[win])]
+        _kept.run = (programs[win], chip, runs[win])
         return cycles
     finally:
         if collecting:
@@ -143,8 +145,10 @@ def execute(
             dram_bytes=int(dram.size) if dram is not None else 1 << 40,
             array_rows=core.tensor_core.rows, array_cols=core.tensor_core.cols,
         )
-    if not functional and not trace and replay and _kept and _kept[0][0] is program and _kept[0][1] == chip:
-        return _kept.pop()[2].result()
+    kept = getattr(_kept, "run", None)
+    if not functional and not trace and replay and kept is not None and kept[0] is program and kept[1] == chip:
+        _kept.run = None
+        return kept[2].result()
     return _simulated(program, chip, dram if functional else None, trace, replay).result()
 
 

@@ -564,7 +564,7 @@ def test_a_race_gives_exact_cycles_and_stops_only_the_slower_programs():
     assert raced[1] == raced[3] == best and raced[0] is None  # 8x the rows: stopped once the others ended
     assert all(r == w if r is not None else w > best for r, w in zip(raced, whole))
     kept = execute(programs[1], c, functional=False)
-    assert not executor._kept  # taken by that execute
+    assert executor._kept.run is None  # taken by that execute
     fresh = execute(programs[1], c, functional=False)
     assert (kept.cycles, dict(kept.events), dict(kept.energy_j), kept.phases) == (fresh.cycles, dict(fresh.events), dict(fresh.energy_j), fresh.phases)
     assert all(np.array_equal(a, b) for a, b in zip(kept.instr_start + kept.instr_end, fresh.instr_start + fresh.instr_end))
