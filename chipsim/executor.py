@@ -18,6 +18,8 @@ Model (the `## Timing` section of isa/SPEC.md has the full statement):
 - Timing-only runs without a global buffer time each distinct phase once: a barrier-to-barrier phase that starts
   from an idle chip (nothing pending, every semaphore zero, DRAM and links free) with the instructions of a phase
   already run repeats that phase's record, shifted in time (BERT's identical layers).
+- `fastest` races timing-only runs of several programs (the mapper's candidates) in steps of simulated time and
+  stops the ones behind once the fastest has ended; each count it gives is the whole run's.
 - Functional mode performs each instruction's effect with isa.semantics when the executor processes it; a
   program whose units are ordered by SIGNAL/WAIT (what isa.verify and the mapper guarantee) computes the same
   values as the plain in-order interpreter. Timing-only mode runs the identical schedule without arithmetic.
@@ -89,8 +91,9 @@ _kept = threading.local()
 def fastest(programs: Sequence[Program], chip: ChipConfig) -> tuple[int | None, ...]:
     """Each program's cycles on `chip` (timing only), or None for one that runs past the end of the fastest: they
     run side by side in growing steps of simulated time, and one still running when the fastest has ended is
-    stopped there, so a candidate several times slower than the best costs no more simulation than the best
-    (the mapper's re-check of its cheapest tilings: the analytic favourite is not always the fastest). Every
+    stopped there, so a candidate several times slower than the best costs about as much simulation as the best
+    (at most 5/4 of it; the mapper's re-check of its cheapest tilings: the analytic favourite is not always the
+    fastest, and on 16 cores was measured up to 4x slower than the one it ranked fourth). Every
     cycle count given is exactly what running that program whole gives; the fastest, the first of equals, is
     among them."""
     collecting = gc.isenabled()
