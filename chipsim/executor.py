@@ -27,13 +27,14 @@ Model (the `## Timing` section of isa/SPEC.md has the full statement):
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import heapq
 import math
 import threading
 import types
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,9 +97,7 @@ def fastest(programs: Sequence[Program], chip: ChipConfig) -> tuple[int | None, 
     fastest, and on 16 cores was measured up to 4x slower than the one it ranked fourth). Every
     cycle count given is exactly what running that program whole gives; the fastest, the first of equals, is
     among them."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with _collector_paused():
         runs = [_Run(p, chip, decode_program(p, chip), None, trace=False) for p in programs]
         for run in runs:
             run.start()
@@ -114,9 +113,6 @@ def fastest(programs: Sequence[Program], chip: ChipConfig) -> tuple[int | None, 
         win = min((c, i) for i, c in enumerate(cycles) if c is not None)[1]
         _kept.run = (programs[win], chip, runs[win])
         return cycles
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def execute(
@@ -155,19 +151,25 @@ def execute(
     return _simulated(program, chip, dram if functional else None, trace, replay).result()
 
 
-def _simulated(program: Program, chip: ChipConfig, dram: np.ndarray | None, trace: bool, replay: bool) -> _Run:
-    """The program decoded and run to its end (values computed on `dram` unless None)."""
-    # Decoding and scheduling allocate many small acyclic tuples; the cyclic garbage collector's scans of them
-    # would double the run time (measured in benchmarks/bench_executor.py), so it is paused during the run.
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Decoding and scheduling allocate many small acyclic tuples; the cyclic garbage collector's scans of them
+    would double the run time (measured in benchmarks/bench_executor.py), so it is paused during a run."""
     collecting = gc.isenabled()
     gc.disable()
     try:
-        run = _Run(program, chip, decode_program(program, chip), dram, trace, replay)
-        run.simulate()
-        return run
+        yield
     finally:
         if collecting:
             gc.enable()
+
+
+def _simulated(program: Program, chip: ChipConfig, dram: np.ndarray | None, trace: bool, replay: bool) -> _Run:
+    """The program decoded and run to its end (values computed on `dram` unless None)."""
+    with _collector_paused():
+        run = _Run(program, chip, decode_program(program, chip), dram, trace, replay)
+        run.simulate()
+        return run
 
 
 @dataclass(frozen=True, slots=True)

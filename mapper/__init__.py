@@ -8,7 +8,7 @@ from collections.abc import Callable
 import networkx as nx
 
 from isa import DType
-from mapper.context import MapperContext, Objective
+from mapper.context import MapperContext, Objective, first_fastest
 from mapper.emit import Lowered, emit
 from mapper.errors import MapperError
 from mapper.fuse import fuse_epilogues
@@ -75,8 +75,7 @@ def lower(workload: nx.DiGraph, ctx: MapperContext, *, verify: bool = False) -> 
     if len(variants) == 1:
         return lowered
     if ctx.race is not None and ctx.objective is Objective.LATENCY:
-        raced = ctx.race([low.program for low in variants], ctx.chip)
-        return variants[min((c, i) for i, c in enumerate(raced) if c is not None)[1]]
+        return variants[first_fastest(ctx.race([low.program for low in variants], ctx.chip))]
     return min(variants, key=lambda low: ctx.objective.score(*measure(low.program, ctx.chip)))
 
 

@@ -15,6 +15,11 @@ Measure = Callable[[Program, ChipConfig], tuple[int, float]]  # a program's cycl
 Race = Callable[[Sequence[Program], ChipConfig], tuple[int | None, ...]]
 
 
+def first_fastest(raced: Sequence[int | None]) -> int:
+    """The index of a race's fastest program, the first of equals (None: stopped behind it)."""
+    return min((c, i) for i, c in enumerate(raced) if c is not None)[1]
+
+
 class Objective(enum.StrEnum):
     """What the mapping search minimises (`mapper.objective`): cycles, joules, or their product."""
 

@@ -20,7 +20,7 @@ from functools import lru_cache
 from chipsim.config import ChipConfig
 from chipsim.cost_model import TimingModel, joules
 from isa import DType, Mem, Opcode, Program
-from mapper.context import MapperContext, Measure, Objective, Race
+from mapper.context import MapperContext, Measure, Objective, Race, first_fastest
 from mapper.emit import Lowered, emit
 from mapper.kernels import Gemm, KernelGraphFacts, OnChip, Tiling, kernel_graph
 from mapper.layout import TensorRole, TensorShape, allocate_dram
@@ -60,8 +60,7 @@ def _best(k: Gemm, ranked: tuple[Tiling, ...], chip: ChipConfig, reserved_spad: 
     if len(keep) == 1:  # the guard leaves one: nothing to measure
         return ranked[keep[0]]
     if race is not None:  # latency: the first of the fastest; the slower ones are stopped once they fall behind
-        raced = race([lowered[i].program for i in keep], chip)
-        return ranked[min((c, i) for i, c in zip(keep, raced) if c is not None)[1]]
+        return ranked[keep[first_fastest(race([lowered[i].program for i in keep], chip))]]
     model = TimingModel.of(chip)
     score = {}
     for i in keep:
