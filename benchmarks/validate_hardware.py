@@ -34,7 +34,8 @@ A100_432_CORES = (
     "chip.core.accumulator.size_kib=64", "chip.core.accumulator.banks=1", "chip.core.accumulator.bytes_per_cycle=128",
     "chip.core.vector.lanes=16", "chip.core.dma.bytes_per_cycle=12", "chip.core.dma.engines=1",
 )
-PHASES = ("emb", "qkv", "attn", "attn_out", "ln1", "ffn1", "ffn2", "ln2", "cls")
+# the per-layer kinds in layer order; a projection and the LayerNorm after it may share one phase (attn_out+ln1)
+PHASES = ("emb", "qkv", "attn", "attn_out", "ln1", "attn_out+ln1", "ffn1", "ffn2", "ln2", "ffn2+ln2", "cls")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +64,7 @@ def timing_run(label: str, chip: str, batch: int, overrides: Sequence[str] = ())
     t0 = time.perf_counter()
     rec = run(cfg, functional=False).record
     wall = time.perf_counter() - t0
-    phases = {p: 0 for p in PHASES}
+    phases: dict[str, int] = {}
     for layer in rec.per_layer:
         phases[layer.kind] = phases.get(layer.kind, 0) + layer.cycles
     dram_bytes = rec.dram_bytes
@@ -143,6 +144,9 @@ def hardware_results(batches: tuple[int, int] | None, *, sensitivity: bool, prog
 
 
 def hardware_tables(h: HardwareResults) -> list[str]:
+    runs = (*h.runs, *h.sensitivity, h.tpuv1)
+    seen = {p for r in runs for p in r.phase_cycles}
+    kinds = [p for p in PHASES if p in seen] + sorted(seen - set(PHASES))  # the kinds the runs have, in layer order
     lines = [
         "| precision | batch | published (TensorRT, A100-40GB) ms | chipsim ms | error | how |",
         "|---|---:|---:|---:|---:|---|",
@@ -155,13 +159,13 @@ def hardware_tables(h: HardwareResults) -> list[str]:
         "",
         "| run | batch | chipsim ms | bound ms (limiter) | compute bound ms | DRAM MB / seq | MAC utilization "
         "| energy mJ / seq | "
-        + " | ".join(f"{p} %" for p in PHASES)
+        + " | ".join(f"{p} %" for p in kinds)
         + " | wall s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(PHASES) + "---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(kinds) + "---:|",
     ]
-    for r in (*h.runs, *h.sensitivity, h.tpuv1):
+    for r in runs:
         total = sum(r.phase_cycles.values()) or 1
-        shares = " | ".join(f"{100 * r.phase_cycles.get(p, 0) / total:.0f}" for p in PHASES)
+        shares = " | ".join(f"{100 * r.phase_cycles.get(p, 0) / total:.0f}" for p in kinds)
         lines.append(
             f"| {r.label} | {r.batch} | {r.latency_ms:.3f} | {r.bound_ms:.3f} ({r.bound_limiter}) "
             f"| {r.compute_bound_ms:.3f} | {r.dram_mb_per_seq:.1f} | {100 * r.utilization:.1f}% | {r.energy_mj_per_seq:.2f} | {shares} | {r.wall_s:.0f} |"

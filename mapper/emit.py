@@ -1,7 +1,10 @@
 """The emit step: kernel graph -> one ISA program per core.
 
-Each kernel becomes, on every core, the instruction queues of its work items followed by a BARRIER; kernels of
-one phase (e.g. the Q, K and V projections) share a label for per-layer reporting. Within a phase a core
+Each kernel becomes, on every core, the instruction queues of its work items followed by a BARRIER, but for a
+GEMM whose fp32 result stays on chip as the input rows of the LayerNorm after it (kernels.hands_rows): the two
+share one phase, the GEMM's last tile sent to the rows' owners in rounds of the LayerNorm's items
+(`handoff_sends`) and each item normalized as soon as its round is in. A phase's kernels share its label for
+per-layer reporting (`l3.ffn2+ln2`); each instruction keeps its kernel's name in `Lowered.labels`. Within a phase a core
 pipelines its items through DMA -> MXU -> VEC -> DMA with channels of buffer slots (mapper/sync.py): two each,
 a GEMM's weight tiles and their scales three where the scratchpad holds them (Tiling.w_slots), or one per tile
 where earlier kernels load them ahead (`_plan_ahead`). The vector-unit sequences are exactly the float32
@@ -10,6 +13,7 @@ operation orders of `workloads.numerics`, so an int8 chip reproduces the quantiz
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -47,12 +51,14 @@ from isa import (
     Vrsum,
     Vscale,
     Vsub,
+    Wait,
 )
 from chipsim.config import Dataflow
 from chipsim.cost_model import ComputeCost, TimingModel
 from isa.semantics import NUM_SEMAPHORES
 from mapper.context import MapperContext
-from mapper.kernels import Attention, Gemm, Kernel, KernelGraphFacts, OnChip, Residency, RowNorm, block_offset, block_pieces, graph_facts
+from mapper.errors import MapperError
+from mapper.kernels import Attention, Gemm, Kernel, KernelGraphFacts, OnChip, Residency, RowNorm, block_offset, block_pieces, graph_facts, hands_rows
 from mapper.kernels import Bcast as AddBcast
 from mapper.layout import DramLayout, Tensor
 from mapper.place import owned_rows
@@ -73,12 +79,13 @@ class Lowered:
 
     program: Program
     layout: DramLayout
-    labels: tuple[tuple[str, ...], ...]  # per core, per instruction: phase name
+    labels: tuple[tuple[str, ...], ...]  # per core, per instruction: its kernel (a BARRIER and HALT: the phase)
     phases: tuple[str, ...]
     phase_macs: dict[str, int]
     phase_mapping: dict[str, str]  # per phase name: how its kernels were tiled and placed, in words
-    # DRAM bytes a phase loads for a later one (the next GEMM's first weight tiles): (loading phase, for phase, bytes)
+    # DRAM bytes a kernel loads for a later one (the next GEMM's first weight tiles): (loading kernel, for kernel, bytes)
     ahead_bytes: tuple[tuple[str, str, int], ...] = ()
+    phase_kernels: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # per phase name: its kernels
 
 
 # ---- small instruction helpers ------------------------------------------------------------------------------
@@ -135,8 +142,13 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     dram = facts.dram
     outq_chip, outf_chip = facts.on_chip_of(k.out_q), facts.on_chip_of(k.out_f)
     items = work[b.core]
+    # the fp32 result handed, row block by row block, to the LayerNorm of this phase (kernels.hands_rows)
+    handing = b.handoff_rows is not None and outf_chip is not None
     if not items:
-        _gemm_recvs(b, k, work, outq_chip, outf_chip, ctx)
+        if handing:
+            _handoff_rounds(b, k, work, outf_chip, ctx, [])
+        else:
+            _gemm_recvs(b, k, work, outq_chip, outf_chip, ctx)
         return
     tm, tn, tk = k.tiling.tm, k.tiling.tn, k.tiling.tk
     int8, q = ctx.int8, ctx.q_itemsize
@@ -191,6 +203,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
         b.wait(Unit.MXU, a_ready)
 
     loads, stores, mxu, vec = [], [], [], []
+    handed: list[list[Instr]] = []  # handing: the last tile's sends, round by round (handoff_sends)
     w_slot = aux_slot = -1
     w_loads = 0  # weight tiles acquired so far; the first b.slots_loaded are in their slots already
     # the tiles with an epilogue here (a tile whose partial sums go to another core has none) and their scales'
@@ -335,7 +348,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
                     b.emit(Unit.NOC, NocSend(dst_core=0, mem=Mem.SPAD, addr=at + (c0 - n0) * q, bytes=(r1 - r0) * (c1 - c0) * q,
                                              tag=idx % PARTIAL_TAG, multicast=True, rows=r1 - r0 if strided else 1,
                                              stride_bytes=cols * q if strided else 0))
-            if outf_chip is not None:
+            if outf_chip is not None and not (handing and idx == len(items) - 1):
                 b.wait(Unit.NOC, ready)
                 for dst in owner_order(b.core, ctx.cores):  # a piece lies within one owner's rows
                     first, n_own = owners[dst]
@@ -345,7 +358,26 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
                                                  bytes=(hi - lo) * cols * 4, tag=idx % PARTIAL_TAG))
         if ch_out is not None and outq_chip is not None:
             ch_out.release(o_slot)
-        if outf_chip is not None:
+        if outf_chip is not None and handing and idx == len(items) - 1:
+            assert b.handoff_rows is not None
+            # the epilogue's pieces are the owners' row blocks (epilogue_pieces); each send waits for its piece
+            piece_owner = [next(o for o, (first, n) in enumerate(owners) if first <= m0 + r0 < first + n) for r0, _ in pieces]
+            waited = 0
+            rounds = handoff_sends(m0, rows, b.core, ctx.cores, b.handoff_rows)
+            for r, sends in enumerate(rounds):
+                with b.capture(Unit.NOC) as nq:
+                    for dst, lo, hi in sends:
+                        while waited <= piece_owner.index(dst):
+                            b.wait(Unit.NOC, ready)
+                            waited += 1
+                        b.emit(Unit.NOC, NocSend(dst_core=dst, mem=Mem.ACC, addr=acc.addr + (lo - m0) * cols * 4,
+                                                 bytes=(hi - lo) * cols * 4, tag=idx % PARTIAL_TAG))
+                    if r == len(rounds) - 1:
+                        for _ in range(waited, len(pieces)):
+                            b.wait(Unit.NOC, ready)
+                        ch_acc.release(c, Unit.NOC)
+                handed.append(nq)
+        elif outf_chip is not None:
             ch_acc.release(c, Unit.NOC)
     _issue_prefetch(b, loads, after=-1)
     # How many items the loads run ahead of the stores. Store i waits for item i's epilogue; a load placed before it
@@ -357,7 +389,11 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     b.queues[Unit.DMA].extend(interleave(loads, stores, ahead=lead))
     b.queues[Unit.MXU].extend(instr for stage in mxu for instr in stage)
     b.queues[Unit.VEC].extend(instr for stage in vec for instr in stage)
-    _gemm_recvs(b, k, work, outq_chip, outf_chip, ctx)
+    if handing:
+        assert outf_chip is not None
+        _handoff_rounds(b, k, work, outf_chip, ctx, handed)
+    else:
+        _gemm_recvs(b, k, work, outq_chip, outf_chip, ctx)
     for ch in (ch_a, ch_w, ch_aux, ch_out, ch_acc):
         if ch is not None:
             ch.drain()
@@ -406,6 +442,69 @@ def _recv_pieces(k: Gemm, work: Work, cores: int, to_owners: bool) -> tuple[tupl
             for r0, r1 in epilogue_pieces(k, m0, rows, idx == len(src_items) - 1, src, cores, to_owners):
                 out.append((src, idx % PARTIAL_TAG, n0, cols, m0 + r0, m0 + r1))
     return tuple(out)
+
+
+def handoff_sends(m0: int, rows: int, core: int, cores: int, norm_items: Work) -> list[list[tuple[int, int, int]]]:
+    """The sends of a core's last tile (rows m0 .. m0 + rows) of a GEMM handing its fp32 result to the LayerNorm of
+    its phase, in rounds: round r sends every owner its r-th LayerNorm item's rows within the tile, owners in
+    owner_order, as (owner, first row, end row). An owner's LayerNorm starts on an item once its round is in,
+    while the later rounds are still on the way (its items' rows from every core's last tile, the earlier tiles
+    received before the first round)."""
+    out = []
+    for r in range(max(len(w) for w in norm_items)):
+        sends = []
+        for dst in owner_order(core, cores):
+            if r < len(norm_items[dst]):
+                r0, n = norm_items[dst][r]
+                lo, hi = max(r0, m0), min(r0 + n, m0 + rows)
+                if lo < hi:
+                    sends.append((dst, lo, hi))
+        out.append(sends)
+    return out
+
+
+def _handoff_rounds(b: CoreBuilder, k: Gemm, work: Work, outf_chip: OnChip, ctx: MapperContext, handed: list[list[Instr]]) -> None:
+    """The NoC queue's end on a core of a GEMM handing its rows to the LayerNorm of its phase: per round, this
+    core's sends of it (`handed`, from emit_gemm; none on a core without a last tile), then its receives of the
+    round, then a SIGNAL telling its vector unit that its LayerNorm item of that round has every row in. Every
+    core's round-r sends come before its round-r receives, so no NoC queue waits on one that waits on it."""
+    assert b.handoff_rows is not None
+    me = b.core
+    recvs = _handoff_recvs(k, work, outf_chip, ctx.cores, me, b.handoff_rows)
+    for r, received in enumerate(recvs):
+        if r < len(handed):
+            b.queues[Unit.NOC].extend(handed[r])
+        b.queues[Unit.NOC].extend(received)
+        if r < len(b.handoff_rows[me]):
+            b.signal(Unit.NOC, b.handoff)
+
+
+@functools.lru_cache(maxsize=1 << 10)  # bounded: a sweep worker meets many chips
+def _handoff_recvs(k: Gemm, work: Work, outf_chip: OnChip, cores: int, me: int, norm_items: Work) -> tuple[tuple[Instr, ...], ...]:
+    """Per round of handoff_sends, core `me`'s receives of the fp32 rows it owns: into the first round every core's
+    tiles before its last (each sent whole, owner by owner), and in round r every core's round-r piece of its last
+    tile."""
+    assert k.tiling is not None
+    first, n_own = owned_rows(k.m, cores)[me]
+    rounds: list[list[Instr]] = [[] for _ in range(max(len(w) for w in norm_items))]
+
+    def recv(src: int, tag: int, n0: int, cols: int, lo: int, hi: int) -> Instr:
+        return NocRecv(src_core=src, mem=outf_chip.mem, addr=outf_chip.addr + ((lo - first) * k.n + n0) * 4,
+                       bytes=(hi - lo) * cols * 4, tag=tag, rows=hi - lo, stride_bytes=k.n * 4)
+
+    for src, src_items in enumerate(work):
+        for idx, (m0, n0, k0, _) in enumerate(src_items):
+            if k0 > 0:  # partial sums, sent to the core finishing the tile
+                continue
+            rows, cols, tag = min(k.tiling.tm, k.m - m0), k.tile_cols(n0), idx % PARTIAL_TAG
+            if idx == len(src_items) - 1:
+                for r, sends in enumerate(handoff_sends(m0, rows, src, cores, norm_items)):
+                    rounds[r] += [recv(src, tag, n0, cols, lo, hi) for dst, lo, hi in sends if dst == me]
+            else:
+                lo, hi = max(m0, first), min(m0 + rows, first + n_own)
+                if lo < hi:
+                    rounds[0].append(recv(src, tag, n0, cols, lo, hi))
+    return tuple(tuple(r) for r in rounds)
 
 
 EPILOGUE_PIECES = 4  # row pieces of a core's last GEMM epilogue, each at least EPILOGUE_PIECE_ROWS rows
@@ -719,6 +818,8 @@ def emit_rownorm(b: CoreBuilder, k: RowNorm, work: Work, facts: KernelGraphFacts
         else:
             assert inp_chip is not None
             x = owned(inp_chip, r0)  # worked in place: the rows are this kernel's alone
+        if b.handoff >= 0:  # the input rows, handed over by the GEMM of this phase (handoff_sends), are in
+            b.wait(Unit.VEC, b.handoff)
         for (name, how, const, ch, bufs), a_slot in zip(adds, slots):
             if const is not None:
                 b.emit(Unit.VEC, _bin(Vadd, x, x, const, rows, h, Bcast.ROW))
@@ -901,27 +1002,28 @@ def _run_cycles(model: TimingModel, matmuls: list[Instr]) -> int:
                for p, i in zip([None, *matmuls], matmuls))
 
 
-def _within_idle_dram(b: CoreBuilder, pre: list[Instr], ctx: MapperContext, gemm: bool = False) -> int:
+def _within_idle_dram(b: CoreBuilder, pre: list[Instr], ctx: MapperContext, gemm: bool = False, start: tuple[int, int, int] = (0, 0, 0)) -> int:
     """How many of the loads `pre` (in order) this core's share of the DRAM carries while its vector unit runs the
     kernel just emitted (a GEMM: its array, vector unit or NoC interface, the busiest), next to the kernel's own
     DMA traffic (instruction costs from the executor's TimingModel; the DRAM shared evenly by every core). The
     attention's vector unit starts only once its first item's loads are in and its first scores are out of the
     array: that ramp is part of its time (without it, BERT-base on a 2x2 of 256x256 left its DRAM idle in the
-    attention and streamed 1,300 cycles a layer more in FFN1)."""
+    attention and streamed 1,300 cycles a layer more in FFN1). `start`: where the kernel's part of the DMA, MXU and
+    VEC queues begins (a LayerNorm sharing a GEMM's phase: its loads go after the GEMM's, in its own time)."""
     model = TimingModel.of(ctx.chip)
     ahead = {id(i) for i in pre}
-    vec = sum(_vec_cycles(model, i) for i in b.queues[Unit.VEC] if i.op not in (Opcode.SIGNAL, Opcode.WAIT))
+    dma, mxu, vecq = (b.queues[u][at:] for u, at in zip((Unit.DMA, Unit.MXU, Unit.VEC), start))
+    vec = sum(_vec_cycles(model, i) for i in vecq if i.op not in (Opcode.SIGNAL, Opcode.WAIT))
     if gemm:
-        vec = max(vec, _run_cycles(model, [i for i in b.queues[Unit.MXU] if i.op is Opcode.MATMUL]),
+        vec = max(vec, _run_cycles(model, [i for i in mxu if i.op is Opcode.MATMUL]),
                   sum(i.bytes for i in b.queues[Unit.NOC] if i.op is Opcode.NOC_SEND) / ctx.chip.noc.link_bytes_per_cycle)
     else:
-        first = next((i for i in b.queues[Unit.MXU] if i.op is Opcode.MATMUL), None)
+        first = next((i for i in mxu if i.op is Opcode.MATMUL), None)
         if first is not None:
-            dma = b.queues[Unit.DMA]
             head = dma[:next((j for j, i in enumerate(dma) if i.op is Opcode.SIGNAL), len(dma))]
             costs = [model.dma(i.rows * i.cols * i.dtype.itemsize, i.mem, load=True) for i in head if i.op is Opcode.DMA_LD and id(i) not in ahead]
             vec += sum(c.engine_cycles + c.latency_cycles for c in costs) + model.cost(first).cycles  # type: ignore[union-attr]
-    own = sum(i.rows * i.cols * i.dtype.itemsize for i in b.queues[Unit.DMA] if i.op in (Opcode.DMA_LD, Opcode.DMA_ST) and id(i) not in ahead)
+    own = sum(i.rows * i.cols * i.dtype.itemsize for i in dma if i.op in (Opcode.DMA_LD, Opcode.DMA_ST) and id(i) not in ahead)
     budget = vec * ctx.chip.dram_bytes_per_cycle / ctx.cores - own
     n = 0
     for i in pre:
@@ -983,8 +1085,12 @@ def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: K
 
     k, _ = seq[i]
     pins = {p.at: p for p in b.pins}
-    ceiling = min((p.slots[-1] for p in b.pins), default=b.spad_bytes)
-    floor = ceiling  # below what is kept, and below kernel i's own slots if it has none kept
+    kept_top = min((p.slots[-1] for p in b.pins), default=b.spad_bytes)
+    # kernel i's own buffers below what is kept and below a GEMM sharing its phase (CoreBuilder.reserved_top); new
+    # slots below what is kept, and below kernel i's own slots if it has none kept: over that GEMM's slots too, which
+    # its loads into them wait for (mapper.emit: the GEMM's closing WAITs go before them)
+    ceiling = kept_top if b.reserved_top is None else min(kept_top, b.reserved_top)
+    floor = kept_top
     if isinstance(k, Gemm) and i not in pins and seq[i][1][b.core]:
         t = k.tiling
         assert t is not None
@@ -1058,7 +1164,10 @@ def _preload_first_fold(at: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder,
         fits = memo.get(key) if emitted is not None else None
         if fits is None:
             work_of = [sum(map(cycles, b.queues[u])) for u in (Unit.DMA, Unit.MXU, Unit.VEC)]
-            fits = max(work_of[1], sum(map(cycles, dma[:here + 1]))) + cycles(ldw) <= max(work_of)
+            busiest = max(work_of)
+            if b.reserved_top is not None:  # a LayerNorm sharing a GEMM's phase: its vector work follows the array's
+                busiest = max(busiest, work_of[1] + sum(map(cycles, b.queues[Unit.VEC][b.handed[Unit.VEC]:])))
+            fits = max(work_of[1], sum(map(cycles, dma[:here + 1]))) + cycles(ldw) <= busiest
             if emitted is not None:
                 if len(memo) >= 1 << 12:  # bounded: a sweep worker meets many chips
                     memo.clear()
@@ -1099,10 +1208,11 @@ class _UnitCycles:
 
 
 def phase_name(ks: list[Kernel]) -> str:
+    """`l3.ffn1`; kernels of one phase `l3.qkv`, of one barrier-free phase `l3.ffn2+ln2`."""
     if len(ks) == 1:
         return ks[0].name
     prefix = ks[0].name.rsplit(".", 1)[0]
-    return f"{prefix}." + "".join(k.name.rsplit(".", 1)[1] for k in ks)
+    return f"{prefix}." + ("" if all(k.phase == ks[0].phase for k in ks) else "+").join(k.name.rsplit(".", 1)[1] for k in ks)
 
 
 def describe_mapping(k: Kernel, work: tuple[tuple[object, ...], ...], facts: KernelGraphFacts) -> str:
@@ -1149,12 +1259,15 @@ def _emit_on_core(b: CoreBuilder, k: Kernel, work: Work, facts: KernelGraphFacts
         b.queues[Unit.DMA].extend(b.prefetch)
         b.prefetch = []
     kept, first_fresh = 0, len(pre) - fresh
+    # new slots between the kernel's buffers and what is kept (over the slots of a GEMM sharing the phase, if any)
+    top = b.spad.size if b.reserved_top is None else min((p.slots[-1] for p in b.pins), default=b.spad_bytes)
     while kept < len(pre) and (kept < first_fresh or (b.spad.top <= pre[kept].sram_addr
-                                                      and pre[kept].sram_addr + pre[kept].rows * pre[kept].cols * ctx.q_itemsize <= b.spad.size)):
+                                                      and pre[kept].sram_addr + pre[kept].rows * pre[kept].cols * ctx.q_itemsize <= top)):
         kept += 1
     if not isinstance(k, Gemm) or not _streams_weights(k, facts, ctx):
         # only what the DRAM would carry while the kernel's busiest unit works (but one tile at least)
-        kept = min(kept, max(1, _within_idle_dram(b, pre[:kept], ctx, gemm=isinstance(k, Gemm))))
+        shared = tuple(b.handed[u] for u in (Unit.DMA, Unit.MXU, Unit.VEC)) if b.reserved_top is not None else (0, 0, 0)  # after a GEMM's part
+        kept = min(kept, max(1, _within_idle_dram(b, pre[:kept], ctx, gemm=isinstance(k, Gemm), start=shared)))
     if 0 < kept < b.prefetch_places:  # the tiles kept are fewer than the items: emitted again, cut in pieces
         b.set_state(start[0])
         for u, n in zip(UNITS, start[1]):
@@ -1169,12 +1282,63 @@ def _emit_on_core(b: CoreBuilder, k: Kernel, work: Work, facts: KernelGraphFacts
     return kept
 
 
-def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True, ahead: int = 0) -> Lowered:
+def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True, ahead: int = 0, handoff: bool = True) -> Lowered:
     """One program per core for the kernel graph `g`. replay: kernels identical up to their parameters' DRAM
     addresses are emitted once per core and replayed (mapper/replay.py); False emits every one. ahead: the first
     kernel, a GEMM, starts with that many of its first weight tiles (at most one per slot) in its slots, as a kernel
     before it would have left them, and `ahead_bytes` counts them (from a phase named `before`): the mapping
-    search measures a GEMM alone so."""
+    search measures a GEMM alone so. handoff: a GEMM whose fp32 result feeds the LayerNorm right after it, kept on
+    chip, shares that LayerNorm's phase (no barrier between them: `handoff_sends`) where both kernels' buffers and
+    semaphores fit side by side; False (or a chip where they do not) puts a barrier after every kernel."""
+    if handoff:
+        try:
+            return _emit(g, ctx, replay, ahead, True)
+        except MapperError:  # the two kernels' buffers or semaphores do not fit together: a barrier between them
+            pass
+    return _emit(g, ctx, replay, ahead, False)
+
+
+def _close_handoff(b: CoreBuilder, ctx: MapperContext, gemm: str, norm: str) -> dict[Unit, list[str]]:
+    """The end of a phase a GEMM shares with the LayerNorm after it: the GEMM's closing WAITs (its channels' drains)
+    back in at the end; and on the DMA queue, before the LayerNorm's first load into the GEMM's buffers at the top
+    of the scratchpad (weight tiles of a later GEMM into slots over the GEMM's own), a WAIT for the array to have
+    run the GEMM's last MATMUL (else at the end: every SIGNAL has its WAIT). Each instruction's kernel name, per
+    unit (`gemm` or `norm`)."""
+    assert b.reserved_top is not None
+    labels = {u: [gemm] * b.handed[u] + [norm] * (len(b.queues[u]) - b.handed[u]) for u in UNITS}
+    dma, split = b.queues[Unit.DMA], b.handed[Unit.DMA]
+    q = ctx.q_itemsize
+    # the LayerNorm's constants (its loads up to its first SIGNAL) right behind the GEMM's first loads, ahead of the
+    # weight tiles the GEMM loads for later GEMMs: its buffers lie below the GEMM's, untouched by it
+    lead = next((j + 1 for j in range(split, len(dma)) if dma[j].op is Opcode.SIGNAL), split)
+    consts = dma[split:lead]
+    del dma[split:lead]
+    first = next((j + 1 for j in range(split) if dma[j].op is Opcode.SIGNAL), 0)
+    dma[first:first] = consts
+    split += len(consts)
+    at = next((j for j in range(split, len(dma)) if dma[j].op is Opcode.DMA_LD and dma[j].mem is Mem.SPAD
+               and dma[j].sram_addr + dma[j].rows * dma[j].cols * q > b.reserved_top), len(dma))
+    dma.insert(at, Wait(unit=Unit.DMA, sem=b.array_done))
+    labels[Unit.DMA] = [gemm] * first + [norm] * len(consts) + [gemm] * (split - len(consts) - first) + [norm] * (len(dma) - split)
+    for u, closing in b.closing.items():
+        b.queues[u].extend(closing)
+        labels[u] += [gemm] * len(closing)
+    b.handoff, b.reserved_top, b.closing = -1, None, {}
+    return labels
+
+
+def _handing(seq: list[tuple[Kernel, Work]], i: int, facts: KernelGraphFacts) -> bool:
+    """Whether kernel i of `seq` hands its fp32 rows to the LayerNorm after it within one phase: the result and the
+    LayerNorm's input rows kept on chip, with their owners."""
+    k, nxt = seq[i][0], seq[i + 1][0] if i + 1 < len(seq) else None
+    if not hands_rows(k, nxt):
+        return False
+    assert isinstance(k, Gemm)
+    kept = facts.on_chip_of(k.out_f)
+    return kept is not None and kept.residency is Residency.OWNED_ROWS
+
+
+def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: bool) -> Lowered:
     chip = ctx.chip
     facts = graph_facts(g)
     if facts.dram is None:
@@ -1185,12 +1349,8 @@ def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True, ahead: int =
     spad = chip.core.scratchpad.size_bytes - facts.resident_spad_bytes
     acc = chip.core.accumulator.size_bytes - facts.resident_acc_bytes
     builders = [CoreBuilder(c, spad, acc) for c in range(ctx.cores)]
-    order = list(g.nodes)  # execution order
-    by_phase: dict[int, list[str]] = {}
-    for name in g.nodes:
-        by_phase.setdefault(g.nodes[name]["kernel"].phase, []).append(name)
     phases, phase_macs, phase_mapping = [], {}, {}
-    seq = [(g.nodes[n]["kernel"], g.nodes[n]["work"]) for n in order]
+    seq = [(g.nodes[n]["kernel"], g.nodes[n]["work"]) for n in g.nodes]  # execution order (and phase order)
     memo: dict[tuple[object, ...], object] = {}
     ahead_bytes: dict[tuple[str, str], int] = {}
     unit_cycles = _UnitCycles(ctx)
@@ -1209,15 +1369,25 @@ def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True, ahead: int =
                 b.pins.append(pin)
                 pair = ("before", first.name)
                 ahead_bytes[pair] = ahead_bytes.get(pair, 0) + sum(a.rows * a.cols * ctx.q_itemsize for a in loads)
-    for phase in sorted(by_phase):
-        ks = [g.nodes[n]["kernel"] for n in by_phase[phase]]
+    # a barrier after every kernel but one handing its fp32 rows to the LayerNorm right after it (_handing); the
+    # kernels between two barriers, or of one phase, share a label
+    hand = [handoff and _handing(seq, i, facts) for i in range(len(seq))]
+    groups: list[list[int]] = []
+    for i, (k, _) in enumerate(seq):
+        if i and (hand[i - 1] or k.phase == seq[i - 1][0].phase):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    phase_kernels: dict[str, tuple[str, ...]] = {}
+    for group in groups:
+        ks = [seq[i][0] for i in group]
         label = phase_name(ks)
         phases.append(label)
+        phase_kernels[label] = tuple(k.name for k in ks)
         phase_macs[label] = sum(k.macs for k in ks)
-        phase_mapping[label] = "; ".join(describe_mapping(k, g.nodes[n]["work"], facts) for n, k in zip(by_phase[phase], ks))
-        for name, k in zip(by_phase[phase], ks):
-            work = g.nodes[name]["work"]
-            at = order.index(name)
+        phase_mapping[label] = "; ".join(describe_mapping(k, seq[i][1], facts) for i, k in zip(group, ks))
+        for at, k in zip(group, ks):
+            work = seq[at][1]
             for c, b in enumerate(builders):
                 # Later GEMMs' first weight tiles are loaded during this kernel into slots kept for them at the top of
                 # the scratchpad, where this kernel's buffers leave room, so those GEMMs start with their weights in.
@@ -1229,6 +1399,8 @@ def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True, ahead: int =
                 b.slots, b.slots_loaded = (own.slots, own.loaded) if own is not None else (None, 0)
                 assert b.spad is not None
                 b.spad.size = ceiling
+                if hand[at]:  # the LayerNorm's items on every core, and the semaphore of its rows coming in
+                    b.handoff, b.handoff_rows = b.sem(), seq[at + 1][1]
 
                 def once(b: CoreBuilder = b, k: Kernel = k, work: Work = work, ahead: list[Ahead] = ahead, fresh: int = fresh) -> int:
                     return _emit_on_core(b, k, work, facts, ctx, [a.load(dram) for a in ahead], fresh)
@@ -1246,15 +1418,30 @@ def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True, ahead: int =
                         b.pins.append(pin)
                     pin.loaded += n
                     if n:
-                        pair = (label, phase_name([seq[pin.at][0]]))
+                        pair = (k.name, seq[pin.at][0].name)
                         ahead_bytes[pair] = ahead_bytes.get(pair, 0) + sum(a.rows * a.cols * ctx.q_itemsize for a in loads[:n])
                 b.pins = [p for p in b.pins if p.at != at]
                 b.preloaded = _preload_first_fold(at, seq, b, ctx, unit_cycles, _PRELOAD_MEMO, emitted)
-                # A barrier after every kernel: its semaphores are back to zero and its buffers free for the next.
-                b.end_phase(label)
+                if hand[at]:  # the LayerNorm next waits on b.handoff, its loads not on the GEMM's closing WAITs
+                    for u in UNITS:
+                        q = b.queues[u]
+                        n = len(q)
+                        while n and q[n - 1].op is Opcode.WAIT:
+                            n -= 1
+                        b.closing[u] = q[n:]
+                        del q[n:]
+                    b.handoff_rows, b.reserved_top = None, b.spad.size
+                    b.array_done = b.sem()
+                    b.signal(Unit.MXU, b.array_done)
+                    b.handed = {u: len(b.queues[u]) for u in UNITS}
+                    continue
+                # A barrier after every kernel (but a GEMM handing its rows to this one): its semaphores are back to
+                # zero and its buffers free for the next.
+                b.end_phase(label, _close_handoff(b, ctx, seq[at - 1][0].name, k.name) if b.closing else None)
     for b in builders:
         b.program.append(Halt())
         b.labels.append(phases[-1])
     program = Program(tuple(tuple(b.program) for b in builders), chip.mesh.rows, chip.mesh.cols)
     ahead = tuple((src, dst, n) for (src, dst), n in ahead_bytes.items())
-    return Lowered(program, dram, tuple(tuple(b.labels) for b in builders), tuple(phases), phase_macs, phase_mapping, ahead)
+    return Lowered(program, dram, tuple(tuple(b.labels) for b in builders), tuple(phases), phase_macs, phase_mapping, ahead,
+                   phase_kernels)

@@ -9,7 +9,8 @@ operator graph after `fuse_epilogues`; later passes refine each kernel with `dat
 - `RowNorm`: rows of fp32 summed with addends (the residual stream among them), LayerNorm, kept as fp32 (the
   next residual) and as the next matmul's operand.
 
-Kernels in the same `phase` are independent; a barrier separates phases. Results pass through DRAM, or stay on
+Kernels in the same `phase` are independent; a barrier separates phases, and mapper.emit puts none between a
+GEMM and the LayerNorm it hands its rows to (`hands_rows`). Results pass through DRAM, or stay on
 chip where `KernelGraphFacts.on_chip` says so (mapper/on_chip.py).
 """
 
@@ -155,6 +156,13 @@ class RowNorm:
 
 
 Kernel = Gemm | Attention | RowNorm
+
+
+def hands_rows(k: Kernel, nxt: Kernel | None) -> bool:
+    """Whether GEMM `k`'s fp32 result is the input rows of the RowNorm right after it (an output projection or FFN2
+    and its LayerNorm): where that result stays on chip, the two run as one phase, the LayerNorm starting on each
+    row block as soon as it is in (mapper.emit), so the GEMM's A stays live through the LayerNorm too."""
+    return isinstance(k, Gemm) and isinstance(nxt, RowNorm) and k.out_f is not None and k.out_q is None and nxt.inp == k.out_f
 
 
 def block_pieces(block: int, c0: int, width: int) -> list[tuple[int, int]]:

@@ -99,6 +99,17 @@ class CoreBuilder:
     slots_loaded: int = 0
     # the array holds the current GEMM's first weight fold, put there by an LDW before the barrier (mapper.emit)
     preloaded: bool = False
+    # a GEMM handing its fp32 rows to the LayerNorm after it in one phase (mapper.emit): that LayerNorm's items on
+    # every core, and the semaphore by which this core's NoC unit tells its vector unit that an item's rows are in
+    handoff_rows: tuple[tuple[tuple[int, int], ...], ...] | None = None
+    handoff: int = -1
+    # while that LayerNorm is emitted: the lowest scratchpad address the GEMM's buffers reach from the top (the
+    # LayerNorm's buffers and the weight slots it keeps for later GEMMs stay below it), and the GEMM's closing
+    # WAITs (Channel.drain), put back at the end of the phase so that the LayerNorm's loads need not wait for them
+    reserved_top: int | None = None
+    closing: dict[Unit, list[Instr]] = field(default_factory=dict)
+    handed: dict[Unit, int] = field(default_factory=dict)  # each unit queue's length where the GEMM's part ended
+    array_done: int = -1  # the semaphore the array signals once it has run the GEMM's last MATMUL
 
     def __post_init__(self) -> None:
         self.begin_phase()
@@ -137,11 +148,12 @@ class CoreBuilder:
         """Collect what is emitted to `unit` meanwhile into a separate list (one stage of one work item)."""
         return _Capture(self, unit)
 
-    def end_phase(self, label: str) -> None:
-        """Append the phase's unit queues and a barrier (labelled with the phase) to the program."""
+    def end_phase(self, label: str, kernel_labels: dict[Unit, list[str]] | None = None) -> None:
+        """Append the phase's unit queues and a barrier (labelled with the phase) to the program; each instruction
+        labelled with the phase, or with its kernel's name from `kernel_labels` (per unit, one per instruction)."""
         for u in UNITS:
             self.program.extend(self.queues[u])
-            self.labels.extend([label] * len(self.queues[u]))
+            self.labels.extend([label] * len(self.queues[u]) if kernel_labels is None else kernel_labels[u])
         self.program.append(Barrier())
         self.labels.append(label)
         self.begin_phase()

@@ -141,11 +141,13 @@ def test_lowered_program_verifies_and_is_balanced_per_semaphore(model, seq, batc
     low = lower(build_graph(preset(model), seq, batch), ctx, verify=True)
     verify(low.program, spad_bytes=c.core.scratchpad.size_bytes, acc_bytes=c.core.accumulator.size_bytes,
            dram_bytes=low.layout.size_bytes, array_rows=rows, array_cols=rows)
-    for core, labels in zip(low.program.cores, low.labels):
-        count: dict[tuple[str, int], int] = {}
-        for i, label in zip(core, labels):
+    for core in low.program.cores:
+        count: dict[tuple[int, int], int] = {}
+        phase = 0
+        for i in core:
+            phase += i.op is Opcode.BARRIER
             if i.op in (Opcode.SIGNAL, Opcode.WAIT):
-                count[label, i.sem] = count.get((label, i.sem), 0) + (1 if i.op is Opcode.SIGNAL else -1)
+                count[phase, i.sem] = count.get((phase, i.sem), 0) + (1 if i.op is Opcode.SIGNAL else -1)
         assert not any(count.values())  # every semaphore is back to zero at each barrier
         assert core[-1].op is Opcode.HALT
     assert len(low.labels[0]) == len(low.program.cores[0])
@@ -190,7 +192,7 @@ def test_activations_stay_on_chip():
     assert all(i.multicast for i in norm_sends)
     # gathered tiles are multicast; the fp32 row blocks go to their one owner each
     assert any(i.multicast for i in sends) and any(not i.multicast for i in sends)
-    assert "fp32 rows on chip (rows on their owner core)" in low.phase_mapping["l0.ln1"]
+    assert "fp32 rows on chip (rows on their owner core)" in low.phase_mapping["l0.attn_out+ln1"]  # one phase: hands_rows
     assert "output on chip (gathered on every core)" in low.phase_mapping["l0.ffn1"]
 
 
@@ -852,3 +854,34 @@ def test_an_objective_keeps_the_best_whole_program_by_its_figure():
         products = [n * e for n, e in figures.values()]
         assert figures[Objective.ENERGY][1] == min(joules)
         assert figures[Objective.EDP][0] * figures[Objective.EDP][1] == min(products)
+
+
+def test_a_projection_hands_its_rows_to_the_layernorm_within_one_phase():
+    """The output projection and FFN2 send their fp32 rows to the owners of those rows and the LayerNorm after each
+    normalizes them: one phase, no barrier between the two (the LayerNorm's instructions and the GEMM's share it),
+    the last tile's rows sent in rounds of the LayerNorm's items, so each core's LayerNorm starts on its first item
+    while later rounds are still on the NoC. Without the handoff (emit(handoff=False)) a barrier separates them."""
+    from chipsim.executor import execute
+    from mapper.emit import emit
+
+    c = chip()
+    low = lower(build_graph(preset("bert-mini"), 64, 1), MapperContext(c), verify=True)
+    assert "l0.attn_out+ln1" in low.phases and "l0.ffn2+ln2" in low.phases and "l0.ln2" not in low.phases
+    for core, labels in zip(low.program.cores, low.labels):
+        at = [j for j, label in enumerate(labels) if label in ("l0.ffn2", "l0.ln2")]
+        assert {labels[j] for j in at} == {"l0.ffn2", "l0.ln2"}
+        assert not any(core[j].op is Opcode.BARRIER for j in range(at[0], at[-1]))  # one phase: no barrier inside
+    res = execute(low.program, c, trace=True, functional=False)
+    start = sum(p.cycles for p in res.phases[:low.phases.index("l0.ffn2+ln2")])
+    end = start + res.phases[low.phases.index("l0.ffn2+ln2")].cycles
+    for core in range(c.num_cores):
+        mine = [e for e in res.trace if e.core == core and start <= e.start_cycle and e.end_cycle <= end]
+        first_norm = min(e.start_cycle for e in mine if e.name == "vrsum")  # the LayerNorm's (the epilogue has none)
+        last_recv = max(e.end_cycle for e in mine if e.name == "noc_recv")
+        assert first_norm < last_recv  # it normalizes its first rows while its last rows are still coming in
+    g = fuse_epilogues(build_graph(preset("bert-mini"), 64, 1))
+    ctx = MapperContext(c)
+    for p in PASSES:
+        g = p(g, ctx)
+    apart = emit(g, ctx, handoff=False)
+    assert "l0.ffn2" in apart.phases and "l0.ln2" in apart.phases and "l0.ffn2+ln2" not in apart.phases

@@ -3,6 +3,8 @@ chip's bound for it (chipsim.bound), the yardstick of `mapping_efficiency`."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import networkx as nx
 
 from chipsim.bound import ChipBound, chip_bound
@@ -54,11 +56,12 @@ def workload_bound(chip: ChipConfig, graph: nx.DiGraph, layout: DramLayout) -> t
 
 
 def layer_bounds(chip: ChipConfig, graph: nx.DiGraph, layout: DramLayout,
-                 ahead: tuple[tuple[str, str, int], ...] = ()) -> dict[str, ChipBound]:
+                 ahead: tuple[tuple[str, str, int], ...] = (), phases: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, ChipBound]:
     """The chip's bound for each kernel label's own work (`l3.ffn1`): its MACs, its share of the compulsory DRAM
     bytes (its parameters; the inputs and outputs where they are read or written) and its vector work. Parameter
-    bytes the schedule loads ahead, in an earlier phase (`ahead`: loading label, owning label, bytes), count in
-    the phase that moves them."""
+    bytes the schedule loads ahead, in an earlier kernel (`ahead`: loading kernel, owning kernel, bytes), count in
+    the kernel that moves them. `phases` (phase label -> its kernels' labels) adds the bound of every phase of
+    several kernels (`l3.ffn2+ln2`: their work together)."""
     macs: dict[str, int] = {}
     for op in ops(graph):
         macs[kernel_of(op.name)] = macs.get(kernel_of(op.name), 0) + op.macs
@@ -70,5 +73,15 @@ def layer_bounds(chip: ChipConfig, graph: nx.DiGraph, layout: DramLayout,
         dram[src] = dram.get(src, 0) + nbytes
         dram[dst] = dram.get(dst, 0) - nbytes
     lanes = vector_lane_ops_by_label(graph)
-    return {label: chip_bound(chip, macs=macs.get(label, 0), dram_bytes=dram.get(label, 0),
-                              vector_lane_ops=lanes.get(label, {})) for label in macs.keys() | dram.keys()}
+    groups = {label: (label,) for label in macs.keys() | dram.keys()}
+    groups.update({label: ks for label, ks in (phases or {}).items() if len(ks) > 1})
+
+    def summed(ks: tuple[str, ...]) -> dict[VectorOp, int]:
+        out: dict[VectorOp, int] = {}
+        for k in ks:
+            for v, n in lanes.get(k, {}).items():
+                out[v] = out.get(v, 0) + n
+        return out
+
+    return {label: chip_bound(chip, macs=sum(macs.get(k, 0) for k in ks), dram_bytes=sum(dram.get(k, 0) for k in ks),
+                              vector_lane_ops=summed(ks)) for label, ks in groups.items()}

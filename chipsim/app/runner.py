@@ -167,7 +167,7 @@ def _record(cfg: RunConfig, graph: nx.DiGraph, lowered: Lowered, result: RunResu
         mapping_efficiency=bound.bound_cycles / result.cycles if result.cycles else 0.0,
         program_roofline_cycles=result.roofline.bound_cycles, program_roofline_limiter=result.roofline.limiter,
         peak_macs_per_cycle=chip.peak_macs_per_cycle, dram_bytes_per_cycle=chip.dram_bytes_per_cycle,
-        instructions=result.instructions, stall_cycles=stalls, stall_share=share, per_layer=per_layer(cfg, lowered, result, layer_bounds(chip, graph, lowered.layout, lowered.ahead_bytes)),
+        instructions=result.instructions, stall_cycles=stalls, stall_share=share, per_layer=per_layer(cfg, lowered, result, layer_bounds(chip, graph, lowered.layout, lowered.ahead_bytes, lowered.phase_kernels)),
         validation=validation,
     )
 
