@@ -391,11 +391,13 @@ median wall time of one `run_gemm` call on the same GEMM in the same run, timed 
 
 Energy, area and cost are calibrated against their published sources in `docs/CALIBRATION.md` (written by hand:
 the TPUv1 floor-plan check per block, the 45 nm and 7 nm energy tables, the cost model). Every figure below was
-produced by this code. Since the regeneration before it the mapper keeps the attention's Q|K|V on chip where
-that program runs faster (gathered in column blocks of one head; TPUv1's DRAM traffic fell from 90.1 MB to
-86.6 MB, 1.02x its weights), lets the attention's first scores wait only for their head's K and Q, puts the last
-P V's V into the array while it waits, runs a core's last GEMM epilogue in row pieces stored or sent one by one,
-and sends row blocks to their owner cores round the ring (TPUv1 3.004 ms -> 2.833 ms, A100 int8 batch 1 0.263 ->
+produced by this code. Since the regeneration before it the output projection and FFN2 share one phase with
+the LayerNorm after each (no barrier between them: their fp32 rows go to their owners in rounds of the
+LayerNorm's items, and each item is normalized as soon as its round is in). Before that the mapper came to keep
+the attention's Q|K|V on chip where that program runs faster (gathered in column blocks of one head; TPUv1's DRAM
+traffic fell from 90.1 MB to 86.6 MB, 1.02x its weights), to let the attention's first scores wait only for their head's K and Q, to put the last
+P V's V into the array while it waits, to run a core's last GEMM epilogue in row pieces stored or sent one by one,
+and to send row blocks to their owner cores round the ring (TPUv1 3.004 ms -> 2.833 ms, A100 int8 batch 1 0.263 ->
 0.257 ms). Before that the array came to count partial folds (a fold smaller than the array loads only its rows
 and is done with its last used column: `core.tensor_core.partial_folds`), and the mapper to put a GEMM's first
 weight fold into the array before the barrier in front of it (LDW, then MATMUL preloaded=1), to keep activations
@@ -452,7 +454,8 @@ HARDWARE_NOTES = """### Why the A100 prediction differs (modelling gaps, not fit
   out costs the GPU most at
   batch 1: about 100 kernel launches per inference (a few microseconds each), synchronisation between them,
   and TensorRT's int8 kernels keeping some layers in fp16/fp32. chipsim's barriers between kernels are free.
-- *Kernels separated by barriers, results through DRAM.* chipsim's mapper runs one kernel at a time. It keeps
+- *Kernels separated by barriers, results through DRAM.* chipsim's mapper runs one kernel at a time (but a projection
+  and the LayerNorm after it, where the projection's rows stay on chip). It keeps
   activations on chip where a core's memory holds them (`mapper/on_chip.py`), but an SM's 164 KiB does not, so on
   this preset every kernel writes its result to the L2 / DRAM; TensorRT fuses more (e.g. the whole attention of
   a head in one kernel, as chipsim also does, but also bias/GELU/residual/LayerNorm into GEMM epilogues and
