@@ -354,8 +354,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
                     first, n_own = owners[dst]
                     lo, hi = max(m0 + r0, first), min(m0 + r1, first + n_own)
                     if lo < hi:
-                        b.emit(Unit.NOC, NocSend(dst_core=dst, mem=Mem.ACC, addr=acc.addr + (lo - m0) * cols * 4,
-                                                 bytes=(hi - lo) * cols * 4, tag=idx % PARTIAL_TAG))
+                        b.emit(Unit.NOC, _rows_to_owner(acc, m0, cols, idx, dst, lo, hi))
         if ch_out is not None and outq_chip is not None:
             ch_out.release(o_slot)
         if outf_chip is not None and handing and idx == len(items) - 1:
@@ -370,8 +369,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
                         while waited <= piece_owner.index(dst):
                             b.wait(Unit.NOC, ready)
                             waited += 1
-                        b.emit(Unit.NOC, NocSend(dst_core=dst, mem=Mem.ACC, addr=acc.addr + (lo - m0) * cols * 4,
-                                                 bytes=(hi - lo) * cols * 4, tag=idx % PARTIAL_TAG))
+                        b.emit(Unit.NOC, _rows_to_owner(acc, m0, cols, idx, dst, lo, hi))
                     if r == len(rounds) - 1:
                         for _ in range(waited, len(pieces)):
                             b.wait(Unit.NOC, ready)
@@ -423,9 +421,20 @@ def _recv_list(k: Gemm, work: Work, outq_chip: OnChip | None, outf_chip: OnChip 
                                    tag=tag, rows=hi_row - lo_row, stride_bytes=stride * q))
         lo, hi = max(lo_row, first), min(hi_row, first + n_own)
         if outf_chip is not None and lo < hi:
-            out.append(NocRecv(src_core=src, mem=outf_chip.mem, addr=outf_chip.addr + ((lo - first) * k.n + n0) * 4,
-                               bytes=(hi - lo) * cols * 4, tag=tag, rows=hi - lo, stride_bytes=k.n * 4))
+            out.append(_owned_rows_from(k, outf_chip, first, src, tag, n0, cols, lo, hi))
     return tuple(out)
+
+
+def _rows_to_owner(acc: Buf, m0: int, cols: int, idx: int, dst: int, lo: int, hi: int) -> Instr:
+    """The send of rows lo .. hi - 1 of an fp32 result tile (rows from m0, in the accumulator at `acc`) to their owner."""
+    return NocSend(dst_core=dst, mem=Mem.ACC, addr=acc.addr + (lo - m0) * cols * 4, bytes=(hi - lo) * cols * 4, tag=idx % PARTIAL_TAG)
+
+
+def _owned_rows_from(k: Gemm, outf_chip: OnChip, first: int, src: int, tag: int, n0: int, cols: int, lo: int, hi: int) -> Instr:
+    """The receive of rows lo .. hi - 1, columns n0 .. n0 + cols - 1 of GEMM `k`'s fp32 result from core `src` into
+    this core's owned rows (from `first`) of it."""
+    return NocRecv(src_core=src, mem=outf_chip.mem, addr=outf_chip.addr + ((lo - first) * k.n + n0) * 4,
+                   bytes=(hi - lo) * cols * 4, tag=tag, rows=hi - lo, stride_bytes=k.n * 4)
 
 
 @functools.lru_cache(maxsize=1 << 10)
@@ -488,10 +497,6 @@ def _handoff_recvs(k: Gemm, work: Work, outf_chip: OnChip, cores: int, me: int, 
     first, n_own = owned_rows(k.m, cores)[me]
     rounds: list[list[Instr]] = [[] for _ in range(max(len(w) for w in norm_items))]
 
-    def recv(src: int, tag: int, n0: int, cols: int, lo: int, hi: int) -> Instr:
-        return NocRecv(src_core=src, mem=outf_chip.mem, addr=outf_chip.addr + ((lo - first) * k.n + n0) * 4,
-                       bytes=(hi - lo) * cols * 4, tag=tag, rows=hi - lo, stride_bytes=k.n * 4)
-
     for src, src_items in enumerate(work):
         for idx, (m0, n0, k0, _) in enumerate(src_items):
             if k0 > 0:  # partial sums, sent to the core finishing the tile
@@ -499,11 +504,11 @@ def _handoff_recvs(k: Gemm, work: Work, outf_chip: OnChip, cores: int, me: int, 
             rows, cols, tag = min(k.tiling.tm, k.m - m0), k.tile_cols(n0), idx % PARTIAL_TAG
             if idx == len(src_items) - 1:
                 for r, sends in enumerate(handoff_sends(m0, rows, src, cores, norm_items)):
-                    rounds[r] += [recv(src, tag, n0, cols, lo, hi) for dst, lo, hi in sends if dst == me]
+                    rounds[r] += [_owned_rows_from(k, outf_chip, first, src, tag, n0, cols, lo, hi) for dst, lo, hi in sends if dst == me]
             else:
                 lo, hi = max(m0, first), min(m0 + rows, first + n_own)
                 if lo < hi:
-                    rounds[0].append(recv(src, tag, n0, cols, lo, hi))
+                    rounds[0].append(_owned_rows_from(k, outf_chip, first, src, tag, n0, cols, lo, hi))
     return tuple(tuple(r) for r in rounds)
 
 
@@ -1085,7 +1090,7 @@ def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: K
 
     k, _ = seq[i]
     pins = {p.at: p for p in b.pins}
-    kept_top = min((p.slots[-1] for p in b.pins), default=b.spad_bytes)
+    kept_top = b.kept_top()
     # kernel i's own buffers below what is kept and below a GEMM sharing its phase (CoreBuilder.reserved_top); new
     # slots below what is kept, and below kernel i's own slots if it has none kept: over that GEMM's slots too, which
     # its loads into them wait for (mapper.emit: the GEMM's closing WAITs go before them)
@@ -1260,7 +1265,7 @@ def _emit_on_core(b: CoreBuilder, k: Kernel, work: Work, facts: KernelGraphFacts
         b.prefetch = []
     kept, first_fresh = 0, len(pre) - fresh
     # new slots between the kernel's buffers and what is kept (over the slots of a GEMM sharing the phase, if any)
-    top = b.spad.size if b.reserved_top is None else min((p.slots[-1] for p in b.pins), default=b.spad_bytes)
+    top = b.spad.size if b.reserved_top is None else b.kept_top()
     while kept < len(pre) and (kept < first_fresh or (b.spad.top <= pre[kept].sram_addr
                                                       and pre[kept].sram_addr + pre[kept].rows * pre[kept].cols * ctx.q_itemsize <= top)):
         kept += 1
@@ -1305,7 +1310,7 @@ def _close_handoff(b: CoreBuilder, ctx: MapperContext, gemm: str, norm: str) -> 
     run the GEMM's last MATMUL (else at the end: every SIGNAL has its WAIT). Each instruction's kernel name, per
     unit (`gemm` or `norm`)."""
     assert b.reserved_top is not None
-    labels = {u: [gemm] * b.handed[u] + [norm] * (len(b.queues[u]) - b.handed[u]) for u in UNITS}
+    labels = {u: [gemm] * b.handed[u] + [norm] * (len(b.queues[u]) - b.handed[u]) for u in UNITS if u is not Unit.DMA}
     dma, split = b.queues[Unit.DMA], b.handed[Unit.DMA]
     q = ctx.q_itemsize
     # the LayerNorm's constants (its loads up to its first SIGNAL) right behind the GEMM's first loads, ahead of the

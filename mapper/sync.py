@@ -123,6 +123,10 @@ class CoreBuilder:
         assert self.spad is not None and self.acc is not None
         self.next_sem, self.spad.top, self.spad.size, self.acc.top, self.acc.size = state
 
+    def kept_top(self) -> int:
+        """The lowest address of the weight slots kept for later GEMMs (the scratchpad's top if none)."""
+        return min((p.slots[-1] for p in self.pins), default=self.spad_bytes)
+
     def begin_phase(self) -> None:
         self.queues = {u: [] for u in UNITS}
         self.next_sem = 0
