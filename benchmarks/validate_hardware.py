@@ -34,8 +34,9 @@ A100_432_CORES = (
     "chip.core.accumulator.size_kib=64", "chip.core.accumulator.banks=1", "chip.core.accumulator.bytes_per_cycle=128",
     "chip.core.vector.lanes=16", "chip.core.dma.bytes_per_cycle=12", "chip.core.dma.engines=1",
 )
-# the per-layer kinds in layer order; a projection and the LayerNorm after it may share one phase (attn_out+ln1)
-PHASES = ("emb", "qkv", "attn", "attn_out", "ln1", "attn_out+ln1", "ffn1", "ffn2", "ln2", "ffn2+ln2", "cls")
+# the per-layer kinds in layer order; a projection and the LayerNorm after it may share one phase (attn_out+ln1), the
+# fused projection and the attention another (qkv+attn)
+PHASES = ("emb", "qkv", "attn", "qkv+attn", "attn_out", "ln1", "attn_out+ln1", "ffn1", "ffn2", "ln2", "ffn2+ln2", "cls")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,13 @@
 """The emit step: kernel graph -> one ISA program per core.
 
-Each kernel becomes, on every core, the instruction queues of its work items followed by a BARRIER, but for a
-GEMM whose fp32 result stays on chip as the input rows of the LayerNorm after it (kernels.hands_rows): the two
-share one phase, the GEMM's last tile sent to the rows' owners in rounds of the LayerNorm's items
-(`handoff_sends`) and each item normalized as soon as its round is in. A phase's kernels share its label for
-per-layer reporting (`l3.ffn2+ln2`); each instruction keeps its kernel's name in `Lowered.labels`. Within a phase a core
+Each kernel becomes, on every core, the instruction queues of its work items followed by a BARRIER, but for two
+edges where the GEMM's result stays on chip. A GEMM whose fp32 result is the input rows of the LayerNorm after it
+(kernels.hands_rows) shares that LayerNorm's phase: its last tile goes to the rows' owners in rounds of the
+LayerNorm's items (`handoff_sends`), each item normalized as soon as its round is in. The fused Q|K|V projection
+shares the attention's phase (kernels.feeds_heads): its tiles, dealt in head order (mapper.place), are gathered in
+rounds (`_feed_rounds`) and each head's MATMULs start once the round holding its Q, K and V is in
+(`head_rounds`). A phase's kernels share its label for per-layer reporting (`l3.qkv+attn`, `l3.ffn2+ln2`); each
+instruction keeps its kernel's name in `Lowered.labels`. Within a phase a core
 pipelines its items through DMA -> MXU -> VEC -> DMA with channels of buffer slots (mapper/sync.py): two each,
 a GEMM's weight tiles and their scales three where the scratchpad holds them (Tiling.w_slots), or one per tile
 where earlier kernels load them ahead (`_plan_ahead`). The vector-unit sequences are exactly the float32
@@ -58,7 +61,7 @@ from chipsim.cost_model import ComputeCost, TimingModel
 from isa.semantics import NUM_SEMAPHORES
 from mapper.context import MapperContext
 from mapper.errors import MapperError
-from mapper.kernels import Attention, Gemm, Kernel, KernelGraphFacts, OnChip, Residency, RowNorm, block_offset, block_pieces, graph_facts, hands_rows
+from mapper.kernels import Attention, Gemm, Kernel, KernelGraphFacts, OnChip, Residency, RowNorm, block_offset, block_pieces, feeds_heads, graph_facts, hands_rows
 from mapper.kernels import Bcast as AddBcast
 from mapper.layout import DramLayout, Tensor
 from mapper.place import owned_rows
@@ -144,9 +147,13 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     items = work[b.core]
     # the fp32 result handed, row block by row block, to the LayerNorm of this phase (kernels.hands_rows)
     handing = b.handoff_rows is not None and outf_chip is not None
+    # the operand copy sent in rounds to the attention of this phase, each head starting once it is in (feeds_heads)
+    feeding = b.feeding and outq_chip is not None
     if not items:
         if handing:
             _handoff_rounds(b, k, work, outf_chip, ctx, [])
+        elif feeding:
+            _feed_rounds(b, k, work, outq_chip, ctx, [])
         else:
             _gemm_recvs(b, k, work, outq_chip, outf_chip, ctx)
         return
@@ -182,7 +189,8 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
                 for _ in range(n_slots)]
     out_bufs = [b.spad.take(tm * tn * q, f"{k.name} output tile") for _ in range(2)] if k.out_q else []
     # three accumulator tiles where they fit: a MATMUL then waits for the epilogue two items back, not the last one
-    acc_slots = 3 if b.acc.size - b.acc.top >= 3 * align(tm * tn * 4) else 2
+    # (and the accumulator buffers of a kernel sharing its phase after it: b.reserved_acc)
+    acc_slots = 3 if b.acc.size - b.acc.top - b.reserved_acc >= 3 * align(tm * tn * 4) else 2
     acc_bufs = [b.acc.take(tm * tn * 4, f"{k.name} accumulator tile") for _ in range(acc_slots)]
 
     ch_a = Channel(b, Unit.DMA, Unit.MXU)
@@ -204,6 +212,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
 
     loads, stores, mxu, vec = [], [], [], []
     handed: list[list[Instr]] = []  # handing: the last tile's sends, round by round (handoff_sends)
+    sent: list[list[Instr]] = []  # feeding: each item's NoC instructions, one round each (_feed_rounds)
     w_slot = aux_slot = -1
     w_loads = 0  # weight tiles acquired so far; the first b.slots_loaded are in their slots already
     # the tiles with an epilogue here (a tile whose partial sums go to another core has none) and their scales'
@@ -216,6 +225,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
         last_of_block = idx == len(items) - 1 or items[idx + 1][1] != n0
         chunks = [(k0, min(tk, hi - k0)) for k0 in range(lo, hi, tk)]
         sends_partial, adds_partial = lo > 0, lo == 0 and hi < k.k
+        noc_at = len(b.queues[Unit.NOC])
         at = finished_at.get(items[idx], -1)
         aux_first = at == 0 or (at > 0 and finished[at - 1][1] != n0)
         aux_last = at >= 0 and (at == len(finished) - 1 or finished[at + 1][1] != n0)
@@ -377,6 +387,9 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
                 handed.append(nq)
         elif outf_chip is not None:
             ch_acc.release(c, Unit.NOC)
+        if feeding:
+            sent.append(b.queues[Unit.NOC][noc_at:])
+            del b.queues[Unit.NOC][noc_at:]
     _issue_prefetch(b, loads, after=-1)
     # How many items the loads run ahead of the stores. Store i waits for item i's epilogue; a load placed before it
     # must need nothing that waits for store i (MATMUL i+2 does: its accumulator slot). One chunk per item: the
@@ -390,6 +403,9 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     if handing:
         assert outf_chip is not None
         _handoff_rounds(b, k, work, outf_chip, ctx, handed)
+    elif feeding:
+        assert outq_chip is not None
+        _feed_rounds(b, k, work, outq_chip, ctx, sent)
     else:
         _gemm_recvs(b, k, work, outq_chip, outf_chip, ctx)
     for ch in (ch_a, ch_w, ch_aux, ch_out, ch_acc):
@@ -414,15 +430,23 @@ def _recv_list(k: Gemm, work: Work, outq_chip: OnChip | None, outf_chip: OnChip 
     core that owns the same rows (the gathered copy is at the same address on every core), so built once for them."""
     out: list[Instr] = []
     for src, tag, n0, cols, lo_row, hi_row in _recv_pieces(k, work, cores, outf_chip is not None):
-        if outq_chip is not None:  # the sender's order: row piece by row piece, column block by column block
-            for c0, c1 in block_pieces(outq_chip.block_cols, n0, cols):
-                at, stride = block_offset(k.m, k.n, outq_chip.block_cols, lo_row, c0)
-                out.append(NocRecv(src_core=src, mem=outq_chip.mem, addr=outq_chip.addr + at * q, bytes=(hi_row - lo_row) * (c1 - c0) * q,
-                                   tag=tag, rows=hi_row - lo_row, stride_bytes=stride * q))
+        if outq_chip is not None:
+            out += _operand_from(k, outq_chip, q, src, tag, n0, cols, lo_row, hi_row)
         lo, hi = max(lo_row, first), min(hi_row, first + n_own)
         if outf_chip is not None and lo < hi:
             out.append(_owned_rows_from(k, outf_chip, first, src, tag, n0, cols, lo, hi))
     return tuple(out)
+
+
+def _operand_from(k: Gemm, outq_chip: OnChip, q: int, src: int, tag: int, n0: int, cols: int, lo: int, hi: int) -> list[Instr]:
+    """The receives of rows lo .. hi - 1, columns n0 .. n0 + cols - 1 of GEMM `k`'s operand copy from core `src` into
+    this core's gathered whole: one per column block they span, in the sender's order."""
+    out = []
+    for c0, c1 in block_pieces(outq_chip.block_cols, n0, cols):
+        at, stride = block_offset(k.m, k.n, outq_chip.block_cols, lo, c0)
+        out.append(NocRecv(src_core=src, mem=outq_chip.mem, addr=outq_chip.addr + at * q, bytes=(hi - lo) * (c1 - c0) * q,
+                           tag=tag, rows=hi - lo, stride_bytes=stride * q))
+    return out
 
 
 def _rows_to_owner(acc: Buf, m0: int, cols: int, idx: int, dst: int, lo: int, hi: int) -> Instr:
@@ -512,6 +536,47 @@ def _handoff_recvs(k: Gemm, work: Work, outf_chip: OnChip, cores: int, me: int, 
     return tuple(tuple(r) for r in rounds)
 
 
+def _feed_rounds(b: CoreBuilder, k: Gemm, work: Work, outq_chip: OnChip, ctx: MapperContext, sent: list[list[Instr]]) -> None:
+    """The NoC queue of a core in the fused projection feeding the attention of its phase (kernels.feeds_heads): per
+    round r, this core's sends of its r-th tile (`sent`, from emit_gemm; none past its last), then its receives of
+    every core's r-th tile into the gathered Q | K | V, then a SIGNAL telling its array that the heads of those
+    tiles are in (`head_rounds`). Every core's round-r sends come before its round-r receives, and a send waits
+    only for its own core's units, so no NoC queue waits on one that waits on it."""
+    for r, received in enumerate(_feed_recvs(k, work, outq_chip, ctx.cores, ctx.q_itemsize)):
+        if r < len(sent):
+            b.queues[Unit.NOC].extend(sent[r])
+        b.queues[Unit.NOC].extend(received)
+        b.signal(Unit.NOC, b.handoff)
+
+
+@functools.lru_cache(maxsize=1 << 10)  # bounded: a sweep worker meets many chips
+def _feed_recvs(k: Gemm, work: Work, outq_chip: OnChip, cores: int, q: int) -> tuple[tuple[Instr, ...], ...]:
+    """Per round of _feed_rounds, a core's receives of every core's tile of that round (the same on every core: the
+    gathered copy is at the same address on each)."""
+    rounds: list[list[Instr]] = [[] for _ in range(max(len(w) for w in work))]
+    assert len(rounds) < PARTIAL_TAG  # a tile's tag is its index on its core
+    for src, tag, n0, cols, lo, hi in _recv_pieces(k, work, cores, False):
+        rounds[tag] += _operand_from(k, outq_chip, q, src, tag, n0, cols, lo, hi)
+    return tuple(tuple(r) for r in rounds)
+
+
+def head_rounds(g: Gemm, g_work: Work, k: Attention, items: tuple[tuple[int, ...], ...]) -> tuple[tuple[int, ...], int]:
+    """Per item (sequence, head, query block) of attention `k` on a core, the round of the fused projection `g`'s
+    sends (_feed_rounds) by which every tile holding its head's Q, K and V columns for its sequence is in (the
+    latest such tile's index on its core); and the number of rounds."""
+    assert g.tiling is not None
+    tiles = [(idx, m0, min(g.tiling.tm, g.m - m0), n0, g.tile_cols(n0))
+             for src_items in g_work for idx, (m0, n0, k0, _) in enumerate(src_items) if k0 == 0]
+    d = k.head_dim
+    needs = []
+    for bi, h, _ in items:
+        row0 = bi * k.seq
+        cols = [p * k.hidden + h * d for p in range(3)]
+        needs.append(max(idx for idx, m0, rows, n0, w in tiles
+                         if m0 < row0 + k.seq and row0 < m0 + rows and any(n0 < c + d and c < n0 + w for c in cols)))
+    return tuple(needs), max(len(w) for w in g_work)
+
+
 EPILOGUE_PIECES = 4  # row pieces of a core's last GEMM epilogue, each at least EPILOGUE_PIECE_ROWS rows
 EPILOGUE_PIECE_ROWS = 32
 
@@ -560,8 +625,13 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
     dram = facts.dram
     out_chip = facts.on_chip_of(k.out)
     items = work[b.core]
+    # fed by the fused projection of this phase: per item, the round of its sends by which the item's head is in
+    rounds = b.head_rounds
     if not items:
         _attention_recvs(b, k, work, out_chip, ctx)
+        if rounds is not None:
+            for _ in range(rounds[1]):
+                b.wait(Unit.MXU, b.handoff)
         return
     int8, q = ctx.int8, ctx.q_itemsize
     prec = _q_dtype(int8)
@@ -595,6 +665,7 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
 
     loads, stores, scores, pv, soft, post = [], [], [], [], [], []
     kv = -1
+    waited = 0  # rounds of the fused projection's sends the array has waited for
     for idx, (bi, h, q0) in enumerate(items):
         rows = min(tq, s_len - q0)
         new_head = idx == 0 or items[idx - 1][:2] != (bi, h)
@@ -625,6 +696,9 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
             q_buf, (kbuf, vbuf) = q_bufs[qs], kv_bufs[kv]
         mbuf = m_bufs[kv]
         with b.capture(Unit.MXU) as m1:
+            while rounds is not None and waited <= rounds[0][idx]:
+                b.wait(Unit.MXU, b.handoff)
+                waited += 1
             if new_head and ch_k is not None:
                 ch_k.consume(kv)
             if not in_place:
@@ -696,6 +770,8 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
     b.queues[Unit.DMA].extend(interleave(loads, stores))
     b.queues[Unit.MXU].extend(interleave(scores, pv))
     b.queues[Unit.VEC].extend(interleave(soft, post))
+    for _ in range(waited, rounds[1] if rounds is not None else 0):  # every round's SIGNAL has its WAIT
+        b.wait(Unit.MXU, b.handoff)
     _attention_recvs(b, k, work, out_chip, ctx)
     for ch in (ch_q, ch_k, ch_v, ch_m, ch_sc, ch_p, ch_cx, ch_out):
         if ch is not None:
@@ -1293,28 +1369,31 @@ def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True, ahead: int =
     kernel, a GEMM, starts with that many of its first weight tiles (at most one per slot) in its slots, as a kernel
     before it would have left them, and `ahead_bytes` counts them (from a phase named `before`): the mapping
     search measures a GEMM alone so. handoff: a GEMM whose fp32 result feeds the LayerNorm right after it, kept on
-    chip, shares that LayerNorm's phase (no barrier between them: `handoff_sends`) where both kernels' buffers and
-    semaphores fit side by side; False (or a chip where they do not) puts a barrier after every kernel."""
-    if handoff:
+    chip, shares that LayerNorm's phase (no barrier between them: `handoff_sends`), and the fused projection the
+    attention's (`_feed_rounds`), where both kernels' buffers and semaphores fit side by side (else the attention
+    gets its barrier back, then the LayerNorm); False puts a barrier after every kernel."""
+    for joins in ((True, True), (True, False)) if handoff else ():
         try:
-            return _emit(g, ctx, replay, ahead, True)
-        except MapperError:  # the two kernels' buffers or semaphores do not fit together: a barrier between them
+            return _emit(g, ctx, replay, ahead, *joins)
+        except MapperError:  # two kernels' buffers or semaphores do not fit together: a barrier between them
             pass
-    return _emit(g, ctx, replay, ahead, False)
+    return _emit(g, ctx, replay, ahead, False, False)
 
 
 def _close_handoff(b: CoreBuilder, ctx: MapperContext, gemm: str, norm: str) -> dict[Unit, list[str]]:
-    """The end of a phase a GEMM shares with the LayerNorm after it: the GEMM's closing WAITs (its channels' drains)
-    back in at the end; and on the DMA queue, before the LayerNorm's first load into the GEMM's buffers at the top
-    of the scratchpad (weight tiles of a later GEMM into slots over the GEMM's own), a WAIT for the array to have
-    run the GEMM's last MATMUL (else at the end: every SIGNAL has its WAIT). Each instruction's kernel name, per
-    unit (`gemm` or `norm`)."""
+    """The end of a phase a GEMM shares with the kernel after it (its LayerNorm, or the attention the fused
+    projection feeds; `norm` names it): the GEMM's closing WAITs (its channels' drains) back in at the end; and on
+    the DMA queue, before the second kernel's first load into the GEMM's buffers at the top of the scratchpad
+    (weight tiles of a later GEMM into slots over the GEMM's own), a WAIT for the array to have run the GEMM's last
+    MATMUL (else at the end: every SIGNAL has its WAIT). Each instruction's kernel name, per unit (`gemm` or
+    `norm`)."""
     assert b.reserved_top is not None
     labels = {u: [gemm] * b.handed[u] + [norm] * (len(b.queues[u]) - b.handed[u]) for u in UNITS if u is not Unit.DMA}
     dma, split = b.queues[Unit.DMA], b.handed[Unit.DMA]
     q = ctx.q_itemsize
-    # the LayerNorm's constants (its loads up to its first SIGNAL) right behind the GEMM's first loads, ahead of the
-    # weight tiles the GEMM loads for later GEMMs: its buffers lie below the GEMM's, untouched by it
+    # the second kernel's first loads (up to its first SIGNAL: the LayerNorm's constants, the attention's first mask)
+    # right behind the GEMM's first loads, ahead of the weight tiles the GEMM loads for later GEMMs: its buffers lie
+    # below the GEMM's, untouched by it
     lead = next((j + 1 for j in range(split, len(dma)) if dma[j].op is Opcode.SIGNAL), split)
     consts = dma[split:lead]
     del dma[split:lead]
@@ -1328,7 +1407,7 @@ def _close_handoff(b: CoreBuilder, ctx: MapperContext, gemm: str, norm: str) -> 
     for u, closing in b.closing.items():
         b.queues[u].extend(closing)
         labels[u] += [gemm] * len(closing)
-    b.handoff, b.reserved_top, b.closing = -1, None, {}
+    b.handoff, b.reserved_top, b.closing, b.head_rounds = -1, None, {}, None
     return labels
 
 
@@ -1343,7 +1422,19 @@ def _handing(seq: list[tuple[Kernel, Work]], i: int, facts: KernelGraphFacts) ->
     return kept is not None and kept.residency is Residency.OWNED_ROWS
 
 
-def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: bool) -> Lowered:
+def _feeding(seq: list[tuple[Kernel, Work]], i: int, facts: KernelGraphFacts) -> bool:
+    """Whether kernel i of `seq`, the fused projection, feeds the attention after it within one phase: its Q | K | V
+    gathered on chip and read there in place, and no tile split between cores (a partial sum's send and receive
+    would fall in different rounds of the feed, _feed_rounds)."""
+    k, nxt = seq[i][0], seq[i + 1][0] if i + 1 < len(seq) else None
+    if not feeds_heads(k, nxt):
+        return False
+    assert isinstance(k, Gemm) and isinstance(nxt, Attention) and k.tiling is not None
+    kept = facts.on_chip_of(k.out_q)
+    return kept is not None and kept.residency is Residency.GATHERED and nxt.q_resident is not None and not k.tiling.split_k
+
+
+def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: bool, heads: bool) -> Lowered:
     chip = ctx.chip
     facts = graph_facts(g)
     if facts.dram is None:
@@ -1377,9 +1468,11 @@ def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: 
     # a barrier after every kernel but one handing its fp32 rows to the LayerNorm right after it (_handing); the
     # kernels between two barriers, or of one phase, share a label
     hand = [handoff and _handing(seq, i, facts) for i in range(len(seq))]
+    feed = [heads and _feeding(seq, i, facts) for i in range(len(seq))]
+    joined = [h or f for h, f in zip(hand, feed)]
     groups: list[list[int]] = []
     for i, (k, _) in enumerate(seq):
-        if i and (hand[i - 1] or k.phase == seq[i - 1][0].phase):
+        if i and (joined[i - 1] or k.phase == seq[i - 1][0].phase):
             groups[-1].append(i)
         else:
             groups.append([i])
@@ -1404,8 +1497,18 @@ def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: 
                 b.slots, b.slots_loaded = (own.slots, own.loaded) if own is not None else (None, 0)
                 assert b.spad is not None
                 b.spad.size = ceiling
+                shared_acc, acc_from = False, 0
                 if hand[at]:  # the LayerNorm's items on every core, and the semaphore of its rows coming in
                     b.handoff, b.handoff_rows = b.sem(), seq[at + 1][1]
+                elif feed[at]:  # the semaphore of the attention's heads coming in
+                    b.handoff, b.feeding = b.sem(), True
+                    # the attention's accumulator tiles beside the GEMM's two at least, else over them once the
+                    # GEMM's last epilogue has freed them (its array then waits for that: shared_acc)
+                    nxt, t = seq[at + 1][0], k.tiling
+                    assert isinstance(nxt, Attention) and isinstance(k, Gemm) and t is not None and b.acc is not None
+                    need = attention_sram_bytes(nxt.tq, nxt.seq, nxt.head_dim, ctx.q_itemsize, nxt.in_slots, True)[1]
+                    shared_acc = b.acc.size - b.acc.top - need < 2 * align(t.tm * t.tn * 4)
+                    b.reserved_acc, acc_from = 0 if shared_acc else need, b.acc.top
 
                 def once(b: CoreBuilder = b, k: Kernel = k, work: Work = work, ahead: list[Ahead] = ahead, fresh: int = fresh) -> int:
                     return _emit_on_core(b, k, work, facts, ctx, [a.load(dram) for a in ahead], fresh)
@@ -1427,14 +1530,20 @@ def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: 
                         ahead_bytes[pair] = ahead_bytes.get(pair, 0) + sum(a.rows * a.cols * ctx.q_itemsize for a in loads[:n])
                 b.pins = [p for p in b.pins if p.at != at]
                 b.preloaded = _preload_first_fold(at, seq, b, ctx, unit_cycles, _PRELOAD_MEMO, emitted)
-                if hand[at]:  # the LayerNorm next waits on b.handoff, its loads not on the GEMM's closing WAITs
+                if joined[at]:  # the kernel next waits on b.handoff, its loads not on the GEMM's closing WAITs
+                    if feed[at]:
+                        b.feeding, b.reserved_acc = False, 0
+                        b.head_rounds = head_rounds(k, work, seq[at + 1][0], seq[at + 1][1][b.core])
                     for u in UNITS:
                         q = b.queues[u]
                         n = len(q)
-                        while n and q[n - 1].op is Opcode.WAIT:
+                        while n and q[n - 1].op is Opcode.WAIT and not (shared_acc and u is Unit.MXU):
                             n -= 1
                         b.closing[u] = q[n:]
                         del q[n:]
+                    if shared_acc:  # the array's WAITs for its accumulator tiles' release stay
+                        assert b.acc is not None
+                        b.acc.top = acc_from
                     b.handoff_rows, b.reserved_top = None, b.spad.size
                     b.array_done = b.sem()
                     b.signal(Unit.MXU, b.array_done)

@@ -10,7 +10,8 @@ operator graph after `fuse_epilogues`; later passes refine each kernel with `dat
   next residual) and as the next matmul's operand.
 
 Kernels in the same `phase` are independent; a barrier separates phases, and mapper.emit puts none between a
-GEMM and the LayerNorm it hands its rows to (`hands_rows`). Results pass through DRAM, or stay on
+GEMM and the LayerNorm it hands its rows to (`hands_rows`), nor between the fused projection and the attention
+reading its Q | K | V (`feeds_heads`). Results pass through DRAM, or stay on
 chip where `KernelGraphFacts.on_chip` says so (mapper/on_chip.py).
 """
 
@@ -163,6 +164,13 @@ def hands_rows(k: Kernel, nxt: Kernel | None) -> bool:
     and its LayerNorm): where that result stays on chip, the two run as one phase, the LayerNorm starting on each
     row block as soon as it is in (mapper.emit), so the GEMM's A stays live through the LayerNorm too."""
     return isinstance(k, Gemm) and isinstance(nxt, RowNorm) and k.out_f is not None and k.out_q is None and nxt.inp == k.out_f
+
+
+def feeds_heads(k: Kernel, nxt: Kernel | None) -> bool:
+    """Whether GEMM `k`'s operand copy is the Q | K | V the attention right after it reads (the fused projection):
+    where it is gathered on chip, the two run as one phase, each head's MATMULs starting once its Q, K and V
+    tiles are in (mapper.emit), so the GEMM's A stays live through the attention too."""
+    return isinstance(k, Gemm) and isinstance(nxt, Attention) and k.out_q is not None and k.out_f is None and nxt.q == k.out_q
 
 
 def block_pieces(block: int, c0: int, width: int) -> list[tuple[int, int]]:

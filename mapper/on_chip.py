@@ -30,7 +30,7 @@ import networkx as nx
 from isa import Mem
 from mapper.context import ALIGN_BYTES, MapperContext
 from mapper.errors import MapperError
-from mapper.kernels import Attention, Gemm, Kernel, OnChip, Residency, RowNorm, graph_facts, hands_rows, kernels, replace_kernels, with_facts
+from mapper.kernels import Attention, Gemm, Kernel, OnChip, Residency, RowNorm, feeds_heads, graph_facts, hands_rows, kernels, replace_kernels, with_facts
 from mapper.place import owned_rows
 
 RESERVE_FRACTION = 2  # the regions may take at most half of the scratchpad and half of the accumulator
@@ -106,8 +106,9 @@ def _residency(ks: list[Kernel], ln_ops: tuple[str, ...], tile_ops: tuple[str, .
 def _live(ks: list[Kernel], names: set[str]) -> dict[str, list[tuple[int, int]]]:
     """Per tensor of `names`, the kernel-index intervals over which it is live: from a kernel writing it to each
     later kernel reading what that one wrote (both ends included; the names recur in every layer). A GEMM handing
-    its rows to the LayerNorm after it reads its A until that LayerNorm (their one phase: kernels.hands_rows):
-    the LayerNorm's output, sent to every core meanwhile, must not land on it."""
+    its rows to the LayerNorm after it, or its Q | K | V to the attention, reads its A until that kernel (their one
+    phase: kernels.hands_rows, kernels.feeds_heads): what that kernel sends to every core meanwhile must not land
+    on it."""
     written: dict[str, int] = {}
     spans: dict[str, list[tuple[int, int]]] = {t: [] for t in names}
     for i, k in enumerate(ks):
@@ -117,7 +118,8 @@ def _live(ks: list[Kernel], names: set[str]) -> dict[str, list[tuple[int, int]]]
             reads, writes = (k.q,), (k.out,)
         else:
             reads, writes = (k.inp, *(name for name, _ in k.addends)), (k.out_q, k.out_f)
-        until = i + 1 if hands_rows(k, ks[i + 1] if i + 1 < len(ks) else None) else i
+        nxt = ks[i + 1] if i + 1 < len(ks) else None
+        until = i + 1 if hands_rows(k, nxt) or feeds_heads(k, nxt) else i
         for t in reads:
             if t in names and t in written:
                 spans[t].append((written[t], until))

@@ -5,7 +5,9 @@ cores in contiguous runs, so each core owns whole column blocks (its weight tile
 row tiles) and the projections and FFNs are split by output columns. A GEMM item is (m0, n0, k0, k1): its tile
 and the reduction range it sums, all of K but under stream-K (Tiling.split_k, `split_k_work`), where the
 (tile, chunk) pairs are dealt instead and a tile may be split between two neighbouring cores. Attention is split by (sequence, head):
-each core runs whole heads, with scores, softmax and context on chip. Row kernels (LayerNorm, embeddings) are
+each core runs whole heads, dealt in turn, with scores, softmax and context on chip; the fused Q|K|V GEMM's
+column blocks are dealt in turn in head order, so the first tiles of every core hold the first heads' Q, K and
+V (the attention, sharing its phase, starts on them: mapper.emit). Row kernels (LayerNorm, embeddings) are
 split by rows: each core works the contiguous rows it owns (`owned_rows`, the same for every row kernel, so the
 residual stream can stay with its rows), in items of (first row, rows). A fused Q|K|V GEMM's tiles stay within one of its parts. Each kernel gets `work`: one tuple of items per core.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 import networkx as nx
 
 from mapper.context import MapperContext
-from mapper.kernels import Attention, Gemm, RowNorm, kernels
+from mapper.kernels import Attention, Gemm, RowNorm, feeds_heads, kernels
 
 
 def _deal(items: list[tuple[int, ...]], cores: int, group: int = 1) -> tuple[tuple[tuple[int, ...], ...], ...]:
@@ -28,6 +30,13 @@ def _deal(items: list[tuple[int, ...]], cores: int, group: int = 1) -> tuple[tup
         out.append(tuple(it for grp in groups[at : at + n] for it in grp))
         at += n
     return tuple(out)
+
+
+def _deal_in_turn(items: list[tuple[int, ...]], cores: int, group: int = 1) -> tuple[tuple[tuple[int, ...], ...], ...]:
+    """Whole groups of `items` dealt to the cores in turn (group g to core g % cores), so every core's r-th group
+    is among the first groups; as many per core as `_deal` gives."""
+    groups = [items[i : i + group] for i in range(0, len(items), group)]
+    return tuple(tuple(it for grp in groups[c::cores] for it in grp) for c in range(cores))
 
 
 def owned_rows(rows: int, cores: int) -> tuple[tuple[int, int], ...]:
@@ -72,7 +81,8 @@ def split_k_work(tiles: list[tuple[int, int]], k: int, tk: int, cores: int) -> t
 
 def place_on_cores(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
     out = g.copy()
-    for k in kernels(g):
+    ks = kernels(g)
+    for i, k in enumerate(ks):
         if isinstance(k, Gemm):
             assert k.tiling is not None
             t = k.tiling
@@ -80,10 +90,19 @@ def place_on_cores(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
             tiles = gemm_tiles(k.m, w, k.parts, t.tm, t.tn)
             split = split_k_work(tiles, k.k, t.tk, ctx.cores) if t.split_k else None
             assert split is not None or not t.split_k, f"{k.name}: the search picked a stream-K split it cannot place"
-            work = split if split is not None else _deal([(m0, n0, 0, k.k) for m0, n0 in tiles], ctx.cores)
-        elif isinstance(k, Attention):
+            items = [(m0, n0, 0, k.k) for m0, n0 in tiles]
+            if split is not None:
+                work = split
+            elif feeds_heads(k, ks[i + 1] if i + 1 < len(ks) else None):
+                # the fused projection: its column blocks in head order (Q, K and V of the first heads first) and dealt
+                # in turn, so every core's first tiles complete the first heads, which the attention starts on
+                items.sort(key=lambda it: (it[1] % w, it[1] // w))  # stable: a column block's row tiles stay together
+                work = _deal_in_turn(items, ctx.cores, group=-(-k.m // t.tm))
+            else:
+                work = _deal(items, ctx.cores)
+        elif isinstance(k, Attention):  # heads dealt in turn: every core's first heads are the first to be in
             items = [(b, h, q0) for b in range(k.batch) for h in range(k.heads) for q0 in range(0, k.seq, k.tq)]
-            work = _deal(items, ctx.cores, group=-(-k.seq // k.tq))
+            work = _deal_in_turn(items, ctx.cores, group=-(-k.seq // k.tq))
         elif isinstance(k, RowNorm):
             work = row_items(k.rows, k.tr, ctx.cores)
         else:  # pragma: no cover

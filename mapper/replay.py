@@ -96,7 +96,7 @@ class KernelReplay:
             if t not in params:
                 params.append(t)
             pre.append((params.index(t), t.rows, t.cols, t.dtype, a.sram_addr, a.k0, a.n0, a.rows, a.cols))
-        start = (b.core, b.slots, b.slots_loaded, b.preloaded, pins, fresh, b.handoff, b.handoff_rows, b.reserved_top, *b.state(), *(len(b.queues[u]) for u in UNITS))
+        start = (b.core, b.slots, b.slots_loaded, b.preloaded, pins, fresh, b.handoff, b.handoff_rows, b.feeding, b.reserved_acc, b.head_rounds, b.reserved_top, *b.state(), *(len(b.queues[u]) for u in UNITS))
         return (type(k), fields, work, tuple(pre), start), Operands(params, others)
 
     def run(self, emit: Callable[[], object], b: CoreBuilder, key: tuple[object, ...], tensors: Operands) -> object:

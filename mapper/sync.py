@@ -103,7 +103,13 @@ class CoreBuilder:
     # every core, and the semaphore by which this core's NoC unit tells its vector unit that an item's rows are in
     handoff_rows: tuple[tuple[tuple[int, int], ...], ...] | None = None
     handoff: int = -1
-    # while that LayerNorm is emitted: the lowest scratchpad address the GEMM's buffers reach from the top (the
+    # the fused projection sharing a phase with the attention after it (mapper.emit): it sends its tiles in rounds
+    # (its r-th tile on every core), each core's NoC unit signalling `handoff` once a round is in; and, for that
+    # attention, per item on this core the round whose receives it needs, and how many rounds there are
+    feeding: bool = False
+    reserved_acc: int = 0  # accumulator bytes the GEMM leaves free for the kernel after it in its phase
+    head_rounds: tuple[tuple[int, ...], int] | None = None
+    # while that LayerNorm (or attention) is emitted: the lowest scratchpad address the GEMM's buffers reach from the top (the
     # LayerNorm's buffers and the weight slots it keeps for later GEMMs stay below it), and the GEMM's closing
     # WAITs (Channel.drain), put back at the end of the phase so that the LayerNorm's loads need not wait for them
     reserved_top: int | None = None

@@ -151,7 +151,7 @@ def test_lowered_program_verifies_and_is_balanced_per_semaphore(model, seq, batc
         assert not any(count.values())  # every semaphore is back to zero at each barrier
         assert core[-1].op is Opcode.HALT
     assert len(low.labels[0]) == len(low.program.cores[0])
-    assert low.phases[0] == "emb" and low.phases[-1] == "cls" and "l1.qkv" in low.phases
+    assert low.phases[0] == "emb" and low.phases[-1] == "cls" and "l1.qkv+attn" in low.phases
 
 
 ON_CHIP = ("xq", "x1q", "qkv", "ctx", "hq", "x", "x1", "y")  # every activation, the fused Q|K|V output included
@@ -164,6 +164,11 @@ def _dram_touches(low, names):
             if i.op in (Opcode.DMA_LD, Opcode.DMA_ST) and any(a <= i.dram_addr < b for a, b in spans)]
 
 
+def _mapping_of(low, kernel: str) -> str:
+    """The mapping record of the phase that runs `kernel` (a phase may run two: `l0.qkv+attn`)."""
+    return next(low.phase_mapping[p] for p, ks in low.phase_kernels.items() if kernel in ks)
+
+
 def test_activations_stay_on_chip():
     """On the default chip every activation stays on chip: the LayerNorm outputs, the FFN1 output and the attention
     context gathered on every core (the next GEMM reads A in place), Q|K|V gathered in column blocks of a head
@@ -172,7 +177,7 @@ def test_activations_stay_on_chip():
     c = chip()
     low = lower(build_graph(preset("bert-mini"), 64, 1), MapperContext(c), verify=True)
     assert _dram_touches(low, ON_CHIP) == []
-    assert "Q|K|V read in place" in low.phase_mapping["l0.attn"] and "output on chip" in low.phase_mapping["l0.qkv"]
+    assert "Q|K|V read in place" in _mapping_of(low, "l0.attn") and "output on chip" in _mapping_of(low, "l0.qkv")
     # bert-mini's 64-wide heads: a Q|K|V tile wider than a head leaves as one strided send per head block it spans,
     # each landing dense (its rows one head wide, back to back)
     head_bytes = 64
@@ -237,12 +242,12 @@ def test_qkv_stays_on_chip_only_where_that_program_is_faster(base, sets):
     ctx = MapperContext(c, measure=timed)
     on = _run_passes(fuse_epilogues(g), ctx, False)
     off = lower(g, dataclasses.replace(ctx, attention_inputs_on_chip=False))
-    assert "Q|K|V read in place" in on.phase_mapping["l0.attn"] and "Q|K|V via DRAM" in off.phase_mapping["l0.attn"]
+    assert "Q|K|V read in place" in _mapping_of(on, "l0.attn") and "Q|K|V via DRAM" in _mapping_of(off, "l0.attn")
     assert _dram_touches(on, ("qkv",)) == [] and _dram_touches(off, ("qkv",)) != []
     best = lower(g, ctx)
     cycles = {name: timed(low.program, c)[0] for name, low in (("on", on), ("off", off), ("best", best))}
     assert cycles["best"] == min(cycles["on"], cycles["off"])
-    assert ("Q|K|V read in place" in best.phase_mapping["l0.attn"]) == (cycles["on"] <= cycles["off"]) == (base == "tpuv1")
+    assert ("Q|K|V read in place" in _mapping_of(best, "l0.attn")) == (cycles["on"] <= cycles["off"]) == (base == "tpuv1")
 
 
 @given(st.integers(0, 64), st.integers(0, 300), st.integers(1, 300))
@@ -856,13 +861,30 @@ def test_an_objective_keeps_the_best_whole_program_by_its_figure():
         assert figures[Objective.EDP][0] * figures[Objective.EDP][1] == min(products)
 
 
+def _phase_trace(low, res, phase: str) -> list[list]:
+    """Per core, the trace events of `res` (a run of `low`) within its barrier phase `phase`."""
+    start = sum(p.cycles for p in res.phases[:low.phases.index(phase)])
+    end = start + res.phases[low.phases.index(phase)].cycles
+    return [[e for e in res.trace if e.core == core and start <= e.start_cycle and e.end_cycle <= end] for core in range(len(low.program.cores))]
+
+
+def _emitted_without_handoff(model: str, c):
+    """`model` at seq 64 lowered on chip `c` with a barrier after every kernel (emit(handoff=False))."""
+    from mapper.emit import emit
+
+    g = fuse_epilogues(build_graph(preset(model), 64, 1))
+    ctx = MapperContext(c)
+    for p in PASSES:
+        g = p(g, ctx)
+    return emit(g, ctx, handoff=False)
+
+
 def test_a_projection_hands_its_rows_to_the_layernorm_within_one_phase():
     """The output projection and FFN2 send their fp32 rows to the owners of those rows and the LayerNorm after each
     normalizes them: one phase, no barrier between the two (the LayerNorm's instructions and the GEMM's share it),
     the last tile's rows sent in rounds of the LayerNorm's items, so each core's LayerNorm starts on its first item
     while later rounds are still on the NoC. Without the handoff (emit(handoff=False)) a barrier separates them."""
     from chipsim.executor import execute
-    from mapper.emit import emit
 
     c = chip()
     low = lower(build_graph(preset("bert-mini"), 64, 1), MapperContext(c), verify=True)
@@ -872,16 +894,33 @@ def test_a_projection_hands_its_rows_to_the_layernorm_within_one_phase():
         assert {labels[j] for j in at} == {"l0.ffn2", "l0.ln2"}
         assert not any(core[j].op is Opcode.BARRIER for j in range(at[0], at[-1]))  # one phase: no barrier inside
     res = execute(low.program, c, trace=True, functional=False)
-    start = sum(p.cycles for p in res.phases[:low.phases.index("l0.ffn2+ln2")])
-    end = start + res.phases[low.phases.index("l0.ffn2+ln2")].cycles
-    for core in range(c.num_cores):
-        mine = [e for e in res.trace if e.core == core and start <= e.start_cycle and e.end_cycle <= end]
+    for mine in _phase_trace(low, res, "l0.ffn2+ln2"):
         first_norm = min(e.start_cycle for e in mine if e.name == "vrsum")  # the LayerNorm's (the epilogue has none)
         last_recv = max(e.end_cycle for e in mine if e.name == "noc_recv")
         assert first_norm < last_recv  # it normalizes its first rows while its last rows are still coming in
-    g = fuse_epilogues(build_graph(preset("bert-mini"), 64, 1))
-    ctx = MapperContext(c)
-    for p in PASSES:
-        g = p(g, ctx)
-    apart = emit(g, ctx, handoff=False)
+    apart = _emitted_without_handoff("bert-mini", c)
     assert "l0.ffn2" in apart.phases and "l0.ln2" in apart.phases and "l0.ffn2+ln2" not in apart.phases
+
+
+def test_the_fused_projection_feeds_the_attention_head_by_head_within_one_phase():
+    """Q|K|V gathered on chip: the fused projection and the attention share one phase (no barrier between them).
+    The projection's column blocks are dealt to the cores in head order and sent in rounds (every core's r-th
+    tile), each core's NoC signalling its array once a round is in, so every core's attention starts on its first
+    head while later tiles are still on the NoC (bert-small: 8 heads on 4 cores). emit(handoff=False) puts a
+    barrier between them."""
+    from chipsim.executor import execute
+
+    c = chip()
+    low = lower(build_graph(preset("bert-small"), 64, 1), MapperContext(c), verify=True)
+    assert "l0.qkv+attn" in low.phases and "l0.attn" not in low.phases
+    for core, labels in zip(low.program.cores, low.labels):
+        at = [j for j, label in enumerate(labels) if label in ("l0.qkv", "l0.attn")]
+        assert {labels[j] for j in at} == {"l0.qkv", "l0.attn"}
+        assert not any(core[j].op is Opcode.BARRIER for j in range(at[0], at[-1]))
+    res = execute(low.program, c, trace=True, functional=False)
+    for labels, mine in zip(low.labels, _phase_trace(low, res, "l0.qkv+attn")):
+        first_scores = min(e.start_cycle for e in mine if e.name == "matmul" and labels[e.index] == "l0.attn")
+        last_tile_in = max(e.end_cycle for e in mine if e.name == "noc_recv" and labels[e.index] == "l0.qkv")
+        assert first_scores < last_tile_in  # its first head's scores while the projection's last tiles come in
+    apart = _emitted_without_handoff("bert-small", c)
+    assert "l0.qkv" in apart.phases and "l0.attn" in apart.phases and "l0.qkv+attn" not in apart.phases

@@ -59,9 +59,9 @@ def test_report_writes_every_plot_and_embeds_them(sweep_dir: Path) -> None:
     assert "does not fit" in page  # the failed points are listed with their error
     where = page[page.index("<h2>Where the cycles go"):page.index("<h2>Plots")]
     # a header, then the kinds summed over the layers: the output projection and FFN2 each share a phase with the
-    # LayerNorm after them (mapper.kernels.hands_rows)
-    assert where.count("<tr>") == 1 + 7
-    for kind in ("qkv", "attn", "ffn1", "ffn2+ln2", "attn_out+ln1", "emb", "cls"):
+    # LayerNorm after them (mapper.kernels.hands_rows), the fused projection one with the attention (feeds_heads)
+    assert where.count("<tr>") == 1 + 6
+    for kind in ("qkv+attn", "ffn1", "ffn2+ln2", "attn_out+ln1", "emb", "cls"):
         assert f"<td>{kind}</td>" in where
     with Image.open(report.plots[0].png_path) as im:
         assert im.size[0] > 500 and im.size[1] > 300
