@@ -64,7 +64,7 @@ from mapper.errors import MapperError
 from mapper.kernels import Attention, Gemm, Kernel, KernelGraphFacts, OnChip, Residency, RowNorm, block_offset, block_pieces, feeds_heads, graph_facts, hands_rows
 from mapper.kernels import Bcast as AddBcast
 from mapper.layout import DramLayout, Tensor
-from mapper.place import owned_rows
+from mapper.place import HeadOwners, owned_rows
 from mapper.replay import KernelReplay
 from mapper.sync import UNITS, Buf, Channel, CoreBuilder, Pin, interleave, top_address
 from mapper.tiling import align, attention_sram_bytes, gemm_sram_bytes, rownorm_sram_bytes
@@ -148,7 +148,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     # the fp32 result handed, row block by row block, to the LayerNorm of this phase (kernels.hands_rows)
     handing = b.handoff_rows is not None and outf_chip is not None
     # the operand copy sent in rounds to the attention of this phase, each head starting once it is in (feeds_heads)
-    feeding = b.feeding and outq_chip is not None
+    feeding = b.feeding is not None and outq_chip is not None
     if not items:
         if handing:
             _handoff_rounds(b, k, work, outf_chip, ctx, [])
@@ -355,9 +355,12 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
                 strided = len(blocks) > 1
                 at = out_bufs[o_slot].addr + r0 * cols * q
                 for c0, c1 in blocks:  # one copy to every core's gathered whole; a piece per column block the tile spans
-                    b.emit(Unit.NOC, NocSend(dst_core=0, mem=Mem.SPAD, addr=at + (c0 - n0) * q, bytes=(r1 - r0) * (c1 - c0) * q,
-                                             tag=idx % PARTIAL_TAG, multicast=True, rows=r1 - r0 if strided else 1,
-                                             stride_bytes=cols * q if strided else 0))
+                    # (feeding the attention: each head block to the cores running that head alone)
+                    dests = b.feeding.dests(m0 + r0, m0 + r1, c0) if b.feeding is not None else ()
+                    for dst in dests if 0 < len(dests) < ctx.cores else (-1,):
+                        b.emit(Unit.NOC, NocSend(dst_core=max(dst, 0), mem=Mem.SPAD, addr=at + (c0 - n0) * q,
+                                                 bytes=(r1 - r0) * (c1 - c0) * q, tag=idx % PARTIAL_TAG, multicast=dst < 0,
+                                                 rows=r1 - r0 if strided else 1, stride_bytes=cols * q if strided else 0))
             if outf_chip is not None and not (handing and idx == len(items) - 1):
                 b.wait(Unit.NOC, ready)
                 for dst in owner_order(b.core, ctx.cores):  # a piece lies within one owner's rows
@@ -438,11 +441,15 @@ def _recv_list(k: Gemm, work: Work, outq_chip: OnChip | None, outf_chip: OnChip 
     return tuple(out)
 
 
-def _operand_from(k: Gemm, outq_chip: OnChip, q: int, src: int, tag: int, n0: int, cols: int, lo: int, hi: int) -> list[Instr]:
+def _operand_from(k: Gemm, outq_chip: OnChip, q: int, src: int, tag: int, n0: int, cols: int, lo: int, hi: int,
+                  owners: HeadOwners | None = None, me: int = -1) -> list[Instr]:
     """The receives of rows lo .. hi - 1, columns n0 .. n0 + cols - 1 of GEMM `k`'s operand copy from core `src` into
-    this core's gathered whole: one per column block they span, in the sender's order."""
+    this core's gathered whole: one per column block they span, in the sender's order (with `owners`, only the
+    head blocks core `me` reads)."""
     out = []
     for c0, c1 in block_pieces(outq_chip.block_cols, n0, cols):
+        if owners is not None and me not in owners.dests(lo, hi, c0):
+            continue
         at, stride = block_offset(k.m, k.n, outq_chip.block_cols, lo, c0)
         out.append(NocRecv(src_core=src, mem=outq_chip.mem, addr=outq_chip.addr + at * q, bytes=(hi - lo) * (c1 - c0) * q,
                            tag=tag, rows=hi - lo, stride_bytes=stride * q))
@@ -542,7 +549,8 @@ def _feed_rounds(b: CoreBuilder, k: Gemm, work: Work, outq_chip: OnChip, ctx: Ma
     every core's r-th tile into the gathered Q | K | V, then a SIGNAL telling its array that the heads of those
     tiles are in (`head_rounds`). Every core's round-r sends come before its round-r receives, and a send waits
     only for its own core's units, so no NoC queue waits on one that waits on it."""
-    for r, received in enumerate(_feed_recvs(k, work, outq_chip, ctx.cores, ctx.q_itemsize)):
+    assert b.feeding is not None
+    for r, received in enumerate(_feed_recvs(k, work, outq_chip, ctx.cores, ctx.q_itemsize, b.feeding, b.core)):
         if r < len(sent):
             b.queues[Unit.NOC].extend(sent[r])
         b.queues[Unit.NOC].extend(received)
@@ -550,13 +558,13 @@ def _feed_rounds(b: CoreBuilder, k: Gemm, work: Work, outq_chip: OnChip, ctx: Ma
 
 
 @functools.lru_cache(maxsize=1 << 10)  # bounded: a sweep worker meets many chips
-def _feed_recvs(k: Gemm, work: Work, outq_chip: OnChip, cores: int, q: int) -> tuple[tuple[Instr, ...], ...]:
-    """Per round of _feed_rounds, a core's receives of every core's tile of that round (the same on every core: the
-    gathered copy is at the same address on each)."""
+def _feed_recvs(k: Gemm, work: Work, outq_chip: OnChip, cores: int, q: int, owners: HeadOwners, me: int) -> tuple[tuple[Instr, ...], ...]:
+    """Per round of _feed_rounds, core `me`'s receives of the head blocks it reads (`owners`) of every core's tile of
+    that round."""
     rounds: list[list[Instr]] = [[] for _ in range(max(len(w) for w in work))]
     assert len(rounds) < PARTIAL_TAG  # a tile's tag is its index on its core
     for src, tag, n0, cols, lo, hi in _recv_pieces(k, work, cores, False):
-        rounds[tag] += _operand_from(k, outq_chip, q, src, tag, n0, cols, lo, hi)
+        rounds[tag] += _operand_from(k, outq_chip, q, src, tag, n0, cols, lo, hi, owners, me)
     return tuple(tuple(r) for r in rounds)
 
 
@@ -1501,7 +1509,7 @@ def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: 
                 if hand[at]:  # the LayerNorm's items on every core, and the semaphore of its rows coming in
                     b.handoff, b.handoff_rows = b.sem(), seq[at + 1][1]
                 elif feed[at]:  # the semaphore of the attention's heads coming in
-                    b.handoff, b.feeding = b.sem(), True
+                    b.handoff, b.feeding = b.sem(), HeadOwners.of(seq[at + 1][0], seq[at + 1][1])  # type: ignore[arg-type]
                     # the attention's accumulator tiles beside the GEMM's two at least, else over them once the
                     # GEMM's last epilogue has freed them (its array then waits for that: shared_acc)
                     nxt, t = seq[at + 1][0], k.tiling
@@ -1532,7 +1540,7 @@ def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: 
                 b.preloaded = _preload_first_fold(at, seq, b, ctx, unit_cycles, _PRELOAD_MEMO, emitted)
                 if joined[at]:  # the kernel next waits on b.handoff, its loads not on the GEMM's closing WAITs
                     if feed[at]:
-                        b.feeding, b.reserved_acc = False, 0
+                        b.feeding, b.reserved_acc = None, 0
                         b.head_rounds = head_rounds(k, work, seq[at + 1][0], seq[at + 1][1][b.core])
                     for u in UNITS:
                         q = b.queues[u]

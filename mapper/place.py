@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import networkx as nx
 
+from dataclasses import dataclass
+
 from mapper.context import MapperContext
 from mapper.kernels import Attention, Gemm, RowNorm, feeds_heads, kernels
 
@@ -37,6 +39,30 @@ def _deal_in_turn(items: list[tuple[int, ...]], cores: int, group: int = 1) -> t
     is among the first groups; as many per core as `_deal` gives."""
     groups = [items[i : i + group] for i in range(0, len(items), group)]
     return tuple(tuple(it for grp in groups[c::cores] for it in grp) for c in range(cores))
+
+
+@dataclass(frozen=True, slots=True)
+class HeadOwners:
+    """Which core runs each (sequence, head) of an attention (its placed work), to send a block of its Q | K | V
+    input (rows of the fused projection's output, within one head's columns of Q, K or V) only where it is read."""
+
+    seq: int
+    head_dim: int
+    hidden: int
+    cores: tuple[tuple[int, ...], ...]  # per sequence, per head: the core
+
+    @staticmethod
+    def of(k: Attention, work: tuple[tuple[tuple[int, ...], ...], ...]) -> HeadOwners:
+        owner = [[0] * k.heads for _ in range(k.batch)]
+        for core, items in enumerate(work):
+            for bi, h, _ in items:
+                owner[bi][h] = core
+        return HeadOwners(k.seq, k.head_dim, k.hidden, tuple(tuple(row) for row in owner))
+
+    def dests(self, lo: int, hi: int, col: int) -> tuple[int, ...]:
+        """The cores reading rows lo .. hi - 1 of the head block holding column `col` (in core order)."""
+        h = col % self.hidden // self.head_dim
+        return tuple(sorted({self.cores[bi][h] for bi in range(lo // self.seq, (hi - 1) // self.seq + 1)}))
 
 
 def owned_rows(rows: int, cores: int) -> tuple[tuple[int, int], ...]:

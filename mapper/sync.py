@@ -22,6 +22,7 @@ from isa import Barrier, Instr, Mem, Signal, Unit, Wait
 from isa.semantics import NUM_SEMAPHORES
 from mapper.context import ALIGN_BYTES
 from mapper.errors import MapperError
+from mapper.place import HeadOwners
 
 UNITS = (Unit.DMA, Unit.MXU, Unit.VEC, Unit.NOC)
 
@@ -104,9 +105,10 @@ class CoreBuilder:
     handoff_rows: tuple[tuple[tuple[int, int], ...], ...] | None = None
     handoff: int = -1
     # the fused projection sharing a phase with the attention after it (mapper.emit): it sends its tiles in rounds
-    # (its r-th tile on every core), each core's NoC unit signalling `handoff` once a round is in; and, for that
-    # attention, per item on this core the round whose receives it needs, and how many rounds there are
-    feeding: bool = False
+    # (its r-th tile on every core), each head block only to the core running that head (`feeding`), each core's
+    # NoC unit signalling `handoff` once a round is in; and, for that attention, per item on this core the round
+    # whose receives it needs, and how many rounds there are
+    feeding: HeadOwners | None = None
     reserved_acc: int = 0  # accumulator bytes the GEMM leaves free for the kernel after it in its phase
     head_rounds: tuple[tuple[int, ...], int] | None = None
     # while that LayerNorm (or attention) is emitted: the lowest scratchpad address the GEMM's buffers reach from the top (the

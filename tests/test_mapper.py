@@ -11,7 +11,7 @@ from chipsim.config import apply_overrides, chip_from_dict, load_chip_dict
 from isa import DType, Opcode, Unit, verify
 from mapper import PASSES, MapperContext, MapperError, check_graph, lower
 from mapper.fuse import fuse_epilogues
-from mapper.kernels import Attention, Bcast, Gemm, RowNorm, kernels
+from mapper.kernels import Attention, Bcast, Gemm, RowNorm, graph_facts, kernels
 from mapper.place import _deal, owned_rows, split_k_work
 from mapper.tiling import ROW_ITEMS_PER_CORE, gemm_sram_bytes, search_gemm
 from workloads.bert import preset
@@ -179,13 +179,14 @@ def test_activations_stay_on_chip():
     assert _dram_touches(low, ON_CHIP) == []
     assert "Q|K|V read in place" in _mapping_of(low, "l0.attn") and "output on chip" in _mapping_of(low, "l0.qkv")
     # bert-mini's 64-wide heads: a Q|K|V tile wider than a head leaves as one strided send per head block it spans,
-    # each landing dense (its rows one head wide, back to back)
+    # each landing dense (its rows one head wide, back to back), and only on the core running that head (the
+    # attention shares the projection's phase: mapper.place.HeadOwners)
     head_bytes = 64
     pieces = [i for core in low.program.cores for i in core if i.op is Opcode.NOC_SEND and i.rows > 1]
     assert pieces and all(i.bytes // i.rows == head_bytes and i.stride_bytes > head_bytes for i in pieces)
     dense = [i for core in low.program.cores for i in core
              if i.op is Opcode.NOC_RECV and i.rows > 1 and i.stride_bytes == i.bytes // i.rows == head_bytes]
-    assert len(dense) == len(pieces) * len(low.program.cores)  # multicast: every core receives every piece
+    assert not any(i.multicast for i in pieces) and len(dense) == len(pieces)  # each piece to one core
     sends = [i for core in low.program.cores for i in core if i.op is Opcode.NOC_SEND]
     strided = [i for core in low.program.cores for i in core if i.op is Opcode.NOC_RECV and i.rows > 1]
     assert strided and all(i.stride_bytes >= i.bytes // i.rows for i in strided)  # tiles land as blocks of the whole
@@ -211,8 +212,6 @@ def test_one_core_keeps_activations_on_chip_through_its_local_port():
 def test_gathered_activations_share_bytes_only_when_never_live_together():
     """Q|K|V and the FFN1 output share the region's bytes (no kernel holds both); Q|K|V and the context the attention
     writes while reading it do not, nor a GEMM's A and its output. The region is no larger than without Q|K|V."""
-    from mapper.kernels import graph_facts
-
     g, _ = run_passes("bert-base", 128, 1, chip())
     where = {t.tensor: (t.addr, t.addr + 128 * t.cols) for t in graph_facts(g).on_chip if t.mem.name == "SPAD"}
 
@@ -282,7 +281,6 @@ def test_the_search_costs_the_epilogue_the_emitter_issues(precision):
     (opcode, rows, cols) for every output tile of every GEMM, or the search optimises a program that never runs."""
     from isa import Unit
     from mapper.emit import emit_gemm, epilogue_pieces
-    from mapper.kernels import graph_facts
     from mapper.sync import CoreBuilder
     from mapper.tiling import gemm_epilogue
 
@@ -872,10 +870,7 @@ def _emitted_without_handoff(model: str, c):
     """`model` at seq 64 lowered on chip `c` with a barrier after every kernel (emit(handoff=False))."""
     from mapper.emit import emit
 
-    g = fuse_epilogues(build_graph(preset(model), 64, 1))
-    ctx = MapperContext(c)
-    for p in PASSES:
-        g = p(g, ctx)
+    g, ctx = run_passes(model, 64, 1, c)
     return emit(g, ctx, handoff=False)
 
 
@@ -922,5 +917,13 @@ def test_the_fused_projection_feeds_the_attention_head_by_head_within_one_phase(
         first_scores = min(e.start_cycle for e in mine if e.name == "matmul" and labels[e.index] == "l0.attn")
         last_tile_in = max(e.end_cycle for e in mine if e.name == "noc_recv" and labels[e.index] == "l0.qkv")
         assert first_scores < last_tile_in  # its first head's scores while the projection's last tiles come in
+    # each core receives the Q, K and V blocks of the heads it runs, and no others (mapper.place.HeadOwners)
+    g, _ = run_passes("bert-small", 64, 1, c)
+    qkv = next(t for t in graph_facts(g).on_chip if t.tensor == "qkv")
+    attn = g.nodes["l0.attn"]["kernel"]
+    block = 64 * attn.head_dim  # a head block of the gathered Q|K|V: its 64 rows, one head wide
+    for core, labels, items in zip(low.program.cores, low.labels, g.nodes["l0.attn"]["work"]):
+        heads = {(i.addr - qkv.addr) // block % attn.heads for i, label in zip(core, labels) if label == "l0.qkv" and i.op is Opcode.NOC_RECV}
+        assert heads == {h for _, h, _ in items}
     apart = _emitted_without_handoff("bert-small", c)
     assert "l0.qkv" in apart.phases and "l0.attn" in apart.phases and "l0.qkv+attn" not in apart.phases
