@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 from dataclasses import dataclass
 
 import networkx as nx
@@ -149,6 +150,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     handing = b.handoff_rows is not None and outf_chip is not None
     # the operand copy sent in rounds to the attention of this phase, each head starting once it is in (feeds_heads)
     feeding = b.feeding is not None and outq_chip is not None
+    base = {u: len(b.queues[u]) for u in (Unit.MXU, Unit.VEC)}
     if not items:
         if handing:
             _handoff_rounds(b, k, work, outf_chip, ctx, [])
@@ -401,6 +403,9 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     # store i-1). Several chunks per item: item i+1 only (its own later chunks wait for its own MATMULs).
     lead = 1 if not resident else min(k.tiling.w_slots, 3) if a_in_place and k.m <= tm else 2
     b.queues[Unit.DMA].extend(interleave(loads, stores, ahead=lead))
+    if feeding:  # where each item's array and vector work ends (the attention's first head may go between: _pull_ahead)
+        b.marks = tuple(tuple(itertools.accumulate((len(stage) for stage in stages), initial=len(b.queues[u]) - base[u]))[1:]
+                        for u, stages in ((Unit.MXU, mxu), (Unit.VEC, vec)))
     b.queues[Unit.MXU].extend(instr for stage in mxu for instr in stage)
     b.queues[Unit.VEC].extend(instr for stage in vec for instr in stage)
     if handing:
@@ -635,6 +640,7 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
     items = work[b.core]
     # fed by the fused projection of this phase: per item, the round of its sends by which the item's head is in
     rounds = b.head_rounds
+    base = {u: len(b.queues[u]) for u in (Unit.MXU, Unit.VEC)}
     if not items:
         _attention_recvs(b, k, work, out_chip, ctx)
         if rounds is not None:
@@ -775,6 +781,9 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
             ch_out.release(os_)
     _preload_last_context(pv[-1], ch_p.full, soft + post, interleave(scores, pv), ctx)
     _issue_prefetch(b, loads)
+    if rounds is not None:  # the first head's scores and softmax lead the array's and vector unit's work (_pull_ahead)
+        b.marks = tuple((len(b.queues[u]) - base[u], len(b.queues[u]) - base[u] + len(first[0])) for u, first in ((Unit.MXU, scores), (Unit.VEC, soft)))
+        b.marks += (rounds[0][0],)
     b.queues[Unit.DMA].extend(interleave(loads, stores))
     b.queues[Unit.MXU].extend(interleave(scores, pv))
     b.queues[Unit.VEC].extend(interleave(soft, post))
@@ -1336,13 +1345,15 @@ def describe_mapping(k: Kernel, work: tuple[tuple[object, ...], ...], facts: Ker
 
 
 def _emit_on_core(b: CoreBuilder, k: Kernel, work: Work, facts: KernelGraphFacts, ctx: MapperContext,
-                  pre: list[Instr], fresh: int) -> int:
+                  pre: list[Instr], fresh: int) -> tuple[int, tuple[object, ...] | None]:
     """Kernel `k`'s instructions on `b`'s core, with `pre` (later GEMMs' weight tiles; the last `fresh` of them into
     slots kept from now on, slot 0 highest) in its DMA queue as far as its buffers leave room for them; how many of
-    them were kept (the first ones: a new slot the kernel's own buffers reach is dropped, and every one after it)."""
+    them were kept (the first ones: a new slot the kernel's own buffers reach is dropped, and every one after it),
+    and what the emitter marked of where its work lies in the queues (CoreBuilder.marks)."""
     assert b.spad is not None
     start = b.state(), [len(b.queues[u]) for u in UNITS]
     b.prefetch, b.split_prefetch, b.prefetch_places = list(pre), False, 0  # places: set where the emitter issues them
+    b.marks = None
     EMITTERS[type(k)](b, k, work, facts, ctx)
     if b.prefetch:  # no items here: the DMA queue is free for them
         b.queues[Unit.DMA].extend(b.prefetch)
@@ -1368,7 +1379,7 @@ def _emit_on_core(b: CoreBuilder, k: Kernel, work: Work, facts: KernelGraphFacts
     elif kept < len(pre):  # the rest would overwrite a buffer in use
         dropped = {id(i) for i in pre[kept:]}
         b.queues[Unit.DMA] = [i for i in b.queues[Unit.DMA] if id(i) not in dropped]
-    return kept
+    return kept, b.marks
 
 
 def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True, ahead: int = 0, handoff: bool = True) -> Lowered:
@@ -1396,7 +1407,7 @@ def _close_handoff(b: CoreBuilder, ctx: MapperContext, gemm: str, norm: str) -> 
     MATMUL (else at the end: every SIGNAL has its WAIT). Each instruction's kernel name, per unit (`gemm` or
     `norm`)."""
     assert b.reserved_top is not None
-    labels = {u: [gemm] * b.handed[u] + [norm] * (len(b.queues[u]) - b.handed[u]) for u in UNITS if u is not Unit.DMA}
+    labels = {u: _kernel_labels(len(b.queues[u]), b.handed[u], b.moved.get(u, []), gemm, norm) for u in UNITS if u is not Unit.DMA}
     dma, split = b.queues[Unit.DMA], b.handed[Unit.DMA]
     q = ctx.q_itemsize
     # the second kernel's first loads (up to its first SIGNAL: the LayerNorm's constants, the attention's first mask)
@@ -1415,8 +1426,18 @@ def _close_handoff(b: CoreBuilder, ctx: MapperContext, gemm: str, norm: str) -> 
     for u, closing in b.closing.items():
         b.queues[u].extend(closing)
         labels[u] += [gemm] * len(closing)
-    b.handoff, b.reserved_top, b.closing, b.head_rounds = -1, None, {}, None
+    b.handoff, b.reserved_top, b.closing, b.head_rounds, b.moved = -1, None, {}, None, {}
     return labels
+
+
+def _kernel_labels(n: int, handed: int, moved: list[tuple[int, int]], first: str, second: str) -> list[str]:
+    """Per instruction of a unit queue of `n` shared by two kernels, its kernel: the first's `handed` instructions
+    come first, but for the second's `moved` in among them (_pull_ahead), the rest are the second's."""
+    out: list[str] = []
+    for lo, hi in moved:
+        out += [first] * (lo - len(out)) + [second] * (hi - lo)
+    rest = handed - sum(1 for label in out if label == first)
+    return out + [first] * rest + [second] * (n - len(out) - rest)
 
 
 def _handing(seq: list[tuple[Kernel, Work]], i: int, facts: KernelGraphFacts) -> bool:
@@ -1428,6 +1449,43 @@ def _handing(seq: list[tuple[Kernel, Work]], i: int, facts: KernelGraphFacts) ->
     assert isinstance(k, Gemm)
     kept = facts.on_chip_of(k.out_f)
     return kept is not None and kept.residency is Residency.OWNED_ROWS
+
+
+def _pull_ahead(b: CoreBuilder, tile_ends: tuple[tuple[int, ...], ...], starts: dict[Unit, int], marks: tuple[object, ...],
+                cycles: _UnitCycles) -> None:
+    """The attention sharing the fused projection's phase: its first head's scores MATMUL and softmax moved in among
+    the projection's tiles, after the tile following the round that head waits for (on the array and the vector
+    unit alike). The vector unit then works the softmax while the array runs the tiles left, instead of idling
+    between their epilogues; but those epilogues come later by what of the softmax the idle time does not cover, and
+    the tiles left by the scores MATMUL, and with them their sends, which other cores' heads wait for. So only where
+    the vector time it saves is more than either delay, by the executor's costs (not on arrays so small that the
+    scores take longer than the softmax, nor where the tiles left keep the vector unit busy). Neither unit can wait on the other across
+    the move: the softmax waits for the scores, the scores for that round, which needs only tiles before them on
+    every core (isa/SPEC.md: a unit runs its queue in order). `tile_ends`: per unit (MXU, VEC), where each tile's
+    work ends; `starts`: where the attention's emission began; `marks`: its first head's (start, end) per unit and
+    the round it waits for."""
+    (mx, vec, need) = marks
+    after = need + 1  # type: ignore[operator]
+    if after >= len(tile_ends[0]) - 1:
+        return
+    mxq, vecq = b.queues[Unit.MXU], b.queues[Unit.VEC]
+
+    # each tile's array time within the projection's run of folds, and its epilogue's time (the phase's queues
+    # begin with the projection)
+    mats = [[i for i in mxq[lo:hi] if i.op is Opcode.MATMUL] for lo, hi in zip((0, *tile_ends[0]), tile_ends[0])]
+    run = [_run_cycles(cycles.model, [m for tile in mats[:j + 1] for m in tile]) for j in range(len(mats))]
+    epilogue = [sum(map(cycles, vecq[lo:hi])) for lo, hi in zip((0, *tile_ends[1]), tile_ends[1])]
+    idle = sum(max(0, run[j] - run[j - 1] - epilogue[j]) for j in range(after + 1, len(mats)))
+    softmax = sum(map(cycles, vecq[starts[Unit.VEC] + vec[0]:starts[Unit.VEC] + vec[1]]))  # type: ignore[index]
+    scores = sum(map(cycles, mxq[starts[Unit.MXU] + mx[0]:starts[Unit.MXU] + mx[1]]))  # type: ignore[index]
+    if min(softmax, idle) <= max(scores, softmax - idle):
+        return
+    for u, ends, (lo, hi) in zip((Unit.MXU, Unit.VEC), tile_ends, (mx, vec)):  # type: ignore[misc]
+        q = b.queues[u]
+        block = q[starts[u] + lo:starts[u] + hi]
+        del q[starts[u] + lo:starts[u] + hi]
+        q[ends[after]:ends[after]] = block
+        b.moved[u] = [(ends[after], ends[after] + len(block))]
 
 
 def _feeding(seq: list[tuple[Kernel, Work]], i: int, facts: KernelGraphFacts) -> bool:
@@ -1458,6 +1516,7 @@ def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: 
     memo: dict[tuple[object, ...], object] = {}
     ahead_bytes: dict[tuple[str, str], int] = {}
     unit_cycles = _UnitCycles(ctx)
+    tile_ends: dict[int, tuple[tuple[int, ...], ...]] = {}  # per core, where the fused projection's items end (MXU, VEC)
     first, first_work = seq[0]
     if ahead and isinstance(first, Gemm):
         assert first.tiling is not None
@@ -1518,14 +1577,16 @@ def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: 
                     shared_acc = b.acc.size - b.acc.top - need < 2 * align(t.tm * t.tn * 4)
                     b.reserved_acc, acc_from = 0 if shared_acc else need, b.acc.top
 
-                def once(b: CoreBuilder = b, k: Kernel = k, work: Work = work, ahead: list[Ahead] = ahead, fresh: int = fresh) -> int:
+                def once(b: CoreBuilder = b, k: Kernel = k, work: Work = work, ahead: list[Ahead] = ahead,
+                         fresh: int = fresh) -> tuple[int, tuple[object, ...] | None]:
                     return _emit_on_core(b, k, work, facts, ctx, [a.load(dram) for a in ahead], fresh)
 
+                starts = {u: len(b.queues[u]) for u in (Unit.MXU, Unit.VEC)}
                 if replayer is None:
-                    kept, emitted = once(), None
+                    (kept, marks), emitted = once(), None
                 else:
                     key, tensors = replayer.key(k, work, b, ahead, fresh, tuple((p.at - at, p.slots, p.loaded) for p in b.pins))
-                    kept, emitted = replayer.run(once, b, key, tensors), key
+                    (kept, marks), emitted = replayer.run(once, b, key, tensors), key
                 done = 0
                 for pin, loads, new in plan:
                     n = max(0, min(len(loads), kept - done))
@@ -1538,6 +1599,10 @@ def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: 
                         ahead_bytes[pair] = ahead_bytes.get(pair, 0) + sum(a.rows * a.cols * ctx.q_itemsize for a in loads[:n])
                 b.pins = [p for p in b.pins if p.at != at]
                 b.preloaded = _preload_first_fold(at, seq, b, ctx, unit_cycles, _PRELOAD_MEMO, emitted)
+                if feed[at] and not shared_acc and marks is not None:  # where the projection's tiles end on this core
+                    tile_ends[c] = tuple(tuple(starts[u] + e for e in ends) for u, ends in zip((Unit.MXU, Unit.VEC), marks))  # type: ignore[call-overload]
+                elif at and feed[at - 1] and c in tile_ends and marks is not None:
+                    _pull_ahead(b, tile_ends.pop(c), starts, marks, unit_cycles)
                 if joined[at]:  # the kernel next waits on b.handoff, its loads not on the GEMM's closing WAITs
                     if feed[at]:
                         b.feeding, b.reserved_acc = None, 0

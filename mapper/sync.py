@@ -110,6 +110,11 @@ class CoreBuilder:
     # whose receives it needs, and how many rounds there are
     feeding: HeadOwners | None = None
     reserved_acc: int = 0  # accumulator bytes the GEMM leaves free for the kernel after it in its phase
+    # what an emitter says of where its work lies in the MXU and VEC queues (mapper.emit, `_pull_ahead`): set by the
+    # emitter, returned with the emission (so a replayed one has it too), offsets from the emission's start
+    marks: tuple[object, ...] | None = None
+    # per unit, the (start, end) ranges of the second kernel's instructions moved in among the first's
+    moved: dict[Unit, list[tuple[int, int]]] = field(default_factory=dict)
     head_rounds: tuple[tuple[int, ...], int] | None = None
     # while that LayerNorm (or attention) is emitted: the lowest scratchpad address the GEMM's buffers reach from the top (the
     # LayerNorm's buffers and the weight slots it keeps for later GEMMs stay below it), and the GEMM's closing
