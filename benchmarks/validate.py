@@ -391,9 +391,12 @@ median wall time of one `run_gemm` call on the same GEMM in the same run, timed 
 
 Energy, area and cost are calibrated against their published sources in `docs/CALIBRATION.md` (written by hand:
 the TPUv1 floor-plan check per block, the 45 nm and 7 nm energy tables, the cost model). Every figure below was
-produced by this code. Since the regeneration before it the output projection and FFN2 share one phase with
-the LayerNorm after each (no barrier between them: their fp32 rows go to their owners in rounds of the
-LayerNorm's items, and each item is normalized as soon as its round is in). Before that the mapper came to keep
+produced by this code. Since the regeneration before it the fused Q|K|V projection and the attention share one
+phase (no barrier between them: the projection's tiles, dealt in head order, go in rounds to the cores running
+their heads, each head starting once its round is in, and where the vector unit would idle between the
+projection's epilogues the first head's softmax goes in among them). Before that the output projection and FFN2
+came to share one phase with the LayerNorm after each (their fp32 rows go to their owners in rounds of the
+LayerNorm's items, and each item is normalized as soon as its round is in), and the mapper to keep
 the attention's Q|K|V on chip where that program runs faster (gathered in column blocks of one head; TPUv1's DRAM
 traffic fell from 90.1 MB to 86.6 MB, 1.02x its weights), to let the attention's first scores wait only for their head's K and Q, to put the last
 P V's V into the array while it waits, to run a core's last GEMM epilogue in row pieces stored or sent one by one,

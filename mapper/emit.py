@@ -1456,20 +1456,19 @@ def _pull_ahead(b: CoreBuilder, tile_ends: tuple[tuple[int, ...], ...], starts: 
     """The attention sharing the fused projection's phase: its first head's scores MATMUL and softmax moved in among
     the projection's tiles, after the tile following the round that head waits for (on the array and the vector
     unit alike). The vector unit then works the softmax while the array runs the tiles left, instead of idling
-    between their epilogues; but those epilogues come later by what of the softmax the idle time does not cover, and
-    the tiles left by the scores MATMUL, and with them their sends, which other cores' heads wait for. So only where
-    the vector time it saves is more than either delay, by the executor's costs (not on arrays so small that the
-    scores take longer than the softmax, nor where the tiles left keep the vector unit busy). Neither unit can wait on the other across
-    the move: the softmax waits for the scores, the scores for that round, which needs only tiles before them on
-    every core (isa/SPEC.md: a unit runs its queue in order). `tile_ends`: per unit (MXU, VEC), where each tile's
-    work ends; `starts`: where the attention's emission began; `marks`: its first head's (start, end) per unit and
-    the round it waits for."""
+    between their epilogues; but those epilogues come later by what of the softmax the idle time does not cover,
+    and the tiles left by the scores MATMUL, and with them their sends, which other cores' heads wait for. So only
+    where the vector time it saves is more than either delay, by the executor's costs (not on arrays so small that
+    the scores take about as long as the softmax, nor where the tiles left keep the vector unit busy). Neither unit
+    can wait on the other across the move: the softmax waits for the scores, the scores for that round, which needs
+    only tiles before them on every core (isa/SPEC.md: a unit runs its queue in order). `tile_ends`: per unit (MXU,
+    VEC), where each tile's work ends; `starts`: where the attention's emission began; `marks`: its first head's
+    (start, end) per unit and the round it waits for."""
     (mx, vec, need) = marks
     after = need + 1  # type: ignore[operator]
     if after >= len(tile_ends[0]) - 1:
         return
     mxq, vecq = b.queues[Unit.MXU], b.queues[Unit.VEC]
-
     # each tile's array time within the projection's run of folds, and its epilogue's time (the phase's queues
     # begin with the projection)
     mats = [[i for i in mxq[lo:hi] if i.op is Opcode.MATMUL] for lo, hi in zip((0, *tile_ends[0]), tile_ends[0])]
