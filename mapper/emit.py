@@ -514,13 +514,17 @@ def _handoff_rounds(b: CoreBuilder, k: Gemm, work: Work, outf_chip: OnChip, ctx:
     round, then a SIGNAL telling its vector unit that its LayerNorm item of that round has every row in. Every
     core's round-r sends come before its round-r receives, so no NoC queue waits on one that waits on it."""
     assert b.handoff_rows is not None
-    me = b.core
-    recvs = _handoff_recvs(k, work, outf_chip, ctx.cores, me, b.handoff_rows)
-    for r, received in enumerate(recvs):
-        if r < len(handed):
-            b.queues[Unit.NOC].extend(handed[r])
-        b.queues[Unit.NOC].extend(received)
-        if r < len(b.handoff_rows[me]):
+    _noc_rounds(b, handed, _handoff_recvs(k, work, outf_chip, ctx.cores, b.core, b.handoff_rows), len(b.handoff_rows[b.core]))
+
+
+def _noc_rounds(b: CoreBuilder, sent: list[list[Instr]], received: tuple[tuple[Instr, ...], ...], signalled: int) -> None:
+    """A core's NoC queue in rounds: per round r, its sends of that round (`sent[r]`, none past their end), its
+    receives of it, then (for the first `signalled` rounds) a SIGNAL of b.handoff to the unit that waits for them."""
+    for r, recvs in enumerate(received):
+        if r < len(sent):
+            b.queues[Unit.NOC].extend(sent[r])
+        b.queues[Unit.NOC].extend(recvs)
+        if r < signalled:
             b.signal(Unit.NOC, b.handoff)
 
 
@@ -555,11 +559,8 @@ def _feed_rounds(b: CoreBuilder, k: Gemm, work: Work, outq_chip: OnChip, ctx: Ma
     tiles are in (`head_rounds`). Every core's round-r sends come before its round-r receives, and a send waits
     only for its own core's units, so no NoC queue waits on one that waits on it."""
     assert b.feeding is not None
-    for r, received in enumerate(_feed_recvs(k, work, outq_chip, ctx.cores, ctx.q_itemsize, b.feeding, b.core)):
-        if r < len(sent):
-            b.queues[Unit.NOC].extend(sent[r])
-        b.queues[Unit.NOC].extend(received)
-        b.signal(Unit.NOC, b.handoff)
+    received = _feed_recvs(k, work, outq_chip, ctx.cores, ctx.q_itemsize, b.feeding, b.core)
+    _noc_rounds(b, sent, received, len(received))
 
 
 @functools.lru_cache(maxsize=1 << 10)  # bounded: a sweep worker meets many chips
@@ -782,8 +783,8 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
     _preload_last_context(pv[-1], ch_p.full, soft + post, interleave(scores, pv), ctx)
     _issue_prefetch(b, loads)
     if rounds is not None:  # the first head's scores and softmax lead the array's and vector unit's work (_pull_ahead)
-        b.marks = tuple((len(b.queues[u]) - base[u], len(b.queues[u]) - base[u] + len(first[0])) for u, first in ((Unit.MXU, scores), (Unit.VEC, soft)))
-        b.marks += (rounds[0][0],)
+        at = {u: len(b.queues[u]) - base[u] for u in (Unit.MXU, Unit.VEC)}
+        b.marks = ((at[Unit.MXU], at[Unit.MXU] + len(scores[0])), (at[Unit.VEC], at[Unit.VEC] + len(soft[0])), rounds[0][0])
     b.queues[Unit.DMA].extend(interleave(loads, stores))
     b.queues[Unit.MXU].extend(interleave(scores, pv))
     b.queues[Unit.VEC].extend(interleave(soft, post))
@@ -1095,9 +1096,14 @@ def _vec_cycles(model: TimingModel, i: Instr) -> int:
 
 def _run_cycles(model: TimingModel, matmuls: list[Instr]) -> int:
     """The array's cycles for `matmuls` as one run of folds (each continuing the one before: chipsim.timing)."""
-    return sum(model.chained_matmul(i.m, i.k, i.n, i.precision, accumulate=bool(i.accumulate), preloaded=bool(i.preloaded),
-                                    after=(p.m, p.k, p.n) if p is not None else None)
-               for p, i in zip([None, *matmuls], matmuls))
+    return sum(_run_terms(model, matmuls))
+
+
+def _run_terms(model: TimingModel, matmuls: list[Instr]) -> list[int]:
+    """What each of `matmuls` adds to their run of folds (_run_cycles)."""
+    return [model.chained_matmul(i.m, i.k, i.n, i.precision, accumulate=bool(i.accumulate), preloaded=bool(i.preloaded),
+                                 after=(p.m, p.k, p.n) if p is not None else None)
+            for p, i in zip([None, *matmuls], matmuls)]
 
 
 def _within_idle_dram(b: CoreBuilder, pre: list[Instr], ctx: MapperContext, gemm: bool = False, start: tuple[int, int, int] = (0, 0, 0)) -> int:
@@ -1471,10 +1477,12 @@ def _pull_ahead(b: CoreBuilder, tile_ends: tuple[tuple[int, ...], ...], starts: 
     mxq, vecq = b.queues[Unit.MXU], b.queues[Unit.VEC]
     # each tile's array time within the projection's run of folds, and its epilogue's time (the phase's queues
     # begin with the projection)
-    mats = [[i for i in mxq[lo:hi] if i.op is Opcode.MATMUL] for lo, hi in zip((0, *tile_ends[0]), tile_ends[0])]
-    run = [_run_cycles(cycles.model, [m for tile in mats[:j + 1] for m in tile]) for j in range(len(mats))]
+    tile_of = [j for j, (lo, hi) in enumerate(zip((0, *tile_ends[0]), tile_ends[0])) for i in mxq[lo:hi] if i.op is Opcode.MATMUL]
+    array = [0] * len(tile_ends[0])
+    for j, term in zip(tile_of, _run_terms(cycles.model, [i for i in mxq[:tile_ends[0][-1]] if i.op is Opcode.MATMUL])):
+        array[j] += term
     epilogue = [sum(map(cycles, vecq[lo:hi])) for lo, hi in zip((0, *tile_ends[1]), tile_ends[1])]
-    idle = sum(max(0, run[j] - run[j - 1] - epilogue[j]) for j in range(after + 1, len(mats)))
+    idle = sum(max(0, array[j] - epilogue[j]) for j in range(after + 1, len(array)))
     softmax = sum(map(cycles, vecq[starts[Unit.VEC] + vec[0]:starts[Unit.VEC] + vec[1]]))  # type: ignore[index]
     scores = sum(map(cycles, mxq[starts[Unit.MXU] + mx[0]:starts[Unit.MXU] + mx[1]]))  # type: ignore[index]
     if min(softmax, idle) <= max(scores, softmax - idle):
@@ -1566,12 +1574,12 @@ def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: 
                 shared_acc, acc_from = False, 0
                 if hand[at]:  # the LayerNorm's items on every core, and the semaphore of its rows coming in
                     b.handoff, b.handoff_rows = b.sem(), seq[at + 1][1]
-                elif feed[at]:  # the semaphore of the attention's heads coming in
-                    b.handoff, b.feeding = b.sem(), HeadOwners.of(seq[at + 1][0], seq[at + 1][1])  # type: ignore[arg-type]
-                    # the attention's accumulator tiles beside the GEMM's two at least, else over them once the
-                    # GEMM's last epilogue has freed them (its array then waits for that: shared_acc)
+                elif feed[at]:  # the semaphore of the attention's heads coming in, and who runs each head
                     nxt, t = seq[at + 1][0], k.tiling
                     assert isinstance(nxt, Attention) and isinstance(k, Gemm) and t is not None and b.acc is not None
+                    b.handoff, b.feeding = b.sem(), HeadOwners.of(nxt, seq[at + 1][1])
+                    # the attention's accumulator tiles beside the GEMM's two at least, else over them once the
+                    # GEMM's last epilogue has freed them (its array then waits for that: shared_acc)
                     need = attention_sram_bytes(nxt.tq, nxt.seq, nxt.head_dim, ctx.q_itemsize, nxt.in_slots, True)[1]
                     shared_acc = b.acc.size - b.acc.top - need < 2 * align(t.tm * t.tn * 4)
                     b.reserved_acc, acc_from = 0 if shared_acc else need, b.acc.top

@@ -14,9 +14,9 @@ residual stream can stay with its rows), in items of (first row, rows). A fused 
 
 from __future__ import annotations
 
-import networkx as nx
-
 from dataclasses import dataclass
+
+import networkx as nx
 
 from mapper.context import MapperContext
 from mapper.kernels import Attention, Gemm, RowNorm, feeds_heads, kernels
@@ -24,7 +24,7 @@ from mapper.kernels import Attention, Gemm, RowNorm, feeds_heads, kernels
 
 def _deal(items: list[tuple[int, ...]], cores: int, group: int = 1) -> tuple[tuple[tuple[int, ...], ...], ...]:
     """Contiguous runs of `items` (in whole groups of `group` items) to each core; run lengths differ by <= 1 group."""
-    groups = [items[i : i + group] for i in range(0, len(items), group)]
+    groups = _groups(items, group)
     base, extra = divmod(len(groups), cores)
     out, at = [], 0
     for c in range(cores):
@@ -34,10 +34,14 @@ def _deal(items: list[tuple[int, ...]], cores: int, group: int = 1) -> tuple[tup
     return tuple(out)
 
 
+def _groups(items: list[tuple[int, ...]], group: int) -> list[list[tuple[int, ...]]]:
+    return [items[i : i + group] for i in range(0, len(items), group)]
+
+
 def _deal_in_turn(items: list[tuple[int, ...]], cores: int, group: int = 1) -> tuple[tuple[tuple[int, ...], ...], ...]:
     """Whole groups of `items` dealt to the cores in turn (group g to core g % cores), so every core's r-th group
     is among the first groups; as many per core as `_deal` gives."""
-    groups = [items[i : i + group] for i in range(0, len(items), group)]
+    groups = _groups(items, group)
     return tuple(tuple(it for grp in groups[c::cores] for it in grp) for c in range(cores))
 
 

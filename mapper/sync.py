@@ -109,15 +109,15 @@ class CoreBuilder:
     # NoC unit signalling `handoff` once a round is in; and, for that attention, per item on this core the round
     # whose receives it needs, and how many rounds there are
     feeding: HeadOwners | None = None
+    head_rounds: tuple[tuple[int, ...], int] | None = None
     reserved_acc: int = 0  # accumulator bytes the GEMM leaves free for the kernel after it in its phase
     # what an emitter says of where its work lies in the MXU and VEC queues (mapper.emit, `_pull_ahead`): set by the
     # emitter, returned with the emission (so a replayed one has it too), offsets from the emission's start
     marks: tuple[object, ...] | None = None
     # per unit, the (start, end) ranges of the second kernel's instructions moved in among the first's
     moved: dict[Unit, list[tuple[int, int]]] = field(default_factory=dict)
-    head_rounds: tuple[tuple[int, ...], int] | None = None
-    # while that LayerNorm (or attention) is emitted: the lowest scratchpad address the GEMM's buffers reach from the top (the
-    # LayerNorm's buffers and the weight slots it keeps for later GEMMs stay below it), and the GEMM's closing
+    # while that LayerNorm (or attention) is emitted: the lowest scratchpad address the GEMM's buffers reach from the
+    # top (the LayerNorm's buffers and the weight slots it keeps for later GEMMs stay below it), and the GEMM's closing
     # WAITs (Channel.drain), put back at the end of the phase so that the LayerNorm's loads need not wait for them
     reserved_top: int | None = None
     closing: dict[Unit, list[Instr]] = field(default_factory=dict)
