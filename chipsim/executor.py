@@ -64,7 +64,7 @@ from chipsim.stats import CoreStats, PhaseStats, Roofline, RunResult, StallCause
 from isa import CoreState, Instr, IsaError, Program, Unit, apply, read_bytes, verify, write_bytes
 from isa.semantics import NUM_SEMAPHORES
 
-__all__ = ["DeadlockError", "ExecutionError", "execute", "fastest", "timed"]
+__all__ = ["DeadlockError", "ExecutionError", "collector_paused", "execute", "fastest", "timed"]
 
 _EPS = 1e-9
 _NEVER = -(1 << 62)  # a cycle before any
@@ -97,7 +97,7 @@ def fastest(programs: Sequence[Program], chip: ChipConfig) -> tuple[int | None, 
     fastest, and on 16 cores was measured up to 4x slower than the one it ranked fourth). Every
     cycle count given is exactly what running that program whole gives; the fastest, the first of equals, is
     among them."""
-    with _collector_paused():
+    with collector_paused():
         runs = [_Run(p, chip, decode_program(p, chip), None, trace=False) for p in programs]
         for run in runs:
             run.start()
@@ -152,9 +152,13 @@ def execute(
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Decoding and scheduling allocate many small acyclic tuples; the cyclic garbage collector's scans of them
-    would double the run time (measured in benchmarks/bench_executor.py), so it is paused during a run."""
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused (where it was running) for the block: lowering, decoding and
+    scheduling allocate millions of small acyclic tuples (the instructions, the queue entries), which reference
+    counting frees, and the collector's repeated scans of them would double a run's time (measured in
+    benchmarks/bench_executor.py; on sweep points it took a fifth of the mapping's). What the block allocates is
+    scanned once, at the first collection after it; cyclic garbage it made is collected then. Nested blocks
+    resume the collector at the outermost one's end."""
     collecting = gc.isenabled()
     gc.disable()
     try:
@@ -166,7 +170,7 @@ def _collector_paused() -> Iterator[None]:
 
 def _simulated(program: Program, chip: ChipConfig, dram: np.ndarray | None, trace: bool, replay: bool) -> _Run:
     """The program decoded and run to its end (values computed on `dram` unless None)."""
-    with _collector_paused():
+    with collector_paused():
         run = _Run(program, chip, decode_program(program, chip), dram, trace, replay)
         run.simulate()
         return run

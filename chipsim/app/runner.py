@@ -20,7 +20,7 @@ from chipsim.bound import ChipBound
 from chipsim.app.runconfig import RunConfig
 from chipsim.config import ConfigError, Precision
 from chipsim.cost import chip_cost_usd
-from chipsim.executor import execute, fastest, timed
+from chipsim.executor import collector_paused, execute, fastest, timed
 from chipsim.stats import PhaseStats, RunResult, StallCause
 from isa import Opcode, Unit, verify
 from mapper import Lowered, MapperContext, lower
@@ -189,6 +189,11 @@ def run(
     progress: Callable[[int, int], None] | None = None,
 ) -> RunOutcome:
     """Lower, verify and execute the workload of `cfg`; functional runs also validate the chip's answers."""
+    with collector_paused():  # the mapper's and the executor's instructions: see collector_paused
+        return _run(cfg, functional, test_split, trace, progress)
+
+
+def _run(cfg: RunConfig, functional: bool | None, test_split: bool, trace: bool, progress: Callable[[int, int], None] | None) -> RunOutcome:
     functional = cfg.functional if functional is None else functional
     w, chip = cfg.workload, cfg.chip
     bert = preset(w.model)

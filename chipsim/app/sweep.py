@@ -38,13 +38,16 @@ def evaluate_with_runner(config: RunConfig) -> dict[str, JsonValue]:
     the report's roofline plot needs.
     """
     from chipsim.app.runner import run
+    from chipsim.executor import collector_paused
 
     # The ISA verifier does not change any figure; it checks the mapper, which the tests and `chipsim run` do.
     # Sweep points skip it (it costs more than the simulation itself).
     config = config.model_copy(update={"mapper": config.mapper.model_copy(update={"verify": False})})
     w = config.workload
-    outcome = run(config, test_split=config.functional and not w.sentences and not w.test_sentences)
-    record: dict[str, JsonValue] = json.loads(json.dumps(outcome.record.to_dict()))
+    with collector_paused():  # resumed once the run's program is gone, so the collector's first scan skips it
+        outcome = run(config, test_split=config.functional and not w.sentences and not w.test_sentences)
+        record: dict[str, JsonValue] = json.loads(json.dumps(outcome.record.to_dict()))
+        del outcome
     return record
 
 
