@@ -43,7 +43,7 @@ from chipsim import timing
 from chipsim.config import ChipConfig
 from chipsim.cost_model import READ_EVENT, WRITE_EVENT, CostError, DmaCost, TimingModel
 from chipsim.energy import Event
-from isa import OPCODES, Instr, IsaError, Opcode, Program, Unit, format_instr
+from isa import OPCODES, Instr, IsaError, Mem, Opcode, Program, Unit, format_instr
 
 LOCAL, DMA, SEND, RECV, SIGNAL, WAIT, BARRIER, HALT, CHAIN = range(9)
 NUM_UNITS = 4  # DMA, MXU, VEC, NOC: the queues of one core (CTRL instructions are replicated or handled)
@@ -127,7 +127,7 @@ class Decoder:
         self.model = TimingModel.of(chip)
         self._cache: dict[tuple[object, ...], Decoded] = {}  # shape key -> (kind, info, events)
         self._chain_cache: dict[tuple[object, ...], int] = {}  # (shape key, previous stream) -> continued front
-        self._noc_cache: dict[tuple[object, ...], Decoded] = {}  # (core, shape key) -> (kind, info, events)
+        self._noc_cache: dict[int, dict[tuple[object, ...], Decoded]] = {}  # per core: send shape key -> (kind, info, events)
         self._phase_count = 0
         self._routes: dict[tuple[int, int], tuple[tuple[tuple[int, int], ...], tuple[tuple[tuple[int, int], int], ...]]] = {}
 
@@ -137,13 +137,9 @@ class Decoder:
         return Decoder(chip)
 
     # -- per-shape work (cache misses only) -------------------------------------------------------------------
-    def _noc(self, i: Instr, core: int, num_cores: int) -> Decoded:
-        peer = i.dst_core if i.op is Opcode.NOC_SEND else i.src_core
-        if peer >= num_cores:
-            raise ExecutionError(f"core {peer} is outside the mesh of {num_cores} cores (0..{num_cores - 1})")
-        if i.op is Opcode.NOC_RECV:
-            events = ((WRITE_EVENT[i.mem], i.bytes),) + (((READ_EVENT[i.mem], i.bytes),) if i.reduce else ())  # an add reads first
-            return RECV, (i.src_core, core, i.tag, i.bytes), events
+    def _send(self, i: Instr, core: int, num_cores: int) -> Decoded:
+        if i.dst_core >= num_cores:
+            raise ExecutionError(f"core {i.dst_core} is outside the mesh of {num_cores} cores (0..{num_cores - 1})")
         m = self.model
         route_key = (core, -1 if i.multicast else i.dst_core)
         route = self._routes.get(route_key)
@@ -246,24 +242,41 @@ class Decoder:
         return _Shared(self._new_phase(tuple(tuple(q) for q in queues), events), tuple(noc))
 
     def _on_core(self, core: int, instrs: tuple[Instr, ...], lo: int, keys: tuple[object, ...], shared: _Shared, num_cores: int) -> _Phase:
-        """A shared phase with `core`'s own NoC entries and events in its gaps."""
+        """A shared phase with `core`'s own NoC entries and events in its gaps. A receive's entry is its message
+        key, read off the instruction (nearly every one differs: source, tag, bytes); a send's is cached per shape."""
         phase = shared.phase
         noc_queue = list(phase.queues[Unit.NOC])
-        events = dict(phase.events)
-        noc_cache = self._noc_cache
+        cache = self._noc_cache.get(core)
+        if cache is None:
+            cache = self._noc_cache[core] = {}
+        sends: list[tuple[object, ...]] = []
+        landed: Counter[tuple[Mem, bool]] = Counter()  # received bytes by memory and whether they were added
+        recv_op = Opcode.NOC_RECV
         for rel, pos in shared.noc:
             instr = instrs[lo + rel]
-            key = (core, keys[rel])
-            found = noc_cache.get(key)
+            if instr[0] is recv_op:
+                src, nbytes = instr.src_core, instr.bytes
+                if src >= num_cores:
+                    raise ExecutionError(f"{where(core, lo + rel, instr)}: core {src} is outside the mesh of {num_cores} cores (0..{num_cores - 1}).")
+                noc_queue[pos] = (RECV, rel, (src, core, instr.tag, nbytes))
+                landed[(instr.mem, bool(instr.reduce))] += nbytes
+                continue
+            key = keys[rel]
+            found = cache.get(key)
             if found is None:
                 try:
-                    found = noc_cache[key] = self._noc(instr, core, num_cores)
+                    found = cache[key] = self._send(instr, core, num_cores)
                 except (ExecutionError, IsaError) as exc:
                     raise ExecutionError(f"{where(core, lo + rel, instr)}: {exc}".rstrip(".") + ".") from None
-            kind, info, sent = found
-            for ev, n in sent:
-                events[ev] = events.get(ev, 0) + n
-            noc_queue[pos] = (kind, rel, info)
+            noc_queue[pos] = (found[0], rel, found[1])
+            sends.append(key)
+        events = dict(phase.events)
+        for key, n in Counter(sends).items():  # per distinct send shape
+            for ev, per in cache[key][2]:
+                events[ev] = events.get(ev, 0) + n * per
+        for (mem, added), nbytes in landed.items():  # an add reads what is there first
+            for ev in (WRITE_EVENT[mem], READ_EVENT[mem]) if added else (WRITE_EVENT[mem],):
+                events[ev] = events.get(ev, 0) + nbytes
         queues = list(phase.queues)
         queues[Unit.NOC] = tuple(noc_queue)
         return self._new_phase(tuple(queues), events)

@@ -196,6 +196,13 @@ def test_noc_moves_bytes_between_cores() -> None:
     np.testing.assert_array_equal(dram[0x40:0x50], np.arange(16) + 1)
 
 
+@pytest.mark.parametrize("instr", ["noc_send dst_core=3 addr=spad:0x0 bytes=16 tag=7", "noc_recv src_core=3 addr=spad:0x0 bytes=16 tag=7"])
+def test_a_noc_peer_outside_the_mesh_is_named_with_its_instruction(instr: str) -> None:
+    src = f".mesh 1 2\n.core 0\n halt\n.core 1\n signal unit=dma sem=0\n {instr}\n halt\n"
+    with pytest.raises(ExecutionError, match=r"^core 1 instruction 1 \(noc_(send|recv) .*\): core 3 is outside the mesh of 2 cores \(0\.\.1\)\.$"):
+        execute(parse(src), make_chip(**{"mesh.cols": 2}), functional=False)
+
+
 def test_strided_noc_send_reads_a_column_slice_as_one_dense_message() -> None:
     # Core 0 holds a 3x8 int8 tile and sends its columns 2..5 (3 rows of 4 bytes, 8 bytes apart) to core 1, which
     # receives them as one dense 3x4 block; the NoC counts the 12 bytes, not the rows' span.
