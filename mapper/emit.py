@@ -175,7 +175,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     owners = owned_rows(k.m, ctx.cores) if outf_chip is not None else ()
     # stream-K: this core's tile split with a neighbour, if any, at either end of its run: it sends the partial
     # sums of the one it starts (its later chunks) and finishes the one it ends with (its first chunks)
-    partner = _split_partners(work, k.k)
+    partner = _split_partners(work, k.k) if k.tiling.split_k else {}
 
     # the weight slots at the top of the scratchpad, slot 0 highest: where earlier kernels loaded the first tiles
     # (b.slots, b.slots_loaded), or just below what is kept there for later GEMMs
@@ -204,7 +204,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     ch_acc = Channel(b, Unit.MXU, Unit.VEC, slots=acc_slots)
     ready = b.sem() if k.out_f else -1  # VEC -> DMA or NOC: an fp32 result in the accumulator (counted, in item order)
     # MXU -> NOC: a split tile's partial sums are complete here (to send them, or to add the other core's to them)
-    summed = b.sem() if any(k0 > 0 or k1 < k.k for _, _, k0, k1 in items) else -1
+    summed = b.sem() if k.tiling.split_k and any(k0 > 0 or k1 < k.k for _, _, k0, k1 in items) else -1
     add = Reduce.INT32 if int8 else Reduce.FP32
     if a_once:  # the core's rows of A, before everything else on the DMA queue; the MXU waits for them once
         a_ready = b.sem()
@@ -579,16 +579,19 @@ def head_rounds(g: Gemm, g_work: Work, k: Attention, items: tuple[tuple[int, ...
     sends (_feed_rounds) by which every tile holding its head's Q, K and V columns for its sequence is in (the
     latest such tile's index on its core); and the number of rounds."""
     assert g.tiling is not None
-    tiles = [(idx, m0, min(g.tiling.tm, g.m - m0), n0, g.tile_cols(n0))
-             for src_items in g_work for idx, (m0, n0, k0, _) in enumerate(src_items) if k0 == 0]
     d = k.head_dim
-    needs = []
-    for bi, h, _ in items:
-        row0 = bi * k.seq
-        cols = [p * k.hidden + h * d for p in range(3)]
-        needs.append(max(idx for idx, m0, rows, n0, w in tiles
-                         if m0 < row0 + k.seq and row0 < m0 + rows and any(n0 < c + d and c < n0 + w for c in cols)))
-    return tuple(needs), max(len(w) for w in g_work)
+    need: dict[tuple[int, int], int] = {}  # (sequence, head) -> the latest round holding a block of it
+    for src_items in g_work:
+        for idx, (m0, n0, k0, _) in enumerate(src_items):
+            if k0:
+                continue
+            rows, w = min(g.tiling.tm, g.m - m0), g.tile_cols(n0)
+            for bi in range(m0 // k.seq, (m0 + rows - 1) // k.seq + 1):
+                for block in range(n0 // d, (n0 + w - 1) // d + 1):  # Q, K and V blocks of head_dim columns
+                    key = (bi, block % k.heads)
+                    if need.get(key, -1) < idx:
+                        need[key] = idx
+    return tuple(need[(bi, h)] for bi, h, _ in items), max(len(w) for w in g_work)
 
 
 EPILOGUE_PIECES = 4  # row pieces of a core's last GEMM epilogue, each at least EPILOGUE_PIECE_ROWS rows

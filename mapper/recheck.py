@@ -72,7 +72,8 @@ def _best(k: Gemm, ranked: tuple[Tiling, ...], chip: ChipConfig, reserved_spad: 
 
 
 def _dram_bytes(program: Program) -> int:
-    return sum(i.rows * i.cols * i.dtype.itemsize for core in program.cores for i in core if i.op in (Opcode.DMA_LD, Opcode.DMA_ST))
+    dma = (Opcode.DMA_LD, Opcode.DMA_ST)
+    return sum(i.rows * i.cols * i.dtype.itemsize for core in program.cores for i in core if i[0] in dma)
 
 
 def _program(k: Gemm, ctx: MapperContext, reserved_spad: int, reserved_acc: int, ahead: int = 0, kept: tuple[OnChip, ...] = ()) -> Lowered:
