@@ -578,20 +578,27 @@ def head_rounds(g: Gemm, g_work: Work, k: Attention, items: tuple[tuple[int, ...
     """Per item (sequence, head, query block) of attention `k` on a core, the round of the fused projection `g`'s
     sends (_feed_rounds) by which every tile holding its head's Q, K and V columns for its sequence is in (the
     latest such tile's index on its core); and the number of rounds."""
+    need = _head_need(g, g_work, k.seq, k.heads, k.head_dim)
+    return tuple(need[(bi, h)] for bi, h, _ in items), max(len(w) for w in g_work)
+
+
+@functools.lru_cache(maxsize=1 << 8)  # the same for every core; bounded: a sweep worker meets many chips
+def _head_need(g: Gemm, work: Work, seq: int, heads: int, d: int) -> dict[tuple[int, int], int]:
+    """Per (sequence, head), the latest round (a tile's index on its core) holding a block of its Q, K or V among
+    the fused projection `g`'s tiles; not to be changed."""
     assert g.tiling is not None
-    d = k.head_dim
-    need: dict[tuple[int, int], int] = {}  # (sequence, head) -> the latest round holding a block of it
-    for src_items in g_work:
+    need: dict[tuple[int, int], int] = {}
+    for src_items in work:
         for idx, (m0, n0, k0, _) in enumerate(src_items):
             if k0:
                 continue
             rows, w = min(g.tiling.tm, g.m - m0), g.tile_cols(n0)
-            for bi in range(m0 // k.seq, (m0 + rows - 1) // k.seq + 1):
+            for bi in range(m0 // seq, (m0 + rows - 1) // seq + 1):
                 for block in range(n0 // d, (n0 + w - 1) // d + 1):  # Q, K and V blocks of head_dim columns
-                    key = (bi, block % k.heads)
+                    key = (bi, block % heads)
                     if need.get(key, -1) < idx:
                         need[key] = idx
-    return tuple(need[(bi, h)] for bi, h, _ in items), max(len(w) for w in g_work)
+    return need
 
 
 EPILOGUE_PIECES = 4  # row pieces of a core's last GEMM epilogue, each at least EPILOGUE_PIECE_ROWS rows
