@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from chipsim.config import ChipConfig, chip_from_dict
-from chipsim.executor import DeadlockError, ExecutionError, execute, fastest, timed
+from chipsim.executor import DeadlockError, ExecutionError, collector_paused, execute, fastest, timed
 from chipsim.stats import StallCause
 from chipsim.app.trace import write_trace
 from isa import IsaError, Unit, VerifyError, format_instr, parse
@@ -194,6 +195,26 @@ def test_noc_moves_bytes_between_cores() -> None:
     dram[:16] = np.arange(16, dtype=np.uint8) + 1
     execute(parse(src), make_chip(**{"mesh.cols": 2}), functional=True, dram=dram)
     np.testing.assert_array_equal(dram[0x40:0x50], np.arange(16) + 1)
+
+
+def test_the_collector_is_paused_in_a_run_and_resumed_after_it_even_when_it_fails() -> None:
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+        with collector_paused():  # nested: the outer block resumes it
+            pass
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(DeadlockError):
+        execute(parse(".core 0\n wait unit=dma sem=0\n halt\n"), make_chip(), functional=False)
+    assert gc.isenabled()
+    gc.disable()
+    try:  # paused by the caller: left so
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize("instr", ["noc_send dst_core=3 addr=spad:0x0 bytes=16 tag=7", "noc_recv src_core=3 addr=spad:0x0 bytes=16 tag=7"])
