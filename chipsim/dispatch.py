@@ -80,6 +80,12 @@ _CATEGORY: dict[Opcode, int] = {
 _UNIT_OF: dict[Opcode, Unit] = {op: spec.unit for op, spec in OPCODES.items()}
 
 
+def _in_mesh(peer: int, num_cores: int) -> None:
+    """A NoC instruction's other core must be on the mesh."""
+    if peer >= num_cores:
+        raise ExecutionError(f"core {peer} is outside the mesh of {num_cores} cores (0..{num_cores - 1})")
+
+
 @dataclass(frozen=True, slots=True)
 class DecodedCore:
     phase_queues: tuple[tuple[tuple[QueueEntry, ...], ...], ...]  # per phase, per unit (DMA MXU VEC NOC) its entries
@@ -138,8 +144,7 @@ class Decoder:
 
     # -- per-shape work (cache misses only) -------------------------------------------------------------------
     def _send(self, i: Instr, core: int, num_cores: int) -> Decoded:
-        if i.dst_core >= num_cores:
-            raise ExecutionError(f"core {i.dst_core} is outside the mesh of {num_cores} cores (0..{num_cores - 1})")
+        _in_mesh(i.dst_core, num_cores)
         m = self.model
         route_key = (core, -1 if i.multicast else i.dst_core)
         route = self._routes.get(route_key)
@@ -254,20 +259,19 @@ class Decoder:
         recv_op = Opcode.NOC_RECV
         for rel, pos in shared.noc:
             instr = instrs[lo + rel]
-            if instr[0] is recv_op:
-                src, nbytes = instr.src_core, instr.bytes
-                if src >= num_cores:
-                    raise ExecutionError(f"{where(core, lo + rel, instr)}: core {src} is outside the mesh of {num_cores} cores (0..{num_cores - 1}).")
-                noc_queue[pos] = (RECV, rel, (src, core, instr.tag, nbytes))
-                landed[(instr.mem, bool(instr.reduce))] += nbytes
-                continue
-            key = keys[rel]
-            found = cache.get(key)
-            if found is None:
-                try:
+            try:
+                if instr[0] is recv_op:
+                    src, nbytes = instr.src_core, instr.bytes
+                    _in_mesh(src, num_cores)
+                    noc_queue[pos] = (RECV, rel, (src, core, instr.tag, nbytes))
+                    landed[(instr.mem, bool(instr.reduce))] += nbytes
+                    continue
+                key = keys[rel]
+                found = cache.get(key)
+                if found is None:
                     found = cache[key] = self._send(instr, core, num_cores)
-                except (ExecutionError, IsaError) as exc:
-                    raise ExecutionError(f"{where(core, lo + rel, instr)}: {exc}".rstrip(".") + ".") from None
+            except (ExecutionError, IsaError) as exc:
+                raise ExecutionError(f"{where(core, lo + rel, instr)}: {exc}".rstrip(".") + ".") from None
             noc_queue[pos] = (found[0], rel, found[1])
             sends.append(key)
         events = dict(phase.events)

@@ -204,7 +204,7 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     ch_acc = Channel(b, Unit.MXU, Unit.VEC, slots=acc_slots)
     ready = b.sem() if k.out_f else -1  # VEC -> DMA or NOC: an fp32 result in the accumulator (counted, in item order)
     # MXU -> NOC: a split tile's partial sums are complete here (to send them, or to add the other core's to them)
-    summed = b.sem() if k.tiling.split_k and any(k0 > 0 or k1 < k.k for _, _, k0, k1 in items) else -1
+    summed = b.sem() if any(k0 > 0 or k1 < k.k for _, _, k0, k1 in items) else -1
     add = Reduce.INT32 if int8 else Reduce.FP32
     if a_once:  # the core's rows of A, before everything else on the DMA queue; the MXU waits for them once
         a_ready = b.sem()

@@ -180,6 +180,7 @@ def _pad(enc: Encoding, seq: int) -> tuple[np.ndarray, np.ndarray]:
     return ids, mask
 
 
+@collector_paused()  # the mapper's and the executor's instructions: see collector_paused
 def run(
     cfg: RunConfig,
     *,
@@ -189,11 +190,6 @@ def run(
     progress: Callable[[int, int], None] | None = None,
 ) -> RunOutcome:
     """Lower, verify and execute the workload of `cfg`; functional runs also validate the chip's answers."""
-    with collector_paused():  # the mapper's and the executor's instructions: see collector_paused
-        return _run(cfg, functional, test_split, trace, progress)
-
-
-def _run(cfg: RunConfig, functional: bool | None, test_split: bool, trace: bool, progress: Callable[[int, int], None] | None) -> RunOutcome:
     functional = cfg.functional if functional is None else functional
     w, chip = cfg.workload, cfg.chip
     bert = preset(w.model)
