@@ -43,6 +43,13 @@ from mapper.kernels import (
 from mapper.place import _deal, gemm_tiles, split_k_work
 
 SLOTS = 2  # double buffering
+# Tilings whose analytic cost is within this share of the cheapest's are tied; they rank by their time with the
+# weights the kernel before loads ahead. Where the DRAM channel binds a GEMM, every tiling that reads each weight once
+# costs the same but for its short head and tail, which favour the smallest tiles; but behind a vector-bound
+# kernel the weights are loaded ahead (mapper.emit), and the array then decides. On a 4x4 of 64x64 bf16 cores
+# with DDR4, Q|K|V ranked tiles of 8 x 12 first (array time 147,650 cycles alone, its weights loaded ahead) over
+# 32 x 12 (37,230): the re-check measured only such tilings, and their programs held 4-10x the instructions.
+TIE = 0.005
 # Slots of the attention's inputs (Q tile, K, V, mask) where they fit: the third and fourth items' inputs load
 # behind the first two's, without waiting for P x V to free their K and V (measured on BERT-base at seq 128: 3
 # slots against 2 take tpuv1 from 2,272,481 to 2,203,433 cycles, 4 to 2,195,465; more change nothing).
@@ -138,12 +145,15 @@ def _epilogue_cycles(chip: ChipConfig, rows: int, cols: int, int8: bool, gelu: b
 @lru_cache(maxsize=1 << 14)  # bounded: a sweep worker meets many chips
 def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, gelu: bool, tm: int, tn: int, tk: int,
                a_resident: bool = False, raw: bool = False, parts: int = 1, a_once: bool = False, w_slots: int = SLOTS,
-               split_k: bool = False) -> float:
+               split_k: bool = False, ahead: int = 0, spad_cap: int = 0) -> float:
     """The analytic time of the whole GEMM with this tiling, every per-instruction cost from the chip's
     TimingModel (the executor's): per core, items pipeline as max(array, DMA, vector) each, plus what cannot
     overlap: the first chunk's load with the DRAM latency, the last epilogue and the last store. `n` is the
     width of one of `parts` column parts that no tile straddles. Under stream-K a core's share is its chunks
-    over the chunks of an item (the partial sums' transfer overlaps the core's other tiles)."""
+    over the chunks of an item (the partial sums' transfer overlaps the core's other tiles).
+
+    `ahead` > 0: the kernel before loads up to that many of each core's first weight tiles into their slots
+    (`_preloaded_tiles`), and only the rest load in the GEMM's own time."""
     model = TimingModel.of(chip)
     dtype = DType.INT8 if q == 1 else DType.BF16
     items = -(-m // tm) * -(-n // tn) * parts
@@ -169,14 +179,31 @@ def _gemm_cost(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, ge
     m_tiles = -(-m // tm)
     resident_w = tk >= k  # a whole weight block stays put across row tiles
     w_loads = [kc * tn * q for kc in chunks] if not resident_w else [k * tn * q // m_tiles]
+    loaded, tiles = _preloaded_tiles(m, tm, tn, tk, q, items, len(chunks), active, per_core, resident_w, w_slots, ahead, spad_cap)
+    if loaded:  # the share of the weight bytes the GEMM still loads itself
+        w_loads = [nbytes * (tiles - loaded) // tiles for nbytes in w_loads]
     a_loads = [] if a_resident or a_once else [tm * kc * q for kc in chunks]
     stores = [tm * tn * (q if out_q else 4)]
     dma = _dma_cycles(model, w_loads + a_loads + stores, active)
     vec = _epilogue_cycles(chip, tm, tn, q == 1, gelu, out_q, raw)
     first_a = max(r for r, _ in core_runs(m, tm, items, active)) * k * q if a_once else 0 if a_resident else tm * chunks[0] * q
-    head = _dma_cycles(model, [first_a, chunks[0] * tn * q], active)
+    head = _dma_cycles(model, [first_a, 0 if loaded else chunks[0] * tn * q], active)
     tail = _dma_cycles(model, stores, active)
     return per_core * max(mxu, dma, vec) + run + model.dram_latency_cycles + head + vec + tail
+
+
+def _preloaded_tiles(m: int, tm: int, tn: int, tk: int, q: int, items: int, chunks: int, active: int, per_core: float,
+                     resident_w: bool, w_slots: int, ahead: int, spad_cap: int) -> tuple[int, int]:
+    """(weight tiles loaded ahead, weight tiles) of the busiest core when the kernel before loads up to `ahead` of
+    them: one per slot, and a slot per tile where they fit in half of `spad_cap` (as mapper.emit pins them)."""
+    if not ahead:
+        return 0, 0
+    if resident_w:  # one tile per column block the core touches
+        tiles = max(blocks for _, blocks in core_runs(m, tm, items, active))
+    else:
+        tiles = math.ceil(per_core * chunks)
+    slots = tiles if tiles <= w_slots or tiles * align(tk * tn * q) <= spad_cap // 2 else w_slots
+    return min(ahead, slots), tiles
 
 
 def gemm_events(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, gelu: bool, tm: int, tn: int, tk: int,
@@ -254,7 +281,7 @@ def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0, reserved_ac
     chip = ctx.chip
     ranked, smallest_need = _best_tiling(chip, k.m, k.k, k.part_cols, ctx.q_itemsize, k.out_q is not None,
                                          k.gelu, k.a_resident is not None, ctx.search_candidates, reserved_spad, k.raw, k.parts,
-                                         ctx.recheck if ctx.measure is not None else 1, reserved_acc, ctx.objective, a_block)
+                                         ctx.recheck if ctx.measure is not None else 1, reserved_acc, ctx.objective, a_block, ahead)
     if not ranked:
         raise MapperError(
             f"kernel {k.name} ({k.m}x{k.k}x{k.n}) does not fit: its smallest double-buffered tile needs "
@@ -272,17 +299,19 @@ def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0, reserved_ac
 @lru_cache(maxsize=1 << 10)  # bounded: a sweep worker meets many chips
 def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, gelu: bool,
                  a_resident: bool, candidates: int, reserved_spad: int, raw: bool = False, parts: int = 1,
-                 keep: int = 1, reserved_acc: int = 0, objective: Objective = Objective.LATENCY, a_block: int = 0
-                 ) -> tuple[tuple[Tiling, ...], tuple[int, int]]:
+                 keep: int = 1, reserved_acc: int = 0, objective: Objective = Objective.LATENCY, a_block: int = 0,
+                 ahead: int = 0) -> tuple[tuple[Tiling, ...], tuple[int, int]]:
     """The search itself, per GEMM shape (the same shape recurs in every layer): the `keep` cheapest tilings by
     the analytic model and `objective` (and, if it is among them, the cheapest stream-K one beside the `keep`
-    cheapest with whole tiles), cheapest first (ties in visiting order; none when nothing fits), and the
+    cheapest with whole tiles), cheapest first (those within TIE of the cheapest by their time with the
+    first `ahead` weight tiles loaded ahead; ties in visiting order; none when nothing fits), and the
     SRAM need of the smallest candidate (for the error message). `n` is the width of one of `parts` column parts; the even shares
     of the columns over the cores count every part. With A kept on chip, a tiling with tk < K is stream-K
     (Tiling.split_k), where the cores do not divide the tiles and no tile is split over three."""
     tc = chip.core.tensor_core
     spad_cap, acc_cap = chip.core.scratchpad.size_bytes - reserved_spad, chip.core.accumulator.size_bytes - reserved_acc
     scored: list[Tiling] = []
+    preloaded: list[float] = []  # each one's analytic time with the first `ahead` weight tiles loaded ahead
     smallest_need: tuple[int, int] | None = None
     tried = 0
     # A kept on chip is read in place: the whole reduction in one chunk, or chunks of its column blocks
@@ -312,11 +341,17 @@ def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, 
                 energy = 0.0 if objective is Objective.LATENCY else _gemm_energy(
                     chip, m, k, n, q, out_q, gelu, tm, tn, tk, resident, raw, parts, a_once, cycles, split)
                 scored.append(Tiling(tm, tn, tk, cycles, a_once, w_slots, energy, split))
+                preloaded.append(_gemm_cost(chip, m, k, n, q, out_q, gelu, tm, tn, tk, resident, raw, parts, a_once, w_slots,
+                                            split, ahead, spad_cap) if ahead else cycles)
         tried += 1
         if tried >= candidates:
             break
     assert smallest_need is not None
     order = sorted(range(len(scored)), key=lambda i: (objective.score(scored[i].cost_cycles, scored[i].energy_j), i))
+    if order:  # ties (DRAM-bound tilings): by the time with the weights loaded ahead
+        cheapest = objective.score(scored[order[0]].cost_cycles, scored[order[0]].energy_j)
+        tied = [i for i in order if objective.score(scored[i].cost_cycles, scored[i].energy_j) <= cheapest * (1 + TIE)]
+        order = sorted(tied, key=lambda i: (objective.score(preloaded[i], scored[i].energy_j), i)) + order[len(tied):]
     # for the re-check, the `keep` cheapest with whole tiles per core and, where one ranks among the `keep`
     # cheapest, the cheapest stream-K one: the split ones must not crowd the others out
     picked = order[:keep]

@@ -941,3 +941,45 @@ def test_the_fused_projection_feeds_the_attention_head_by_head_within_one_phase(
             softmax = min(e.start_cycle for e in mine if e.name == "vexp")
             assert softmax < max(e.end_cycle for e in mine if e.name == "matmul" and labels[e.index] == "l0.qkv")
     assert pulled >= 1
+
+
+def test_dram_bound_tilings_that_tie_rank_by_their_time_with_the_weights_loaded_ahead():
+    """Where the DRAM channel binds a GEMM, every tiling that reads each weight once costs the analytic model the
+    same but for its short head and tail, which favour the smallest tiles. Behind a vector-bound kernel the
+    weights are loaded ahead (mapper.emit), so such ties rank by the time with them in their slots
+    (mapper.tiling.TIE): on a 4x4 of 64x64 bf16 cores with DDR4, Q|K|V's favourite without that rule is far
+    slower, run as the re-check runs it, than the one with it, and holds more instructions."""
+    from chipsim.executor import timed
+    from isa import MAX_DIM
+    from mapper.recheck import best_measured
+    from mapper.tiling import TIE, _best_tiling, _gemm_cost
+
+    c = chip("mesh.rows=4", "mesh.cols=4", "core.tensor_core.rows=64", "core.tensor_core.cols=64", "core.tensor_core.precision=bf16",
+             "clock_mhz=1400", "dram.type=ddr4", "dram.bandwidth_gb_per_s=25.6", "dram.latency_ns=80")
+    g, ctx = run_passes("bert-base", 128, 1, c)
+    facts = graph_facts(g)
+    qkv = next(k for k in kernels(g) if k.name == "l1.qkv")  # behind l0.ln2: its weights are loaded ahead
+    assert qkv.a_resident is not None
+    args = (c, qkv.m, qkv.k, qkv.part_cols, 2, True, False, True, 512, facts.resident_spad_bytes, False, qkv.parts, 4,
+            facts.resident_acc_bytes)
+    plain, _ = _best_tiling(*args)
+    ranked, _ = _best_tiling(*args, ahead=MAX_DIM)
+    cheapest = min(t.cost_cycles for t in plain)
+    assert all(t.cost_cycles <= cheapest * (1 + TIE) for t in ranked)  # every one tied, DRAM-bound
+
+    def ahead_cycles(t):
+        return _gemm_cost(c, qkv.m, qkv.k, qkv.part_cols, 2, True, False, t.tm, t.tn, t.tk, True, False, qkv.parts, t.a_once,
+                          t.w_slots, t.split_k, MAX_DIM, c.core.scratchpad.size_bytes - facts.resident_spad_bytes)
+    times = [ahead_cycles(t) for t in ranked]
+    assert times == sorted(times) and times[0] < ahead_cycles(plain[0]) / 2
+
+    seen = []
+
+    def measure(program, chip_):  # the re-check's programs: the kernel alone, its weights loaded ahead
+        cycles, joules = timed(program, chip_)
+        seen.append((cycles, sum(len(core) for core in program.cores)))
+        return cycles, joules
+    best_measured(qkv, (ranked[0], plain[0]), MapperContext(c, measure=measure), facts.resident_spad_bytes,
+                  facts.resident_acc_bytes, MAX_DIM, (facts.on_chip_of(qkv.out_q), facts.on_chip_of(qkv.out_f)))
+    (new, new_instrs), (old, old_instrs) = seen
+    assert new < old / 2 and new_instrs < old_instrs
