@@ -87,25 +87,47 @@ _FIRST_STEP_CYCLES = 4096  # the race's first step of simulated time; each later
 # on several): the application executes the program the mapper picked by a race (mapper.lower), and timing only
 # that is the same run, so it is not simulated again.
 _kept = threading.local()
+# The runs of a race called with `stop`, kept (with their programs) for the next race in the same thread, which
+# continues those of its programs from where they stopped.
+_stopped = threading.local()
 
 
-def fastest(programs: Sequence[Program], chip: ChipConfig) -> tuple[int | None, ...]:
-    """Each program's cycles on `chip` (timing only), or None for one that runs past the end of the fastest: they
+def fastest(programs: Sequence[Program], chip: ChipConfig, *, stop: int | None = None) -> tuple[int | None, ...]:
+    """Each program's cycles on `chip` (timing only), or None for one stopped behind the fastest: they
     run side by side in growing steps of simulated time, and one still running when the fastest has ended is
     stopped there, so a candidate several times slower than the best costs about as much simulation as the best
     (at most 5/4 of it; the mapper's re-check of its cheapest tilings: the analytic favourite is not always the
     fastest, and on 16 cores was measured up to 4x slower than the one it ranked fourth). Every
     cycle count given is exactly what running that program whole gives; the fastest, the first of equals, is
-    among them."""
+    among them.
+
+    `stop`: where none has ended by that cycle, every count is None. The runs of such a race wait where they are
+    for the next race in this thread, on this chip, that includes their programs (the same objects; races of
+    other programs may come between), which continues them rather than starting over (one that had ended gives
+    its count)."""
     with collector_paused():
-        runs = [_Run(p, chip, decode_program(p, chip), None, trace=False) for p in programs]
-        for run in runs:
-            run.start()
-        over = [False] * len(runs)
-        until = _FIRST_STEP_CYCLES
-        while not any(over):
-            over = [run.advance(until) for run in runs]
-            until += until // 4
+        before = getattr(_stopped, "runs", None)
+        waiting = before[1] if before is not None and before[0] == chip else []
+        runs = []
+        for p in programs:
+            run = next((r for q, r in waiting if q is p), None)
+            if run is None:
+                run = _Run(p, chip, decode_program(p, chip), None, trace=False)
+                run.start()
+            else:
+                _stopped.runs = None  # continued here
+            runs.append(run)
+        if stop is not None:
+            _stopped.runs = (chip, list(zip(programs, runs)))
+        step = _FIRST_STEP_CYCLES
+        while True:
+            at = step if stop is None else min(step, stop)
+            over = [run.advance(at) for run in runs]
+            if any(over):
+                break
+            if at == stop:
+                return (None,) * len(runs)
+            step += step // 4
         # an ended run's transfers may complete after its last event: run the others to the earliest end
         best = min(run.cycles() for run, o in zip(runs, over) if o)
         over = [o or run.advance(best) for run, o in zip(runs, over)]
@@ -144,6 +166,7 @@ def execute(
             dram_bytes=int(dram.size) if dram is not None else 1 << 40,
             array_rows=core.tensor_core.rows, array_cols=core.tensor_core.cols,
         )
+    _stopped.runs = None  # the mapper's races are over
     kept = getattr(_kept, "run", None)
     if not functional and not trace and replay and kept is not None and kept[0] is program and kept[1] == chip:
         _kept.run = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 
 import networkx as nx
@@ -58,7 +59,8 @@ def lower(workload: nx.DiGraph, ctx: MapperContext, *, verify: bool = False) -> 
     mapper.on_chip) is measured against the one that sends Q|K|V through DRAM, and the better kept (the kept one on
     a tie): the NoC's gather is hidden behind the projection on some chips and not on others (slow links, one
     core's local port), which no analytic rule here tells apart. Where the objective is latency, the variants are
-    raced (`ctx.race`, when given) rather than each timed whole: the same pick."""
+    raced (`ctx.race`, when given) rather than each timed whole: the same pick; and the one through DRAM is not
+    lowered at all where the kept one ends by the fewest cycles it could take (`_ends_by_dram_floor`)."""
     graph = fuse_epilogues(workload)
     if verify:
         check_graph(graph, "fuse_epilogues")
@@ -70,13 +72,27 @@ def lower(workload: nx.DiGraph, ctx: MapperContext, *, verify: bool = False) -> 
     variants = [lowered]
     if ctx.objective is not Objective.LATENCY:
         variants += [_run_passes(graph, dataclasses.replace(ctx, objective=o), verify) for o in Objective if o is not ctx.objective]
-    if any(isinstance(k, Attention) and k.q_resident is not None for k in kernels(passed)):
+    if any(isinstance(k, Attention) and k.q_resident is not None for k in kernels(passed)) and not _ends_by_dram_floor(passed, lowered, ctx):
         variants.append(_run_passes(graph, dataclasses.replace(ctx, attention_inputs_on_chip=False), verify))
     if len(variants) == 1:
         return lowered
     if ctx.race is not None and ctx.objective is Objective.LATENCY:
         return variants[first_fastest(ctx.race([low.program for low in variants], ctx.chip))]
     return min(variants, key=lambda low: ctx.objective.score(*measure(low.program, ctx.chip)))
+
+
+def _ends_by_dram_floor(passed: nx.DiGraph, lowered: Lowered, ctx: MapperContext) -> bool:
+    """Whether the program that keeps Q|K|V on chip ends by the fewest cycles the one sending it through DRAM could
+    take, so that one need not be lowered: that one reads every parameter and input and writes every output once,
+    and writes and reads back every attention's Q|K|V, all through the one DRAM channel, which moves
+    `dram_bytes_per_cycle` at most (a global buffer, whose hits skip the channel, has no such floor). The kept
+    program is raced alone up to the floor; where it runs past it, the race of the two continues its run."""
+    if ctx.race is None or ctx.objective is not Objective.LATENCY or ctx.chip.global_buffer is not None:
+        return False
+    qkv = sum(2 * k.batch * k.seq * 3 * k.hidden * ctx.q_itemsize for k in kernels(passed) if isinstance(k, Attention))
+    floor = (lowered.layout.compulsory_read_bytes + lowered.layout.compulsory_write_bytes + qkv) / ctx.chip.dram_bytes_per_cycle
+    cycles = ctx.race([lowered.program], ctx.chip, stop=math.floor(floor))[0]
+    return cycles is not None and cycles <= floor
 
 
 def lower_gemm(m: int, k: int, n: int, ctx: MapperContext, *, quantized_out: bool = False, verify: bool = False) -> Lowered:

@@ -5,14 +5,20 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from chipsim.config import ChipConfig, Precision
 from isa import Program
 from workloads.quantized import QuantizedModel
 
 Measure = Callable[[Program, ChipConfig], tuple[int, float]]  # a program's cycles and joules on a chip, timing only
-# the cycles of each of several programs on a chip, timing only, None for one slower than the fastest (not run to its end)
-Race = Callable[[Sequence[Program], ChipConfig], tuple[int | None, ...]]
+
+
+class Race(Protocol):
+    """The cycles of each of several programs on a chip, timing only, None for one stopped behind the fastest (not
+    run to its end); with `stop`, all None where none has ended by that cycle (a later race continues them)."""
+
+    def __call__(self, programs: Sequence[Program], chip: ChipConfig, *, stop: int | None = None) -> tuple[int | None, ...]: ...
 
 
 def first_fastest(raced: Sequence[int | None]) -> int:

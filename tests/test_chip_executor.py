@@ -598,6 +598,41 @@ def test_a_race_gives_exact_cycles_and_stops_only_the_slower_programs():
     assert all(np.array_equal(a, b) for a, b in zip(kept.instr_start + kept.instr_end, fresh.instr_start + fresh.instr_end))
 
 
+def test_a_race_stopped_at_a_cycle_continues_in_the_next_race_of_its_program():
+    """fastest(..., stop=S): where no program has ended by cycle S, every count is None and the runs wait there; the
+    next race that includes those programs (races of others may come between) continues them instead of starting
+    over, with the cycles a whole run gives; one that ended by S gives its cycles."""
+    from chipsim import executor
+    from mapper import MapperContext, lower_gemm
+
+    c = make_chip(**{"mesh.cols": 2, "core.scratchpad.size_kib": 256, "core.accumulator.size_kib": 64})
+    slow, fast, other = (lower_gemm(m, 64, 64, MapperContext(c)).program for m in (512, 128, 64))
+    whole = {id(p): timed(p, c)[0] for p in (slow, fast, other)}
+    assert fastest([slow], c, stop=whole[id(slow)] // 2) == (None,)
+    waiting = executor._stopped.runs[1][0][1]
+    assert fastest([other], c) == (whole[id(other)],)  # another race in between leaves it waiting
+    started = []
+    real = executor._Run
+
+    class Counted(real):  # type: ignore[misc,valid-type]
+        def __init__(self, *a, **kw):
+            started.append(a[0])
+            super().__init__(*a, **kw)
+    executor._Run = Counted
+    try:
+        assert fastest([slow, fast], c) == (None, whole[id(fast)])
+        assert started == [fast]  # the slow one continued
+        started.clear()
+        assert fastest([slow], c, stop=whole[id(slow)] + 10) == (whole[id(slow)],)
+        assert fastest([slow, fast], c) == (whole[id(slow)], whole[id(fast)])  # ended already: its count
+        assert started == [slow, fast]  # and not run again
+    finally:
+        executor._Run = real
+    assert waiting.cycles() >= whole[id(slow)] // 2
+    execute(slow, c, functional=False)
+    assert executor._stopped.runs is None  # an execute ends the mapper's races
+
+
 def test_cores_share_the_decoding_of_a_phase_but_for_their_noc_entries():
     """Dispatch decodes a phase once for every core whose instructions have its shapes (addresses aside); each
     core's NoC instructions get their own entries (routes) and events (byte-hops over their path)."""

@@ -367,8 +367,8 @@ def test_racing_the_candidates_picks_what_measuring_each_whole_picks():
     graph = build_graph(preset("bert-mini"), 128, 1)
     raced = []
 
-    def race(programs, chip_):
-        raced.append(fastest(programs, chip_))
+    def race(programs, chip_, stop=None):
+        raced.append(fastest(programs, chip_, stop=stop))
         return raced[-1]
 
     _best.cache_clear()
@@ -983,3 +983,31 @@ def test_dram_bound_tilings_that_tie_rank_by_their_time_with_the_weights_loaded_
                   facts.resident_acc_bytes, MAX_DIM, (facts.on_chip_of(qkv.out_q), facts.on_chip_of(qkv.out_f)))
     (new, new_instrs), (old, old_instrs) = seen
     assert new < old / 2 and new_instrs < old_instrs
+
+
+def test_the_program_through_dram_is_lowered_only_where_the_kept_one_runs_past_its_dram_floor():
+    """lower races the program keeping Q|K|V on chip against the one sending it through DRAM, unless the kept one
+    ends by the fewest cycles the other could take (every parameter, input and output once and every Q|K|V written
+    and read back, through the DRAM channel): then the other is not lowered, and the pick is the same as racing both.
+    On a chip with fast DRAM the kept one runs past that floor and the two are raced, the kept one's run continued."""
+    from chipsim.executor import fastest, timed
+
+    graph = build_graph(preset("bert-mini"), 128, 1)
+    for sets, skipped in ((("dram.bandwidth_gb_per_s=6",), True), ((), False)):
+        c = chip(*sets)
+        calls = []
+
+        def race(programs, chip_, stop=None, calls=calls):
+            calls.append((tuple(programs), stop))
+            return fastest(programs, chip_, stop=stop)
+
+        lowered = lower(graph, MapperContext(c, measure=timed, race=race))
+        whole = [(programs, stop) for programs, stop in calls if lowered.program in programs]
+        assert whole[0] == ((lowered.program,), whole[0][1]) and whole[0][1] is not None  # the kept one alone, to the floor
+        assert len(whole) == (1 if skipped else 2)
+        if not skipped:
+            assert len(whole[1][0]) == 2 and whole[1][1] is None  # then both, the kept one first
+
+        def without_floor(programs, chip_, stop=None):  # every probe runs past its floor: both always lowered and raced
+            return (None,) * len(programs) if stop is not None else fastest(programs, chip_)
+        assert lower(graph, MapperContext(c, measure=timed, race=without_floor)).program == lowered.program
