@@ -311,7 +311,6 @@ def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, 
     tc = chip.core.tensor_core
     spad_cap, acc_cap = chip.core.scratchpad.size_bytes - reserved_spad, chip.core.accumulator.size_bytes - reserved_acc
     scored: list[Tiling] = []
-    preloaded: list[float] = []  # each one's analytic time with the first `ahead` weight tiles loaded ahead
     smallest_need: tuple[int, int] | None = None
     tried = 0
     # A kept on chip is read in place: the whole reduction in one chunk, or chunks of its column blocks
@@ -341,17 +340,21 @@ def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, 
                 energy = 0.0 if objective is Objective.LATENCY else _gemm_energy(
                     chip, m, k, n, q, out_q, gelu, tm, tn, tk, resident, raw, parts, a_once, cycles, split)
                 scored.append(Tiling(tm, tn, tk, cycles, a_once, w_slots, energy, split))
-                preloaded.append(_gemm_cost(chip, m, k, n, q, out_q, gelu, tm, tn, tk, resident, raw, parts, a_once, w_slots,
-                                            split, ahead, spad_cap) if ahead else cycles)
         tried += 1
         if tried >= candidates:
             break
     assert smallest_need is not None
     order = sorted(range(len(scored)), key=lambda i: (objective.score(scored[i].cost_cycles, scored[i].energy_j), i))
-    if order:  # ties (DRAM-bound tilings): by the time with the weights loaded ahead
+    if order and ahead:  # ties (DRAM-bound tilings): by the time with the weights loaded ahead
+
+        def preloaded(i: int) -> float:
+            t = scored[i]
+            cycles = _gemm_cost(chip, m, k, n, q, out_q, gelu, t.tm, t.tn, t.tk, a_resident, raw, parts, t.a_once, t.w_slots,
+                                t.split_k, ahead, spad_cap)
+            return objective.score(cycles, t.energy_j)
         cheapest = objective.score(scored[order[0]].cost_cycles, scored[order[0]].energy_j)
         tied = [i for i in order if objective.score(scored[i].cost_cycles, scored[i].energy_j) <= cheapest * (1 + TIE)]
-        order = sorted(tied, key=lambda i: (objective.score(preloaded[i], scored[i].energy_j), i)) + order[len(tied):]
+        order = sorted(tied, key=lambda i: (preloaded(i), i)) + order[len(tied):]
     # for the re-check, the `keep` cheapest with whole tiles per core and, where one ranks among the `keep`
     # cheapest, the cheapest stream-K one: the split ones must not crowd the others out
     picked = order[:keep]
