@@ -279,9 +279,11 @@ def search_gemm(k: Gemm, ctx: MapperContext, reserved_spad: int = 0, reserved_ac
     the whole reduction in one chunk, or (`a_block`, where its producer's tiles allow A stored in column blocks of
     that width) chunks of exactly that block, which stream-K needs."""
     chip = ctx.chip
+    # the re-check's candidates also without a measure: the first is the same, and a search with one (after the trial
+    # tilings of mapper.on_chip, which have none) finds them cached
     ranked, smallest_need = _best_tiling(chip, k.m, k.k, k.part_cols, ctx.q_itemsize, k.out_q is not None,
                                          k.gelu, k.a_resident is not None, ctx.search_candidates, reserved_spad, k.raw, k.parts,
-                                         ctx.recheck if ctx.measure is not None else 1, reserved_acc, ctx.objective, a_block, ahead)
+                                         ctx.recheck, reserved_acc, ctx.objective, a_block, ahead)
     if not ranked:
         raise MapperError(
             f"kernel {k.name} ({k.m}x{k.k}x{k.n}) does not fit: its smallest double-buffered tile needs "
