@@ -346,16 +346,16 @@ def _best_tiling(chip: ChipConfig, m: int, k: int, n: int, q: int, out_q: bool, 
         if tried >= candidates:
             break
     assert smallest_need is not None
-    order = sorted(range(len(scored)), key=lambda i: (objective.score(scored[i].cost_cycles, scored[i].energy_j), i))
-    if order and ahead:  # ties (DRAM-bound tilings): by the time with the weights loaded ahead
+    score = [objective.score(t.cost_cycles, t.energy_j) for t in scored]
+    order = sorted(range(len(scored)), key=lambda i: (score[i], i))
+    if order and ahead:  # ties (DRAM-bound tilings), a prefix of `order`: by the time with the weights loaded ahead
 
         def preloaded(i: int) -> float:
             t = scored[i]
             cycles = _gemm_cost(chip, m, k, n, q, out_q, gelu, t.tm, t.tn, t.tk, a_resident, raw, parts, t.a_once, t.w_slots,
                                 t.split_k, ahead, spad_cap)
             return objective.score(cycles, t.energy_j)
-        cheapest = objective.score(scored[order[0]].cost_cycles, scored[order[0]].energy_j)
-        tied = [i for i in order if objective.score(scored[i].cost_cycles, scored[i].energy_j) <= cheapest * (1 + TIE)]
+        tied = list(itertools.takewhile(lambda i: score[i] <= score[order[0]] * (1 + TIE), order))
         order = sorted(tied, key=lambda i: (preloaded(i), i)) + order[len(tied):]
     # for the re-check, the `keep` cheapest with whole tiles per core and, where one ranks among the `keep`
     # cheapest, the cheapest stream-K one: the split ones must not crowd the others out
