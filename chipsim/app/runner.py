@@ -8,6 +8,7 @@ test-split sentences). Timing does not depend on the values, so every batch has 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -49,6 +50,7 @@ class RunOutcome:
     record: RunRecord
     result: RunResult  # the executor's last run (for traces)
     lowered: Lowered
+    mapping_s: float = 0.0  # wall seconds the mapper took (lowering, its tiling search and re-checks)
 
 
 _WORK_UNITS = (Unit.DMA, Unit.MXU, Unit.VEC, Unit.NOC)
@@ -205,13 +207,15 @@ def run(
         qprec = QPrecision.INT8 if chip.core.tensor_core.precision is Precision.INT8 else QPrecision.BF16
         qm = load_quantized(model, qprec)
     graph = build_graph(bert, w.seq_len, w.batch)
+    started = time.perf_counter()
     lowered = lower(graph, MapperContext(chip, qm, cfg.mapper.search_candidates, measure=timed, race=fastest, objective=cfg.mapper.objective), verify=cfg.mapper.verify)
+    mapping_s = time.perf_counter() - started
     if cfg.mapper.verify:
         verify(lowered.program, spad_bytes=chip.core.scratchpad.size_bytes, acc_bytes=chip.core.accumulator.size_bytes,
                dram_bytes=lowered.layout.size_bytes, array_rows=chip.core.tensor_core.rows, array_cols=chip.core.tensor_core.cols)
     if qm is None:
         result = execute(lowered.program, chip, functional=False, trace=trace)
-        return RunOutcome(_record(cfg, graph, lowered, result, None, False), result, lowered)
+        return RunOutcome(_record(cfg, graph, lowered, result, None, False), result, lowered, mapping_s)
 
     model = qm.model
     split = None
@@ -256,4 +260,4 @@ def run(
         f1_ref = ner.score(gold, [ref_tags[i] for i in gold_idx]).f1
     validation = Validation(len(sentences), exact if qm.precision is QPrecision.INT8 else None, max_q, max_f,
                             agree / words if words else 1.0, f1_chip, f1_ref)
-    return RunOutcome(_record(cfg, graph, lowered, result, validation, True), result, lowered)
+    return RunOutcome(_record(cfg, graph, lowered, result, validation, True), result, lowered, mapping_s)
