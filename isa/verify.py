@@ -12,6 +12,7 @@ the same number of BARRIERs on every core.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -51,13 +52,12 @@ class _TypeMap:
     def __init__(self, spad_bytes: int, acc_bytes: int) -> None:
         self.phase = {Mem.SPAD: np.zeros(spad_bytes, np.uint8), Mem.ACC: np.zeros(acc_bytes, np.uint8)}
         self.carried = {Mem.SPAD: np.zeros(spad_bytes, np.uint8), Mem.ACC: np.zeros(acc_bytes, np.uint8)}
-        self.dirty = {Mem.SPAD: [spad_bytes, 0], Mem.ACC: [acc_bytes, 0]}  # the bytes this phase wrote lie in lo..hi-1
+        self.dirty: dict[Mem, list[tuple[int, int]]] = {Mem.SPAD: [], Mem.ACC: []}  # byte ranges this phase wrote in
 
     def write(self, mem: Mem, start: int, end: int, dtype: DType | None, rows: int = 1, pitch: int = 0) -> None:
         """Mark bytes start..end-1 written as `dtype`; with a `pitch`, only `rows` rows of (end - start - (rows - 1)
         * pitch) bytes, `pitch` bytes apart (a strided NOC_RECV)."""
-        window = self.dirty[mem]
-        window[0], window[1] = min(window[0], start), max(window[1], end)
+        self.dirty[mem].append((start, end))
         seg = self.phase[mem][start:end]
         if rows > 1 and pitch:
             row = end - start - (rows - 1) * pitch
@@ -66,6 +66,8 @@ class _TypeMap:
 
     def conflict(self, mem: Mem, start: int, end: int, dtype: DType) -> str | None:
         seg = self.phase[mem][start:end]
+        if (seg & (self.ANY | 1 << int(dtype))).all():  # every byte written in this phase, as this dtype among others
+            return None
         allowed = np.where(seg != 0, seg, self.carried[mem][start:end])
         bad = allowed[(allowed != 0) & ((allowed & (self.ANY | 1 << int(dtype))) == 0)]
         if not bad.size:
@@ -73,42 +75,94 @@ class _TypeMap:
         return " or ".join(d.name for d in DType if int(bad[0]) & 1 << int(d))
 
     def barrier(self) -> None:
-        for mem, (lo, hi) in self.dirty.items():
-            if lo < hi:  # only the window the phase wrote: a scratchpad of MiBs has thousands of barriers
+        for mem, ranges in self.dirty.items():
+            # only the ranges the phase wrote (merged): a scratchpad of MiBs has thousands of barriers, and a
+            # phase writes at its bottom and top (its buffers, the activations kept on chip)
+            for lo, hi in _merged(ranges):
                 seg = self.phase[mem][lo:hi]
                 np.copyto(self.carried[mem][lo:hi], seg, where=seg != 0)
                 seg[:] = 0
-            self.dirty[mem] = [self.phase[mem].size, 0]
+            ranges.clear()
 
 
-def _dtype_problems(c: int, instrs: tuple[Instr, ...], operands: list[tuple[Operand, ...]], spad_bytes: int, acc_bytes: int) -> list[str]:
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The union of half-open byte ranges, as disjoint ranges in address order."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1]:
+            if hi > out[-1][1]:
+                out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return out
+
+
+_WriteKey = tuple[Mem, int, int, DType | None, int, int]  # memory, start, end, dtype (None: untyped), rows, pitch
+_ReadKey = tuple[Mem, int, int, DType]  # memory, start, end, dtype
+
+
+@dataclass(frozen=True, slots=True)
+class _Touches:
+    """What the checks need of one instruction (the same for every instruction of equal fields, so worked out once
+    per distinct instruction: the layers of a program repeat theirs): its SRAM writes and typed reads that lie
+    inside their memory, and what is wrong with its operands' addresses (each message without its location)."""
+
+    writes: tuple[_WriteKey, ...]
+    reads: tuple[tuple[_ReadKey, Operand], ...]
+    problems: tuple[str, ...]
+
+
+def _touches(instr: Instr, sizes: dict[Mem, int]) -> _Touches:
+    untyped = instr.op in (Opcode.NOC_SEND, Opcode.NOC_RECV)
+    writes: list[_WriteKey] = []
+    reads: list[tuple[_ReadKey, Operand]] = []
+    problems: list[str] = []
+    seen: set[tuple[str, bool]] = set()
+    for o in instr.spec.operands(instr):
+        end = o.end
+        size = sizes[o.mem]
+        if (o.name, False) not in seen and (o.name, True) not in seen:
+            if o.addr % o.dtype.itemsize:
+                problems.append(f"{o.name} address {o.mem.name.lower()}:0x{o.addr:x} is not aligned to the {o.dtype.itemsize}-byte {o.dtype.name}")
+            if o.addr >= size:
+                problems.append(f"{o.name} address {o.mem.name.lower()}:0x{o.addr:x} is outside the {size}-byte {o.mem.name}")
+            elif end > size:
+                problems.append(
+                    f"{o.name} tile {o.mem.name.lower()}:0x{o.addr:x} of {o.rows}x{o.cols} {o.dtype.name} "
+                    f"({o.nbytes} bytes{f', rows {o.pitch} bytes apart' if o.pitch else ''}) "
+                    f"overruns the {size}-byte {o.mem.name} (ends at 0x{end:x})"
+                )
+        seen.add((o.name, o.write))
+        if end > size:
+            continue
+        if o.write:
+            writes.append((o.mem, o.addr, end, None if untyped else o.dtype, o.rows, o.pitch))
+        elif not untyped:
+            reads.append(((o.mem, o.addr, end, o.dtype), o))
+    return _Touches(tuple(writes), tuple(reads), tuple(problems))
+
+
+def _dtype_problems(c: int, instrs: tuple[Instr, ...], touches: list[_Touches], spad_bytes: int, acc_bytes: int) -> list[str]:
     """Reads of SRAM as a dtype not written there: per phase, all writes first, then every read. Within a phase
     the map is fixed once its writes are in, so a write repeated (the same bytes as the same dtype) marks nothing
     new and a read repeated has the answer of the first: each is done once per phase."""
     types = _TypeMap(spad_bytes, acc_bytes)
-    sizes = {Mem.SPAD: spad_bytes, Mem.ACC: acc_bytes}
     problems: list[str] = []
     start = 0
     bounds = [i for i, instr in enumerate(instrs) if instr.op == Opcode.BARRIER] + [len(instrs)]
     for stop in bounds:
-        written: set[tuple[Mem, int, int, DType | None, int, int]] = set()
-        reads: list[tuple[int, Operand, int]] = []
+        written: set[_WriteKey] = set()
+        reads: list[tuple[int, _ReadKey, Operand]] = []
         for idx in range(start, stop):
-            untyped = instrs[idx].op in (Opcode.NOC_SEND, Opcode.NOC_RECV)
-            for o in operands[idx]:
-                end = o.end
-                if end > sizes[o.mem]:
-                    continue
-                if o.write:
-                    key = (o.mem, o.addr, end, None if untyped else o.dtype, o.rows, o.pitch)
-                    if key not in written:
-                        written.add(key)
-                        types.write(*key)
-                elif not untyped:
-                    reads.append((idx, o, end))
-        checked: dict[tuple[Mem, int, int, DType], str | None] = {}
-        for idx, o, end in reads:
-            read = (o.mem, o.addr, end, o.dtype)
+            t = touches[idx]
+            for key in t.writes:
+                if key not in written:
+                    written.add(key)
+                    types.write(*key)
+            for read, o in t.reads:
+                reads.append((idx, read, o))
+        checked: dict[_ReadKey, str | None] = {}
+        for idx, read, o in reads:
             held = checked[read] if read in checked else checked.setdefault(read, types.conflict(*read))
             if held is not None:
                 problems.append(f"{_at(c, idx, instrs[idx])}: {o.name} reads {o.mem.name.lower()}:0x{o.addr:x} as {o.dtype.name} but it holds {held}")
@@ -125,31 +179,23 @@ def verify(program: Program, *, spad_bytes: int, acc_bytes: int, dram_bytes: int
     sends: dict[tuple[int, int, int, int], list[tuple[int, int]]] = defaultdict(list)  # (core, index) of each
     recvs: dict[tuple[int, int, int, int], list[tuple[int, int]]] = defaultdict(list)
     barriers: list[int] = []
+    known: dict[Instr, _Touches] = {}
     for c, instrs in enumerate(program.cores):
-        operands = [instr.spec.operands(instr) for instr in instrs]
-        problems += _dtype_problems(c, instrs, operands, spad_bytes, acc_bytes)
+        touches = []
+        for instr in instrs:
+            t = known.get(instr)
+            if t is None:
+                t = known[instr] = _touches(instr, sizes)
+            touches.append(t)
+        problems += _dtype_problems(c, instrs, touches, spad_bytes, acc_bytes)
         last_ldw: Instr | None = None
         signals: Counter[int] = Counter(i.sem for i in instrs if i.op == Opcode.SIGNAL)
         waits: Counter[int] = Counter()
         nbarrier = 0
         for idx, instr in enumerate(instrs):
             op = instr.op
-            seen: set[tuple[str, bool]] = set()
-            for o in operands[idx]:
-                end = o.end
-                size = sizes[o.mem]
-                if (o.name, False) not in seen and (o.name, True) not in seen:
-                    if o.addr % o.dtype.itemsize:
-                        problems.append(f"{_at(c, idx, instr)}: {o.name} address {o.mem.name.lower()}:0x{o.addr:x} is not aligned to the {o.dtype.itemsize}-byte {o.dtype.name}")
-                    if o.addr >= size:
-                        problems.append(f"{_at(c, idx, instr)}: {o.name} address {o.mem.name.lower()}:0x{o.addr:x} is outside the {size}-byte {o.mem.name}")
-                    elif end > size:
-                        problems.append(
-                            f"{_at(c, idx, instr)}: {o.name} tile {o.mem.name.lower()}:0x{o.addr:x} of {o.rows}x{o.cols} {o.dtype.name} "
-                            f"({o.nbytes} bytes{f', rows {o.pitch} bytes apart' if o.pitch else ''}) "
-                            f"overruns the {size}-byte {o.mem.name} (ends at 0x{end:x})"
-                        )
-                seen.add((o.name, o.write))
+            for p in touches[idx].problems:
+                problems.append(f"{_at(c, idx, instr)}: {p}")
             if op in (Opcode.DMA_LD, Opcode.DMA_ST):
                 ext = dram_extent(instr)
                 assert ext is not None

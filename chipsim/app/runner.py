@@ -51,6 +51,7 @@ class RunOutcome:
     result: RunResult  # the executor's last run (for traces)
     lowered: Lowered
     mapping_s: float = 0.0  # wall seconds the mapper took (lowering, its tiling search and re-checks)
+    verify_s: float = 0.0  # wall seconds the ISA verifier took (0 with mapper.verify off)
 
 
 _WORK_UNITS = (Unit.DMA, Unit.MXU, Unit.VEC, Unit.NOC)
@@ -213,9 +214,10 @@ def run(
     if cfg.mapper.verify:
         verify(lowered.program, spad_bytes=chip.core.scratchpad.size_bytes, acc_bytes=chip.core.accumulator.size_bytes,
                dram_bytes=lowered.layout.size_bytes, array_rows=chip.core.tensor_core.rows, array_cols=chip.core.tensor_core.cols)
+    verify_s = time.perf_counter() - started - mapping_s if cfg.mapper.verify else 0.0
     if qm is None:
         result = execute(lowered.program, chip, functional=False, trace=trace)
-        return RunOutcome(_record(cfg, graph, lowered, result, None, False), result, lowered, mapping_s)
+        return RunOutcome(_record(cfg, graph, lowered, result, None, False), result, lowered, mapping_s, verify_s)
 
     model = qm.model
     split = None
@@ -260,4 +262,4 @@ def run(
         f1_ref = ner.score(gold, [ref_tags[i] for i in gold_idx]).f1
     validation = Validation(len(sentences), exact if qm.precision is QPrecision.INT8 else None, max_q, max_f,
                             agree / words if words else 1.0, f1_chip, f1_ref)
-    return RunOutcome(_record(cfg, graph, lowered, result, validation, True), result, lowered, mapping_s)
+    return RunOutcome(_record(cfg, graph, lowered, result, validation, True), result, lowered, mapping_s, verify_s)
