@@ -69,13 +69,26 @@ def tile(state: CoreState, mem: Mem, addr: int, rows: int, cols: int, dtype: DTy
     return buf[addr:end].view(_NP_DTYPE[dtype]).reshape(rows, cols)
 
 
+def _runs(state: CoreState, mem: Mem, addr: int, rows: int, row: int, stride_bytes: int, dtype: DType = DType.INT8) -> np.ndarray:
+    """A writable rows x row uint8 view of `rows` runs of `row` bytes, `stride_bytes` apart from byte `addr` of `mem`
+    (one run when rows is 1); the IsaError of the first run past the memory's end, as a tile of `dtype`, if one
+    is. The runs must not overlap (stride_bytes >= row, as the NoC instructions' rule demands)."""
+    buf = state.spad if mem == Mem.SPAD else state.acc
+    step = stride_bytes if rows > 1 else 0
+    end = addr + (rows - 1) * step + row
+    if end > buf.shape[0]:
+        for r in range(rows):  # the first run past the end raises, as it alone would
+            tile(state, mem, addr + r * step, 1, row // dtype.itemsize, dtype)
+    return np.lib.stride_tricks.as_strided(buf[addr:end], shape=(rows, row), strides=(step, 1))
+
+
 def read_bytes(state: CoreState, mem: Mem, addr: int, n: int, rows: int = 1, stride_bytes: int = 0) -> np.ndarray:
     """A copy of `n` bytes at `addr` of `mem` (the payload of a NOC_SEND): one run, or `rows` equal rows
     `stride_bytes` apart, in row order."""
-    if rows == 1:
-        return tile(state, mem, addr, 1, n, DType.INT8).view(np.uint8).reshape(n).copy()
-    row = n // rows
-    return np.concatenate([tile(state, mem, addr + r * stride_bytes, 1, row, DType.INT8).view(np.uint8).reshape(row) for r in range(rows)])
+    if rows > 1 and stride_bytes < n // rows:  # overlapping rows (no instruction has them): row by row
+        row = n // rows
+        return np.concatenate([tile(state, mem, addr + r * stride_bytes, 1, row, DType.INT8).view(np.uint8).reshape(row) for r in range(rows)])
+    return _runs(state, mem, addr, rows, n // rows, stride_bytes).copy().reshape(n)
 
 
 def write_bytes(state: CoreState, mem: Mem, addr: int, data: np.ndarray, rows: int = 1, stride_bytes: int = 0,
@@ -85,15 +98,19 @@ def write_bytes(state: CoreState, mem: Mem, addr: int, data: np.ndarray, rows: i
     n = int(data.size)
     flat = data.view(np.uint8).reshape(n)
     row = n // rows
-    for r in range(rows):
-        at = addr + r * (stride_bytes if rows > 1 else 0)
-        chunk = flat[r * row : (r + 1) * row]
-        if reduce == Reduce.NONE:
-            tile(state, mem, at, 1, row, DType.INT8).view(np.uint8).reshape(row)[:] = chunk
-        else:
-            dtype = DType.INT32 if reduce == Reduce.INT32 else DType.FP32
-            dst = tile(state, mem, at, 1, row // 4, dtype).reshape(row // 4)
-            np.add(dst, chunk.view(dst.dtype), out=dst)  # int32: two's-complement wrap-around
+    if rows > 1 and stride_bytes < row:  # overlapping rows (no instruction has them): row by row, the later wins
+        for r in range(rows):
+            write_bytes(state, mem, addr + r * stride_bytes, flat[r * row : (r + 1) * row], 1, 0, reduce)
+        return
+    summed = DType.INT8 if reduce == Reduce.NONE else DType.INT32 if reduce == Reduce.INT32 else DType.FP32
+    dst = _runs(state, mem, addr, rows, row, stride_bytes, summed)
+    src = flat.reshape(rows, row)
+    if reduce == Reduce.NONE:
+        dst[:] = src
+    else:
+        elem = _NP_DTYPE[summed]
+        # per row, whole elements: their last axis stays contiguous, so the views reinterpret its bytes
+        np.add(dst.view(elem), src.view(elem), out=dst.view(elem))  # int32: two's-complement wrap-around
 
 
 def bf16_to_f32(bits: np.ndarray) -> np.ndarray:

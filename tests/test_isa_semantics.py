@@ -18,6 +18,7 @@ from isa import (
     Matmul,
     Mem,
     NocSend,
+    Reduce,
     Signal,
     Unit,
     Vadd,
@@ -339,6 +340,54 @@ def test_tiles_are_zero_copy_views() -> None:
     assert np.shares_memory(t, s.acc) and t.flags.c_contiguous and t.dtype == np.float32
     with pytest.raises(IsaError, match=r"^ACC tile at 0xfff0 of 4x8 FP32 ends at byte 0x10070, past the 65536-byte memory\.$"):
         tile(s, Mem.ACC, 0xFFF0, 4, 8, DType.FP32)
+
+
+def _bytes_row_by_row(state, mem, addr, data, rows, stride, reduce):  # type: ignore[no-untyped-def]
+    """write_bytes as NOC_RECV defines it: each row in turn, stored or added as int32 / fp32 elements."""
+    flat = data.view(np.uint8).reshape(-1)
+    row = flat.size // rows
+    for r in range(rows):
+        at, chunk = addr + r * (stride if rows > 1 else 0), flat[r * row : (r + 1) * row]
+        if reduce == Reduce.NONE:
+            tile(state, mem, at, 1, row, DType.INT8).view(np.uint8).reshape(row)[:] = chunk
+        else:
+            dst = tile(state, mem, at, 1, row // 4, DType.INT32 if reduce == Reduce.INT32 else DType.FP32).reshape(row // 4)
+            np.add(dst, chunk.view(dst.dtype), out=dst)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered", "ignore:overflow encountered")  # random fp32 bytes: NaNs, infinities
+def test_strided_noc_bytes_match_row_by_row() -> None:
+    """read_bytes and write_bytes move a strided payload as one view: the same bytes (NaN bits included) and the
+    same error, naming the first row past the memory, as row by row."""
+    rng = np.random.default_rng(7)
+    for trial in range(1500):
+        mem = Mem.SPAD if trial % 2 else Mem.ACC
+        reduce = (Reduce.NONE, Reduce.NONE, Reduce.INT32, Reduce.FP32)[trial % 4]
+        rows = int(rng.choice([1, 2, 3, 7, 16]))
+        row = int(rng.integers(1, 20)) * 4 if reduce != Reduce.NONE else int(rng.integers(1, 80))
+        stride = row + 4 * int(rng.integers(0, 12)) if rows > 1 else int(rng.choice([0, 5]))
+        addr = int(rng.integers(0, 65536 - 8)) if trial % 10 else int(rng.integers(65536 - 400, 65536))
+        addr -= addr % 4
+        data = rng.integers(0, 256, rows * row, dtype=np.uint8)
+        got, want = _state(), _state()
+        for st in (got, want):
+            st.spad[:], st.acc[:] = np.arange(65536, dtype=np.uint8), np.arange(65536, dtype=np.uint8)[::-1]
+        errors = []
+        for st, fn in ((want, _bytes_row_by_row), (got, write_bytes)):
+            try:
+                fn(st, mem, addr, data, rows, stride, reduce)
+                errors.append(None)
+            except IsaError as exc:
+                errors.append(str(exc))
+        assert errors[0] == errors[1], trial
+        if errors[0] is not None:
+            continue
+        assert np.array_equal(got.spad, want.spad) and np.array_equal(got.acc, want.acc), trial
+        back = read_bytes(got, mem, addr, rows * row, rows, stride)
+        assert np.array_equal(back, data if reduce == Reduce.NONE else back) and not np.shares_memory(back, got.memory(mem)), trial
+        if reduce != Reduce.NONE:  # read back what the adds left, row by row
+            whole = np.concatenate([got.memory(mem)[addr + r * (stride if rows > 1 else 0):][:row] for r in range(rows)])
+            assert np.array_equal(back, whole), trial
 
 
 def test_noc_bytes_semaphores_and_noc_apply() -> None:
