@@ -14,7 +14,7 @@ from chipsim.config import ChipConfig, chip_from_dict
 from chipsim.executor import DeadlockError, ExecutionError, collector_paused, execute, fastest, timed
 from chipsim.stats import StallCause
 from chipsim.app.trace import write_trace
-from isa import IsaError, Unit, VerifyError, format_instr, parse
+from isa import DType, IsaError, Unit, VerifyError, format_instr, parse
 
 # 1 GHz; DRAM 16 GB/s = 16 B/cycle, 10 ns = 10 cycles; one DMA engine of 8 B/cycle; 4x4 ws array.
 BASE: dict[str, object] = {
@@ -659,3 +659,47 @@ def test_cores_share_the_decoding_of_a_phase_but_for_their_noc_entries():
     assert [d.phase_events[0][Event.NOC_BYTE_HOPS] for d in decoded] == [32, 64, 32, 32]
     assert len({d.phase_ids[1] for d in decoded}) == 1 and len({d.phase_ids[0] for d in decoded}) == 4
     assert execute(parse(text), c, functional=False).events["noc_byte_hops"] == 160
+
+
+def test_a_functional_run_again_moves_the_values_of_the_first_without_simulating() -> None:
+    """A second functional run of the same program on the same chip does the first one's moves (instructions applied,
+    NoC payloads read and landed) in their order on its own DRAM: the same bytes as simulating it again, the same
+    figures, and the same error, with its location, where a move fails."""
+    from chipsim.config import load_chip
+    from mapper import MapperContext, lower
+    from workloads.bert import preset
+    from workloads.graph import build_graph
+
+    chip = load_chip("default")  # 2x2 cores: the NoC carries the activations kept on chip
+    lowered = lower(build_graph(preset("bert-tiny"), 16, 1), MapperContext(chip))
+    program, size = lowered.program, lowered.layout.size_bytes
+    assert any(i.op.name == "NOC_RECV" for core in program.cores for i in core)
+    rng = np.random.default_rng(11)
+
+    def image() -> np.ndarray:  # every tensor filled with values of its type (fp32 ones small), so no NaN hides a move
+        dram = np.zeros(size, np.uint8)
+        for t in lowered.layout.tensors.values():
+            n = t.rows * t.cols
+            values = (rng.standard_normal(n).astype(np.float32) * 0.1 if t.dtype is DType.FP32
+                      else rng.integers(-60, 60, n).astype({DType.INT8: np.int8, DType.INT32: np.int32}[t.dtype]))
+            dram[t.addr : t.addr + t.nbytes] = values.view(np.uint8)
+        return dram
+
+    images = [image() for _ in range(3)]
+    first = execute(program, chip, functional=True, dram=images[0].copy())
+    for image in images[1:]:
+        moved, simulated = image.copy(), image.copy()
+        again = execute(program, chip, functional=True, dram=moved)  # the first run's moves
+        fresh = execute(program, chip, functional=True, dram=simulated, replay=False)  # simulated
+        np.testing.assert_array_equal(moved, simulated)
+        assert not np.array_equal(moved, image)  # the program wrote its outputs
+        for run in (again, fresh):
+            assert (run.cycles, dict(run.events), run.cores) == (first.cycles, dict(first.events), first.cores)
+    # a DRAM too small for the program: both ways fail at the same instruction with the same message
+    errors = []
+    for replay in (True, False):
+        execute(program, chip, functional=True, dram=images[0].copy())  # the moves to replay
+        with pytest.raises(ExecutionError) as info:
+            execute(program, chip, functional=True, dram=images[0][: size // 2].copy(), replay=replay)
+        errors.append(str(info.value))
+    assert errors[0] == errors[1] and errors[0].startswith("core ")
