@@ -1288,10 +1288,18 @@ def _preload_first_fold(at: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder,
                 memo[key] = fits
         if not fits:
             return False
+    # before the kernel's closing WAITs (for its accumulator tiles to be read out): the array is free once its last
+    # MATMUL is, and the LDW then runs while the vector unit finishes the last epilogue
+    mxu = b.queues[Unit.MXU]
+    at = len(mxu)
+    while at and mxu[at - 1].op is Opcode.WAIT:
+        at -= 1
+    loads: list[Instr] = [ldw]
+    if here is not None:
         sem = b.sem()
         dma.insert(here + 1, Signal(unit=Unit.DMA, sem=sem))
-        b.wait(Unit.MXU, sem)
-    b.emit(Unit.MXU, ldw)
+        loads.insert(0, Wait(unit=Unit.MXU, sem=sem))
+    mxu[at:at] = loads
     return True
 
 

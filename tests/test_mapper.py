@@ -427,8 +427,8 @@ def test_later_gemms_weight_tiles_are_loaded_ahead_into_their_slots():
 
 
 def test_a_gemms_first_weight_fold_is_in_the_array_before_its_barrier():
-    """Behind a vector-bound kernel whose array has the time, an LDW at the end of its MXU queue puts the next
-    GEMM's first weight fold (its first tile, loaded ahead into slot 0) into the array, waiting for that load when
+    """Behind a vector-bound kernel whose array has the time, an LDW after its last MATMUL (before its closing
+    WAITs) puts the next GEMM's first weight fold (its first tile, loaded ahead into slot 0) into the array, waiting for that load when
     it happens in the same kernel; the GEMM's first MATMUL then has preloaded=1 and skips the load: R fewer
     cycles on the array. The program verifies and computes the same (tests/test_run.py: bit-exact)."""
     from chipsim.cost_model import TimingModel
@@ -454,8 +454,12 @@ def test_a_gemms_first_weight_fold_is_in_the_array_before_its_barrier():
             assert fresh - pre == min(first.k, rows)
             preloaded_gemms.add(labels[at])
             start = max((j for j in range(i) if core[j].op is Opcode.BARRIER), default=-1)
+            before = i - 1
             if any(d.op is Opcode.DMA_LD and d.sram_addr == ins.w_addr for d in core[start + 1:i]):  # loaded this phase
                 assert core[i - 1].op is Opcode.WAIT and core[i - 1].unit is Unit.MXU
+                before -= 1
+            # ahead of the kernel's closing WAITs (its accumulator tiles read out): it runs under the last epilogue
+            assert not (core[before].op is Opcode.WAIT and core[before].unit is Unit.MXU), (labels[i], core[before])
     # every layer's QKV and FFN1 behind a LayerNorm and output projection behind the attention; not layer 0's QKV,
     # behind the embeddings, whose rows are loaded item by item: the tile comes in pieces between them, its last
     # too late for an LDW that would not hold up the barrier (test_a_prefetch_tile_is_cut_in_pieces_between_items)
