@@ -28,6 +28,7 @@ Model (the `## Timing` section of isa/SPEC.md has the full statement):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import heapq
 import math
@@ -35,7 +36,6 @@ import threading
 import types
 from collections import deque
 from collections.abc import Iterator, Sequence
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,7 +162,10 @@ def execute(
     check: run isa.verify against this chip's memories first (VerifyError lists every problem).
     replay: in timing-only mode without a trace or a global buffer, a phase between two barriers that starts from
         an idle chip with the instructions of a phase already run is not simulated again: its
-        record is applied (the same cycles, counters and instruction times); False simulates every phase.
+        record is applied (the same cycles, counters and instruction times); in functional mode without a trace, a
+        run of the program and chip that this thread ran functionally last is not simulated again: that run's moves
+        of values are replayed on `dram` and its result returned (the timing does not depend on the values).
+        False simulates every phase and every run.
     """
     if functional and (dram is None or dram.dtype != np.uint8 or dram.ndim != 1):
         raise ExecutionError("functional execution needs dram= a 1-D np.uint8 array holding the DRAM contents")

@@ -1246,10 +1246,10 @@ def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: K
 
 def _preload_first_fold(at: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, ctx: MapperContext,
                         cycles: _UnitCycles, memo: dict[tuple[object, ...], bool], emitted: object) -> bool:
-    """At the end of kernel `at`'s MXU queue, an LDW of the next kernel's first weight fold on `b`'s core, when that
-    kernel is a GEMM whose first tile is loaded ahead into its slot 0 and no wider than the array (ws only): the
-    array is idle before the barrier, and the GEMM's first MATMUL then starts with its first fold in place instead
-    of loading it (isa/SPEC.md, LDW). A load of that tile in this kernel's DMA queue signals the LDW, which waits
+    """After kernel `at`'s last MATMUL on `b`'s core (before its closing WAITs), an LDW of the next kernel's first
+    weight fold, when that kernel is a GEMM whose first tile is loaded ahead into its slot 0 and no wider than the
+    array (ws only): the array is idle before the barrier, and the GEMM's first MATMUL then starts with its first
+    fold in place instead of loading it (isa/SPEC.md, LDW). A load of that tile in this kernel's DMA queue signals the LDW, which waits
     for it, and then only where the array has the time (else the LDW, waiting for a late load, would hold up the
     barrier: tpuv1, DRAM-bound, lost 7,400 cycles so). Whether the next GEMM's first MATMUL is preloaded.
     `emitted` names what this kernel emitted on the core (its replay key, or None): the same emission on the same
@@ -1291,15 +1291,15 @@ def _preload_first_fold(at: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder,
     # before the kernel's closing WAITs (for its accumulator tiles to be read out): the array is free once its last
     # MATMUL is, and the LDW then runs while the vector unit finishes the last epilogue
     mxu = b.queues[Unit.MXU]
-    at = len(mxu)
-    while at and mxu[at - 1].op is Opcode.WAIT:
-        at -= 1
+    pos = len(mxu)
+    while pos and mxu[pos - 1].op is Opcode.WAIT:
+        pos -= 1
     loads: list[Instr] = [ldw]
     if here is not None:
         sem = b.sem()
         dma.insert(here + 1, Signal(unit=Unit.DMA, sem=sem))
         loads.insert(0, Wait(unit=Unit.MXU, sem=sem))
-    mxu[at:at] = loads
+    mxu[pos:pos] = loads
     return True
 
 
