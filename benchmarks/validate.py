@@ -391,7 +391,9 @@ median wall time of one `run_gemm` call on the same GEMM in the same run, timed 
 
 Energy, area and cost are calibrated against their published sources in `docs/CALIBRATION.md` (written by hand:
 the TPUv1 floor-plan check per block, the 45 nm and 7 nm energy tables, the cost model). Every figure below was
-produced by this code. Since the regeneration before it the fused Q|K|V projection and the attention share one
+produced by this code. Since the regeneration before it the LDW that puts a GEMM's first weight fold into the
+array runs right after the last MATMUL of the kernel before, under its last epilogue (TPUv1 2.804 -> 2.803 ms and
+29.82 -> 29.81 mJ; every other figure below but the wall times is as it was). Before that the fused Q|K|V projection and the attention came to share one
 phase (no barrier between them: the projection's tiles, dealt in head order, go in rounds to the cores running
 their heads, each head starting once its round is in, and where the vector unit would idle between the
 projection's epilogues the first head's softmax goes in among them). Before that the output projection and FFN2
