@@ -3,7 +3,8 @@
 A functional run needs the fine-tuned model: its sentences are tokenized, padded to `seq_len`, grouped into
 batches, and each batch runs through the simulated chip with real values; the chip's logits are compared with
 the quantized reference (bit for bit on int8) and its tags with the fp32 reference (and gold tags, for
-test-split sentences). Timing does not depend on the values, so every batch has the same cycles.
+test-split sentences). Timing does not depend on the values, so every batch has the same cycles, and the
+executor replays the first batch's moves of values for the others (chipsim.executor.execute).
 """
 
 from __future__ import annotations
