@@ -64,15 +64,28 @@ class _TypeMap:
             seg = np.lib.stride_tricks.as_strided(seg, shape=(rows, row), strides=(pitch, 1), writeable=True)
         seg |= self.ANY if dtype is None else 1 << int(dtype)
 
+    def written_as(self, mem: Mem, start: int, end: int, dtype: DType) -> bool:
+        """Whether this phase wrote every byte of start..end-1 as `dtype` (among others): the read is then fine,
+        whatever earlier phases left there."""
+        return bool((self.phase[mem][start:end] & (self.ANY | 1 << int(dtype))).all())
+
     def conflict(self, mem: Mem, start: int, end: int, dtype: DType) -> str | None:
         seg = self.phase[mem][start:end]
-        if (seg & (self.ANY | 1 << int(dtype))).all():  # every byte written in this phase, as this dtype among others
-            return None
         allowed = np.where(seg != 0, seg, self.carried[mem][start:end])
         bad = allowed[(allowed != 0) & ((allowed & (self.ANY | 1 << int(dtype))) == 0)]
         if not bad.size:
             return None
         return " or ".join(d.name for d in DType if int(bad[0]) & 1 << int(d))
+
+    def marks(self) -> tuple[tuple[Mem, int, np.ndarray], ...]:
+        """This phase's marks: a copy of each range it wrote (merged), to put back for a phase that writes the same."""
+        return tuple((mem, lo, self.phase[mem][lo:hi].copy()) for mem, ranges in self.dirty.items() for lo, hi in _merged(ranges))
+
+    def mark(self, marks: tuple[tuple[Mem, int, np.ndarray], ...]) -> None:
+        """Put back the marks of a phase that wrote the same (this phase's map is clear: a barrier cleared it)."""
+        for mem, lo, seg in marks:
+            self.phase[mem][lo : lo + seg.size] = seg
+            self.dirty[mem].append((lo, lo + seg.size))
 
     def barrier(self) -> None:
         for mem, ranges in self.dirty.items():
@@ -145,26 +158,40 @@ def _touches(instr: Instr, sizes: dict[Mem, int]) -> _Touches:
 def _dtype_problems(c: int, instrs: tuple[Instr, ...], touches: list[_Touches], spad_bytes: int, acc_bytes: int) -> list[str]:
     """Reads of SRAM as a dtype not written there: per phase, all writes first, then every read. Within a phase
     the map is fixed once its writes are in, so a write repeated (the same bytes as the same dtype) marks nothing
-    new and a read repeated has the answer of the first: each is done once per phase."""
+    new and a read repeated has the answer of the first: each is done once per phase.
+
+    A phase with the same writes and reads as an earlier one (`touches` holds one object per distinct
+    instruction's, so the layers of a program repeat theirs) puts back that phase's marks, and checks again only
+    the reads that phase found not written in it: the others read what the phase wrote itself, fine again."""
     types = _TypeMap(spad_bytes, acc_bytes)
     problems: list[str] = []
     start = 0
     bounds = [i for i, instr in enumerate(instrs) if instr.op == Opcode.BARRIER] + [len(instrs)]
+    seen: dict[tuple[int, ...], tuple[tuple[tuple[Mem, int, np.ndarray], ...], list[tuple[int, _ReadKey, Operand]]]] = {}
     for stop in bounds:
-        written: set[_WriteKey] = set()
-        reads: list[tuple[int, _ReadKey, Operand]] = []
-        for idx in range(start, stop):
-            t = touches[idx]
-            for key in t.writes:
-                if key not in written:
-                    written.add(key)
-                    types.write(*key)
-            for read, o in t.reads:
-                reads.append((idx, read, o))
+        key = tuple(map(id, touches[start:stop]))
+        known = seen.get(key)
+        if known is None:
+            written: set[_WriteKey] = set()
+            reads: list[tuple[int, _ReadKey, Operand]] = []
+            for idx in range(start, stop):
+                t = touches[idx]
+                for w in t.writes:
+                    if w not in written:
+                        written.add(w)
+                        types.write(*w)
+                for read, o in t.reads:
+                    reads.append((idx - start, read, o))
+            outside = [r for r in reads if not types.written_as(*r[1])]  # reads of what earlier phases left
+            seen[key] = (types.marks(), outside)
+        else:
+            types.mark(known[0])
+            outside = known[1]
         checked: dict[_ReadKey, str | None] = {}
-        for idx, read, o in reads:
+        for rel, read, o in outside:
             held = checked[read] if read in checked else checked.setdefault(read, types.conflict(*read))
             if held is not None:
+                idx = start + rel
                 problems.append(f"{_at(c, idx, instrs[idx])}: {o.name} reads {o.mem.name.lower()}:0x{o.addr:x} as {o.dtype.name} but it holds {held}")
         types.barrier()
         start = stop + 1
@@ -180,12 +207,14 @@ def verify(program: Program, *, spad_bytes: int, acc_bytes: int, dram_bytes: int
     recvs: dict[tuple[int, int, int, int], list[tuple[int, int]]] = defaultdict(list)
     barriers: list[int] = []
     known: dict[Instr, _Touches] = {}
+    distinct: dict[_Touches, _Touches] = {}  # one object per distinct value (DMA instructions differ by DRAM address only)
     for c, instrs in enumerate(program.cores):
         touches = []
         for instr in instrs:
             t = known.get(instr)
             if t is None:
-                t = known[instr] = _touches(instr, sizes)
+                t = _touches(instr, sizes)
+                t = known[instr] = distinct.setdefault(t, t)
             touches.append(t)
         problems += _dtype_problems(c, instrs, touches, spad_bytes, acc_bytes)
         last_ldw: Instr | None = None

@@ -185,3 +185,30 @@ def test_a_read_repeated_in_a_phase_is_reported_at_each_instruction_and_types_ca
     """
     assert _problems(text) == ("core 0 instr 4 (VEXP): src reads spad:0x0 as FP32 but it holds INT8",
                                "core 0 instr 6 (VEXP): src reads spad:0x0 as FP32 but it holds INT8")
+
+
+def test_a_phase_repeated_is_checked_against_what_the_phases_before_it_left() -> None:
+    # The phase P ("vexp 0x0 -> 0x100 -> 0x200") runs three times. Its read of 0x0 is of what earlier phases left
+    # there: fp32 before the first (fine), int8 before the second (wrong, after the DMA_LD between them) and fp32
+    # again before the third. Its read of 0x100, which it writes itself, is fine every time; and each time it
+    # leaves fp32 at 0x200, over the int8 put there before the second, so the last read of 0x200 is fine.
+    phase = """
+    vexp dst=spad:0x100 src=spad:0x0 rows=1 cols=2
+    vexp dst=spad:0x200 src=spad:0x100 rows=1 cols=2
+    barrier
+    """
+    text = f""".core 0
+    dma_ld sram=spad:0x0 dram=0x0 rows=1 cols=2 stride=8 dtype=fp32
+    barrier
+    {phase}
+    dma_ld sram=spad:0x0 dram=0x0 rows=1 cols=8 stride=8 dtype=int8
+    dma_ld sram=spad:0x200 dram=0x0 rows=1 cols=8 stride=8 dtype=int8
+    barrier
+    {phase}
+    dma_ld sram=spad:0x0 dram=0x0 rows=1 cols=2 stride=8 dtype=fp32
+    barrier
+    {phase}
+    vexp dst=spad:0x300 src=spad:0x200 rows=1 cols=2
+    halt
+    """
+    assert _problems(text) == ("core 0 instr 8 (VEXP): src reads spad:0x0 as FP32 but it holds INT8",)
