@@ -208,12 +208,21 @@ def _move_values(program: Program, chip: ChipConfig, dram: np.ndarray, moves: li
             if kind == _APPLY:
                 apply(instr, states[core], dram)
             elif kind == _READ:
-                payloads[slot] = read_bytes(states[core], instr.mem, instr.addr, instr.bytes, instr.rows, instr.stride_bytes)
+                payloads[slot] = _payload(states[core], instr)
             else:
-                payload = payloads.pop(slot) if last[slot] == n else payloads[slot]
-                write_bytes(states[core], instr.mem, instr.addr, payload, instr.rows, instr.stride_bytes, instr.reduce)
+                _land(states[core], instr, payloads.pop(slot) if last[slot] == n else payloads[slot])
         except IsaError as exc:
             raise _failed(core, idx, instr, exc) from None
+
+
+def _payload(state: CoreState, instr: Instr) -> np.ndarray:
+    """The bytes a NOC_SEND reads on its core."""
+    return read_bytes(state, instr.mem, instr.addr, instr.bytes, instr.rows, instr.stride_bytes)
+
+
+def _land(state: CoreState, instr: Instr, payload: np.ndarray) -> None:
+    """A NOC_RECV's payload landing on its core (stored, or added where the receive reduces)."""
+    write_bytes(state, instr.mem, instr.addr, payload, instr.rows, instr.stride_bytes, instr.reduce)
 
 
 def _failed(core: int, idx: int, instr: Instr, exc: IsaError) -> ExecutionError:
@@ -505,7 +514,7 @@ class _Run:
                 if state is not None:
                     instr: Instr = instrs[idx]
                     try:
-                        payload = (len(self.moves), read_bytes(state, instr.mem, instr.addr, nbytes, instr.rows, instr.stride_bytes))  # type: ignore[arg-type]
+                        payload = (len(self.moves), _payload(state, instr))  # type: ignore[arg-type]
                     except IsaError as exc:
                         raise self._fail(core, idx, exc) from None
                     self.moves.append((_READ, core, idx, payload[0]))  # type: ignore[union-attr]
@@ -543,7 +552,7 @@ class _Run:
                 if state is not None and payload is not None:
                     instr = instrs[idx]
                     try:
-                        write_bytes(state, instr.mem, instr.addr, payload[1], instr.rows, instr.stride_bytes, instr.reduce)
+                        _land(state, instr, payload[1])
                     except IsaError as exc:
                         raise self._fail(core, idx, exc) from None
                     self.moves.append((_WRITE, core, idx, payload[0]))  # type: ignore[union-attr]

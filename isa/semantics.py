@@ -71,7 +71,7 @@ def tile(state: CoreState, mem: Mem, addr: int, rows: int, cols: int, dtype: DTy
 def _runs(state: CoreState, mem: Mem, addr: int, rows: int, row: int, stride_bytes: int, dtype: DType = DType.INT8) -> np.ndarray:
     """A writable rows x row uint8 view of `rows` runs of `row` bytes, `stride_bytes` apart from byte `addr` of `mem`
     (one run when rows is 1); the IsaError of the first run past the memory's end, as a tile of `dtype`, if one
-    is. The runs must not overlap (stride_bytes >= row, as the NoC instructions' rule demands)."""
+    is. Runs closer than `row` overlap: fine to read, but a write through them has no defined order."""
     buf = state.spad if mem == Mem.SPAD else state.acc
     step = stride_bytes if rows > 1 else 0
     end = addr + (rows - 1) * step + row
@@ -84,9 +84,6 @@ def _runs(state: CoreState, mem: Mem, addr: int, rows: int, row: int, stride_byt
 def read_bytes(state: CoreState, mem: Mem, addr: int, n: int, rows: int = 1, stride_bytes: int = 0) -> np.ndarray:
     """A copy of `n` bytes at `addr` of `mem` (the payload of a NOC_SEND): one run, or `rows` equal rows
     `stride_bytes` apart, in row order."""
-    if rows > 1 and stride_bytes < n // rows:  # overlapping rows (no instruction has them): row by row
-        row = n // rows
-        return np.concatenate([tile(state, mem, addr + r * stride_bytes, 1, row, DType.INT8).view(np.uint8).reshape(row) for r in range(rows)])
     return _runs(state, mem, addr, rows, n // rows, stride_bytes).copy().reshape(n)
 
 
