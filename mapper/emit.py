@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import math
 from dataclasses import dataclass
 
 import networkx as nx
@@ -60,14 +61,14 @@ from isa import (
 from chipsim.config import Dataflow
 from chipsim.cost_model import ComputeCost, TimingModel
 from isa.semantics import NUM_SEMAPHORES
-from mapper.context import MapperContext
+from mapper.context import MapperContext, first_fastest
 from mapper.errors import MapperError
 from mapper.kernels import Attention, Gemm, Kernel, KernelGraphFacts, OnChip, Residency, RowNorm, block_offset, block_pieces, feeds_heads, graph_facts, hands_rows
 from mapper.kernels import Bcast as AddBcast
 from mapper.layout import DramLayout, Tensor
 from mapper.place import HeadOwners, owned_rows
 from mapper.replay import KernelReplay
-from mapper.sync import UNITS, Buf, Channel, CoreBuilder, Pin, interleave, top_address
+from mapper.sync import UNITS, Buf, Channel, CoreBuilder, Pin, interleave, interleave_order, top_address
 from mapper.tiling import align, attention_sram_bytes, gemm_sram_bytes, rownorm_sram_bytes
 
 F32 = DType.FP32
@@ -403,9 +404,9 @@ def emit_gemm(b: CoreBuilder, k: Gemm, work: Work, facts: KernelGraphFacts, ctx:
     # store i-1). Several chunks per item: item i+1 only (its own later chunks wait for its own MATMULs).
     lead = 1 if not resident else min(k.tiling.w_slots, 3) if a_in_place and k.m <= tm else 2
     b.queues[Unit.DMA].extend(interleave(loads, stores, ahead=lead))
-    if feeding:  # where each item's array and vector work ends (the attention's first head may go between: _pull_ahead)
+    if feeding:  # where each item's array and vector work ends (the attention may go between: _merge_heads)
         b.marks = tuple(tuple(itertools.accumulate((len(stage) for stage in stages), initial=len(b.queues[u]) - base[u]))[1:]
-                        for u, stages in ((Unit.MXU, mxu), (Unit.VEC, vec)))
+                        for u, stages in ((Unit.MXU, mxu), (Unit.VEC, vec))) + (acc_slots,)
     b.queues[Unit.MXU].extend(instr for stage in mxu for instr in stage)
     b.queues[Unit.VEC].extend(instr for stage in vec for instr in stage)
     if handing:
@@ -791,10 +792,16 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
                                      multicast=True))
             ch_out.release(os_)
     _preload_last_context(pv[-1], ch_p.full, soft + post, interleave(scores, pv), ctx)
-    _issue_prefetch(b, loads)
-    if rounds is not None:  # the first head's scores and softmax lead the array's and vector unit's work (_pull_ahead)
-        at = {u: len(b.queues[u]) - base[u] for u in (Unit.MXU, Unit.VEC)}
-        b.marks = ((at[Unit.MXU], at[Unit.MXU] + len(scores[0])), (at[Unit.VEC], at[Unit.VEC] + len(soft[0])), rounds[0][0])
+    # the later GEMMs' weight tiles queue from an item's loads on, the first waiting for a projection sharing the
+    # phase to end its array work (_close_handoff), and so do the loads of the items after (_merge_heads): sharing
+    # it, from the last item whose loads fill fresh slots (its mask, tiny), so that those items' softmax may go
+    # among the projection's tiles
+    after = 1 if rounds is None else max(1, min(len(loads), k.in_slots) - 1)
+    gated = after + 1 if b.prefetch else len(loads)
+    _issue_prefetch(b, loads, after=after)
+    if rounds is not None:  # its blocks may go in among the projection's tiles (_merge_heads): where each lies
+        b.marks = (tuple(_block_spans(len(b.queues[u]) - base[u], stages) for u, stages in ((Unit.MXU, (scores, pv)), (Unit.VEC, (soft, post))))
+                   + (rounds[0], gated))
     b.queues[Unit.DMA].extend(interleave(loads, stores))
     b.queues[Unit.MXU].extend(interleave(scores, pv))
     b.queues[Unit.VEC].extend(interleave(soft, post))
@@ -804,6 +811,16 @@ def emit_attention(b: CoreBuilder, k: Attention, work: Work, facts: KernelGraphF
     for ch in (ch_q, ch_k, ch_v, ch_m, ch_sc, ch_p, ch_cx, ch_out):
         if ch is not None:
             ch.drain()
+
+
+def _block_spans(at: int, stages: tuple[list[list[Instr]], list[list[Instr]]]) -> tuple[tuple[int, int, int, int], ...]:
+    """Where `interleave(*stages)` put each block, from queue position `at`: (stage, item, start, end)."""
+    out = []
+    for stage, i in interleave_order(len(stages[0]), len(stages[1])):
+        n = len(stages[stage][i])
+        out.append((stage, i, at, at + n))
+        at += n
+    return tuple(out)
 
 
 def _preload_last_context(last: list[Instr], p_full: int, vec: list[list[Instr]], mxu: list[Instr], ctx: MapperContext) -> None:
@@ -1432,7 +1449,20 @@ def _close_handoff(b: CoreBuilder, ctx: MapperContext, gemm: str, norm: str) -> 
     `norm`)."""
     assert b.reserved_top is not None
     labels = {u: _kernel_labels(len(b.queues[u]), b.handed[u], b.moved.get(u, []), gemm, norm) for u in UNITS if u is not Unit.DMA}
-    dma, split = b.queues[Unit.DMA], b.handed[Unit.DMA]
+    first, consts, split = _close_queues(b, b.queues, ctx)
+    dma = b.queues[Unit.DMA]
+    labels[Unit.DMA] = [gemm] * first + [norm] * consts + [gemm] * (split - consts - first) + [norm] * (len(dma) - split - len(b.closing.get(Unit.DMA, [])))
+    for u, closing in b.closing.items():
+        labels[u] += [gemm] * len(closing)
+    b.handoff, b.reserved_top, b.closing, b.head_rounds, b.moved = -1, None, {}, None, {}
+    return labels
+
+
+def _close_queues(b: CoreBuilder, queues: dict[Unit, list[Instr]], ctx: MapperContext) -> tuple[int, int, int]:
+    """_close_handoff's edits of the unit queues `queues` (b's own, or copies): on the DMA queue, where the second
+    kernel's first loads went, how many, and where the GEMM's part then ends; the closing WAITs appended."""
+    assert b.reserved_top is not None
+    dma, split = queues[Unit.DMA], b.handed[Unit.DMA]
     q = ctx.q_itemsize
     # the second kernel's first loads (up to its first SIGNAL: the LayerNorm's constants, the attention's first mask)
     # right behind the GEMM's first loads, ahead of the weight tiles the GEMM loads for later GEMMs: its buffers lie
@@ -1446,17 +1476,14 @@ def _close_handoff(b: CoreBuilder, ctx: MapperContext, gemm: str, norm: str) -> 
     at = next((j for j in range(split, len(dma)) if dma[j].op is Opcode.DMA_LD and dma[j].mem is Mem.SPAD
                and dma[j].sram_addr + dma[j].rows * dma[j].cols * q > b.reserved_top), len(dma))
     dma.insert(at, Wait(unit=Unit.DMA, sem=b.array_done))
-    labels[Unit.DMA] = [gemm] * first + [norm] * len(consts) + [gemm] * (split - len(consts) - first) + [norm] * (len(dma) - split)
     for u, closing in b.closing.items():
-        b.queues[u].extend(closing)
-        labels[u] += [gemm] * len(closing)
-    b.handoff, b.reserved_top, b.closing, b.head_rounds, b.moved = -1, None, {}, None, {}
-    return labels
+        queues[u].extend(closing)
+    return first, len(consts), split
 
 
 def _kernel_labels(n: int, handed: int, moved: list[tuple[int, int]], first: str, second: str) -> list[str]:
     """Per instruction of a unit queue of `n` shared by two kernels, its kernel: the first's `handed` instructions
-    come first, but for the second's `moved` in among them (_pull_ahead), the rest are the second's."""
+    come first, but for the second's `moved` in among them (_merge_heads), the rest are the second's."""
     out: list[str] = []
     for lo, hi in moved:
         out += [first] * (lo - len(out)) + [second] * (hi - lo)
@@ -1475,42 +1502,316 @@ def _handing(seq: list[tuple[Kernel, Work]], i: int, facts: KernelGraphFacts) ->
     return kept is not None and kept.residency is Residency.OWNED_ROWS
 
 
-def _pull_ahead(b: CoreBuilder, tile_ends: tuple[tuple[int, ...], ...], starts: dict[Unit, int], marks: tuple[object, ...],
-                cycles: _UnitCycles) -> None:
-    """The attention sharing the fused projection's phase: its first head's scores MATMUL and softmax moved in among
-    the projection's tiles, after the tile following the round that head waits for (on the array and the vector
-    unit alike). The vector unit then works the softmax while the array runs the tiles left, instead of idling
-    between their epilogues; but those epilogues come later by what of the softmax the idle time does not cover,
-    and the tiles left by the scores MATMUL, and with them their sends, which other cores' heads wait for. So only
-    where the vector time it saves is more than either delay, by the executor's costs (not on arrays so small that
-    the scores take about as long as the softmax, nor where the tiles left keep the vector unit busy). Neither unit
-    can wait on the other across the move: the softmax waits for the scores, the scores for that round, which needs
-    only tiles before them on every core (isa/SPEC.md: a unit runs its queue in order). `tile_ends`: per unit (MXU,
-    VEC), where each tile's work ends; `starts`: where the attention's emission began; `marks`: its first head's
-    (start, end) per unit and the round it waits for."""
-    (mx, vec, need) = marks
-    after = need + 1  # type: ignore[operator]
-    if after >= len(tile_ends[0]) - 1:
+@dataclass
+class _Fed:
+    """One core's part of a fused projection and the attention it feeds, as emitted, for _merge_heads: where each
+    projection tile's work ends per unit (MXU, VEC) and the tiles' accumulator slots; where the attention's emission
+    began per unit; its blocks per unit (stage, item, start, end) from there, each item's round, the first item
+    whose loads queue behind the later GEMMs' weight tiles (which wait for the projection's array work), and where
+    the next GEMM's weights lie in DRAM."""
+
+    b: CoreBuilder
+    mx_ends: tuple[int, ...]
+    vec_ends: tuple[int, ...]
+    acc_slots: int
+    starts: dict[Unit, int]
+    blocks: dict[Unit, tuple[tuple[int, int, int, int], ...]]
+    need: tuple[int, ...]
+    gated: int
+    next_weights: tuple[int, int]  # the DRAM bytes [lo, hi) of the weights of the GEMM after the attention
+
+    def ahead_cycles(self, cycles: _UnitCycles) -> float:
+        """The DMA time of the next GEMM's weight tiles loaded ahead in the attention, which wait for the projection's
+        array work (_close_handoff) and which that GEMM starts on (later GEMMs' tiles load under it)."""
+        lo, hi = self.next_weights
+        return sum(cycles(i) for i in self.b.queues[Unit.DMA][self.starts[Unit.DMA]:]
+                   if i.op is Opcode.DMA_LD and lo <= i.dram_addr < hi)
+
+
+def _attention_marks(marks: tuple[object, ...] | None) -> tuple[dict[Unit, tuple[tuple[int, int, int, int], ...]], tuple[int, ...], int]:
+    """emit_attention's marks as _Fed's blocks, rounds and first gated item (none on a core without items)."""
+    if marks is None:
+        return {Unit.MXU: (), Unit.VEC: ()}, (), 0
+    mx, vec, need, gated = marks
+    return {Unit.MXU: mx, Unit.VEC: vec}, need, gated  # type: ignore[return-value]
+
+
+Block = tuple[int, str, int]  # (core, kind, index): T, E a projection tile on the array, its epilogue; S, X, P, O an
+# attention item's scores, softmax, context and context epilogue; R a round of the projection's sends, D a core's
+# weight tiles loaded ahead behind the projection (neither on the array or vector unit)
+
+
+def _merge_heads(fed: list[_Fed], cycles: _UnitCycles, builders: list[CoreBuilder], ctx: MapperContext) -> None:
+    """The attention sharing the fused projection's phase: its blocks (per item: the scores MATMUL, the softmax, the
+    context MATMUL and its epilogue) go in among the projection's tiles and epilogues, on every core at once, in the
+    order that runs the phase fastest of three: the attention after the projection (as emitted), its first scores
+    and softmax alone after the tile following the round their head waits for, and a list schedule of both kernels
+    on the cores' arrays and vector units. With the executor at hand (`ctx.race` or `ctx.measure`) each order is
+    run as the phase alone (_phase_program; a phase starts and ends on a barrier, so it runs alone as it does in
+    the program) and the fastest kept, the first of equals; an order that cannot run is left out. Without it the
+    second is kept where the schedule's estimate of it ends sooner than the first's.
+
+    The schedule estimates each block's time by the executor's costs (a tile's MATMULs as a run of folds, from an
+    empty array after another block) and keeps each kernel's own order on each unit. A block starts no sooner than
+    what it waits for: a tile the epilogue whose accumulator tile it reuses; the scores of an item the round of the
+    projection's sends holding its head (every core's epilogue of that tile, then its sends over the core's NoC
+    link, and the round before); the attention's blocks their buffer rings (two slots each); the softmax of an
+    item after the first its mask, which the DMA queue loads behind the projection's loads and, from item `gated`
+    on, behind the later GEMMs' weight tiles, which wait for the projection's last tile; a context epilogue its
+    slot's send, which the NoC queue makes after every round. Each step starts the unit that can start first on
+    the block, of its two next ones whose dependencies are scheduled, with the longest path to the end among those
+    ready then, else the one ready first. The estimate counts the phase done when every unit is and the next
+    GEMM's tiles loaded ahead behind the projection are in. A block goes before another on its unit only where it
+    starts first in the schedule, after every block it waits for there (isa/SPEC.md: a unit runs its queue in
+    order); what the estimate does not model, the executor's run of the order checks."""
+    model = cycles.model
+    link, hop = model.link_bytes_per_cycle, model.hop_cycles
+    seqs: dict[tuple[int, Unit], tuple[list[tuple[Block, list[Instr]]], list[tuple[Block, list[Instr]]]]] = {}
+    took: dict[Block, float] = {}  # after a block of the same kernel on the unit (a tile: continuing the run of folds)
+    fresh: dict[Block, float] = {}  # a tile after another block or first
+    sends: dict[tuple[int, int], int] = {}
+    att_end: dict[tuple[int, Unit], int] = {}
+    rounds = 0
+    for f in fed:
+        c, b = f.b.core, f.b
+        mxq, vecq = b.queues[Unit.MXU], b.queues[Unit.VEC]
+        gemm_mx = [((c, "T", j), mxq[lo:hi]) for j, (lo, hi) in enumerate(zip((0, *f.mx_ends), f.mx_ends))]
+        gemm_vec = [((c, "E", j), vecq[lo:hi]) for j, (lo, hi) in enumerate(zip((0, *f.vec_ends), f.vec_ends))]
+        kinds = {Unit.MXU: ("S", "P"), Unit.VEC: ("X", "O")}
+        for u, gemm in ((Unit.MXU, gemm_mx), (Unit.VEC, gemm_vec)):
+            q, blocks = b.queues[u], f.blocks[u]
+            att = [((c, kinds[u][stage], i), q[f.starts[u] + lo:f.starts[u] + hi]) for stage, i, lo, hi in blocks]
+            seqs[(c, u)] = (gemm, att)
+            att_end[(c, u)] = f.starts[u] + (blocks[-1][3] if blocks else 0)
+            for name, blk in gemm + att:
+                took[name] = fresh[name] = sum(map(cycles, blk))
+        chained: dict[int, float] = {}
+        for (j, term) in zip([j for j, (_, blk) in enumerate(gemm_mx) for i in blk if i.op is Opcode.MATMUL],
+                             _run_terms(model, [i for _, blk in gemm_mx for i in blk if i.op is Opcode.MATMUL])):
+            chained[j] = chained.get(j, 0) + term
+        for j, (_, blk) in enumerate(gemm_mx):
+            took[(c, "T", j)] = chained.get(j, 0)
+            sends[(c, j)] = -(-sum(i.m * i.n * i.precision.itemsize for i in blk if i.op is Opcode.MATMUL) // link) + hop
+        rounds = max(rounds, len(f.mx_ends))
+    by_core = {f.b.core: f for f in fed}
+
+    def deps(name: Block) -> list[tuple[Block, float]]:  # (block, cycles after its end)
+        c, kind, i = name
+        if kind == "D":
+            return [((c, "T", len(by_core[c].mx_ends) - 1), 0)]
+        if kind == "R":
+            return [((c2, "E", i), sends[(c2, i)]) for c2, f in by_core.items() if i < len(f.mx_ends)] + ([((-1, "R", i - 1), 0)] if i else [])
+        f = by_core[c]
+        if kind == "T":
+            return [((c, "E", i - f.acc_slots), 0)] if i >= f.acc_slots else []
+        if kind == "E":
+            return [((c, "T", i), 0)]
+        if kind == "S":
+            return [((-1, "R", f.need[i]), 0)] + ([((c, "X", i - 2), 0)] if i >= 2 else [])
+        if kind == "X":
+            # its mask: the first item's goes with the projection's first loads (_close_handoff), the others queue
+            # behind the projection's loads, whose last waits for its slots' release, by the epilogue three tiles
+            # back at the latest (two slots at least), and behind the later GEMMs' tiles from item `gated` on
+            tiles = len(f.mx_ends)
+            gate = [((c, "E", tiles - 3), 0)] if i and tiles >= 3 else []
+            gate += [((c, "T", tiles - 1), 0)] if i >= f.gated else []
+            return [((c, "S", i), 0)] + ([((c, "P", i - 2), 0)] if i >= 2 else []) + gate
+        if kind == "P":
+            return [((c, "X", i), 0)] + ([((c, "O", i - 2), 0)] if i >= 2 else [])
+        # its slot of the context's two, freed by the NoC's send two items back, which queues behind every round
+        return [((c, "P", i), 0)] + ([((-1, "R", rounds - 1), 0)] if i >= 2 and rounds else [])
+
+    after: dict[Block, list[tuple[Block, float]]] = {}  # the reverse of deps, and of each kernel's order on a unit
+    names: list[Block] = [(-1, "R", r) for r in range(rounds)] + [(f.b.core, "D", 0) for f in fed]
+    for f in fed:
+        took[(f.b.core, "D", 0)] = f.ahead_cycles(cycles)
+    for pair in seqs.values():
+        for part in pair:
+            names += [name for name, _ in part]
+            for (x, _), (y, _) in zip(part, part[1:]):
+                after.setdefault(x, []).append((y, 0))
+    for y in names:
+        for x, lag in deps(y):
+            after.setdefault(x, []).append((y, lag))
+    rank: dict[Block, float] = {}
+
+    def upward(name: Block) -> float:  # the longest path from the block's start to the end (blocks before it first)
+        stack = [name]
+        while stack:
+            x = stack[-1]
+            todo = [y for y, _ in after.get(x, ()) if y not in rank]
+            if todo:
+                stack.extend(todo)
+                continue
+            stack.pop()
+            rank[x] = took.get(x, 0) + max((lag + rank[y] for y, lag in after.get(x, ())), default=0)
+        return rank[name]
+
+    for name in names:
+        upward(name)
+
+    def schedule(merge: bool, fixed: Order | None = None) -> tuple[float, Order]:
+        """The list schedule (merge: of both kernels' blocks, else the projection's first on each unit), or the
+        estimate of the `fixed` order of every unit (its end infinite where the order would deadlock)."""
+        pairs = seqs if fixed is None else {key: (fixed[key], []) for key in seqs}
+        at = {(key, s): 0 for key in pairs for s in (0, 1)}
+        end: dict[Block, float] = {}
+        free = {key: 0.0 for key in seqs}
+        last: dict[tuple[int, Unit], str] = {}
+        order: dict[tuple[int, Unit], list[tuple[Block, list[Instr]]]] = {key: [] for key in seqs}
+        left = sum(len(x) for pair in pairs.values() for x in pair)
+        r_next = 0
+        while left:
+            while r_next < rounds and all(x in end for x, _ in deps((-1, "R", r_next))):
+                end[(-1, "R", r_next)] = max([0.0] + [end[x] + lag for x, lag in deps((-1, "R", r_next))])
+                r_next += 1
+            best = None
+            for key, pair in pairs.items():
+                cands = []
+                for s in (0, 1):
+                    if at[(key, s)] >= len(pair[s]) or (not merge and s == 1 and at[(key, 0)] < len(pair[0])):
+                        continue
+                    name, _ = pair[s][at[(key, s)]]
+                    d = deps(name)
+                    if all(x in end for x, _ in d):
+                        cands.append((max([0.0] + [end[x] + lag for x, lag in d]), s, name))
+                if not cands:
+                    continue
+                now = [x for x in cands if x[0] <= free[key]]
+                ready, s, name = max(now, key=lambda x: (rank[x[2]], -x[1])) if now else min(cands, key=lambda x: (x[0], -rank[x[2]], x[1]))
+                start = max(ready, free[key])
+                if best is None or start < best[0]:
+                    best = (start, key, s)
+            if best is None:
+                assert fixed is not None, "the merge's dependencies have a cycle"
+                return math.inf, fixed
+            start, key, s = best
+            name, blk = pairs[key][s][at[(key, s)]]
+            at[(key, s)] += 1
+            t = took[name] if name[1] != "T" or last.get(key) == "T" else fresh[name]
+            end[name] = free[key] = start + t
+            last[key] = name[1]
+            order[key].append((name, blk))
+            left -= 1
+        loads = [end[(f.b.core, "T", len(f.mx_ends) - 1)] + took[(f.b.core, "D", 0)] for f in fed]
+        return max([*free.values(), *loads]), order
+
+    kept_end, kept = schedule(False)
+    merged_end, merged = schedule(True)
+    pulled = _pulled(fed, kept)
+    orders = [kept, pulled, merged]
+    if ctx.race is None and ctx.measure is None:
+        # estimated: the first scores and softmax pulled in where that ends sooner (the merge is left to a measure)
+        pick = 1 if pulled is not None and schedule(False, pulled)[0] < kept_end else 0
+    else:  # the phase alone as a program, for each order: the fastest (the first of equals), whatever the objective
+        key = tuple((f.b.core, f.need, f.gated, f.acc_slots, took[(f.b.core, "D", 0)],
+                     tuple(took[n] for pair in (seqs[(f.b.core, Unit.MXU)], seqs[(f.b.core, Unit.VEC)]) for part in pair for n, _ in part))
+                    for f in fed)
+        pick = _MERGE_MEMO.get((ctx.chip, key), -1)
+        if pick < 0:
+            names = [None if o is None else {k: [n for n, _ in v] for k, v in o.items()} for o in orders]
+            distinct = [n for n, o in enumerate(names) if o is not None and o not in names[:n]]
+            programs = [_phase_program(builders, fed, orders[n], att_end, ctx) for n in distinct]  # type: ignore[arg-type]
+            pick = distinct[_fastest_running(programs, ctx)]
+            _MERGE_MEMO[(ctx.chip, key)] = pick
+    if pick == 0:
         return
-    mxq, vecq = b.queues[Unit.MXU], b.queues[Unit.VEC]
-    # each tile's array time within the projection's run of folds, and its epilogue's time (the phase's queues
-    # begin with the projection)
-    tile_of = [j for j, (lo, hi) in enumerate(zip((0, *tile_ends[0]), tile_ends[0])) for i in mxq[lo:hi] if i.op is Opcode.MATMUL]
-    array = [0] * len(tile_ends[0])
-    for j, term in zip(tile_of, _run_terms(cycles.model, [i for i in mxq[:tile_ends[0][-1]] if i.op is Opcode.MATMUL])):
-        array[j] += term
-    epilogue = [sum(map(cycles, vecq[lo:hi])) for lo, hi in zip((0, *tile_ends[1]), tile_ends[1])]
-    idle = sum(max(0, array[j] - epilogue[j]) for j in range(after + 1, len(array)))
-    softmax = sum(map(cycles, vecq[starts[Unit.VEC] + vec[0]:starts[Unit.VEC] + vec[1]]))  # type: ignore[index]
-    scores = sum(map(cycles, mxq[starts[Unit.MXU] + mx[0]:starts[Unit.MXU] + mx[1]]))  # type: ignore[index]
-    if min(softmax, idle) <= max(scores, softmax - idle):
-        return
-    for u, ends, (lo, hi) in zip((Unit.MXU, Unit.VEC), tile_ends, (mx, vec)):  # type: ignore[misc]
-        q = b.queues[u]
-        block = q[starts[u] + lo:starts[u] + hi]
-        del q[starts[u] + lo:starts[u] + hi]
-        q[ends[after]:ends[after]] = block
-        b.moved[u] = [(ends[after], ends[after] + len(block))]
+    order = orders[pick]
+    assert order is not None
+    for f in fed:
+        for u in (Unit.MXU, Unit.VEC):
+            new, moved = _merged_queue(f, u, order[(f.b.core, u)])
+            f.b.queues[u][:att_end[(f.b.core, u)]] = new
+            f.b.moved[u] = moved
+
+
+def _fastest_running(programs: list[Program], ctx: MapperContext) -> int:
+    """The index of the fastest of `programs` (the first of equals) by the executor's race, or its measure of each,
+    leaving out any that cannot run (the executor raises ValueError: a deadlock the merge's estimate did not
+    foresee); the first must run."""
+    if ctx.race is not None:
+        try:
+            return first_fastest(ctx.race(programs, ctx.chip))
+        except ValueError:
+            pass
+
+    def cycles(n: int, p: Program) -> int | None:
+        try:
+            return ctx.race([p], ctx.chip)[0] if ctx.race is not None else ctx.measure(p, ctx.chip)[0]  # type: ignore[misc]
+        except ValueError:
+            if not n:
+                raise
+            return None
+
+    return first_fastest([cycles(n, p) for n, p in enumerate(programs)])
+
+
+_MERGE_MEMO: dict[tuple[object, ...], int] = {}  # _merge_heads' picks, by chip and the phase's blocks and times
+Order = dict[tuple[int, Unit], list[tuple[Block, list[Instr]]]]
+
+
+def _pulled(fed: list[_Fed], kept: Order) -> Order | None:
+    """The attention's first scores MATMUL and softmax alone moved in among the projection's tiles, on every core: on
+    the array and the vector unit after the tile following the round its head waits for (None where some core's
+    projection has no tile left after that one)."""
+    out = {}
+    for f in fed:
+        c = f.b.core
+        if not f.blocks[Unit.MXU]:
+            out.update({(c, u): kept[(c, u)] for u in (Unit.MXU, Unit.VEC)})
+            continue
+        after = f.need[0] + 1
+        if after >= len(f.mx_ends) - 1:
+            return None
+        for u, first in ((Unit.MXU, "S"), (Unit.VEC, "X")):
+            seq = list(kept[(c, u)])
+            at = next(n for n, (name, _) in enumerate(seq) if name[1:] == (first, 0))
+            block = seq.pop(at)
+            seq.insert(after + 1, block)
+            out[(c, u)] = seq
+    return out
+
+
+def _merged_queue(f: _Fed, u: Unit, order: list[tuple[Block, list[Instr]]]) -> tuple[list[Instr], list[tuple[int, int]]]:
+    """Core f's queue of unit u up to the attention's last block, its blocks in `order`, and where the attention's
+    blocks lie among the projection's (their kernel labels, _kernel_labels)."""
+    ends, blocks, q = (f.mx_ends if u is Unit.MXU else f.vec_ends), f.blocks[u], f.b.queues[u]
+    # between the projection's last tile and the attention's first block: stays after that tile
+    middle = q[ends[-1]:f.starts[u] + (blocks[0][2] if blocks else 0)]
+    new: list[Instr] = []
+    moved: list[tuple[int, int]] = []
+    gemm_left = len(ends)
+    for name, blk in order:
+        lo = len(new)
+        new.extend(blk)
+        if name[1] in "TE":
+            gemm_left -= 1
+            if not gemm_left:
+                new.extend(middle)
+        elif gemm_left:
+            moved.append((lo, len(new)))
+    return new, moved
+
+
+def _phase_program(builders: list[CoreBuilder], fed: list[_Fed], order: Order, att_end: dict[tuple[int, Unit], int],
+                   ctx: MapperContext) -> Program:
+    """The phase being emitted alone, as a program, with the fed cores' queues in `order` and closed as the phase
+    will be (_close_handoff): a barrier leaves no unit busy and no semaphore up, so it runs as it will in the
+    program (the next GEMM's first fold, which its attention's array loads after its last block, left out)."""
+    by_core = {f.b.core: f for f in fed}
+    cores = []
+    for b in builders:
+        queues = {u: list(q) for u, q in b.queues.items()}
+        moved = dict(b.moved)
+        f = by_core.get(b.core)
+        if f is not None:
+            for u in (Unit.MXU, Unit.VEC):
+                new, moved[u] = _merged_queue(f, u, order[(b.core, u)])
+                queues[u][:att_end[(b.core, u)]] = new
+        if b.reserved_top is not None:
+            _close_queues(b, queues, ctx)
+        cores.append((*(i for u in UNITS for i in queues[u]), Halt()))
+    return Program(tuple(cores), ctx.chip.mesh.rows, ctx.chip.mesh.cols)
 
 
 def _feeding(seq: list[tuple[Kernel, Work]], i: int, facts: KernelGraphFacts) -> bool:
@@ -1576,8 +1877,38 @@ def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: 
         phase_kernels[label] = tuple(k.name for k in ks)
         phase_macs[label] = sum(k.macs for k in ks)
         phase_mapping[label] = "; ".join(describe_mapping(k, seq[i][1], facts) for i, k in zip(group, ks))
+        def finish(at: int, k: Kernel, work: Work, label: str, c: int, b: CoreBuilder, marks: tuple[object, ...] | None,
+                   starts: dict[Unit, int], emitted: object, shared_acc: bool, acc_from: int) -> None:
+            """After a kernel's emission on core c: the next GEMM's first fold, a shared phase's hand-off, the barrier."""
+            b.preloaded = _preload_first_fold(at, seq, b, ctx, unit_cycles, _PRELOAD_MEMO, emitted)
+            if feed[at] and not shared_acc and marks is not None:  # where the projection's tiles end on this core
+                tile_ends[c] = (*(tuple(starts[u] + e for e in ends) for u, ends in zip((Unit.MXU, Unit.VEC), marks)), marks[2])  # type: ignore[call-overload, index]
+            if joined[at]:  # the kernel next waits on b.handoff, its loads not on the GEMM's closing WAITs
+                if feed[at]:
+                    b.feeding, b.reserved_acc = None, 0
+                    b.head_rounds = head_rounds(k, work, seq[at + 1][0], seq[at + 1][1][b.core])
+                for u in UNITS:
+                    q = b.queues[u]
+                    n = len(q)
+                    while n and q[n - 1].op is Opcode.WAIT and not (shared_acc and u is Unit.MXU):
+                        n -= 1
+                    b.closing[u] = q[n:]
+                    del q[n:]
+                if shared_acc:  # the array's WAITs for its accumulator tiles' release stay
+                    assert b.acc is not None
+                    b.acc.top = acc_from
+                b.handoff_rows, b.reserved_top = None, b.spad.size
+                b.array_done = b.sem()
+                b.signal(Unit.MXU, b.array_done)
+                b.handed = {u: len(b.queues[u]) for u in UNITS}
+                return
+            # A barrier after every kernel (but a GEMM handing its rows to this one): its semaphores are back to
+            # zero and its buffers free for the next.
+            b.end_phase(label, _close_handoff(b, ctx, seq[at - 1][0].name, k.name) if b.closing else None)
         for at, k in zip(group, ks):
             work = seq[at][1]
+            fed_attention = bool(at and feed[at - 1])
+            pending: list[tuple[int, CoreBuilder, tuple[object, ...] | None, dict[Unit, int], object, bool, int]] = []
             for c, b in enumerate(builders):
                 # Later GEMMs' first weight tiles are loaded during this kernel into slots kept for them at the top of
                 # the scratchpad, where this kernel's buffers leave room, so those GEMMs start with their weights in.
@@ -1606,7 +1937,7 @@ def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: 
                          fresh: int = fresh) -> tuple[int, tuple[object, ...] | None]:
                     return _emit_on_core(b, k, work, facts, ctx, [a.load(dram) for a in ahead], fresh)
 
-                starts = {u: len(b.queues[u]) for u in (Unit.MXU, Unit.VEC)}
+                starts = {u: len(b.queues[u]) for u in (Unit.DMA, Unit.MXU, Unit.VEC)}
                 if replayer is None:
                     (kept, marks), emitted = once(), None
                 else:
@@ -1623,33 +1954,20 @@ def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: 
                         pair = (k.name, seq[pin.at][0].name)
                         ahead_bytes[pair] = ahead_bytes.get(pair, 0) + sum(a.rows * a.cols * ctx.q_itemsize for a in loads[:n])
                 b.pins = [p for p in b.pins if p.at != at]
-                b.preloaded = _preload_first_fold(at, seq, b, ctx, unit_cycles, _PRELOAD_MEMO, emitted)
-                if feed[at] and not shared_acc and marks is not None:  # where the projection's tiles end on this core
-                    tile_ends[c] = tuple(tuple(starts[u] + e for e in ends) for u, ends in zip((Unit.MXU, Unit.VEC), marks))  # type: ignore[call-overload]
-                elif at and feed[at - 1] and c in tile_ends and marks is not None:
-                    _pull_ahead(b, tile_ends.pop(c), starts, marks, unit_cycles)
-                if joined[at]:  # the kernel next waits on b.handoff, its loads not on the GEMM's closing WAITs
-                    if feed[at]:
-                        b.feeding, b.reserved_acc = None, 0
-                        b.head_rounds = head_rounds(k, work, seq[at + 1][0], seq[at + 1][1][b.core])
-                    for u in UNITS:
-                        q = b.queues[u]
-                        n = len(q)
-                        while n and q[n - 1].op is Opcode.WAIT and not (shared_acc and u is Unit.MXU):
-                            n -= 1
-                        b.closing[u] = q[n:]
-                        del q[n:]
-                    if shared_acc:  # the array's WAITs for its accumulator tiles' release stay
-                        assert b.acc is not None
-                        b.acc.top = acc_from
-                    b.handoff_rows, b.reserved_top = None, b.spad.size
-                    b.array_done = b.sem()
-                    b.signal(Unit.MXU, b.array_done)
-                    b.handed = {u: len(b.queues[u]) for u in UNITS}
+                if fed_attention:  # merged with the projection on every core at once, then finished
+                    pending.append((c, b, marks, starts, emitted, shared_acc, acc_from))
                     continue
-                # A barrier after every kernel (but a GEMM handing its rows to this one): its semaphores are back to
-                # zero and its buffers free for the next.
-                b.end_phase(label, _close_handoff(b, ctx, seq[at - 1][0].name, k.name) if b.closing else None)
+                finish(at, k, work, label, c, b, marks, starts, emitted, shared_acc, acc_from)
+            if fed_attention:
+                after_k = seq[at + 1][0] if at + 1 < len(seq) else None
+                w = dram[after_k.w] if isinstance(after_k, Gemm) else None
+                span = (0, 0) if w is None else (w.addr, w.addr + w.nbytes)
+                fed = [_Fed(b, *tile_ends.pop(c), starts, *_attention_marks(marks), span)
+                       for c, b, marks, starts, *_ in pending if c in tile_ends]
+                if fed and any(f.blocks[Unit.MXU] for f in fed):
+                    _merge_heads(fed, unit_cycles, builders, ctx)
+                for args in pending:
+                    finish(at, k, work, label, *args)
     for b in builders:
         b.program.append(Halt())
         b.labels.append(phases[-1])

@@ -111,7 +111,7 @@ class CoreBuilder:
     feeding: HeadOwners | None = None
     head_rounds: tuple[tuple[int, ...], int] | None = None
     reserved_acc: int = 0  # accumulator bytes the GEMM leaves free for the kernel after it in its phase
-    # what an emitter says of where its work lies in the MXU and VEC queues (mapper.emit, `_pull_ahead`): set by the
+    # what an emitter says of where its work lies in the MXU and VEC queues (mapper.emit, `_merge_heads`): set by the
     # emitter, returned with the emission (so a replayed one has it too), offsets from the emission's start
     marks: tuple[object, ...] | None = None
     # per unit, the (start, end) ranges of the second kernel's instructions moved in among the first's
@@ -234,11 +234,15 @@ class Channel:
 def interleave(first: list[list[Instr]], second: list[list[Instr]], ahead: int = 1) -> list[Instr]:
     """Stage one of item i+ahead before stage two of item i: with ahead=1, first[0], first[1], second[0], first[2],
     second[1], ...; a producer with two slots runs two items ahead of the stage that follows its consumer."""
-    out: list[Instr] = []
-    for i in range(min(ahead, len(first))):
-        out.extend(first[i])
-    for i in range(len(second)):
-        if i + ahead < len(first):
-            out.extend(first[i + ahead])
-        out.extend(second[i])
+    stages = (first, second)
+    return [instr for stage, i in interleave_order(len(first), len(second), ahead) for instr in stages[stage][i]]
+
+
+def interleave_order(firsts: int, seconds: int, ahead: int = 1) -> list[tuple[int, int]]:
+    """The order `interleave` puts its blocks in: (0, i) for first[i], (1, i) for second[i]."""
+    out = [(0, i) for i in range(min(ahead, firsts))]
+    for i in range(seconds):
+        if i + ahead < firsts:
+            out.append((0, i + ahead))
+        out.append((1, i))
     return out

@@ -36,6 +36,7 @@ from mapper.kernels import (
     OnChip,
     RowNorm,
     Tiling,
+    feeds_heads,
     graph_facts,
     kernels,
     replace_kernels,
@@ -430,6 +431,14 @@ def tile_to_sram(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
                 return spad <= spad_cap and acc <= acc_cap
             need = attention_sram_bytes(1, k.seq, k.head_dim, q, in_place=in_place)
             tq = _largest_fitting(k.name, k.seq, fits, lambda: f"one query row with {k.seq} keys needs {need[0]} B of scratchpad and {need[1]} B of accumulator, the chip has {spad_cap} B and {acc_cap} B")
+            prev = new.get(ks[i - 1].name) if i else None
+            if isinstance(prev, Gemm) and prev.tiling is not None and feeds_heads(prev, k) and tq > 1:
+                # sharing the fused projection's phase, its accumulator tiles beside two of the projection's (else
+                # they wait for its last epilogue, and its blocks cannot go among its tiles: mapper.emit._merge_heads),
+                # by half the query rows where the whole do not fit so
+                beside = acc_cap - 2 * align(prev.tiling.tm * prev.tiling.tn * 4)
+                if attention_sram_bytes(tq, k.seq, k.head_dim, q, in_place=in_place)[1] > beside >= attention_sram_bytes(tq // 2, k.seq, k.head_dim, q, in_place=in_place)[1]:
+                    tq //= 2
             in_slots = ATTENTION_IN_SLOTS if attention_sram_bytes(tq, k.seq, k.head_dim, q, ATTENTION_IN_SLOTS, in_place)[0] <= spad_cap else SLOTS
             new[k.name] = dataclasses.replace(k, tq=tq, in_slots=in_slots)
         elif isinstance(k, RowNorm):

@@ -64,8 +64,8 @@ def test_bert_ner_yaml_prints_summary_and_writes_result(tmp_path):
          "chip.core.tensor_core.cols=8"),
         # a small accumulator: the gathered operands stay on chip, the residual stream goes through DRAM
         ("workload.seq_len=64", "chip.core.accumulator.size_kib=48"),
-        # 64x64 arrays: the fused projection's tiles leave the vector unit idle, and the attention's first head goes in
-        # among them (mapper.emit._pull_ahead)
+        # 64x64 arrays: the fused projection's tiles leave the vector unit idle, and the attention's blocks go in
+        # among them (mapper.emit._merge_heads)
         ("chip.core.tensor_core.rows=64", "chip.core.tensor_core.cols=64"),
     ],
 )
