@@ -47,6 +47,13 @@ def _run_passes(graph: nx.DiGraph, ctx: MapperContext, verify: bool) -> Lowered:
     return emit(_passed(graph, ctx, verify), ctx)
 
 
+def _layouts(passed: nx.DiGraph, ctx: MapperContext, first: Lowered | None = None) -> list[Lowered]:
+    """The program of `passed` (`first`, where emitted already) and, where it deferred weight slots a GEMM would
+    have kept below its own (mapper.emit._plan_ahead), the one keeping them there."""
+    low = emit(passed, ctx) if first is None else first
+    return [low, emit(passed, ctx, defer_pins=False)] if low.deferred_pins else [low]
+
+
 def lower(workload: nx.DiGraph, ctx: MapperContext, *, verify: bool = False) -> Lowered:
     """A BERT workload graph -> one program per core.
 
@@ -54,6 +61,10 @@ def lower(workload: nx.DiGraph, ctx: MapperContext, *, verify: bool = False) -> 
     are all measured whole, and the best by `ctx.objective` is kept (its own on a tie): GEMM choices interact
     through the weight tiles loaded ahead across kernels and through the DRAM the cores share, which no
     measurement of a GEMM alone sees, so the objective's own program is not always the best by its figure.
+
+    So too, beside each program that deferred weight slots a GEMM leaving the DRAM idle would have kept below its
+    own (mapper.emit._plan_ahead), the one keeping them there: which layout lets the later, larger pins fit
+    depends on the chip.
 
     Likewise, with a measure, a program whose attention reads Q|K|V kept on chip (gathered over the NoC:
     mapper.on_chip) is measured against the one that sends Q|K|V through DRAM, and the better kept (the kept one on
@@ -69,11 +80,15 @@ def lower(workload: nx.DiGraph, ctx: MapperContext, *, verify: bool = False) -> 
     if ctx.measure is None:
         return lowered
     measure = ctx.measure
-    variants = [lowered]
+    variants = _layouts(passed, ctx, lowered)
     if ctx.objective is not Objective.LATENCY:
-        variants += [_run_passes(graph, dataclasses.replace(ctx, objective=o), verify) for o in Objective if o is not ctx.objective]
+        for o in Objective:
+            if o is not ctx.objective:
+                other = dataclasses.replace(ctx, objective=o)
+                variants += _layouts(_passed(graph, other, verify), other)
     if any(isinstance(k, Attention) and k.q_resident is not None for k in kernels(passed)) and not _ends_by_dram_floor(passed, lowered, ctx):
-        variants.append(_run_passes(graph, dataclasses.replace(ctx, attention_inputs_on_chip=False), verify))
+        through = dataclasses.replace(ctx, attention_inputs_on_chip=False)
+        variants += _layouts(_passed(graph, through, verify), through)
     if len(variants) == 1:
         return lowered
     if ctx.race is not None and ctx.objective is Objective.LATENCY:

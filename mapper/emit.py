@@ -91,6 +91,7 @@ class Lowered:
     # DRAM bytes a kernel loads for a later one (the next GEMM's first weight tiles): (loading kernel, for kernel, bytes)
     ahead_bytes: tuple[tuple[str, str, int], ...] = ()
     phase_kernels: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # per phase name: its kernels
+    deferred_pins: int = 0  # new weight slots a GEMM did not keep below its own (emit's `defer_pins`)
 
 
 # ---- small instruction helpers ------------------------------------------------------------------------------
@@ -1066,6 +1067,26 @@ def _tile_bytes(k: Gemm, ctx: MapperContext) -> int:
     return align(k.tiling.tk * k.tiling.tn * ctx.q_itemsize)
 
 
+def _pin_tile(g: Kernel, ctx: MapperContext) -> int:
+    """The bytes of one weight slot of GEMM `g`."""
+    assert isinstance(g, Gemm) and g.tiling is not None
+    return g.tiling.tk * g.tiling.tn * ctx.q_itemsize
+
+
+def _gap_slots(taken: list[tuple[tuple[int, ...], int]], lo: int, hi: int, tile: int, n: int) -> list[int]:
+    """Up to `n` slot addresses of `tile` bytes between `lo` and `hi` clear of the slots `taken` (addresses and
+    their slot bytes), highest first."""
+    busy = sorted((a, a + size) for slots, size in taken for a in slots if a + size > lo and a < hi)
+    out: list[int] = []
+    top = hi
+    for start, end in [*reversed(busy), (lo, lo)]:
+        while len(out) < n and top_address(top, tile) >= max(end, lo):
+            out.append(top_address(top, tile))
+            top = out[-1]
+        top = min(top, start)
+    return out
+
+
 def _slot_addresses(top: int, tile: int, n: int) -> list[int]:
     """Addresses of `n` weight slots of `tile` bytes just below `top`, slot 0 highest (as SramAllocator.take_top
     hands them out)."""
@@ -1134,9 +1155,10 @@ def _run_terms(model: TimingModel, matmuls: list[Instr]) -> list[int]:
 
 
 def _within_idle_dram(b: CoreBuilder, pre: list[Instr], ctx: MapperContext, gemm: bool = False, start: tuple[int, int, int] = (0, 0, 0)) -> int:
-    """How many of the loads `pre` (in order) this core's share of the DRAM carries while its vector unit runs the
-    kernel just emitted (a GEMM: its array, vector unit or NoC interface, the busiest), next to the kernel's own
-    DMA traffic (instruction costs from the executor's TimingModel; the DRAM shared evenly by every core). The
+    """How many of the loads `pre` (in order) this core's share of the DRAM (or its DMA engines, where slower:
+    with a fast DRAM they are the limit) carries while its vector unit runs the kernel just emitted (a GEMM: its
+    array, vector unit or NoC interface, the busiest), next to the kernel's own DMA traffic (instruction costs
+    from the executor's TimingModel; the DRAM shared evenly by every core). The
     attention's vector unit starts only once its first item's loads are in and its first scores are out of the
     array: that ramp is part of its time (without it, BERT-base on a 2x2 of 256x256 left its DRAM idle in the
     attention and streamed 1,300 cycles a layer more in FFN1). `start`: where the kernel's part of the DMA, MXU and
@@ -1155,7 +1177,9 @@ def _within_idle_dram(b: CoreBuilder, pre: list[Instr], ctx: MapperContext, gemm
             costs = [model.dma(i.rows * i.cols * i.dtype.itemsize, i.mem, load=True) for i in head if i.op is Opcode.DMA_LD and id(i) not in ahead]
             vec += sum(c.engine_cycles + c.latency_cycles for c in costs) + model.cost(first).cycles  # type: ignore[union-attr]
     own = sum(i.rows * i.cols * i.dtype.itemsize for i in dma if i.op in (Opcode.DMA_LD, Opcode.DMA_ST) and id(i) not in ahead)
-    budget = vec * ctx.chip.dram_bytes_per_cycle / ctx.cores - own
+    # this core's share of the DRAM, or its DMA engines where they are slower (a fast DRAM)
+    core = ctx.chip.core
+    budget = vec * min(ctx.chip.dram_bytes_per_cycle / ctx.cores, core.dma.engines * core.dma.bytes_per_cycle) - own
     n = 0
     for i in pre:
         budget -= i.rows * i.cols * i.dtype.itemsize
@@ -1197,15 +1221,17 @@ def _streams_weights(k: Gemm, facts: KernelGraphFacts, ctx: MapperContext) -> bo
 
 
 def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: KernelGraphFacts, ctx: MapperContext,
-                memo: dict[tuple[object, ...], object]) -> tuple[list[tuple[Pin, list[Ahead], bool]], int]:
+                memo: dict[object, object], defer: bool = True) -> tuple[list[tuple[Pin, list[Ahead], bool]], int]:
     """What kernel `i` of `seq` loads ahead on `b`'s core: per later GEMM, its pin (the slots kept for it), the
     loads into them, and whether the pin is new; and the ceiling of kernel i's own buffers (the lowest kept slot).
 
     A vector-bound kernel, or a GEMM whose own DRAM traffic leaves the DRAM idle most of its time (one bound by
     the NoC: `_streams_weights`), loads a tile for every slot of the GEMMs among the next LOOKAHEAD kernels; any
-    other GEMM only the first tile of a GEMM right after it (its own weights stream until its end). A new pin
-    goes below everything kept at the top, and only where every kernel up to its GEMM, that GEMM included, still
-    fits below it. `memo` keeps what depends on a kernel's position alone, across cores and calls."""
+    other GEMM only the first tile of a GEMM right after it (its own weights stream until its end). A new pin goes
+    below everything kept at the top, and only where every kernel up to its GEMM, that GEMM included, still fits
+    below it; where not, its slots fill the stretches above what is kept that pins used up since have left free
+    first (a pin kept below one used up first pushes the next ones down: on the `bert_ner.yaml` chip with twice
+    its DRAM bandwidth, FFN2's 36 slots no longer fitted below, and BERT-base ran 16% slower). `memo` keeps what depends on a kernel's position alone, across cores and calls."""
     assert facts.dram is not None
 
     def footprint(m: int, slots: int | None) -> int:
@@ -1247,12 +1273,26 @@ def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: K
         pin, new = pins.get(j), False
         if pin is None and only_kept and g.layer != k.layer:
             continue
+        if pin is None and only_kept and defer and i in pins:
+            # nor, with `defer`, below its own kept slots, which it frees first: the kernel after it puts them at
+            # the top instead (new slots below a GEMM's own pushed later pins down: BERT-base on 2x2 of 256x256
+            # with twice the DRAM bandwidth ran 10% slower); lower measures the program without the rule beside
+            memo["deferred"] = memo.get("deferred", 0) + 1  # type: ignore[operator]
+            continue
         if pin is None:
-            addrs = _slot_addresses(floor, g.tiling.tk * g.tiling.tn * ctx.q_itemsize, n)
+            tile = g.tiling.tk * g.tiling.tn * ctx.q_itemsize
+            addrs = _slot_addresses(floor, tile, n)
             # every kernel after this one up to the GEMM, and the GEMM's own buffers, must fit below the new slots
             later = [footprint(m, len(pins[m].slots) if m in pins else None) for m in range(i + 1, j)]
-            if max([footprint(j, n), *later]) > addrs[-1]:
-                continue
+            need = max([footprint(j, n), *later])
+            if need > addrs[-1]:
+                # else the free stretches above what is kept first (left by pins used up since, above a GEMM
+                # sharing the phase, whose loads there wait for its array work), then below it
+                taken = [(p.slots, _pin_tile(seq[p.at][0], ctx)) for p in [*b.pins, *(p for p, _, _ in plan)]]
+                addrs = _gap_slots(taken, max(kept_top, b.reserved_top or 0), b.spad_bytes, tile, n)
+                addrs += _slot_addresses(floor, tile, n - len(addrs))
+                if need > addrs[-1]:
+                    continue
             pin, new = Pin(j, tuple(addrs), 0), True
             floor = addrs[-1]
         loads = _ahead_tiles(g, pin, tiles, 1 if streams else len(pin.slots))
@@ -1400,10 +1440,13 @@ def _emit_on_core(b: CoreBuilder, k: Kernel, work: Work, facts: KernelGraphFacts
         b.queues[Unit.DMA].extend(b.prefetch)
         b.prefetch = []
     kept, first_fresh = 0, len(pre) - fresh
-    # new slots between the kernel's buffers and what is kept (over the slots of a GEMM sharing the phase, if any)
+    # new slots between the kernel's buffers and what is kept (over the slots of a GEMM sharing the phase, if any),
+    # or in the stretches above what is kept (_gap_slots: clear of every kept slot, and above a GEMM sharing the phase)
     top = b.spad.size if b.reserved_top is None else b.kept_top()
+    above = max(b.kept_top(), b.reserved_top or 0)
     while kept < len(pre) and (kept < first_fresh or (b.spad.top <= pre[kept].sram_addr
-                                                      and pre[kept].sram_addr + pre[kept].rows * pre[kept].cols * ctx.q_itemsize <= top)):
+                                                      and (pre[kept].sram_addr + pre[kept].rows * pre[kept].cols * ctx.q_itemsize <= top
+                                                           or pre[kept].sram_addr >= above))):
         kept += 1
     if not isinstance(k, Gemm) or not _streams_weights(k, facts, ctx):
         # only what the DRAM would carry while the kernel's busiest unit works (but one tile at least)
@@ -1423,7 +1466,8 @@ def _emit_on_core(b: CoreBuilder, k: Kernel, work: Work, facts: KernelGraphFacts
     return kept, b.marks
 
 
-def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True, ahead: int = 0, handoff: bool = True) -> Lowered:
+def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True, ahead: int = 0, handoff: bool = True,
+         defer_pins: bool = True) -> Lowered:
     """One program per core for the kernel graph `g`. replay: kernels identical up to their parameters' DRAM
     addresses are emitted once per core and replayed (mapper/replay.py); False emits every one. ahead: the first
     kernel, a GEMM, starts with that many of its first weight tiles (at most one per slot) in its slots, as a kernel
@@ -1431,13 +1475,15 @@ def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True, ahead: int =
     search measures a GEMM alone so. handoff: a GEMM whose fp32 result feeds the LayerNorm right after it, kept on
     chip, shares that LayerNorm's phase (no barrier between them: `handoff_sends`), and the fused projection the
     attention's (`_feed_rounds`), where both kernels' buffers and semaphores fit side by side (else the attention
-    gets its barrier back, then the LayerNorm); False puts a barrier after every kernel."""
+    gets its barrier back, then the LayerNorm); False puts a barrier after every kernel. defer_pins: a GEMM that
+    leaves the DRAM idle keeps no new weight slots below its own (_plan_ahead); `deferred_pins` counts those it
+    did not keep."""
     for joins in ((True, True), (True, False)) if handoff else ():
         try:
-            return _emit(g, ctx, replay, ahead, *joins)
+            return _emit(g, ctx, replay, ahead, *joins, defer_pins)
         except MapperError:  # two kernels' buffers or semaphores do not fit together: a barrier between them
             pass
-    return _emit(g, ctx, replay, ahead, False, False)
+    return _emit(g, ctx, replay, ahead, False, False, defer_pins)
 
 
 def _close_handoff(b: CoreBuilder, ctx: MapperContext, gemm: str, norm: str) -> dict[Unit, list[str]]:
@@ -1826,7 +1872,7 @@ def _feeding(seq: list[tuple[Kernel, Work]], i: int, facts: KernelGraphFacts) ->
     return kept is not None and kept.residency is Residency.GATHERED and nxt.q_resident is not None and not k.tiling.split_k
 
 
-def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: bool, heads: bool) -> Lowered:
+def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: bool, heads: bool, defer: bool = True) -> Lowered:
     chip = ctx.chip
     facts = graph_facts(g)
     if facts.dram is None:
@@ -1839,7 +1885,7 @@ def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: 
     builders = [CoreBuilder(c, spad, acc) for c in range(ctx.cores)]
     phases, phase_macs, phase_mapping = [], {}, {}
     seq = [(g.nodes[n]["kernel"], g.nodes[n]["work"]) for n in g.nodes]  # execution order (and phase order)
-    memo: dict[tuple[object, ...], object] = {}
+    memo: dict[object, object] = {}
     ahead_bytes: dict[tuple[str, str], int] = {}
     unit_cycles = _UnitCycles(ctx)
     tile_ends: dict[int, tuple[tuple[int, ...], ...]] = {}  # per core, where the fused projection's items end (MXU, VEC)
@@ -1912,7 +1958,7 @@ def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: 
             for c, b in enumerate(builders):
                 # Later GEMMs' first weight tiles are loaded during this kernel into slots kept for them at the top of
                 # the scratchpad, where this kernel's buffers leave room, so those GEMMs start with their weights in.
-                plan, ceiling = _plan_ahead(at, seq, b, facts, ctx, memo)
+                plan, ceiling = _plan_ahead(at, seq, b, facts, ctx, memo, defer)
                 plan.sort(key=lambda e: e[2])  # loads into slots kept already first, then the new ones
                 ahead = [a for _, loads, _ in plan for a in loads]
                 fresh = sum(len(loads) for _, loads, new in plan if new)
@@ -1974,4 +2020,4 @@ def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: 
     program = Program(tuple(tuple(b.program) for b in builders), chip.mesh.rows, chip.mesh.cols)
     ahead = tuple((src, dst, n) for (src, dst), n in ahead_bytes.items())
     return Lowered(program, dram, tuple(tuple(b.labels) for b in builders), tuple(phases), phase_macs, phase_mapping, ahead,
-                   phase_kernels)
+                   phase_kernels, memo.get("deferred", 0))  # type: ignore[arg-type]

@@ -245,7 +245,8 @@ def test_qkv_stays_on_chip_only_where_that_program_is_faster(base, sets):
     assert _dram_touches(on, ("qkv",)) == [] and _dram_touches(off, ("qkv",)) != []
     best = lower(g, ctx)
     cycles = {name: timed(low.program, c)[0] for name, low in (("on", on), ("off", off), ("best", best))}
-    assert cycles["best"] == min(cycles["on"], cycles["off"])
+    # (lower may also race the layout keeping new weight slots below a GEMM's own: no slower than either)
+    assert cycles["best"] <= min(cycles["on"], cycles["off"])
     assert ("Q|K|V read in place" in _mapping_of(best, "l0.attn")) == (cycles["on"] <= cycles["off"]) == (base == "tpuv1")
 
 
@@ -1008,12 +1009,16 @@ def test_dram_bound_tilings_that_tie_rank_by_their_time_with_the_weights_loaded_
     assert new < old / 2 and new_instrs < old_instrs
 
 
-def test_the_program_through_dram_is_lowered_only_where_the_kept_one_runs_past_its_dram_floor():
+def test_the_program_through_dram_is_lowered_only_where_the_kept_one_runs_past_its_dram_floor(monkeypatch):
     """lower races the program keeping Q|K|V on chip against the one sending it through DRAM, unless the kept one
     ends by the fewest cycles the other could take (every parameter, input and output once and every Q|K|V written
     and read back, through the DRAM channel): then the other is not lowered, and the pick is the same as racing both.
-    On a chip with fast DRAM the kept one runs past that floor and the two are raced, the kept one's run continued."""
+    On a chip with fast DRAM the kept one runs past that floor and the two are raced, the kept one's run continued.
+    (Each program alone, without the sibling layout of its weight slots that lower may race beside it.)"""
+    import mapper as mapper_package
     from chipsim.executor import fastest, timed
+
+    monkeypatch.setattr(mapper_package, "_layouts", lambda passed, ctx, first=None: [first or mapper_package.emit(passed, ctx)])
 
     graph = build_graph(preset("bert-mini"), 128, 1)
     for sets, skipped in ((("dram.bandwidth_gb_per_s=6",), True), ((), False)):
