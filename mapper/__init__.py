@@ -48,10 +48,10 @@ def _run_passes(graph: nx.DiGraph, ctx: MapperContext, verify: bool) -> Lowered:
 
 
 def _layouts(passed: nx.DiGraph, ctx: MapperContext, first: Lowered | None = None) -> list[Lowered]:
-    """The program of `passed` (`first`, where emitted already) and, where it deferred weight slots a GEMM would
-    have kept below its own (mapper.emit._plan_ahead), the one keeping them there."""
+    """The program of `passed` (`first`, where emitted already) and, where a pin did not fit after a GEMM leaving
+    the DRAM idle kept new weight slots below its own (mapper.emit._plan_ahead), the one deferring them."""
     low = emit(passed, ctx) if first is None else first
-    return [low, emit(passed, ctx, defer_pins=False)] if low.deferred_pins else [low]
+    return [low, emit(passed, ctx, defer_pins=True)] if low.stranded_pins else [low]
 
 
 def lower(workload: nx.DiGraph, ctx: MapperContext, *, verify: bool = False) -> Lowered:
@@ -62,9 +62,9 @@ def lower(workload: nx.DiGraph, ctx: MapperContext, *, verify: bool = False) -> 
     through the weight tiles loaded ahead across kernels and through the DRAM the cores share, which no
     measurement of a GEMM alone sees, so the objective's own program is not always the best by its figure.
 
-    So too, beside each program that deferred weight slots a GEMM leaving the DRAM idle would have kept below its
-    own (mapper.emit._plan_ahead), the one keeping them there: which layout lets the later, larger pins fit
-    depends on the chip.
+    So too, beside each program where a later pin did not fit after a GEMM leaving the DRAM idle kept new weight
+    slots below its own (mapper.emit._plan_ahead), the one deferring those slots to the kernel after it: which
+    layout lets the later, larger pins fit depends on the chip.
 
     Likewise, with a measure, a program whose attention reads Q|K|V kept on chip (gathered over the NoC:
     mapper.on_chip) is measured against the one that sends Q|K|V through DRAM, and the better kept (the kept one on

@@ -91,7 +91,8 @@ class Lowered:
     # DRAM bytes a kernel loads for a later one (the next GEMM's first weight tiles): (loading kernel, for kernel, bytes)
     ahead_bytes: tuple[tuple[str, str, int], ...] = ()
     phase_kernels: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # per phase name: its kernels
-    deferred_pins: int = 0  # new weight slots a GEMM did not keep below its own (emit's `defer_pins`)
+    # pins that did not fit after a GEMM leaving the DRAM idle kept new slots below its own (emit's `defer_pins`)
+    stranded_pins: int = 0
 
 
 # ---- small instruction helpers ------------------------------------------------------------------------------
@@ -1221,7 +1222,7 @@ def _streams_weights(k: Gemm, facts: KernelGraphFacts, ctx: MapperContext) -> bo
 
 
 def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: KernelGraphFacts, ctx: MapperContext,
-                memo: dict[object, object], defer: bool = True) -> tuple[list[tuple[Pin, list[Ahead], bool]], int]:
+                memo: dict[object, object], defer: bool = False) -> tuple[list[tuple[Pin, list[Ahead], bool]], int]:
     """What kernel `i` of `seq` loads ahead on `b`'s core: per later GEMM, its pin (the slots kept for it), the
     loads into them, and whether the pin is new; and the ceiling of kernel i's own buffers (the lowest kept slot).
 
@@ -1273,12 +1274,13 @@ def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: K
         pin, new = pins.get(j), False
         if pin is None and only_kept and g.layer != k.layer:
             continue
-        if pin is None and only_kept and defer and i in pins:
+        if pin is None and only_kept and i in pins:
             # nor, with `defer`, below its own kept slots, which it frees first: the kernel after it puts them at
-            # the top instead (new slots below a GEMM's own pushed later pins down: BERT-base on 2x2 of 256x256
-            # with twice the DRAM bandwidth ran 10% slower); lower measures the program without the rule beside
-            memo["deferred"] = memo.get("deferred", 0) + 1  # type: ignore[operator]
-            continue
+            # the top instead. Below, they push later pins down (BERT-base on 2x2 of 256x256 with twice the DRAM
+            # bandwidth ran 10% slower so); where a later pin then does not fit, lower races the deferring layout
+            if defer:
+                continue
+            memo["below own"] = True
         if pin is None:
             tile = g.tiling.tk * g.tiling.tn * ctx.q_itemsize
             addrs = _slot_addresses(floor, tile, n)
@@ -1292,6 +1294,8 @@ def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: K
                 addrs = _gap_slots(taken, max(kept_top, b.reserved_top or 0), b.spad_bytes, tile, n)
                 addrs += _slot_addresses(floor, tile, n - len(addrs))
                 if need > addrs[-1]:
+                    if memo.get("below own"):
+                        memo["stranded"] = memo.get("stranded", 0) + 1  # type: ignore[operator]
                     continue
             pin, new = Pin(j, tuple(addrs), 0), True
             floor = addrs[-1]
@@ -1467,7 +1471,7 @@ def _emit_on_core(b: CoreBuilder, k: Kernel, work: Work, facts: KernelGraphFacts
 
 
 def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True, ahead: int = 0, handoff: bool = True,
-         defer_pins: bool = True) -> Lowered:
+         defer_pins: bool = False) -> Lowered:
     """One program per core for the kernel graph `g`. replay: kernels identical up to their parameters' DRAM
     addresses are emitted once per core and replayed (mapper/replay.py); False emits every one. ahead: the first
     kernel, a GEMM, starts with that many of its first weight tiles (at most one per slot) in its slots, as a kernel
@@ -1476,8 +1480,8 @@ def emit(g: nx.DiGraph, ctx: MapperContext, *, replay: bool = True, ahead: int =
     chip, shares that LayerNorm's phase (no barrier between them: `handoff_sends`), and the fused projection the
     attention's (`_feed_rounds`), where both kernels' buffers and semaphores fit side by side (else the attention
     gets its barrier back, then the LayerNorm); False puts a barrier after every kernel. defer_pins: a GEMM that
-    leaves the DRAM idle keeps no new weight slots below its own (_plan_ahead); `deferred_pins` counts those it
-    did not keep."""
+    leaves the DRAM idle keeps no new weight slots below its own (_plan_ahead); without it `stranded_pins` counts
+    the later pins that then did not fit."""
     for joins in ((True, True), (True, False)) if handoff else ():
         try:
             return _emit(g, ctx, replay, ahead, *joins, defer_pins)
@@ -1872,7 +1876,7 @@ def _feeding(seq: list[tuple[Kernel, Work]], i: int, facts: KernelGraphFacts) ->
     return kept is not None and kept.residency is Residency.GATHERED and nxt.q_resident is not None and not k.tiling.split_k
 
 
-def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: bool, heads: bool, defer: bool = True) -> Lowered:
+def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: bool, heads: bool, defer: bool = False) -> Lowered:
     chip = ctx.chip
     facts = graph_facts(g)
     if facts.dram is None:
@@ -2020,4 +2024,4 @@ def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: 
     program = Program(tuple(tuple(b.program) for b in builders), chip.mesh.rows, chip.mesh.cols)
     ahead = tuple((src, dst, n) for (src, dst), n in ahead_bytes.items())
     return Lowered(program, dram, tuple(tuple(b.labels) for b in builders), tuple(phases), phase_macs, phase_mapping, ahead,
-                   phase_kernels, memo.get("deferred", 0))  # type: ignore[arg-type]
+                   phase_kernels, memo.get("stranded", 0))  # type: ignore[arg-type]
