@@ -1271,7 +1271,7 @@ def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: K
         if tkey not in memo:
             memo[tkey] = (_weight_tiles(g, items), _slot_count(g, items, ctx, b.spad_bytes))
         tiles, n = memo[tkey]  # type: ignore[misc]
-        pin, new = pins.get(j), False
+        pin, new, below_own = pins.get(j), False, False
         if pin is None and only_kept and g.layer != k.layer:
             continue
         if pin is None and only_kept and i in pins:
@@ -1280,7 +1280,7 @@ def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: K
             # bandwidth ran 10% slower so); where a later pin then does not fit, lower races the deferring layout
             if defer:
                 continue
-            memo["below own"] = True
+            below_own = True
         if pin is None:
             tile = g.tiling.tk * g.tiling.tn * ctx.q_itemsize
             addrs = _slot_addresses(floor, tile, n)
@@ -1294,10 +1294,15 @@ def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: K
                 addrs = _gap_slots(taken, max(kept_top, b.reserved_top or 0), b.spad_bytes, tile, n)
                 addrs += _slot_addresses(floor, tile, n - len(addrs))
                 if need > addrs[-1]:
-                    if memo.get("below own"):
+                    # it might fit but for slots this layer's GEMMs kept below their own (those slots and the
+                    # GEMMs' own, which the deferring layout uses instead): lower races that layout
+                    if need - addrs[-1] <= memo.get(("below own", b.core, g.layer), 0):  # type: ignore[operator]
                         memo["stranded"] = memo.get("stranded", 0) + 1  # type: ignore[operator]
                     continue
             pin, new = Pin(j, tuple(addrs), 0), True
+            if below_own:
+                key = ("below own", b.core, k.layer)
+                memo[key] = memo.get(key, 0) + (len(addrs) * tile + len(pins[i].slots) * _pin_tile(k, ctx))  # type: ignore[operator]
             floor = addrs[-1]
         loads = _ahead_tiles(g, pin, tiles, 1 if streams else len(pin.slots))
         if loads:
@@ -1763,6 +1768,8 @@ def _merge_heads(fed: list[_Fed], cycles: _UnitCycles, builders: list[CoreBuilde
             distinct = [n for n, o in enumerate(names) if o is not None and o not in names[:n]]
             programs = [_phase_program(builders, fed, orders[n], att_end, ctx) for n in distinct]  # type: ignore[arg-type]
             pick = distinct[_fastest_running(programs, ctx)]
+            if len(_MERGE_MEMO) >= 1 << 12:  # bounded: a sweep worker meets many chips
+                _MERGE_MEMO.clear()
             _MERGE_MEMO[(ctx.chip, key)] = pick
     if pick == 0:
         return
@@ -1852,12 +1859,10 @@ def _phase_program(builders: list[CoreBuilder], fed: list[_Fed], order: Order, a
     cores = []
     for b in builders:
         queues = {u: list(q) for u, q in b.queues.items()}
-        moved = dict(b.moved)
         f = by_core.get(b.core)
         if f is not None:
             for u in (Unit.MXU, Unit.VEC):
-                new, moved[u] = _merged_queue(f, u, order[(b.core, u)])
-                queues[u][:att_end[(b.core, u)]] = new
+                queues[u][:att_end[(b.core, u)]] = _merged_queue(f, u, order[(b.core, u)])[0]
         if b.reserved_top is not None:
             _close_queues(b, queues, ctx)
         cores.append((*(i for u in UNITS for i in queues[u]), Halt()))
