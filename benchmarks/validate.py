@@ -391,7 +391,12 @@ median wall time of one `run_gemm` call on the same GEMM in the same run, timed 
 
 Energy, area and cost are calibrated against their published sources in `docs/CALIBRATION.md` (written by hand:
 the TPUv1 floor-plan check per block, the 45 nm and 7 nm energy tables, the cost model). Every figure below was
-produced by this code. Since the regeneration before it the LDW that puts a GEMM's first weight fold into the
+produced by this code. Since the regeneration before it the attention sharing the fused projection's phase goes in
+among its tiles by the fastest of three orders, each run as the phase alone, the weight tiles loaded ahead count the
+DMA engines' rate where it is below the DRAM's, and new weight slots fill stretches that used-up ones freed (TPUv1
+2.803 -> 2.791 ms and 29.81 -> 29.80 mJ; A100 int8 batch 1 0.290 -> 0.284 ms; A100 bf16 batch 16 3.604 -> 3.611 ms
+and batch 32 5.359 -> 5.376 ms, so its batch-128 extrapolation 15.889 -> 15.962 ms; every other figure below but the
+wall times is as it was). Before that the LDW that puts a GEMM's first weight fold into the
 array runs right after the last MATMUL of the kernel before, under its last epilogue (TPUv1 2.804 -> 2.803 ms and
 29.82 -> 29.81 mJ; every other figure below but the wall times is as it was). Before that the fused Q|K|V projection and the attention came to share one
 phase (no barrier between them: the projection's tiles, dealt in head order, go in rounds to the cores running
