@@ -1277,7 +1277,7 @@ def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: K
         if pin is None and only_kept and i in pins:
             # nor, with `defer`, below its own kept slots, which it frees first: the kernel after it puts them at
             # the top instead. Below, they push later pins down (BERT-base on 2x2 of 256x256 with twice the DRAM
-            # bandwidth ran 10% slower so); where a later pin then does not fit, lower races the deferring layout
+            # bandwidth ran 10% slower so); where a later pin then does not fit, lower weighs the deferring layout
             if defer:
                 continue
             below_own = True
@@ -1295,7 +1295,7 @@ def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: K
                 addrs += _slot_addresses(floor, tile, n - len(addrs))
                 if need > addrs[-1]:
                     # it might fit but for slots this layer's GEMMs kept below their own (those slots and the
-                    # GEMMs' own, which the deferring layout uses instead): lower races that layout
+                    # GEMMs' own, which the deferring layout uses instead): lower weighs that layout
                     if need - addrs[-1] <= memo.get(("below own", b.core, g.layer), 0):  # type: ignore[operator]
                         memo["stranded"] = memo.get("stranded", 0) + 1  # type: ignore[operator]
                     continue

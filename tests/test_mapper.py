@@ -245,7 +245,7 @@ def test_qkv_stays_on_chip_only_where_that_program_is_faster(base, sets):
     assert _dram_touches(on, ("qkv",)) == [] and _dram_touches(off, ("qkv",)) != []
     best = lower(g, ctx)
     cycles = {name: timed(low.program, c)[0] for name, low in (("on", on), ("off", off), ("best", best))}
-    # (lower may also race the layout keeping new weight slots below a GEMM's own: no slower than either)
+    # (lower may pick the layout deferring a GEMM's new weight slots instead: no slower than either)
     assert cycles["best"] <= min(cycles["on"], cycles["off"])
     assert ("Q|K|V read in place" in _mapping_of(best, "l0.attn")) == (cycles["on"] <= cycles["off"]) == (base == "tpuv1")
 

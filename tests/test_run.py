@@ -142,7 +142,7 @@ def test_twice_the_dram_bandwidth_never_slower_for_bert_base(array):
     """With a faster DRAM the GEMMs that leave it idle load later GEMMs' weights ahead, and where their slots went
     below the GEMM's own they pushed FFN2's slots out of the scratchpad, which then streamed its weights in its own
     phase: 16% (128x128) and 10% (256x256) slower at twice the bandwidth (mapper.emit._plan_ahead keeps them apart
-    and lower races both layouts; _within_idle_dram counts the DMA engines' rate where it is the limit)."""
+    and lower keeps the layout loading more ahead; _within_idle_dram counts the DMA engines' rate where it is the limit)."""
     base = ("workload.model=bert-base", "functional=false", "mapper.verify=false",
             f"chip.core.tensor_core.rows={array}", f"chip.core.tensor_core.cols={array}")
     slow = run(cfg(*base)).record
