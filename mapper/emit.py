@@ -69,7 +69,7 @@ from mapper.layout import DramLayout, Tensor
 from mapper.place import HeadOwners, owned_rows
 from mapper.replay import KernelReplay
 from mapper.sync import UNITS, Buf, Channel, CoreBuilder, Pin, interleave, interleave_order, top_address
-from mapper.tiling import align, attention_sram_bytes, gemm_sram_bytes, rownorm_sram_bytes
+from mapper.tiling import align, attention_sram_bytes, beside_projection, gemm_sram_bytes, rownorm_sram_bytes
 
 F32 = DType.FP32
 Work = tuple[tuple[tuple[int, ...], ...], ...]  # per core, its work items
@@ -1232,7 +1232,8 @@ def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: K
     below everything kept at the top, and only where every kernel up to its GEMM, that GEMM included, still fits
     below it; where not, its slots fill the stretches above what is kept that pins used up since have left free
     first (a pin kept below one used up first pushes the next ones down: on the `bert_ner.yaml` chip with twice
-    its DRAM bandwidth, FFN2's 36 slots no longer fitted below, and BERT-base ran 16% slower). `memo` keeps what depends on a kernel's position alone, across cores and calls."""
+    its DRAM bandwidth, FFN2's 36 slots no longer fitted below, and BERT-base ran 16% slower). `memo` keeps what
+    depends on a kernel's position alone, across cores and calls."""
     assert facts.dram is not None
 
     def footprint(m: int, slots: int | None) -> int:
@@ -1282,7 +1283,7 @@ def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: K
                 continue
             below_own = True
         if pin is None:
-            tile = g.tiling.tk * g.tiling.tn * ctx.q_itemsize
+            tile = _pin_tile(g, ctx)
             addrs = _slot_addresses(floor, tile, n)
             # every kernel after this one up to the GEMM, and the GEMM's own buffers, must fit below the new slots
             later = [footprint(m, len(pins[m].slots) if m in pins else None) for m in range(i + 1, j)]
@@ -1685,8 +1686,9 @@ def _merge_heads(fed: list[_Fed], cycles: _UnitCycles, builders: list[CoreBuilde
             names += [name for name, _ in part]
             for (x, _), (y, _) in zip(part, part[1:]):
                 after.setdefault(x, []).append((y, 0))
+    waits = {y: deps(y) for y in names}  # each block's dependencies, looked up by the schedules below
     for y in names:
-        for x, lag in deps(y):
+        for x, lag in waits[y]:
             after.setdefault(x, []).append((y, lag))
     rank: dict[Block, float] = {}
 
@@ -1717,8 +1719,8 @@ def _merge_heads(fed: list[_Fed], cycles: _UnitCycles, builders: list[CoreBuilde
         left = sum(len(x) for pair in pairs.values() for x in pair)
         r_next = 0
         while left:
-            while r_next < rounds and all(x in end for x, _ in deps((-1, "R", r_next))):
-                end[(-1, "R", r_next)] = max([0.0] + [end[x] + lag for x, lag in deps((-1, "R", r_next))])
+            while r_next < rounds and all(x in end for x, _ in waits[(-1, "R", r_next)]):
+                end[(-1, "R", r_next)] = max([0.0] + [end[x] + lag for x, lag in waits[(-1, "R", r_next)]])
                 r_next += 1
             best = None
             for key, pair in pairs.items():
@@ -1727,7 +1729,7 @@ def _merge_heads(fed: list[_Fed], cycles: _UnitCycles, builders: list[CoreBuilde
                     if at[(key, s)] >= len(pair[s]) or (not merge and s == 1 and at[(key, 0)] < len(pair[0])):
                         continue
                     name, _ = pair[s][at[(key, s)]]
-                    d = deps(name)
+                    d = waits[name]
                     if all(x in end for x, _ in d):
                         cands.append((max([0.0] + [end[x] + lag for x, lag in d]), s, name))
                 if not cands:
@@ -1985,7 +1987,7 @@ def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: 
                     # the attention's accumulator tiles beside the GEMM's two at least, else over them once the
                     # GEMM's last epilogue has freed them (its array then waits for that: shared_acc)
                     need = attention_sram_bytes(nxt.tq, nxt.seq, nxt.head_dim, ctx.q_itemsize, nxt.in_slots, True)[1]
-                    shared_acc = b.acc.size - b.acc.top - need < 2 * align(t.tm * t.tn * 4)
+                    shared_acc = not beside_projection(b.acc.size - b.acc.top, need, t.tm, t.tn)
                     b.reserved_acc, acc_from = 0 if shared_acc else need, b.acc.top
 
                 def once(b: CoreBuilder = b, k: Kernel = k, work: Work = work, ahead: list[Ahead] = ahead,

@@ -384,6 +384,13 @@ def attention_sram_bytes(tq: int, seq: int, d: int, q: int, in_slots: int = SLOT
     return spad, SLOTS * (align(tq * seq * 4) + align(tq * d * 4))
 
 
+def beside_projection(acc_free: int, attention_acc: int, tm: int, tn: int) -> bool:
+    """Whether an attention's accumulator tiles (`attention_acc` bytes) fit in `acc_free` beside two of the fused
+    projection's tm x tn fp32 accumulator tiles, sharing its phase (else they lie over the projection's once its
+    last epilogue has freed them: mapper.emit)."""
+    return attention_acc <= acc_free - 2 * align(tm * tn * 4)
+
+
 def rownorm_sram_bytes(tr: int, cols: int, q: int, in_acc: bool = False) -> tuple[int, int]:
     """(scratchpad, accumulator) bytes of one core's row-kernel buffers: the fp32 rows, position rows, squares,
     per-row statistics and the gamma / beta / addend rows sit in the accumulator when `in_acc` (its port is the
@@ -436,8 +443,11 @@ def tile_to_sram(g: nx.DiGraph, ctx: MapperContext) -> nx.DiGraph:
                 # sharing the fused projection's phase, its accumulator tiles beside two of the projection's (else
                 # they wait for its last epilogue, and its blocks cannot go among its tiles: mapper.emit._merge_heads),
                 # by half the query rows where the whole do not fit so
-                beside = acc_cap - 2 * align(prev.tiling.tm * prev.tiling.tn * 4)
-                if attention_sram_bytes(tq, k.seq, k.head_dim, q, in_place=in_place)[1] > beside >= attention_sram_bytes(tq // 2, k.seq, k.head_dim, q, in_place=in_place)[1]:
+                t = prev.tiling
+
+                def beside(rows: int, k: Attention = k) -> bool:
+                    return beside_projection(acc_cap, attention_sram_bytes(rows, k.seq, k.head_dim, q, in_place=in_place)[1], t.tm, t.tn)
+                if not beside(tq) and beside(tq // 2):
                     tq //= 2
             in_slots = ATTENTION_IN_SLOTS if attention_sram_bytes(tq, k.seq, k.head_dim, q, ATTENTION_IN_SLOTS, in_place)[0] <= spad_cap else SLOTS
             new[k.name] = dataclasses.replace(k, tq=tq, in_slots=in_slots)
