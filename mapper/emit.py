@@ -1253,7 +1253,7 @@ def _plan_ahead(i: int, seq: list[tuple[Kernel, Work]], b: CoreBuilder, facts: K
     if isinstance(k, Gemm) and i not in pins and seq[i][1][b.core]:
         t = k.tiling
         assert t is not None
-        floor = _slot_addresses(floor, t.tk * t.tn * ctx.q_itemsize, t.w_slots)[-1]
+        floor = _slot_addresses(floor, _pin_tile(k, ctx), t.w_slots)[-1]
     plan: list[tuple[Pin, list[Ahead], bool]] = []
     streams = isinstance(k, Gemm) and _streams_weights(k, facts, ctx)
     targets = [i + 1] if streams else range(i + 1, min(len(seq), i + 1 + LOOKAHEAD))
@@ -1908,7 +1908,7 @@ def _emit(g: nx.DiGraph, ctx: MapperContext, replay: bool, ahead: int, handoff: 
             if not items:
                 continue
             n = _slot_count(first, items, ctx, b.spad_bytes)
-            pin = Pin(0, tuple(_slot_addresses(b.spad_bytes, first.tiling.tk * first.tiling.tn * ctx.q_itemsize, n)), 0)
+            pin = Pin(0, tuple(_slot_addresses(b.spad_bytes, _pin_tile(first, ctx), n)), 0)
             if _footprint(first, ctx, n) <= pin.slots[-1]:
                 loads = _ahead_tiles(first, pin, _weight_tiles(first, items), ahead)
                 pin.loaded = len(loads)
